@@ -1,0 +1,224 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ferryio/ferry/storage"
+)
+
+const defaultPageSize = 1000
+
+// List returns one page of the directory at uri. Entries come in byte order
+// of their key: the relative path, with "/" after a directory's name, which is
+// the order of object-store keys (so "a-b" sorts before "a/c").
+func (s *Store) List(ctx context.Context, uri string, opts storage.ListOptions) (storage.ListPage, error) {
+	p, err := s.path("list", uri)
+	if err != nil {
+		return storage.ListPage{}, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return storage.ListPage{}, mapError("list", uri, err)
+	}
+	if !fi.IsDir() {
+		return storage.ListPage{}, storage.NewError("list", uri, storage.ErrInvalidPath, errors.New("not a directory"))
+	}
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = defaultPageSize
+	}
+	key := listingKey(p, opts.Recursive, opts.Cursor)
+	w := s.listings.take(key)
+	if w == nil {
+		w = &walker{store: s, recursive: opts.Recursive}
+		if err := w.start(p, opts.Cursor); err != nil {
+			return storage.ListPage{}, mapError("list", uri, err)
+		}
+	}
+	var page storage.ListPage
+	for len(page.Entries) < limit {
+		if err := ctx.Err(); err != nil {
+			return storage.ListPage{}, err
+		}
+		e, ok, err := w.next()
+		if err != nil {
+			return storage.ListPage{}, mapError("list", uri, err)
+		}
+		if !ok {
+			return page, nil
+		}
+		e.URI = storage.Join(uri, e.RelPath)
+		page.Entries = append(page.Entries, e)
+		page.Cursor = w.lastKey
+	}
+	if w.done() {
+		page.Cursor = ""
+		return page, nil
+	}
+	s.listings.put(listingKey(p, opts.Recursive, page.Cursor), w)
+	return page, nil
+}
+
+func listingKey(dir string, recursive bool, cursor string) string {
+	r := "0"
+	if recursive {
+		r = "1"
+	}
+	return r + "\x00" + dir + "\x00" + cursor
+}
+
+// dent is one directory entry with its sort key (name, plus "/" for a
+// directory).
+type dent struct {
+	name  string
+	key   string
+	isDir bool
+}
+
+type frame struct {
+	dir   string // file-system path
+	rel   string // key prefix: "" or "a/b/"
+	dents []dent
+	i     int
+}
+
+type walker struct {
+	store     *Store
+	recursive bool
+	stack     []*frame
+	lastKey   string
+	used      time.Time
+}
+
+func (w *walker) start(dir, cursor string) error {
+	f, err := w.frame(dir, "")
+	if err != nil {
+		return err
+	}
+	w.stack = []*frame{f}
+	if cursor == "" {
+		return nil
+	}
+	// Seek: skip every entry whose whole subtree sorts at or before cursor,
+	// descend into the directory that contains it.
+	for {
+		top := w.stack[len(w.stack)-1]
+		descended := false
+		for top.i < len(top.dents) {
+			d := top.dents[top.i]
+			full := top.rel + d.key
+			if d.isDir && w.recursive && strings.HasPrefix(cursor, full) {
+				top.i++
+				child, err := w.frame(filepath.Join(top.dir, d.name), full)
+				if err != nil {
+					return err
+				}
+				w.stack = append(w.stack, child)
+				descended = true
+				break
+			}
+			if full <= cursor {
+				top.i++
+				continue
+			}
+			return nil
+		}
+		if !descended {
+			return nil
+		}
+	}
+}
+
+func (w *walker) frame(dir, rel string) (*frame, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	dents := make([]dent, 0, len(des))
+	for _, de := range des {
+		name := de.Name()
+		if strings.Contains(name, PartialMarker) {
+			continue
+		}
+		isDir := de.IsDir()
+		if de.Type()&os.ModeSymlink != 0 {
+			// Follow links to files inside the root; never descend linked
+			// directories (no loops) nor expose anything outside the root.
+			target := filepath.Join(dir, name)
+			real, err := filepath.EvalSymlinks(target)
+			if err != nil || (w.store.root != "/" && !within(w.store.root, real)) {
+				continue
+			}
+			fi, err := os.Stat(real)
+			if err != nil || fi.IsDir() {
+				continue
+			}
+		}
+		if isDir && !w.recursive {
+			dents = append(dents, dent{name: name, key: name + "/", isDir: true})
+			continue
+		}
+		key := name
+		if isDir {
+			key += "/"
+		}
+		dents = append(dents, dent{name: name, key: key, isDir: isDir})
+	}
+	sort.Slice(dents, func(i, j int) bool { return dents[i].key < dents[j].key })
+	return &frame{dir: dir, rel: rel, dents: dents}, nil
+}
+
+// next returns the next entry in key order.
+func (w *walker) next() (storage.Entry, bool, error) {
+	for len(w.stack) > 0 {
+		top := w.stack[len(w.stack)-1]
+		if top.i >= len(top.dents) {
+			w.stack = w.stack[:len(w.stack)-1]
+			continue
+		}
+		d := top.dents[top.i]
+		top.i++
+		full := top.rel + d.key
+		p := filepath.Join(top.dir, d.name)
+		if d.isDir && w.recursive {
+			child, err := w.frame(p, full)
+			if err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					continue // removed while listing
+				}
+				return storage.Entry{}, false, err
+			}
+			w.stack = append(w.stack, child)
+			continue
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return storage.Entry{}, false, err
+		}
+		w.lastKey = full
+		rel := strings.TrimSuffix(full, "/")
+		return entry("", rel, fi), true, nil
+	}
+	return storage.Entry{}, false, nil
+}
+
+// done reports whether no entry is left.
+func (w *walker) done() bool {
+	for _, f := range w.stack {
+		if f.i < len(f.dents) {
+			// A non-empty remainder may still hold only empty directories;
+			// the caller then gets one empty page, which is harmless.
+			return false
+		}
+	}
+	return true
+}

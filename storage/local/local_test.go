@@ -1,0 +1,168 @@
+package local_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/storage/local"
+	"github.com/ferryio/ferry/storage/storagetest"
+)
+
+func TestConformance(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	s, err := local.New(local.Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	storagetest.Run(t, storagetest.Harness{
+		Store: s,
+		NewDir: func(t *testing.T) string {
+			n++
+			dir := filepath.Join(s.Root(), fmt.Sprintf("t%d", n))
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			return "file://" + dir
+		},
+		ForeignURI:  "file://" + outside,
+		ForeignKind: storage.ErrPermission,
+	})
+}
+
+func TestSymlinkOutOfRootIsRefused(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("s"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "secret"), filepath.Join(root, "filelink")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := local.New(local.Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, uri := range []string{
+		"file://" + root + "/link/secret",
+		"file://" + root + "/filelink",
+		"file://" + root + "/link/new-file",
+	} {
+		if _, err := s.Stat(ctx, uri); !errors.Is(err, storage.ErrPermission) {
+			t.Errorf("stat %s: %v, want ErrPermission", uri, err)
+		}
+		if _, err := s.Create(ctx, uri, storage.CreateOptions{Overwrite: true}); !errors.Is(err, storage.ErrPermission) {
+			t.Errorf("create %s: %v, want ErrPermission", uri, err)
+		}
+	}
+	entries := storagetest.ListAll(t, s, "file://"+root, true, 10)
+	if len(entries) != 0 {
+		t.Errorf("listing shows %v, want nothing that leads outside the root", entries)
+	}
+}
+
+// TestCrashMidWrite kills a process that is writing a file and checks that
+// nothing appears under the final name, and that a later write succeeds and
+// leaves no partial file behind.
+func TestCrashMidWrite(t *testing.T) {
+	if os.Getenv("FERRY_CRASH_WRITER") != "" {
+		crashWriter(os.Getenv("FERRY_CRASH_WRITER"))
+		return
+	}
+	root := t.TempDir()
+	final := filepath.Join(root, "out", "big.bin")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashMidWrite$")
+	cmd.Env = append(os.Environ(), "FERRY_CRASH_WRITER="+final)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "written") {
+				ready <- sc.Text()
+				return
+			}
+		}
+		close(ready)
+	}()
+	select {
+	case line, ok := <-ready:
+		if !ok {
+			t.Fatal("writer process ended before writing")
+		}
+		t.Log(line)
+	case <-time.After(30 * time.Second):
+		t.Fatal("writer process did not start writing within 30s")
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+
+	if _, err := os.Stat(final); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("after a crash mid-write the final name exists (err %v)", err)
+	}
+	s, _ := local.New(local.Options{Root: root})
+	uri := "file://" + final
+	if entries := storagetest.ListAll(t, s, "file://"+root, true, 10); len(entries) != 0 {
+		t.Fatalf("listing after crash shows %v", entries)
+	}
+	storagetest.Put(t, s, uri, []byte("complete"))
+	des, _ := os.ReadDir(filepath.Dir(final))
+	if len(des) != 1 {
+		var names []string
+		for _, d := range des {
+			names = append(names, d.Name())
+		}
+		t.Fatalf("directory holds %v after the retried write, want only the final file", names)
+	}
+}
+
+func crashWriter(final string) {
+	s, err := local.New(local.Options{Root: "/"})
+	if err != nil {
+		panic(err)
+	}
+	w, err := s.Create(context.Background(), "file://"+final, storage.CreateOptions{})
+	if err != nil {
+		panic(err)
+	}
+	buf := make([]byte, 1<<20)
+	for i := 0; i < 4; i++ {
+		if _, err := w.Write(buf); err != nil {
+			panic(err)
+		}
+	}
+	fmt.Println("written 4 MiB")
+	select {} // wait to be killed
+}
+
+func TestParseURIRejectsBadInput(t *testing.T) {
+	for _, bad := range []string{"", "/abs/path", "file:/x", "s3://b/*.csv", "file:///a/../b", "file:///a/./b"} {
+		if _, err := storage.ParseURI(bad); !errors.Is(err, storage.ErrInvalidPath) {
+			t.Errorf("ParseURI(%q) = %v, want ErrInvalidPath", bad, err)
+		}
+	}
+	u, err := storage.ParseURI("s3://bucket/a b+c%d/ü")
+	if err != nil || u.Authority != "bucket" || u.Path != "/a b+c%d/ü" {
+		t.Fatalf("ParseURI kept %+v, %v", u, err)
+	}
+}
