@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferryio/ferry/internal/telemetry"
+	temporaldev "github.com/ferryio/ferry/temporal-dev"
+)
+
+type devOptions struct {
+	dataDir        string
+	temporalListen string
+	uiListen       string
+	metricsListen  string
+}
+
+func newDevCommand(g *globals) *cobra.Command {
+	o := &devOptions{}
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything on this machine: embedded Temporal with its Web UI and every Ferry part",
+		Long: `Run Ferry on one machine in one process: an embedded Temporal server (state in
+a SQLite file under --data-dir, kept across restarts) with its Web UI, and every
+Ferry part, ready to take a job. Stop it with Ctrl-C.
+
+With --temporal-address, no embedded server is started and Ferry uses that
+Temporal cluster instead.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			external := cmd.Flags().Changed("temporal-address")
+			return runDev(cmd.Context(), g, o, external)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data-dir", envOr("FERRY_DATA_DIR", ".ferry"), "directory for all state (env FERRY_DATA_DIR)")
+	f.StringVar(&o.temporalListen, "temporal-listen", "127.0.0.1:7233", "address of the embedded Temporal frontend")
+	f.StringVar(&o.uiListen, "ui-listen", "127.0.0.1:8233", "address of the Temporal Web UI (empty: no UI)")
+	f.StringVar(&o.metricsListen, "metrics-listen", "127.0.0.1:9464", "address of the Prometheus /metrics endpoint (empty: none)")
+	return cmd
+}
+
+func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal bool) error {
+	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	tel, err := telemetry.Setup(ctx, "ferry-dev")
+	if err != nil {
+		return err
+	}
+	p := &parts{}
+	p.add("telemetry", tel.Shutdown)
+	fail := func(err error) error {
+		_ = p.stopAll(30 * time.Second)
+		return err
+	}
+
+	temporalAddr := g.temporalAddress
+	if !externalTemporal {
+		srv, err := temporaldev.Start(ctx, temporaldev.Config{
+			DatabaseFile:    filepath.Join(o.dataDir, "temporal.db"),
+			Namespace:       g.namespace,
+			FrontendAddress: o.temporalListen,
+			UIAddress:       o.uiListen,
+			LogFile:         filepath.Join(o.dataDir, "temporal.log"),
+		})
+		if err != nil {
+			return fail(err)
+		}
+		p.add("temporal", func(context.Context) error { return srv.Stop() })
+		temporalAddr = srv.FrontendAddress()
+		p.endpoint("Temporal frontend", temporalAddr+"  (namespace "+g.namespace+")")
+		if srv.UIURL() != "" {
+			p.endpoint("Temporal Web UI", srv.UIURL())
+		}
+	} else {
+		p.endpoint("Temporal frontend", temporalAddr+"  (external, namespace "+g.namespace+")")
+	}
+
+	if o.metricsListen != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", tel.Handler())
+		addr, err := p.serveHTTP("metrics", o.metricsListen, mux)
+		if err != nil {
+			return fail(err)
+		}
+		p.endpoint("Metrics", "http://"+addr+"/metrics")
+	}
+
+	abs, _ := filepath.Abs(o.dataDir)
+	out := os.Stdout
+	fmt.Fprintf(out, "Ferry dev is running (state in %s)\n", abs)
+	p.printEndpoints(out)
+	fmt.Fprintln(out, "Press Ctrl-C to stop.")
+
+	<-ctx.Done()
+	slog.Info("stopping")
+	if err := p.stopAll(30 * time.Second); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "Ferry dev stopped.")
+	return nil
+}
