@@ -1,0 +1,423 @@
+// Package jobs is the client side of Ferry's job engine: it validates job
+// requests, turns raw options into workflows.Options, and submits, inspects,
+// stops and lists job workflows through a Temporal client. The REST facade
+// and the CLI both go through it, so they behave the same.
+//
+// Identity follows spec/jobs.md §1: a job is its type and path(s), i.e. its
+// workflow ID. Submitting while a run is active answers AlreadyRunning;
+// submitting after a STOPPED run starts a new run that resumes from the
+// stopped state (same job id, counters kept); after SUCCEEDED or FAILED a
+// fresh run with a new job id starts.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/workflows"
+)
+
+// Key addresses a job.
+type Key struct {
+	Type workflows.JobType
+	// Path is the load path, or the copy/move source.
+	Path string
+	// Dst is the copy/move destination.
+	Dst string
+}
+
+// WorkflowID is the job's Temporal workflow ID.
+func (k Key) WorkflowID() string { return workflows.JobWorkflowID(k.Type, k.Path, k.Dst) }
+
+// InputError is a request that can never succeed as given; Field names the
+// offending field ("path", "src", "dst", or an option key).
+type InputError struct {
+	Field   string
+	Message string
+}
+
+func (e *InputError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Message) }
+
+// ErrNotFound means no job with that key exists (for progress and stop).
+var ErrNotFound = errors.New("job not found")
+
+// ErrUnavailable means Temporal or the coordinator did not answer.
+var ErrUnavailable = errors.New("job service unavailable")
+
+// Outcome of a submit.
+type Outcome string
+
+const (
+	Started        Outcome = "STARTED"
+	AlreadyRunning Outcome = "ALREADY_RUNNING"
+	Resumed        Outcome = "RESUMED"
+)
+
+// SubmitResult says what a submit did.
+type SubmitResult struct {
+	Outcome Outcome
+	JobID   string
+}
+
+// Summary is one job in a listing.
+type Summary struct {
+	JobID     string
+	Type      workflows.JobType
+	Path      string
+	Dst       string
+	Status    workflows.JobStatus
+	StartTime time.Time
+	EndTime   time.Time
+	Policy    string
+}
+
+// Service submits and inspects jobs.
+type Service struct {
+	client   client.Client
+	resolver *storage.Resolver
+	now      func() time.Time
+}
+
+// NewService returns a Service. resolver is used to check, before a job
+// starts, that its source exists; nil skips that check (the job then fails
+// fast in its first listing instead).
+func NewService(c client.Client, resolver *storage.Resolver) *Service {
+	return &Service{client: c, resolver: resolver, now: time.Now}
+}
+
+// Validate checks a key: full URIs without wildcards, a destination for
+// copy/move that is neither the source nor inside it.
+func (k Key) Validate() error {
+	if !k.Type.Valid() {
+		return &InputError{"type", fmt.Sprintf("unknown job type %q (want load, copy or move)", k.Type)}
+	}
+	srcField := "src"
+	if k.Type == workflows.JobLoad {
+		srcField = "path"
+	}
+	if strings.TrimSpace(k.Path) == "" {
+		return &InputError{srcField, "is required"}
+	}
+	if _, err := storage.ParseURI(k.Path); err != nil {
+		return &InputError{srcField, err.Error()}
+	}
+	if k.Type == workflows.JobLoad {
+		if k.Dst != "" {
+			return &InputError{"dst", "load jobs take no destination"}
+		}
+		return nil
+	}
+	if strings.TrimSpace(k.Dst) == "" {
+		return &InputError{"dst", "is required for " + string(k.Type) + " jobs"}
+	}
+	if _, err := storage.ParseURI(k.Dst); err != nil {
+		return &InputError{"dst", err.Error()}
+	}
+	src, dst := strings.TrimSuffix(k.Path, "/"), strings.TrimSuffix(k.Dst, "/")
+	if src == dst {
+		return &InputError{"dst", "is the same as the source"}
+	}
+	if strings.HasPrefix(dst, src+"/") {
+		return &InputError{"dst", "is inside the source"}
+	}
+	return nil
+}
+
+// Submit starts, resumes or reports an already running job.
+func (s *Service) Submit(ctx context.Context, key Key, opts workflows.Options) (SubmitResult, error) {
+	if err := key.Validate(); err != nil {
+		return SubmitResult{}, err
+	}
+	opts = opts.WithDefaults(key.Type)
+	if err := s.checkSources(ctx, key, opts); err != nil {
+		return SubmitResult{}, err
+	}
+	if opts.Filter.ReferenceTime.IsZero() && (opts.Filter.OlderThan > 0 || opts.Filter.NewerThan > 0) {
+		opts.Filter.ReferenceTime = s.now().UTC()
+	}
+
+	input := workflows.JobInput{Type: key.Type, Path: key.Path, Dst: key.Dst, Options: opts}
+	outcome := Started
+	last, err := s.lastRun(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return SubmitResult{}, err
+	case last.status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		return SubmitResult{Outcome: AlreadyRunning, JobID: last.jobID}, nil
+	case last.state != nil && last.state.Status == workflows.StatusStopped:
+		input.Resume = last.state
+		// A resumed job keeps its settings; options given now are ignored.
+		input.Options = last.state.Options
+		outcome = Resumed
+	}
+
+	sa := temporal.NewSearchAttributes(
+		temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrJobType).ValueSet(string(key.Type)),
+		temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrJobPath).ValueSet(key.Path),
+		temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrJobState).ValueSet(string(workflows.StatusRunning)),
+	)
+	if opts.Policy != "" {
+		sa = temporal.NewSearchAttributes(
+			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrJobType).ValueSet(string(key.Type)),
+			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrJobPath).ValueSet(key.Path),
+			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrJobState).ValueSet(string(workflows.StatusRunning)),
+			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrPolicy).ValueSet(opts.Policy),
+		)
+	}
+	run, err := s.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       key.WorkflowID(),
+		TaskQueue:                workflows.CoordinatorTaskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		TypedSearchAttributes:    sa,
+	}, workflows.JobWorkflowName, input)
+	if err != nil {
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &started) {
+			// Another submit won the race: same answer as a running job.
+			return SubmitResult{Outcome: AlreadyRunning, JobID: started.RunId}, nil
+		}
+		return SubmitResult{}, fmt.Errorf("%w: start %s: %v", ErrUnavailable, key.WorkflowID(), err)
+	}
+	jobID := run.GetRunID()
+	if input.Resume != nil && input.Resume.JobID != "" {
+		jobID = input.Resume.JobID
+	}
+	return SubmitResult{Outcome: outcome, JobID: jobID}, nil
+}
+
+// checkSources fails fast, before any workflow exists, on a source or index
+// file that does not exist or a scheme nobody serves.
+func (s *Service) checkSources(ctx context.Context, key Key, opts workflows.Options) error {
+	if s.resolver == nil {
+		return nil
+	}
+	field := "src"
+	if key.Type == workflows.JobLoad {
+		field = "path"
+	}
+	check := func(field, uri string) error {
+		st, err := s.resolver.For(uri)
+		if err != nil {
+			return &InputError{field, err.Error()}
+		}
+		if _, err := st.Stat(ctx, uri); err != nil {
+			switch {
+			case errors.Is(err, storage.ErrNotFound):
+				return &InputError{field, fmt.Sprintf("%s does not exist", uri)}
+			case errors.Is(err, storage.ErrPermission), errors.Is(err, storage.ErrInvalidPath):
+				return &InputError{field, err.Error()}
+			}
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		return nil
+	}
+	if opts.IndexFile != "" {
+		return check("indexFile", opts.IndexFile)
+	}
+	if err := check(field, key.Path); err != nil {
+		return err
+	}
+	if key.Type != workflows.JobLoad {
+		if _, err := s.resolver.For(key.Dst); err != nil {
+			return &InputError{"dst", err.Error()}
+		}
+	}
+	return nil
+}
+
+type runInfo struct {
+	runID  string
+	jobID  string
+	status enumspb.WorkflowExecutionStatus
+	state  *workflows.JobState
+}
+
+// lastRun describes the latest run of the job's workflow ID.
+func (s *Service) lastRun(ctx context.Context, key Key) (runInfo, error) {
+	desc, err := s.client.DescribeWorkflowExecution(ctx, key.WorkflowID(), "")
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return runInfo{}, ErrNotFound
+		}
+		return runInfo{}, fmt.Errorf("%w: describe %s: %v", ErrUnavailable, key.WorkflowID(), err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	ri := runInfo{
+		runID:  info.GetExecution().GetRunId(),
+		status: info.GetStatus(),
+		jobID:  memoString(info.GetMemo(), "jobId"),
+	}
+	if ri.jobID == "" {
+		ri.jobID = ri.runID
+	}
+	if ri.status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+		var st workflows.JobState
+		if err := s.client.GetWorkflow(ctx, key.WorkflowID(), ri.runID).Get(ctx, &st); err == nil {
+			ri.state = &st
+			if st.JobID != "" {
+				ri.jobID = st.JobID
+			}
+		}
+	}
+	return ri, nil
+}
+
+func memoString(m *commonpb.Memo, key string) string {
+	p, ok := m.GetFields()[key]
+	if !ok {
+		return ""
+	}
+	var s string
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &s); err != nil {
+		return ""
+	}
+	return s
+}
+
+// Progress returns the job's current state: by query while it runs, from its
+// result once it has ended.
+func (s *Service) Progress(ctx context.Context, key Key) (workflows.JobState, error) {
+	if err := key.Validate(); err != nil {
+		return workflows.JobState{}, err
+	}
+	last, err := s.lastRun(ctx, key)
+	if err != nil {
+		return workflows.JobState{}, err
+	}
+	if last.state != nil {
+		return *last.state, nil
+	}
+	if last.status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		// Terminated, cancelled, timed out or failed outside Ferry's own
+		// logic: report it as FAILED with Temporal's status as the reason.
+		return workflows.JobState{
+			JobID: last.jobID, Type: key.Type, Path: key.Path, Dst: key.Dst,
+			Status: workflows.StatusFailed,
+			Reason: "workflow " + strings.ToLower(strings.TrimPrefix(last.status.String(), "WORKFLOW_EXECUTION_STATUS_")),
+		}, nil
+	}
+	qctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	resp, err := s.client.QueryWorkflow(qctx, key.WorkflowID(), last.runID, workflows.QueryProgress)
+	if err != nil {
+		return workflows.JobState{}, fmt.Errorf("%w: query %s (is a coordinator running?): %v", ErrUnavailable, key.WorkflowID(), err)
+	}
+	var st workflows.JobState
+	if err := resp.Get(&st); err != nil {
+		return workflows.JobState{}, fmt.Errorf("decode progress of %s: %w", key.WorkflowID(), err)
+	}
+	return st, nil
+}
+
+// Stop signals a running job to stop. It returns ErrNotFound when no run of
+// the job is active.
+func (s *Service) Stop(ctx context.Context, key Key) error {
+	if err := key.Validate(); err != nil {
+		return err
+	}
+	last, err := s.lastRun(ctx, key)
+	if err != nil {
+		return err
+	}
+	if last.status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return ErrNotFound
+	}
+	if err := s.client.SignalWorkflow(ctx, key.WorkflowID(), "", workflows.SignalStop, nil); err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return ErrNotFound
+		}
+		return fmt.Errorf("%w: signal %s: %v", ErrUnavailable, key.WorkflowID(), err)
+	}
+	return nil
+}
+
+// ListFilter selects jobs; zero fields match everything.
+type ListFilter struct {
+	Type   workflows.JobType
+	Status workflows.JobStatus
+}
+
+// List returns the latest run of every job matching f, newest first.
+func (s *Service) List(ctx context.Context, f ListFilter) ([]Summary, error) {
+	q := []string{fmt.Sprintf("%s IS NOT NULL", workflows.SearchAttrJobType), "ExecutionStatus != 'ContinuedAsNew'"}
+	if f.Type != "" {
+		q = append(q, fmt.Sprintf("%s = '%s'", workflows.SearchAttrJobType, f.Type))
+	}
+	if f.Status != "" {
+		q = append(q, fmt.Sprintf("%s = '%s'", workflows.SearchAttrJobState, f.Status))
+	}
+	query := strings.Join(q, " AND ")
+	seen := map[string]bool{}
+	var out []Summary
+	var token []byte
+	for {
+		resp, err := s.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token, PageSize: 1000})
+		if err != nil {
+			return nil, fmt.Errorf("%w: list jobs: %v", ErrUnavailable, err)
+		}
+		for _, e := range resp.GetExecutions() {
+			id := e.GetExecution().GetWorkflowId()
+			if seen[id] {
+				continue // an older run of a job already listed
+			}
+			seen[id] = true
+			out = append(out, summaryOf(e))
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			break
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].StartTime.After(out[j].StartTime) })
+	return out, nil
+}
+
+func summaryOf(e *workflowpb.WorkflowExecutionInfo) Summary {
+	sum := Summary{JobID: memoString(e.GetMemo(), "jobId")}
+	if sum.JobID == "" {
+		sum.JobID = e.GetExecution().GetRunId()
+	}
+	dc := converter.GetDefaultDataConverter()
+	get := func(name string) string {
+		p, ok := e.GetSearchAttributes().GetIndexedFields()[name]
+		if !ok {
+			return ""
+		}
+		var v string
+		_ = dc.FromPayload(p, &v)
+		return v
+	}
+	sum.Type = workflows.JobType(get(workflows.SearchAttrJobType))
+	sum.Path = get(workflows.SearchAttrJobPath)
+	sum.Status = workflows.JobStatus(get(workflows.SearchAttrJobState))
+	sum.Policy = get(workflows.SearchAttrPolicy)
+	if sum.Type != workflows.JobLoad {
+		prefix := string(sum.Type) + ":" + sum.Path + ":"
+		sum.Dst = strings.TrimPrefix(e.GetExecution().GetWorkflowId(), prefix)
+	}
+	if e.GetStartTime() != nil {
+		sum.StartTime = e.GetStartTime().AsTime()
+	}
+	if e.GetCloseTime() != nil {
+		sum.EndTime = e.GetCloseTime().AsTime()
+	}
+	return sum
+}
