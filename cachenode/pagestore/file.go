@@ -1,0 +1,268 @@
+package pagestore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/ferryio/ferry/storage"
+)
+
+// Resolve returns the file at uri as its source has it now, with what this
+// node caches of that version. The source is asked for its version unless it
+// was asked within Options.RevalidateAfter; when the version differs from the
+// cached one, the cached pages are dropped first. Concurrent Resolves of one
+// URI share one source call. A file deleted at the source is dropped from the
+// cache and reported as storage.ErrNotFound.
+func (s *Store) Resolve(ctx context.Context, uri string) (File, error) {
+	fid := sha256.Sum256([]byte(uri))
+	if s.opts.RevalidateAfter > 0 {
+		if t, ok := s.checked.Load(fid); ok && time.Since(t.(time.Time)) < s.opts.RevalidateAfter {
+			m, ok, err := s.getMeta(fid)
+			if err != nil {
+				return File{}, err
+			}
+			if ok && m.URI == uri {
+				return m.file(fid, s.opts.PageSize), nil
+			}
+		}
+	}
+	e, err := s.statFlights.do(ctx, uri, func() (storage.Entry, error) { return s.statSource(ctx, uri) })
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			if _, derr := s.dropFile(fid); derr != nil {
+				s.log.Warn("page store: drop deleted file", "uri", uri, "err", derr)
+			}
+		}
+		return File{}, err
+	}
+	if e.IsDir {
+		return File{}, storage.NewError("read", uri, storage.ErrInvalidPath, errors.New("is a directory"))
+	}
+	f, err := s.bind(refFromEntry(uri, e))
+	if err == nil {
+		s.checked.Store(fid, time.Now())
+	}
+	return f, err
+}
+
+func (s *Store) statSource(ctx context.Context, uri string) (storage.Entry, error) {
+	st, err := s.opts.Resolver.For(uri)
+	if err != nil {
+		return storage.Entry{}, err
+	}
+	return st.Stat(ctx, uri)
+}
+
+func refFromEntry(uri string, e storage.Entry) FileRef {
+	return FileRef{URI: uri, Size: e.Size, Version: e.Version, ModTime: e.ModTime, ContentHash: e.ContentHash}
+}
+
+// bind makes ref the cached version of its file: a new file gets metadata, a
+// new version drops the pages of the old one and starts a new generation.
+func (s *Store) bind(ref FileRef) (File, error) {
+	if ref.Size < 0 {
+		return File{}, storage.NewError("cache", ref.URI, storage.ErrInvalidPath, fmt.Errorf("negative size %d", ref.Size))
+	}
+	fid := sha256.Sum256([]byte(ref.URI))
+	mu := s.stripe(fid)
+	mu.Lock()
+	m, ok, err := s.getMeta(fid)
+	if err != nil {
+		mu.Unlock()
+		return File{}, err
+	}
+	if ok && m.URI == ref.URI && m.Version == ref.Version && m.Size == ref.Size {
+		mu.Unlock()
+		return m.file(fid, s.opts.PageSize), nil
+	}
+	b := s.newBatch()
+	var stale []string
+	var freed, dropped int64
+	if ok {
+		stale, freed, dropped, err = s.deleteRecords(b, fid)
+		if err != nil {
+			_ = b.Close()
+			mu.Unlock()
+			return File{}, err
+		}
+	}
+	// Generations come from the store-wide sequence, never from the old
+	// metadata: after a drop, a fill still in flight for the old
+	// generation must not find its number reused.
+	nm := meta{URI: ref.URI, Size: ref.Size, Version: ref.Version, ContentHash: ref.ContentHash, Gen: s.seq.Add(1)}
+	if !ref.ModTime.IsZero() {
+		nm.ModTimeNs = ref.ModTime.UnixNano()
+	}
+	setMeta(b, fid, nm)
+	_ = b.Set(uriKey(ref.URI), fid[:], nil)
+	err = s.apply(b)
+	if err == nil {
+		s.used.Add(-freed)
+		s.pages.Add(-dropped)
+	}
+	mu.Unlock()
+	if err != nil {
+		return File{}, err
+	}
+	// Old-generation files are never written again: remove them unlocked.
+	s.removeFiles(stale)
+	return nm.file(fid, s.opts.PageSize), nil
+}
+
+// deleteRecords adds to b the deletion of every page record of fid and its
+// access-order key, and returns the page files, bytes and pages concerned.
+// The caller holds fid's stripe.
+func (s *Store) deleteRecords(b *pebble.Batch, fid [32]byte) (paths []string, freed, n int64, err error) {
+	lower, upper := recordPrefix(fid)
+	var decodeErr error
+	err = s.scan(lower, upper, func(k, v []byte) bool {
+		rec, err := decodeRecord(v)
+		if err != nil {
+			decodeErr = err
+			return false
+		}
+		idx := int64(beUint64(k[33:]))
+		_ = b.Delete(bytes.Clone(k), nil)
+		_ = b.Delete(accessKey(rec.seq), nil)
+		paths = append(paths, s.pagePath(fid, rec.gen, idx))
+		freed += int64(rec.len)
+		n++
+		return true
+	})
+	if err == nil {
+		err = decodeErr
+	}
+	return paths, freed, n, err
+}
+
+// dropFile forgets a file: its pages, page files and metadata.
+func (s *Store) dropFile(fid [32]byte) (EvictResult, error) {
+	mu := s.stripe(fid)
+	mu.Lock()
+	m, ok, err := s.getMeta(fid)
+	if err != nil || !ok {
+		mu.Unlock()
+		return EvictResult{}, err
+	}
+	b := s.newBatch()
+	_, freed, n, err := s.deleteRecords(b, fid)
+	if err != nil {
+		_ = b.Close()
+		mu.Unlock()
+		return EvictResult{}, err
+	}
+	_ = b.Delete(metaKey(fid), nil)
+	_ = b.Delete(uriKey(m.URI), nil)
+	err = s.apply(b)
+	if err == nil {
+		s.used.Add(-freed)
+		s.pages.Add(-n)
+		s.checked.Delete(fid)
+		// Under the stripe: a fill of this file that has written its page
+		// file but not committed finds no metadata and removes its file.
+		if rerr := os.RemoveAll(s.fileDir(fid)); rerr != nil {
+			s.log.Warn("page store: remove file pages", "uri", m.URI, "err", rerr)
+		}
+	}
+	mu.Unlock()
+	if err != nil {
+		return EvictResult{}, err
+	}
+	return EvictResult{Files: 1, Pages: n, Bytes: freed}, nil
+}
+
+// EvictResult counts what Evict removed.
+type EvictResult struct {
+	Files int64
+	Pages int64
+	Bytes int64
+}
+
+// Evict removes every cached file whose URI starts with prefix (an empty
+// prefix removes everything), and their metadata.
+func (s *Store) Evict(ctx context.Context, prefix string) (EvictResult, error) {
+	var total EvictResult
+	lower := uriKey(prefix)
+	upper := prefixEnd(lower)
+	for {
+		// Collect a batch of ids first: dropping takes locks that must not be
+		// held while iterating.
+		var fids [][32]byte
+		err := s.scan(lower, upper, func(k, v []byte) bool {
+			var fid [32]byte
+			copy(fid[:], v)
+			fids = append(fids, fid)
+			return len(fids) < 256
+		})
+		if err != nil {
+			return total, err
+		}
+		if len(fids) == 0 {
+			return total, nil
+		}
+		for _, fid := range fids {
+			if err := ctx.Err(); err != nil {
+				return total, err
+			}
+			r, err := s.dropFile(fid)
+			if err != nil {
+				return total, err
+			}
+			total.Files += r.Files
+			total.Pages += r.Pages
+			total.Bytes += r.Bytes
+		}
+	}
+}
+
+// prefixEnd is the smallest key greater than every key starting with p.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// Lookup returns what the store holds of uri, without asking the source.
+func (s *Store) Lookup(uri string) (File, bool, error) {
+	fid := sha256.Sum256([]byte(uri))
+	m, ok, err := s.getMeta(fid)
+	if err != nil || !ok || m.URI != uri {
+		return File{}, false, err
+	}
+	return m.file(fid, s.opts.PageSize), true, nil
+}
+
+// LookupID is Lookup by file id (hex SHA-256 of the URI).
+func (s *Store) LookupID(id string) (File, bool, error) {
+	raw, err := hex.DecodeString(id)
+	if err != nil || len(raw) != 32 {
+		return File{}, false, storage.NewError("lookup", id, storage.ErrInvalidPath, errors.New("a file id is 64 hex digits"))
+	}
+	var fid [32]byte
+	copy(fid[:], raw)
+	m, ok, err := s.getMeta(fid)
+	if err != nil || !ok {
+		return File{}, false, err
+	}
+	return m.file(fid, s.opts.PageSize), true, nil
+}
+
+// IsCached reports whether every page of uri is cached at version (any
+// version when version is empty). It does not ask the source.
+func (s *Store) IsCached(uri, version string) bool {
+	f, ok, err := s.Lookup(uri)
+	return err == nil && ok && (version == "" || f.Version == version) && f.FullyCached()
+}

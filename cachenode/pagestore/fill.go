@@ -1,0 +1,480 @@
+package pagestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"time"
+
+	"github.com/ferryio/ferry/storage"
+)
+
+// Limiter bounds the rate at which a load reads from storage.
+// *rate.Limiter (golang.org/x/time/rate) satisfies it. WaitN is called with
+// n ≤ LimiterChunk, so a rate.Limiter's burst must be at least that.
+type Limiter interface {
+	WaitN(ctx context.Context, n int) error
+}
+
+// LimiterChunk is the largest n a load passes to Limiter.WaitN.
+const LimiterChunk = 64 << 10
+
+// LoadOptions control LoadFile.
+type LoadOptions struct {
+	// MetadataOnly records the file's size and version without reading it.
+	MetadataOnly bool
+	// SkipIfExists keeps the pages already cached at this version and
+	// reports a fully cached file as Skipped. Without it every page is read
+	// again from the source (a forced refresh).
+	SkipIfExists bool
+	// Limiter, when set, bounds the bandwidth taken from storage. It may be
+	// shared by concurrent loads.
+	Limiter Limiter
+}
+
+// Outcome is what LoadFile did with a file.
+type Outcome int
+
+// Outcomes of LoadFile.
+const (
+	// Loaded: pages were read from the source (or, with MetadataOnly, the
+	// metadata was recorded).
+	Loaded Outcome = iota + 1
+	// Skipped: the file was already fully cached at this version.
+	Skipped
+	// Failed: see the error; storage.IsRetryable tells whether to try again.
+	Failed
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Loaded:
+		return "loaded"
+	case Skipped:
+		return "skipped"
+	case Failed:
+		return "failed"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// LoadResult reports one LoadFile.
+type LoadResult struct {
+	Outcome Outcome
+	// BytesLoaded were read from the source by this call.
+	BytesLoaded int64
+	// BytesSkipped were already cached (or fetched meanwhile by a reader).
+	BytesSkipped int64
+}
+
+// loadWindow is how many pages a load claims at once: readers of pages
+// further on fetch them themselves rather than wait for the whole file.
+const loadWindow = 16
+
+// LoadFile makes the store hold every page of ref at ref.Version, reading
+// missing pages from the source in sequential runs (one open per run). With
+// an empty ref.Version the source is asked for the size and version first.
+// progress, when set, is called with the bytes of each page as it is stored.
+// A file larger than the capacity is loaded through, its first pages evicted
+// as later ones arrive. Errors wrap the storage sentinels: not-found,
+// permission and invalid-path are final; ErrChanged, ErrNoSpace and
+// unavailable sources are retryable.
+func (s *Store) LoadFile(ctx context.Context, ref FileRef, opts LoadOptions, progress func(bytes int64)) (LoadResult, error) {
+	failed := LoadResult{Outcome: Failed}
+	if _, err := storage.ParseURI(ref.URI); err != nil {
+		return failed, storage.NewError("load", ref.URI, storage.ErrInvalidPath, err)
+	}
+	if ref.Version == "" {
+		e, err := s.statSource(ctx, ref.URI)
+		if err != nil {
+			return failed, err
+		}
+		if e.IsDir {
+			return failed, storage.NewError("load", ref.URI, storage.ErrInvalidPath, errors.New("is a directory"))
+		}
+		ref = refFromEntry(ref.URI, e)
+	}
+	f, err := s.bind(ref)
+	if err != nil {
+		return failed, err
+	}
+	if opts.MetadataOnly {
+		return LoadResult{Outcome: Loaded}, nil
+	}
+	if opts.SkipIfExists && f.FullyCached() {
+		return LoadResult{Outcome: Skipped, BytesSkipped: f.Size}, nil
+	}
+	res := LoadResult{Outcome: Loaded}
+	for start := int64(0); start < f.Pages(); start += loadWindow {
+		loaded, skipped, err := s.loadPages(ctx, f, start, min(start+loadWindow, f.Pages()), opts, progress)
+		res.BytesLoaded += loaded
+		res.BytesSkipped += skipped
+		if err != nil {
+			res.Outcome = Failed
+			return res, err
+		}
+	}
+	if res.BytesLoaded == 0 && f.Size > 0 && opts.SkipIfExists {
+		res.Outcome = Skipped
+	}
+	return res, nil
+}
+
+type claim struct {
+	idx int64
+	fl  *flight[[]byte]
+}
+
+// loadPages loads pages [start, end) of f: it claims the ones it must
+// fetch, reads them in runs, and waits for those another caller is fetching.
+func (s *Store) loadPages(ctx context.Context, f File, start, end int64, opts LoadOptions, progress func(int64)) (loaded, skipped int64, err error) {
+	var mine []claim
+	var others []int64
+	for idx := start; idx < end; idx++ {
+		if opts.SkipIfExists {
+			rec, ok, err := s.getRecord(f.fid, idx)
+			if err != nil {
+				s.abandon(f, mine, err)
+				return 0, 0, err
+			}
+			if ok && rec.gen == f.gen {
+				skipped += int64(rec.len)
+				continue
+			}
+		}
+		fl, leader := s.pageFlights.claim(pageKey{f.fid, f.gen, idx})
+		if leader {
+			mine = append(mine, claim{idx, fl})
+		} else {
+			others = append(others, idx)
+		}
+	}
+	for i := 0; i < len(mine); {
+		j := i + 1
+		for j < len(mine) && mine[j].idx == mine[j-1].idx+1 {
+			j++
+		}
+		n, err := s.loadRun(ctx, f, mine[i:j], opts.Limiter, progress)
+		loaded += n
+		if err != nil {
+			s.abandon(f, mine[j:], err)
+			return loaded, skipped, err
+		}
+		i = j
+	}
+	for _, idx := range others {
+		// Someone else is fetching it; fillPage waits for them, or fetches
+		// it itself if they gave up.
+		if _, err := s.fillPage(ctx, f, idx); err != nil {
+			return loaded, skipped, err
+		}
+		skipped += f.PageLen(idx)
+	}
+	return loaded, skipped, nil
+}
+
+// abandon releases claims that will not be fetched.
+func (s *Store) abandon(f File, claims []claim, err error) {
+	for _, c := range claims {
+		s.pageFlights.finish(pageKey{f.fid, f.gen, c.idx}, c.fl, nil, err)
+	}
+}
+
+// loadRun reads consecutive claimed pages from one source stream and stores
+// them.
+func (s *Store) loadRun(ctx context.Context, f File, run []claim, lim Limiter, progress func(int64)) (int64, error) {
+	off := run[0].idx * f.PageSize
+	length := min((run[len(run)-1].idx+1)*f.PageSize, f.Size) - off
+	if err := ctx.Err(); err != nil {
+		s.abandon(f, run, err)
+		return 0, err
+	}
+	rc, err := s.open(ctx, f.URI, off, length)
+	if err != nil {
+		s.abandon(f, run, err)
+		return 0, err
+	}
+	defer rc.Close()
+	var r io.Reader = rc
+	if lim != nil {
+		r = &limitedReader{ctx: ctx, r: rc, lim: lim}
+	}
+	var loaded int64
+	for i, c := range run {
+		n := f.PageLen(c.idx)
+		bp := s.getBuf()
+		data := (*bp)[:n]
+		if _, err := io.ReadFull(r, data); err != nil {
+			s.putBuf(bp)
+			err = sourceReadError(f.URI, err)
+			s.abandon(f, run[i:], err)
+			return loaded, err
+		}
+		s.stats.bytesFromStorage.Add(n)
+		err := s.storePage(f, c.idx, data)
+		if shared := s.pageFlights.finish(pageKey{f.fid, f.gen, c.idx}, c.fl, data, err); !shared {
+			s.putBuf(bp) // nobody else holds data: the buffer can be reused
+		}
+		if err != nil {
+			s.abandon(f, run[i+1:], err)
+			return loaded, err
+		}
+		loaded += n
+		if progress != nil {
+			progress(n)
+		}
+	}
+	return loaded, nil
+}
+
+// fillPage fetches page idx of f from the source and stores it, once for
+// all concurrent callers.
+func (s *Store) fillPage(ctx context.Context, f File, idx int64) ([]byte, error) {
+	key := pageKey{f.fid, f.gen, idx}
+	for {
+		fl, leader := s.pageFlights.claim(key)
+		if !leader {
+			data, err := fl.wait(ctx)
+			if leaderGaveUp(ctx, err) {
+				continue
+			}
+			return data, err
+		}
+		data, err := s.fetchPage(ctx, f, idx)
+		s.pageFlights.finish(key, fl, data, err)
+		return data, err
+	}
+}
+
+// fetchPage reads one page from the source and stores it. The bytes are
+// returned even when they could not be kept (no space): a read must not fail
+// because the cache is busy.
+func (s *Store) fetchPage(ctx context.Context, f File, idx int64) ([]byte, error) {
+	// Another caller may have stored it between our miss and our claim.
+	if rec, ok, err := s.getRecord(f.fid, idx); err == nil && ok && rec.gen == f.gen {
+		if data, err := s.readPageFile(f, idx, rec, make([]byte, rec.len)); err == nil {
+			return data, nil
+		}
+	}
+	n := f.PageLen(idx)
+	rc, err := s.open(ctx, f.URI, idx*f.PageSize, n)
+	if err != nil {
+		return nil, err
+	}
+	data := make([]byte, n)
+	_, err = io.ReadFull(rc, data)
+	_ = rc.Close()
+	if err != nil {
+		return nil, sourceReadError(f.URI, err)
+	}
+	s.stats.bytesFromStorage.Add(n)
+	if err := s.storePage(f, idx, data); err != nil {
+		if errors.Is(err, ErrChanged) {
+			return nil, err
+		}
+		s.log.Debug("page store: page served but not stored", "uri", f.URI, "page", idx, "err", err)
+	}
+	return data, nil
+}
+
+func (s *Store) open(ctx context.Context, uri string, off, n int64) (io.ReadCloser, error) {
+	st, err := s.opts.Resolver.For(uri)
+	if err != nil {
+		return nil, err
+	}
+	return st.Open(ctx, uri, off, n)
+}
+
+// sourceReadError classifies a failure while reading a source stream: one
+// that ends early changed since its size was taken.
+func sourceReadError(uri string, err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return ErrChanged
+	}
+	if storage.Kind(err) != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return storage.NewError("read", uri, storage.ErrUnavailable, err)
+}
+
+// storePage writes a page file and commits its record, after reserving its
+// space. It fails with ErrChanged when f is no longer the cached version.
+func (s *Store) storePage(f File, idx int64, data []byte) (err error) {
+	n := int64(len(data))
+	if err := s.reserve(n); err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			s.used.Add(-n)
+		}
+	}()
+	crc := crc32.Checksum(data, castagnoli)
+	path := s.pagePath(f.fid, f.gen, idx)
+	if err := s.writePageFile(path, data); err != nil {
+		return storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
+	}
+	mu := s.stripe(f.fid)
+	mu.Lock()
+	m, ok, err := s.getMeta(f.fid)
+	if err != nil || !ok || m.Gen != f.gen {
+		mu.Unlock()
+		// This generation is gone; its file name will never be used again.
+		s.removeFiles([]string{path})
+		if err != nil {
+			return err
+		}
+		return ErrChanged
+	}
+	old, had, err := s.getRecord(f.fid, idx)
+	if err != nil {
+		mu.Unlock()
+		return err
+	}
+	rec := record{gen: f.gen, len: uint32(n), crc: crc, seq: s.seq.Add(1), touched: time.Now().UnixNano()}
+	b := s.newBatch()
+	if had {
+		_ = b.Delete(accessKey(old.seq), nil)
+		m.Pages--
+		m.Bytes -= int64(old.len)
+	}
+	_ = b.Set(recordKey(f.fid, idx), rec.encode(), nil)
+	_ = b.Set(accessKey(rec.seq), accessValue(f.fid, idx), nil)
+	m.Pages++
+	m.Bytes += n
+	setMeta(b, f.fid, m)
+	err = s.apply(b)
+	if err == nil {
+		committed = true
+		if had {
+			s.used.Add(-int64(old.len))
+		} else {
+			s.pages.Add(1)
+		}
+		s.stats.pagesStored.Add(1)
+	}
+	mu.Unlock()
+	return err
+}
+
+// reserve takes n bytes of the capacity, evicting the least recently used
+// pages when it must.
+func (s *Store) reserve(n int64) error {
+	for {
+		u := s.used.Load()
+		if u+n > s.opts.Capacity {
+			break
+		}
+		if s.used.CompareAndSwap(u, u+n) {
+			return nil
+		}
+	}
+	s.evictMu.Lock()
+	defer s.evictMu.Unlock()
+	for {
+		u := s.used.Load()
+		if u+n <= s.opts.Capacity {
+			if s.used.CompareAndSwap(u, u+n) {
+				return nil
+			}
+			continue
+		}
+		found, err := s.evictOldest(u + n - s.opts.Capacity)
+		if err != nil {
+			return err
+		}
+		if found == 0 {
+			return ErrNoSpace
+		}
+	}
+}
+
+// evictOldest evicts pages from the old end of the access order until need
+// bytes are freed or a batch of candidates is used up. It returns how many
+// candidates it found; 0 means there is nothing left to evict. The caller
+// holds evictMu.
+func (s *Store) evictOldest(need int64) (int, error) {
+	type victim struct {
+		seq uint64
+		fid [32]byte
+		idx int64
+	}
+	var victims []victim
+	want := int(min(max(need/s.opts.PageSize+1, 1), 64))
+	err := s.scan([]byte{'a'}, []byte{'a' + 1}, func(k, v []byte) bool {
+		var vc victim
+		vc.seq = beUint64(k[1:])
+		copy(vc.fid[:], v[:32])
+		vc.idx = int64(beUint64(v[32:]))
+		victims = append(victims, vc)
+		return len(victims) < want
+	})
+	if err != nil {
+		return 0, err
+	}
+	var freed int64
+	for _, v := range victims {
+		if freed >= need {
+			break
+		}
+		mu := s.stripe(v.fid)
+		mu.Lock()
+		rec, ok, err := s.getRecord(v.fid, v.idx)
+		if err != nil {
+			mu.Unlock()
+			return len(victims), err
+		}
+		b := s.newBatch()
+		_ = b.Delete(accessKey(v.seq), nil)
+		if !ok || rec.seq != v.seq {
+			// Touched since the scan (its key is already gone) or an
+			// orphaned key: nothing to evict here.
+			err = s.apply(b)
+			mu.Unlock()
+			if err != nil {
+				return len(victims), err
+			}
+			continue
+		}
+		_ = b.Delete(recordKey(v.fid, v.idx), nil)
+		if m, mok, err := s.getMeta(v.fid); err == nil && mok {
+			m.Pages--
+			m.Bytes -= int64(rec.len)
+			setMeta(b, v.fid, m)
+		}
+		err = s.apply(b)
+		if err == nil {
+			s.used.Add(-int64(rec.len))
+			s.pages.Add(-1)
+			s.stats.pagesEvicted.Add(1)
+			freed += int64(rec.len)
+		}
+		mu.Unlock()
+		if err != nil {
+			return len(victims), err
+		}
+		s.removeFiles([]string{s.pagePath(v.fid, rec.gen, v.idx)})
+	}
+	return len(victims), nil
+}
+
+// limitedReader takes tokens from a Limiter before each read, in chunks of
+// at most LimiterChunk bytes.
+type limitedReader struct {
+	ctx context.Context
+	r   io.Reader
+	lim Limiter
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if len(p) > LimiterChunk {
+		p = p[:LimiterChunk]
+	}
+	if err := l.lim.WaitN(l.ctx, len(p)); err != nil {
+		return 0, err
+	}
+	return l.r.Read(p)
+}

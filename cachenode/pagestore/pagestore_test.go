@@ -1,0 +1,499 @@
+package pagestore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferryio/ferry/cachenode/internal/testsource"
+	"github.com/ferryio/ferry/cachenode/pagestore"
+	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/storage/local"
+)
+
+const ps = 4096 // small pages keep the tests fast
+
+type env struct {
+	t      *testing.T
+	src    string // source directory
+	cache  string // store directory
+	source *testsource.Counting
+	store  *pagestore.Store
+}
+
+func newEnv(t *testing.T, capacity int64) *env {
+	t.Helper()
+	e := &env{t: t, src: t.TempDir(), cache: t.TempDir()}
+	l, err := local.New(local.Options{Root: e.src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.source = testsource.NewCounting(l)
+	e.open(capacity)
+	return e
+}
+
+func (e *env) open(capacity int64) {
+	e.t.Helper()
+	s, err := pagestore.Open(pagestore.Options{
+		Dir: e.cache, PageSize: ps, Capacity: capacity, Resolver: storage.NewResolver(e.source),
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.store = s
+	e.t.Cleanup(func() { _ = s.Close() })
+}
+
+// write creates a source file of n random bytes and returns its URI and bytes.
+func (e *env) write(name string, n int) (string, []byte) {
+	e.t.Helper()
+	data := make([]byte, n)
+	r := rand.New(rand.NewPCG(uint64(n), uint64(len(name))))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	p := filepath.Join(e.src, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return "file://" + p, data
+}
+
+func (e *env) read(uri string, off, n int64) []byte {
+	e.t.Helper()
+	f, err := e.store.Resolve(context.Background(), uri)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := e.store.ReadRange(context.Background(), f, off, n, &buf); err != nil {
+		e.t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestReadThroughThenHit(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	uri, data := e.write("a/b.bin", 2*ps+100)
+	if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
+		t.Fatal("first read returned other bytes")
+	}
+	if e.source.Opens() != 3 {
+		t.Fatalf("first read opened the source %d times, want once per page (3)", e.source.Opens())
+	}
+	st := e.store.Stats()
+	if st.Misses != 3 || st.PagesStored != 3 || st.UsedBytes != int64(len(data)) {
+		t.Fatalf("stats after first read: %+v", st)
+	}
+	if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
+		t.Fatal("second read returned other bytes")
+	}
+	if e.source.Opens() != 3 || e.source.BytesRead() != int64(len(data)) {
+		t.Fatalf("second read reached the source: %d opens, %d bytes", e.source.Opens(), e.source.BytesRead())
+	}
+	if st := e.store.Stats(); st.Hits != 3 {
+		t.Fatalf("hits %d, want 3", st.Hits)
+	}
+	f, ok, err := e.store.Lookup(uri)
+	if err != nil || !ok || !f.FullyCached() || f.ID != pagestore.FileID(uri) {
+		t.Fatalf("lookup %+v %v %v", f, ok, err)
+	}
+}
+
+func TestRangeFetchesOnlyMissingPages(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	uri, data := e.write("f", 4*ps)
+	// Bytes inside page 2 only.
+	if got := e.read(uri, 2*ps+10, 100); !bytes.Equal(got, data[2*ps+10:2*ps+110]) {
+		t.Fatal("range bytes differ")
+	}
+	if e.source.Opens() != 1 {
+		t.Fatalf("%d opens, want 1", e.source.Opens())
+	}
+	// A range over pages 1..3 fetches 1 and 3, not 2.
+	if got := e.read(uri, ps+1, 2*ps+5); !bytes.Equal(got, data[ps+1:3*ps+6]) {
+		t.Fatal("range bytes differ")
+	}
+	if e.source.Opens() != 3 || e.source.BytesRead() != 3*ps {
+		t.Fatalf("%d opens, %d bytes read; want 3 pages", e.source.Opens(), e.source.BytesRead())
+	}
+	// Offsets at and past the end.
+	f, _ := e.store.Resolve(context.Background(), uri)
+	var buf bytes.Buffer
+	if n, err := e.store.ReadRange(context.Background(), f, f.Size, 10, &buf); err != nil || n != 0 {
+		t.Fatalf("read at end: %d, %v", n, err)
+	}
+	if _, err := e.store.ReadRange(context.Background(), f, f.Size+1, 10, &buf); !errors.Is(err, storage.ErrOutOfRange) {
+		t.Fatalf("read past end: %v", err)
+	}
+	if _, err := e.store.ReadRange(context.Background(), f, -1, 10, &buf); !errors.Is(err, storage.ErrOutOfRange) {
+		t.Fatalf("negative offset: %v", err)
+	}
+}
+
+func TestChangedSourceIsNeverServedStale(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	uri, old := e.write("f", 3*ps)
+	if got := e.read(uri, 0, -1); !bytes.Equal(got, old) {
+		t.Fatal("bytes differ")
+	}
+	// Same size, new content and mtime.
+	p := filepath.Join(e.src, "f")
+	neu := bytes.Repeat([]byte("new!"), 3*ps/4)
+	if err := os.WriteFile(p, neu, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	future := time.Now().Add(time.Hour)
+	if err := os.Chtimes(p, future, future); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.read(uri, 0, -1); !bytes.Equal(got, neu) {
+		t.Fatal("served stale bytes after the source changed")
+	}
+	if st := e.store.Stats(); st.UsedBytes != int64(len(neu)) || st.Pages != 3 {
+		t.Fatalf("old pages still counted: %+v", st)
+	}
+	// Deleted at the source: not found, and forgotten.
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Resolve(context.Background(), uri); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("resolve of a deleted file: %v", err)
+	}
+	if _, ok, _ := e.store.Lookup(uri); ok {
+		t.Fatal("deleted file still cached")
+	}
+	if st := e.store.Stats(); st.UsedBytes != 0 || st.Pages != 0 {
+		t.Fatalf("deleted file's pages still counted: %+v", st)
+	}
+}
+
+func TestDamagedPageIsDroppedAndRefetched(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	uri, data := e.write("f", 2*ps)
+	e.read(uri, 0, -1)
+	// Flip a byte in every page file.
+	n := 0
+	err := filepath.WalkDir(filepath.Join(e.cache, "pages"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		b[7] ^= 0xff
+		n++
+		return os.WriteFile(p, b, 0o644)
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("damaged %d page files: %v", n, err)
+	}
+	if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
+		t.Fatal("served a damaged page")
+	}
+	st := e.store.Stats()
+	if st.PagesCorrupt != 2 || e.source.Opens() != 4 {
+		t.Fatalf("corrupt %d, opens %d; want 2 and 4", st.PagesCorrupt, e.source.Opens())
+	}
+	// A page file that vanished is read again too.
+	if err := os.RemoveAll(filepath.Join(e.cache, "pages")); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
+		t.Fatal("wrong bytes after page files vanished")
+	}
+}
+
+func TestCapacityEvictsLeastRecentlyUsed(t *testing.T) {
+	const capacity = 5 * ps
+	e := newEnv(t, capacity)
+	files := map[string][]byte{}
+	var order []string
+	for _, name := range []string{"a", "b", "c", "d"} {
+		uri, data := e.write(name, 2*ps+7)
+		files[uri] = data
+		order = append(order, uri)
+		if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
+			t.Fatalf("%s: wrong bytes", name)
+		}
+		if used := e.store.Stats().UsedBytes; used > capacity {
+			t.Fatalf("used %d over capacity %d", used, capacity)
+		}
+	}
+	st := e.store.Stats()
+	if st.PagesEvicted == 0 {
+		t.Fatalf("nothing evicted: %+v", st)
+	}
+	// The newest file is whole; the oldest is gone.
+	if f, ok, _ := e.store.Lookup(order[3]); !ok || !f.FullyCached() {
+		t.Fatalf("newest file not fully cached: %+v", f)
+	}
+	if f, _, _ := e.store.Lookup(order[0]); f.CachedPages != 0 {
+		t.Fatalf("oldest file still has %d pages", f.CachedPages)
+	}
+	// Every file still reads correctly, through the cache or the source.
+	for _, uri := range order {
+		if got := e.read(uri, 0, -1); !bytes.Equal(got, files[uri]) {
+			t.Fatalf("%s: wrong bytes after eviction", uri)
+		}
+		if used := e.store.Stats().UsedBytes; used > capacity {
+			t.Fatalf("used %d over capacity %d", used, capacity)
+		}
+	}
+}
+
+func TestConcurrentReadersFetchOnce(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	uri, data := e.write("f", ps)
+	release := e.source.Hold()
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f, err := e.store.Resolve(context.Background(), uri)
+			if err != nil {
+				bad.Add(1)
+				return
+			}
+			var buf bytes.Buffer
+			if _, err := e.store.ReadRange(context.Background(), f, 0, -1, &buf); err != nil || !bytes.Equal(buf.Bytes(), data) {
+				bad.Add(1)
+			}
+		}()
+	}
+	// Wait until the one fetch is waiting at the source, then let it go.
+	waitFor(t, func() bool { return e.source.Opens() >= 1 })
+	release()
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Fatalf("%d readers failed", bad.Load())
+	}
+	if e.source.Opens() != 1 {
+		t.Fatalf("%d fetches of one page, want 1", e.source.Opens())
+	}
+}
+
+func TestRestartKeepsTheCache(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	uri, data := e.write("f", 3*ps+1)
+	e.read(uri, 0, -1)
+	before := e.store.Stats()
+	if err := e.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.open(1 << 20)
+	after := e.store.Stats()
+	if after.UsedBytes != before.UsedBytes || after.Pages != before.Pages {
+		t.Fatalf("after restart used %d pages %d, before %d %d", after.UsedBytes, after.Pages, before.UsedBytes, before.Pages)
+	}
+	opens := e.source.Opens()
+	if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
+		t.Fatal("wrong bytes after restart")
+	}
+	if e.source.Opens() != opens {
+		t.Fatal("restart lost the cache: the source was read again")
+	}
+}
+
+func TestPageSizeChangeClearsTheCache(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	uri, _ := e.write("f", 2*ps)
+	e.read(uri, 0, -1)
+	_ = e.store.Close()
+	s, err := pagestore.Open(pagestore.Options{Dir: e.cache, PageSize: 2 * ps, Capacity: 1 << 20, Resolver: storage.NewResolver(e.source)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if st := s.Stats(); st.Pages != 0 || st.UsedBytes != 0 {
+		t.Fatalf("pages of another size kept: %+v", st)
+	}
+	if _, ok, _ := s.Lookup(uri); ok {
+		t.Fatal("metadata kept")
+	}
+}
+
+type countingLimiter struct{ tokens atomic.Int64 }
+
+func (l *countingLimiter) WaitN(ctx context.Context, n int) error {
+	if n > pagestore.LimiterChunk {
+		return errors.New("chunk too large")
+	}
+	l.tokens.Add(int64(n))
+	return ctx.Err()
+}
+
+func TestLoadFile(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	ctx := context.Background()
+	uri, data := e.write("dir/f", 5*ps+3)
+	fi, err := os.Stat(filepath.Join(e.src, "dir/f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := fmt.Sprintf("%d-%d", fi.Size(), fi.ModTime().UnixNano())
+	ref := pagestore.FileRef{URI: uri, Size: int64(len(data)), Version: version}
+
+	var progress int64
+	lim := &countingLimiter{}
+	res, err := e.store.LoadFile(ctx, ref, pagestore.LoadOptions{SkipIfExists: true, Limiter: lim}, func(n int64) { progress += n })
+	if err != nil || res.Outcome != pagestore.Loaded || res.BytesLoaded != int64(len(data)) || res.BytesSkipped != 0 {
+		t.Fatalf("first load: %+v %v", res, err)
+	}
+	if progress != int64(len(data)) || lim.tokens.Load() < int64(len(data)) {
+		t.Fatalf("progress %d, limiter tokens %d; want %d", progress, lim.tokens.Load(), len(data))
+	}
+	if e.source.Opens() != 1 {
+		t.Fatalf("load opened the source %d times, want once (one sequential run)", e.source.Opens())
+	}
+	if !e.store.IsCached(uri, version) || e.store.IsCached(uri, "other") || !e.store.IsCached(uri, "") {
+		t.Fatal("IsCached wrong")
+	}
+	res, err = e.store.LoadFile(ctx, ref, pagestore.LoadOptions{SkipIfExists: true}, nil)
+	if err != nil || res.Outcome != pagestore.Skipped || res.BytesSkipped != int64(len(data)) {
+		t.Fatalf("second load: %+v %v", res, err)
+	}
+	res, err = e.store.LoadFile(ctx, ref, pagestore.LoadOptions{}, nil)
+	if err != nil || res.Outcome != pagestore.Loaded || res.BytesLoaded != int64(len(data)) {
+		t.Fatalf("forced reload: %+v %v", res, err)
+	}
+	// Reads after a load come from the cache (the version matches Stat's).
+	opens := e.source.Opens()
+	if got := e.read(uri, 0, -1); !bytes.Equal(got, data) || e.source.Opens() != opens {
+		t.Fatal("read after load did not hit the cache")
+	}
+
+	// A partly cached file loads only what is missing.
+	uri2, data2 := e.write("dir/g", 4*ps)
+	e.read(uri2, ps, ps) // page 1
+	res, err = e.store.LoadFile(ctx, pagestore.FileRef{URI: uri2}, pagestore.LoadOptions{SkipIfExists: true}, nil)
+	if err != nil || res.Outcome != pagestore.Loaded || res.BytesLoaded != 3*ps || res.BytesSkipped != ps {
+		t.Fatalf("partial load: %+v %v", res, err)
+	}
+	if got := e.read(uri2, 0, -1); !bytes.Equal(got, data2) {
+		t.Fatal("wrong bytes after partial load")
+	}
+
+	// Metadata only.
+	uri3, _ := e.write("dir/h", ps)
+	res, err = e.store.LoadFile(ctx, pagestore.FileRef{URI: uri3}, pagestore.LoadOptions{MetadataOnly: true}, nil)
+	if err != nil || res.Outcome != pagestore.Loaded || res.BytesLoaded != 0 {
+		t.Fatalf("metadata-only load: %+v %v", res, err)
+	}
+	if f, ok, _ := e.store.Lookup(uri3); !ok || f.Size != ps || f.CachedPages != 0 {
+		t.Fatalf("metadata-only: %+v %v", f, ok)
+	}
+
+	// Failures are classified.
+	for _, tc := range []struct {
+		ref       pagestore.FileRef
+		kind      error
+		retryable bool
+	}{
+		{pagestore.FileRef{URI: "file://" + e.src + "/missing"}, storage.ErrNotFound, false},
+		{pagestore.FileRef{URI: "no-scheme/x"}, storage.ErrInvalidPath, false},
+		{pagestore.FileRef{URI: "file://" + e.src + "/dir"}, storage.ErrInvalidPath, false},
+		{pagestore.FileRef{URI: "file:///etc/passwd"}, storage.ErrPermission, false},
+		// The listing said 10 pages but the file is shorter: it changed.
+		{pagestore.FileRef{URI: uri3, Size: 10 * ps, Version: "stale"}, storage.ErrUnavailable, true},
+	} {
+		res, err := e.store.LoadFile(ctx, tc.ref, pagestore.LoadOptions{}, nil)
+		if res.Outcome != pagestore.Failed || !errors.Is(err, tc.kind) || storage.IsRetryable(err) != tc.retryable {
+			t.Errorf("%s: %+v %v; want failed with %v (retryable %v)", tc.ref.URI, res, err, tc.kind, tc.retryable)
+		}
+	}
+}
+
+func TestLoadLargerThanCapacity(t *testing.T) {
+	e := newEnv(t, 3*ps)
+	uri, data := e.write("big", 8*ps)
+	res, err := e.store.LoadFile(context.Background(), pagestore.FileRef{URI: uri}, pagestore.LoadOptions{SkipIfExists: true}, nil)
+	if err != nil || res.BytesLoaded != int64(len(data)) {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if st := e.store.Stats(); st.UsedBytes > 3*ps || st.Pages != 3 {
+		t.Fatalf("over capacity: %+v", st)
+	}
+	if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
+		t.Fatal("wrong bytes")
+	}
+}
+
+func TestEvictPrefix(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	a, _ := e.write("x/a", 2*ps)
+	b, _ := e.write("x/b", ps)
+	c, _ := e.write("y/c", ps)
+	for _, u := range []string{a, b, c} {
+		e.read(u, 0, -1)
+	}
+	res, err := e.store.Evict(context.Background(), "file://"+e.src+"/x/")
+	if err != nil || res.Files != 2 || res.Pages != 3 || res.Bytes != 3*ps {
+		t.Fatalf("evict: %+v %v", res, err)
+	}
+	if _, ok, _ := e.store.Lookup(a); ok {
+		t.Fatal("a still cached")
+	}
+	if f, ok, _ := e.store.Lookup(c); !ok || !f.FullyCached() {
+		t.Fatal("c evicted too")
+	}
+	if st := e.store.Stats(); st.UsedBytes != ps || st.Pages != 1 {
+		t.Fatalf("stats after evict: %+v", st)
+	}
+}
+
+func TestEmptyFile(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	uri, _ := e.write("empty", 0)
+	if got := e.read(uri, 0, -1); len(got) != 0 {
+		t.Fatal("bytes from an empty file")
+	}
+	res, err := e.store.LoadFile(context.Background(), pagestore.FileRef{URI: uri}, pagestore.LoadOptions{SkipIfExists: true}, nil)
+	if err != nil || res.Outcome != pagestore.Skipped {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if !e.store.IsCached(uri, "") {
+		t.Fatal("an empty file is trivially cached")
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	err := (&pagestore.Options{PageSize: 100, Capacity: 10}).Validate()
+	if err == nil {
+		t.Fatal("bad options accepted")
+	}
+	for _, want := range []string{"Dir", "page size", "capacity", "Resolver"} {
+		if !bytes.Contains([]byte(err.Error()), []byte(want)) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatal("condition not reached in 10s")
+		case <-tick.C:
+		}
+	}
+}

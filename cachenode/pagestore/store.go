@@ -1,0 +1,581 @@
+package pagestore
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/ferryio/ferry/storage"
+)
+
+// DefaultPageSize is the page size of the Alluxio clients (1 MiB); a node
+// must use the page size its clients use, since they address pages by index.
+const DefaultPageSize = 1 << 20
+
+// Options configure a Store.
+type Options struct {
+	// Dir holds the index and the pages. Required; created if missing.
+	Dir string
+	// PageSize in bytes. Default DefaultPageSize. Changing it on an existing
+	// store clears the cache.
+	PageSize int64
+	// Capacity is the most page bytes the store keeps. Required, at least
+	// one page.
+	Capacity int64
+	// Resolver finds the storage system of a URI. Required.
+	Resolver *storage.Resolver
+	// RevalidateAfter is how long a source version, once checked, is trusted
+	// before the next read asks the source again. 0 (the default) asks on
+	// every Resolve, so a changed source is never served from stale pages;
+	// a positive value trades that for fewer metadata calls (an object store
+	// HEAD per read), serving stale bytes for at most this long.
+	RevalidateAfter time.Duration
+	// Logger receives warnings (corrupt pages, failed removals). Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Validate fills defaults and reports every problem at once.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.PageSize == 0 {
+		o.PageSize = DefaultPageSize
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Dir == "" {
+		errs = append(errs, errors.New("page store: Dir is required"))
+	}
+	if o.PageSize < 4096 || o.PageSize > 64<<20 {
+		errs = append(errs, fmt.Errorf("page store: page size %d is outside 4 KiB … 64 MiB", o.PageSize))
+	}
+	if o.Capacity < o.PageSize {
+		errs = append(errs, fmt.Errorf("page store: capacity %d is less than one page (%d bytes)", o.Capacity, o.PageSize))
+	}
+	if o.Resolver == nil {
+		errs = append(errs, errors.New("page store: Resolver is required"))
+	}
+	if o.RevalidateAfter < 0 {
+		errs = append(errs, errors.New("page store: RevalidateAfter must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Errors of the page store. Both wrap storage.ErrUnavailable: trying again
+// later is the right reaction.
+var (
+	// ErrChanged: the source changed while a file was being read or loaded;
+	// what was read is not served. The HTTP API answers 412.
+	ErrChanged = fmt.Errorf("%w: the source file changed while it was being read; try again", storage.ErrUnavailable)
+	// ErrNoSpace: the whole capacity is held by pages being written, so
+	// nothing can be evicted to make room.
+	ErrNoSpace = fmt.Errorf("%w: the cache is full of pages being written", storage.ErrUnavailable)
+	// ErrClosed: the store was closed.
+	ErrClosed = fmt.Errorf("%w: the page store is closed", storage.ErrUnavailable)
+)
+
+// FileRef names a file at a known version, as a listing describes it.
+type FileRef struct {
+	URI string
+	// Size in bytes. With an empty Version, Size is ignored and both are
+	// read from the source.
+	Size int64
+	// Version is the source's version of the content (storage.Entry.Version).
+	Version string
+	// ModTime and ContentHash are kept for display when known.
+	ModTime     time.Time
+	ContentHash string
+}
+
+// File is a file as the store holds it at one version.
+type File struct {
+	URI string
+	// ID is the lower-case hex SHA-256 of URI.
+	ID          string
+	Size        int64
+	Version     string
+	ModTime     time.Time
+	ContentHash string
+	// PageSize is the store's page size.
+	PageSize int64
+	// CachedPages and CachedBytes are what this node holds of this version.
+	CachedPages int64
+	CachedBytes int64
+
+	fid [32]byte
+	gen uint64
+}
+
+// Pages is the number of pages of the file.
+func (f File) Pages() int64 { return (f.Size + f.PageSize - 1) / f.PageSize }
+
+// FullyCached reports whether every page of this version is cached.
+func (f File) FullyCached() bool { return f.CachedPages >= f.Pages() }
+
+// PageLen is the length of page idx (the last page is short).
+func (f File) PageLen(idx int64) int64 {
+	n := f.Size - idx*f.PageSize
+	if n > f.PageSize {
+		n = f.PageSize
+	}
+	if n < 0 {
+		n = 0
+	}
+	return n
+}
+
+// FileID is the file id of a URI: the lower-case hex SHA-256 of the string.
+func FileID(uri string) string {
+	sum := sha256.Sum256([]byte(uri))
+	return hex.EncodeToString(sum[:])
+}
+
+// Stats are the store's counters since Open (UsedBytes, Pages and Files are
+// current values).
+type Stats struct {
+	Capacity  int64
+	UsedBytes int64
+	Pages     int64
+	// Hits and Misses count pages read from the cache and fetched from the
+	// source on a read.
+	Hits   int64
+	Misses int64
+	// BytesServed were returned to readers; BytesFromStorage were read from
+	// storage systems (reads and loads).
+	BytesServed      int64
+	BytesFromStorage int64
+	PagesStored      int64
+	PagesEvicted     int64
+	// PagesCorrupt failed their checksum (or were missing) and were dropped.
+	PagesCorrupt int64
+}
+
+type counters struct {
+	hits, misses, bytesServed, bytesFromStorage, pagesStored, pagesEvicted, pagesCorrupt atomic.Int64
+}
+
+// Store is a page store. It is safe for concurrent use.
+type Store struct {
+	opts    Options
+	db      *pebble.DB
+	pageDir string
+	log     *slog.Logger
+
+	// life guards the Pebble handle: operations hold it shared, Close
+	// exclusively, so that nothing touches a closed database.
+	life   sync.RWMutex
+	closed bool
+
+	// stripes serialise read-modify-write of one file's metadata and page
+	// records. Lock order: evictMu, then one stripe; never two stripes.
+	stripes [256]sync.Mutex
+	evictMu sync.Mutex
+
+	seq   atomic.Uint64 // access order
+	used  atomic.Int64  // committed page bytes plus reservations
+	pages atomic.Int64  // committed pages
+
+	pageFlights flights[pageKey, []byte]
+	statFlights flights[string, storage.Entry]
+	checked     sync.Map // file id ([32]byte) → time.Time of the last source check
+
+	bufs  sync.Pool
+	stats counters
+}
+
+type pageKey struct {
+	fid [32]byte
+	gen uint64
+	idx int64
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Open opens (or creates) the store in opts.Dir.
+func Open(opts Options) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Store{opts: opts, pageDir: filepath.Join(opts.Dir, "pages"), log: opts.Logger}
+	if err := os.MkdirAll(s.pageDir, 0o755); err != nil {
+		return nil, fmt.Errorf("page store: %w", err)
+	}
+	db, err := pebble.Open(filepath.Join(opts.Dir, "index"), &pebble.Options{Logger: pebbleLogger{s.log}})
+	if err != nil {
+		return nil, fmt.Errorf("page store: open index in %s: %w", opts.Dir, err)
+	}
+	s.db = db
+	ps := opts.PageSize
+	s.bufs.New = func() any { b := make([]byte, ps); return &b }
+	if err := s.checkPageSize(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if err := s.loadCounters(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the index. Operations after Close fail with ErrClosed.
+func (s *Store) Close() error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.db.Close()
+}
+
+// PageSize is the store's page size.
+func (s *Store) PageSize() int64 { return s.opts.PageSize }
+
+// Stats returns the counters.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Capacity:         s.opts.Capacity,
+		UsedBytes:        s.used.Load(),
+		Pages:            s.pages.Load(),
+		Hits:             s.stats.hits.Load(),
+		Misses:           s.stats.misses.Load(),
+		BytesServed:      s.stats.bytesServed.Load(),
+		BytesFromStorage: s.stats.bytesFromStorage.Load(),
+		PagesStored:      s.stats.pagesStored.Load(),
+		PagesEvicted:     s.stats.pagesEvicted.Load(),
+		PagesCorrupt:     s.stats.pagesCorrupt.Load(),
+	}
+}
+
+var pageSizeKey = []byte("m/pagesize")
+
+// checkPageSize clears the cache when it was written with another page size:
+// its pages could not be addressed by index any more.
+func (s *Store) checkPageSize() error {
+	want := strconv.FormatInt(s.opts.PageSize, 10)
+	v, ok, err := s.get(pageSizeKey)
+	if err != nil {
+		return err
+	}
+	if ok && string(v) == want {
+		return nil
+	}
+	if ok {
+		s.log.Warn("page size changed: clearing the cache", "dir", s.opts.Dir, "was", string(v), "now", want)
+		if err := s.db.DeleteRange([]byte{0}, []byte{0xff}, pebble.Sync); err != nil {
+			return fmt.Errorf("page store: clear index: %w", err)
+		}
+		if err := os.RemoveAll(s.pageDir); err != nil {
+			return fmt.Errorf("page store: clear pages: %w", err)
+		}
+		if err := os.MkdirAll(s.pageDir, 0o755); err != nil {
+			return fmt.Errorf("page store: %w", err)
+		}
+	}
+	return s.db.Set(pageSizeKey, []byte(want), pebble.Sync)
+}
+
+// loadCounters rebuilds used bytes, the page count and the access sequence
+// from the index.
+func (s *Store) loadCounters() error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'p'}, UpperBound: []byte{'p' + 1}})
+	if err != nil {
+		return err
+	}
+	// The sequence numbers both the access order and file generations, so
+	// it restarts above every number still in use.
+	var used, n int64
+	var seq uint64
+	for it.First(); it.Valid(); it.Next() {
+		rec, err := decodeRecord(it.Value())
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("page store: %w", err)
+		}
+		used += int64(rec.len)
+		n++
+		seq = max(seq, rec.seq, rec.gen)
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'f'}, UpperBound: []byte{'f' + 1}})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		var m meta
+		if err := json.Unmarshal(it.Value(), &m); err == nil {
+			seq = max(seq, m.Gen)
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	s.used.Store(used)
+	s.pages.Store(n)
+	s.seq.Store(seq)
+	return nil
+}
+
+// Keys.
+
+func metaKey(fid [32]byte) []byte {
+	k := make([]byte, 33)
+	k[0] = 'f'
+	copy(k[1:], fid[:])
+	return k
+}
+
+func recordKey(fid [32]byte, idx int64) []byte {
+	k := make([]byte, 41)
+	k[0] = 'p'
+	copy(k[1:], fid[:])
+	binary.BigEndian.PutUint64(k[33:], uint64(idx))
+	return k
+}
+
+func recordPrefix(fid [32]byte) (lower, upper []byte) {
+	lower = make([]byte, 33)
+	lower[0] = 'p'
+	copy(lower[1:], fid[:])
+	upper = append(append([]byte(nil), lower...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	return lower, upper
+}
+
+func accessKey(seq uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = 'a'
+	binary.BigEndian.PutUint64(k[1:], seq)
+	return k
+}
+
+func accessValue(fid [32]byte, idx int64) []byte {
+	v := make([]byte, 40)
+	copy(v, fid[:])
+	binary.BigEndian.PutUint64(v[32:], uint64(idx))
+	return v
+}
+
+func uriKey(uri string) []byte { return append([]byte{'u'}, uri...) }
+
+// Values.
+
+// record is a page record: which generation the page belongs to, its length
+// and checksum, and its place in the access order.
+type record struct {
+	gen     uint64
+	len     uint32
+	crc     uint32
+	seq     uint64
+	touched int64 // unix nanoseconds of the last access-order update
+}
+
+func (r record) encode() []byte {
+	b := make([]byte, 32)
+	binary.BigEndian.PutUint64(b[0:], r.gen)
+	binary.BigEndian.PutUint32(b[8:], r.len)
+	binary.BigEndian.PutUint32(b[12:], r.crc)
+	binary.BigEndian.PutUint64(b[16:], r.seq)
+	binary.BigEndian.PutUint64(b[24:], uint64(r.touched))
+	return b
+}
+
+func decodeRecord(b []byte) (record, error) {
+	if len(b) != 32 {
+		return record{}, fmt.Errorf("corrupt page record of %d bytes", len(b))
+	}
+	return record{
+		gen:     binary.BigEndian.Uint64(b[0:]),
+		len:     binary.BigEndian.Uint32(b[8:]),
+		crc:     binary.BigEndian.Uint32(b[12:]),
+		seq:     binary.BigEndian.Uint64(b[16:]),
+		touched: int64(binary.BigEndian.Uint64(b[24:])),
+	}, nil
+}
+
+// meta is a file's metadata record.
+type meta struct {
+	URI         string `json:"uri"`
+	Size        int64  `json:"size"`
+	Version     string `json:"version"`
+	ModTimeNs   int64  `json:"mtime,omitempty"`
+	ContentHash string `json:"hash,omitempty"`
+	Gen         uint64 `json:"gen"`
+	Pages       int64  `json:"pages"`
+	Bytes       int64  `json:"bytes"`
+}
+
+func (m meta) file(fid [32]byte, pageSize int64) File {
+	f := File{
+		URI: m.URI, ID: hex.EncodeToString(fid[:]), Size: m.Size, Version: m.Version,
+		ContentHash: m.ContentHash, PageSize: pageSize, CachedPages: m.Pages, CachedBytes: m.Bytes,
+		fid: fid, gen: m.Gen,
+	}
+	if m.ModTimeNs != 0 {
+		f.ModTime = time.Unix(0, m.ModTimeNs)
+	}
+	return f
+}
+
+// Database access, guarded against Close.
+
+func (s *Store) get(key []byte) ([]byte, bool, error) {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return nil, false, ErrClosed
+	}
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("page store index: %w", err)
+	}
+	out := bytes.Clone(v)
+	_ = closer.Close()
+	return out, true, nil
+}
+
+func (s *Store) apply(b *pebble.Batch) error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	defer b.Close()
+	if s.closed {
+		return ErrClosed
+	}
+	if err := s.db.Apply(b, pebble.NoSync); err != nil {
+		return fmt.Errorf("page store index: %w", err)
+	}
+	return nil
+}
+
+// scan calls fn for each key in [lower, upper) until fn returns false.
+func (s *Store) scan(lower, upper []byte, fn func(k, v []byte) bool) error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		if !fn(it.Key(), it.Value()) {
+			break
+		}
+	}
+	return it.Close()
+}
+
+func (s *Store) newBatch() *pebble.Batch { return s.db.NewBatch() }
+
+func (s *Store) getMeta(fid [32]byte) (meta, bool, error) {
+	v, ok, err := s.get(metaKey(fid))
+	if err != nil || !ok {
+		return meta{}, false, err
+	}
+	var m meta
+	if err := json.Unmarshal(v, &m); err != nil {
+		return meta{}, false, fmt.Errorf("page store: corrupt file metadata: %w", err)
+	}
+	return m, true, nil
+}
+
+func setMeta(b *pebble.Batch, fid [32]byte, m meta) {
+	v, _ := json.Marshal(m) // plain struct: cannot fail
+	_ = b.Set(metaKey(fid), v, nil)
+}
+
+func (s *Store) getRecord(fid [32]byte, idx int64) (record, bool, error) {
+	v, ok, err := s.get(recordKey(fid, idx))
+	if err != nil || !ok {
+		return record{}, false, err
+	}
+	r, err := decodeRecord(v)
+	return r, err == nil, err
+}
+
+func beUint64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
+func (s *Store) stripe(fid [32]byte) *sync.Mutex { return &s.stripes[fid[0]] }
+
+// Page files.
+
+func (s *Store) fileDir(fid [32]byte) string {
+	h := hex.EncodeToString(fid[:])
+	return filepath.Join(s.pageDir, h[:2], h)
+}
+
+func (s *Store) pagePath(fid [32]byte, gen uint64, idx int64) string {
+	return filepath.Join(s.fileDir(fid), strconv.FormatUint(gen, 10)+"-"+strconv.FormatInt(idx, 10))
+}
+
+// writePageFile writes data under a temporary name and renames it into
+// place, so that a reader holding the previous file never sees a mix.
+func (s *Store) writePageFile(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		f, err = os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
+}
+
+func (s *Store) removeFiles(paths []string) {
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("page store: remove page file", "path", p, "err", err)
+		}
+	}
+}
+
+func (s *Store) getBuf() *[]byte  { return s.bufs.Get().(*[]byte) }
+func (s *Store) putBuf(b *[]byte) { s.bufs.Put(b) }
+
+// pebbleLogger sends Pebble's chatter to debug level.
+type pebbleLogger struct{ log *slog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	l.log.Error(msg, "component", "pebble")
+	panic("pebble: " + msg)
+}
