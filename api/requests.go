@@ -1,0 +1,220 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ferryio/ferry/api/report"
+	"github.com/ferryio/ferry/jobs"
+	"github.com/ferryio/ferry/workflows"
+)
+
+// jobRequest is the JSON body of the coordinator-style and Ferry routes.
+// Query parameters of the same names fill the fields the body leaves empty,
+// so a GET without a body works as well as one with.
+type jobRequest struct {
+	// Type is the job type on Ferry's routes (the others take it from the
+	// URL path).
+	Type string `json:"type"`
+	// Path is the load path; Src and Dst the copy/move source and
+	// destination. Path and Src stand in for each other.
+	Path string `json:"path"`
+	Src  string `json:"src"`
+	Dst  string `json:"dst"`
+	// IndexFile names a file listing the paths; without a path it also
+	// names the job.
+	IndexFile string `json:"indexFile"`
+	// Options are raw option values: strings ("true", "300") or JSON values.
+	Options map[string]any `json:"options"`
+	// Format and Verbose shape a progress report.
+	Format  string   `json:"format"`
+	Verbose flexBool `json:"verbose"`
+}
+
+// flexBool accepts true, "true", 1 and the like, as Alluxio clients send
+// booleans as strings.
+type flexBool struct {
+	set, value bool
+}
+
+func (b *flexBool) UnmarshalJSON(data []byte) error {
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	switch x := v.(type) {
+	case bool:
+		b.set, b.value = true, x
+		return nil
+	case nil:
+		return nil
+	}
+	p, err := parseBool(fmt.Sprint(v))
+	if err != nil {
+		return fmt.Errorf("verbose: %w", err)
+	}
+	b.set, b.value = true, p
+	return nil
+}
+
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true", "1", "yes":
+		return true, nil
+	case "false", "0", "no", "":
+		return false, nil
+	}
+	return false, fmt.Errorf("want true or false, got %q", s)
+}
+
+// decodeBody reads an optional JSON body into req. Unknown fields are
+// refused so that a misspelt "options" does not silently drop every option.
+func decodeBody(c echo.Context, req *jobRequest) error {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit))
+		}
+		return badInput("body", "cannot read the request body: %v", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // keep 300 as "300" for ParseOptions, never 3e2
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(req); err != nil {
+		return badInput("body", "malformed JSON body: %v", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return badInput("body", "malformed JSON body: more than one JSON value")
+	}
+	return nil
+}
+
+// fromQuery fills empty fields from query parameters.
+func (r *jobRequest) fromQuery(q url.Values) error {
+	fill := func(dst *string, names ...string) {
+		for _, n := range names {
+			if *dst == "" {
+				*dst = q.Get(n)
+			}
+		}
+	}
+	fill(&r.Type, "type")
+	fill(&r.Path, "path")
+	fill(&r.Src, "src")
+	fill(&r.Dst, "dst")
+	fill(&r.IndexFile, "indexFile")
+	fill(&r.Format, "format", "progressFormat")
+	if !r.Verbose.set && q.Has("verbose") {
+		v, err := parseBool(q.Get("verbose"))
+		if err != nil {
+			return badInput("verbose", "%v", err)
+		}
+		r.Verbose = flexBool{set: true, value: v}
+	}
+	return nil
+}
+
+// parseType reads a job type in any case ("load", "LOAD").
+func parseType(field, s string) (workflows.JobType, error) {
+	t := workflows.JobType(strings.ToLower(strings.TrimSpace(s)))
+	if s == "" {
+		return "", badInput(field, "is required (load, copy or move)")
+	}
+	if !t.Valid() {
+		return "", badInput(field, "unknown job type %q (want load, copy or move)", s)
+	}
+	return t, nil
+}
+
+// key is the job the request addresses.
+func (r *jobRequest) key(t workflows.JobType) jobs.Key {
+	src := r.Path
+	if t != workflows.JobLoad || src == "" {
+		src = firstNonEmpty(r.Src, r.Path)
+	}
+	if src == "" {
+		// A job over an index file is named by it, as in Alluxio.
+		src = r.IndexFile
+	}
+	return jobs.Key{Type: t, Path: src, Dst: r.Dst}
+}
+
+// options parses the raw options (and a top-level indexFile) for type t.
+func (r *jobRequest) options(t workflows.JobType) (workflows.Options, error) {
+	raw := make(map[string]any, len(r.Options)+1)
+	for k, v := range r.Options {
+		raw[k] = v
+	}
+	if r.IndexFile != "" {
+		if v, ok := raw["indexFile"]; ok && v != r.IndexFile {
+			return workflows.Options{}, badInput("indexFile", "given twice with different values")
+		}
+		raw["indexFile"] = r.IndexFile
+	}
+	return jobs.ParseOptions(t, raw)
+}
+
+// reportFormat is the requested progress format.
+func (r *jobRequest) reportFormat() (report.Format, error) {
+	f, err := report.ParseFormat(r.Format)
+	if err != nil {
+		return "", badInput("format", "%v", err)
+	}
+	return f, nil
+}
+
+// queryOptions collects the load options of a worker-style /v1/load query:
+// every parameter except the ones that steer the request itself. Repeated
+// include/exclude parameters become lists.
+func queryOptions(q url.Values) map[string]any {
+	raw := map[string]any{}
+	for k, vs := range q {
+		switch k {
+		case "path", "opType", "verbose", "progressFormat":
+			continue
+		}
+		if len(vs) > 1 && (k == "include" || k == "exclude") {
+			list := make([]any, len(vs))
+			for i, v := range vs {
+				list[i] = v
+			}
+			raw[k] = list
+			continue
+		}
+		raw[k] = vs[0]
+	}
+	return raw
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// queryBool reads a boolean query parameter; absent is false.
+func queryBool(q url.Values, name string) (bool, error) {
+	if !q.Has(name) {
+		return false, nil
+	}
+	b, err := parseBool(q.Get(name))
+	if err != nil {
+		return false, badInput(name, "%v", err)
+	}
+	return b, nil
+}
