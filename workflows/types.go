@@ -119,6 +119,10 @@ type Options struct {
 	Filter Filter `json:"filter,omitempty"`
 	// Policy names the policy that started this run, if any.
 	Policy string `json:"policy,omitempty"`
+	// TestContinueAsNewAfter makes the workflow continue as new after this
+	// many batches. Tests use it to record histories with a continue-as-new;
+	// it is not a user option.
+	TestContinueAsNewAfter int `json:"testContinueAsNewAfter,omitempty"`
 }
 
 // Filter selects entries while listing, so a run never materialises the

@@ -1,0 +1,55 @@
+package activities
+
+import (
+	"context"
+	"errors"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/workflows"
+)
+
+// reasonOf maps a storage error to the stable reason code of a failure.
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return workflows.ErrTypeNotFound
+	case errors.Is(err, storage.ErrPermission):
+		return workflows.ErrTypePermission
+	case errors.Is(err, storage.ErrExists):
+		return workflows.ErrTypeExists
+	case errors.Is(err, storage.ErrInvalidPath), errors.Is(err, storage.ErrOutOfRange):
+		return workflows.ErrTypeInvalidPath
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, storage.ErrUnavailable):
+		return workflows.ErrTypeUnavailable
+	}
+	return workflows.ErrTypeInternal
+}
+
+// retryable reports whether a per-file failure may succeed on another try.
+func retryable(err error) bool {
+	return storage.IsRetryable(err) && !errors.Is(err, context.Canceled)
+}
+
+// toTemporal turns an error that fails a whole activity into a Temporal
+// application error typed by reason, non-retryable when retrying cannot help.
+func toTemporal(err error) error {
+	if err == nil {
+		return nil
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return err
+	}
+	reason := reasonOf(err)
+	if retryable(err) {
+		return temporal.NewApplicationErrorWithCause(err.Error(), reason, err)
+	}
+	return temporal.NewNonRetryableApplicationError(err.Error(), reason, err)
+}
+
+// failure describes a failed file for a batch result.
+func failure(uri string, err error) workflows.Failure {
+	return workflows.Failure{Path: uri, Reason: reasonOf(err), Message: err.Error(), Retryable: retryable(err)}
+}
