@@ -16,7 +16,8 @@ import (
 var forbiddenImports = []string{
 	"os", "net", "net/http", "math/rand", "math/rand/v2", "crypto/rand", "io/ioutil",
 	"github.com/aws", "cloud.google.com", "github.com/colinmarc", "github.com/cockroachdb/pebble",
-	"github.com/ferryio/ferry/storage", "github.com/ferryio/ferry/activities", "github.com/ferryio/ferry/cachenode/",
+	"github.com/ferryio/ferry/storage", "github.com/ferryio/ferry/activities",
+	"github.com/ferryio/ferry/cachenode/pagestore", "github.com/ferryio/ferry/cachenode/httpapi",
 }
 
 // forbiddenCalls are package-level functions workflow code must not call.
