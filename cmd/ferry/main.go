@@ -76,6 +76,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(
 		newDevCommand(g),
 		newTemporalDevCommand(g),
+		newWorkerCommand(g),
 		newVersionCommand(),
 	)
 	return root

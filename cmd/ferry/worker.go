@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/ferryio/ferry/activities"
+	"github.com/ferryio/ferry/cachenode/membership"
+	"github.com/ferryio/ferry/internal/telemetry"
+	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/worker"
+	"github.com/ferryio/ferry/workflows"
+)
+
+func newWorkerCommand(g *globals) *cobra.Command {
+	var failuresDir, dataDir string
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run a coordinator: the Temporal worker that runs job workflows and their listing and planning",
+		Long: `Run a coordinator. It is stateless: every job's state is in Temporal, so any
+number of coordinators can run, and a job whose coordinator dies continues on
+another one from its recorded history.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			tel, err := telemetry.Setup(ctx, "ferry-worker")
+			if err != nil {
+				return err
+			}
+			p := &parts{}
+			p.add("telemetry", tel.Shutdown)
+			c, err := dialTemporal(ctx, g, tel)
+			if err != nil {
+				return err
+			}
+			p.add("temporal client", func(context.Context) error { c.Close(); return nil })
+			resolver, err := newResolver(ctx)
+			if err != nil {
+				_ = p.stopAll(10 * time.Second)
+				return err
+			}
+			if failuresDir == "" {
+				abs, _ := filepath.Abs(filepath.Join(dataDir, "failures"))
+				failuresDir = "file://" + abs
+			}
+			if err := startCoordinator(p, c, resolver, failuresDir); err != nil {
+				_ = p.stopAll(10 * time.Second)
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Ferry coordinator is running (task queue %s, Temporal %s)\n", workflows.CoordinatorTaskQueue, g.temporalAddress)
+			<-ctx.Done()
+			return p.stopAll(30 * time.Second)
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", envOr("FERRY_DATA_DIR", ".ferry"), "directory for local state (failure lists by default)")
+	cmd.Flags().StringVar(&failuresDir, "failures-dir", "", "directory URI where lists of failed files are saved (default <data-dir>/failures)")
+	return cmd
+}
+
+// startCoordinator runs the coordinator's Temporal workers: job workflows
+// with their listing and planning activities on the coordinator queue, and
+// the membership registry workflow on its own queue (every coordinator and
+// node serves it, so it outlives any one of them).
+func startCoordinator(p *parts, c client.Client, resolver *storage.Resolver, failuresDir string) error {
+	view := membership.NewView(c, membership.ViewOptions{})
+	w := sdkworker.New(c, workflows.CoordinatorTaskQueue, worker.CoordinatorOptions())
+	worker.RegisterCoordinator(w, &activities.Coordinator{
+		Resolver:    resolver,
+		Placement:   worker.RingPlacement{Current: view.Current},
+		FailuresDir: failuresDir,
+	})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start coordinator worker: %w", err)
+	}
+	p.add("coordinator worker", func(context.Context) error { w.Stop(); return nil })
+	mw := sdkworker.New(c, membership.TaskQueue, sdkworker.Options{})
+	workflows.RegisterMembership(mw)
+	if err := mw.Start(); err != nil {
+		return fmt.Errorf("start membership worker: %w", err)
+	}
+	p.add("membership worker", func(context.Context) error { mw.Stop(); return nil })
+	return nil
+}

@@ -1,0 +1,37 @@
+package worker
+
+import (
+	"context"
+
+	"github.com/ferryio/ferry/activities"
+	"github.com/ferryio/ferry/cachenode/pagestore"
+)
+
+// PageStoreCache lets the batch activities load into a node's page store.
+type PageStoreCache struct {
+	Store *pagestore.Store
+}
+
+var _ activities.Cache = PageStoreCache{}
+
+// Load loads one file. A file whose size the listing did not know (< 0) is
+// stat'ed by the page store first.
+func (c PageStoreCache) Load(ctx context.Context, f activities.CacheFile, o activities.CacheLoadOptions) (activities.CacheLoadResult, error) {
+	ref := pagestore.FileRef{URI: f.URI, Size: f.Size, Version: f.Version}
+	if f.Size < 0 {
+		ref.Version = ""
+	}
+	opts := pagestore.LoadOptions{MetadataOnly: o.MetadataOnly, SkipIfExists: o.SkipIfExists}
+	if o.Limiter != nil {
+		opts.Limiter = o.Limiter
+	}
+	res, err := c.Store.LoadFile(ctx, ref, opts, nil)
+	if err != nil {
+		return activities.CacheLoadResult{}, err
+	}
+	return activities.CacheLoadResult{
+		Skipped:      res.Outcome == pagestore.Skipped,
+		BytesLoaded:  res.BytesLoaded,
+		BytesSkipped: res.BytesSkipped,
+	}, nil
+}
