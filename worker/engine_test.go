@@ -315,6 +315,7 @@ func TestStopAndResumeKeepsJobIDAndExactCounters(t *testing.T) {
 	if st.JobID != res.JobID || st.Runs < 2 {
 		t.Fatalf("resumed job: id %s runs %d", st.JobID, st.Runs)
 	}
+	recordHistories(t, cl.client, key.WorkflowID(), "stop-resume")
 	var loads int64
 	for _, c := range cl.caches {
 		loads += c.loads.Load()
@@ -338,6 +339,7 @@ func TestContinueAsNewKeepsCounting(t *testing.T) {
 	if st.Runs < 3 {
 		t.Fatalf("job took %d runs; want several continue-as-new", st.Runs)
 	}
+	recordHistories(t, cl.client, key.WorkflowID(), "continue-as-new")
 	var loads int64
 	for _, c := range cl.caches {
 		loads += c.loads.Load()
@@ -438,3 +440,60 @@ func (quiet) Debug(string, ...interface{}) {}
 func (quiet) Info(string, ...interface{})  {}
 func (quiet) Warn(string, ...interface{})  {}
 func (quiet) Error(string, ...interface{}) {}
+
+// TestPlainTemporalClientCanQueryAndStop drives a job the way a user's own
+// Go program would: only the Temporal SDK, the workflow ID, the "progress"
+// query and the "stop" signal documented in the README.
+func TestPlainTemporalClientCanQueryAndStop(t *testing.T) {
+	cl := newCluster(t, 1)
+	gate := make(chan struct{})
+	cl.caches["node-1"].gate = gate
+	src, _ := makeTree(t, 40)
+	key := jobs.Key{Type: workflows.JobLoad, Path: src}
+	opts, _ := jobs.ParseOptions(workflows.JobLoad, map[string]any{"batchSize": "1"})
+	if _, err := cl.svc.Submit(context.Background(), key, opts); err != nil {
+		t.Fatal(err)
+	}
+	gate <- struct{}{}
+	ctx := context.Background()
+	c := cl.client // any client.Client works; nothing Ferry-specific below
+	id := "load:" + src
+	ferrytest.Eventually(t, 30*time.Second, func() error {
+		v, err := c.QueryWorkflow(ctx, id, "", "progress")
+		if err != nil {
+			return err
+		}
+		var progress struct {
+			Status    string `json:"status"`
+			Succeeded int64  `json:"succeeded"`
+		}
+		if err := v.Get(&progress); err != nil {
+			return err
+		}
+		if progress.Status != "RUNNING" || progress.Succeeded < 1 {
+			return fmt.Errorf("progress %+v", progress)
+		}
+		return nil
+	})
+	if err := c.SignalWorkflow(ctx, id, "", "stop", nil); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for i := 0; i < 40; i++ {
+			select {
+			case gate <- struct{}{}:
+			case <-time.After(30 * time.Second):
+				return
+			}
+		}
+	}()
+	var final struct {
+		Status string `json:"status"`
+	}
+	if err := c.GetWorkflow(ctx, id, "").Get(ctx, &final); err != nil {
+		t.Fatal(err)
+	}
+	if final.Status != "STOPPED" {
+		t.Fatalf("after the stop signal the run ended %s", final.Status)
+	}
+}
