@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"golang.org/x/time/rate"
 
+	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/workflows"
 )
 
@@ -63,6 +64,8 @@ type Replicator interface {
 type Node struct {
 	Cache      Cache
 	Replicator Replicator
+	// Resolver reaches the storage systems, for copy and move.
+	Resolver *storage.Resolver
 	// FileAttempts is how many times a file with a retryable error is tried
 	// within one batch. Default 3.
 	FileAttempts int

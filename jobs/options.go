@@ -177,6 +177,12 @@ func optionSpecs() map[string]optionSpec {
 	return specs
 }
 
+// Default early-failure thresholds of copy and move jobs.
+const (
+	DefaultCopyFailureCount = 100
+	DefaultCopyFailureRatio = 0.10
+)
+
 // OptionKeys lists the accepted option keys for job type t, sorted.
 func OptionKeys(t workflows.JobType) []string {
 	var keys []string
@@ -217,6 +223,16 @@ func ParseOptions(t workflows.JobType, raw map[string]any) (workflows.Options, e
 		}
 		if err := spec.apply(&o, raw[k]); err != nil {
 			return o, &OptionError{k, err.Error()}
+		}
+	}
+	if t != workflows.JobLoad {
+		// Copy and move fail early by default (spec/jobs.md §1); "0" turns
+		// a threshold off.
+		if _, set := raw["failureCountThreshold"]; !set {
+			o.FailureCountThreshold = DefaultCopyFailureCount
+		}
+		if _, set := raw["failureRatioThreshold"]; !set {
+			o.FailureRatioThreshold = DefaultCopyFailureRatio
 		}
 	}
 	if o.Filter.MinSize > 0 && o.Filter.MaxSize > 0 && o.Filter.MinSize > o.Filter.MaxSize {

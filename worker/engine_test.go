@@ -127,7 +127,7 @@ func newCluster(t *testing.T, nodes int) *cluster {
 func (c *cluster) addNode(id string) {
 	cache := &memCache{node: id, resolver: c.resolver, files: map[string]int64{}}
 	w := sdkworker.New(c.client, ring.TaskQueueFor(id), worker.NodeOptions())
-	worker.RegisterNode(w, &activities.Node{Cache: cache})
+	worker.RegisterNode(w, &activities.Node{Cache: cache, Resolver: c.resolver})
 	if err := w.Start(); err != nil {
 		c.t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ func RegisterCoordinator(r sdkworker.Registry, c *activities.Coordinator) {
 	r.RegisterActivityWithOptions(c.Plan, activity.RegisterOptions{Name: workflows.ActivityPlan})
 	r.RegisterActivityWithOptions(c.CountSource, activity.RegisterOptions{Name: workflows.ActivityCountSource})
 	r.RegisterActivityWithOptions(c.SaveFailures, activity.RegisterOptions{Name: workflows.ActivitySaveFailures})
+	r.RegisterActivityWithOptions(c.RemoveEmptyDirs, activity.RegisterOptions{Name: workflows.ActivityRemoveEmptyDirs})
 }
 
 // RegisterNode registers a cache node's batch activities on r. The worker
@@ -30,6 +31,7 @@ func RegisterCoordinator(r sdkworker.Registry, c *activities.Coordinator) {
 // another host.
 func RegisterNode(r sdkworker.Registry, n *activities.Node) {
 	r.RegisterActivityWithOptions(n.LoadBatch, activity.RegisterOptions{Name: workflows.ActivityLoadBatch})
+	r.RegisterActivityWithOptions(n.CopyBatch, activity.RegisterOptions{Name: workflows.ActivityCopyBatch})
 }
 
 // CoordinatorOptions are the worker options of the coordinator.

@@ -16,6 +16,9 @@ const (
 	// ActivitySaveFailures writes one batch's failed files to the job's
 	// failure list. Runs on the coordinator queue.
 	ActivitySaveFailures = "SaveFailures"
+	// ActivityRemoveEmptyDirs removes the directories a move emptied. Runs
+	// on the coordinator queue.
+	ActivityRemoveEmptyDirs = "RemoveEmptyDirs"
 	// ActivityLoadBatch loads a batch of files into the cache of the node
 	// whose task queue it runs on.
 	ActivityLoadBatch = "LoadBatch"
@@ -136,6 +139,11 @@ func (b *BatchResult) Add(r BatchResult) {
 type BatchProgress struct {
 	Done   int         `json:"done"`
 	Result BatchResult `json:"result"`
+}
+
+// RemoveEmptyDirsInput names the source of a move.
+type RemoveEmptyDirsInput struct {
+	Path string `json:"path"`
 }
 
 // SaveFailuresInput appends failures to a job's failure list.

@@ -647,6 +647,14 @@ func (r *jobRun) finish(ctx workflow.Context) (JobState, error) {
 	}
 	r.st.Stage = ""
 	r.st.Pending, r.st.Retry = nil, nil
+	if r.st.Type == JobMove && !r.st.Options.DryRun && r.st.Options.IndexFile == "" && r.st.Succeeded > 0 {
+		// Directories are removed only when empty, i.e. when every file
+		// under them moved; a failure here leaves directories, never data.
+		f := workflow.ExecuteActivity(coordinatorOptions(ctx, time.Hour), ActivityRemoveEmptyDirs, RemoveEmptyDirsInput{Path: r.st.Path})
+		if err := f.Get(ctx, nil); err != nil {
+			r.log.Info("removing emptied source directories failed", "error", err)
+		}
+	}
 	if err := r.setStatus(ctx, status); err != nil {
 		return r.st, err
 	}

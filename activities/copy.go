@@ -1,0 +1,309 @@
+package activities
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"golang.org/x/time/rate"
+
+	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/workflows"
+)
+
+// copyBufferSize is the buffer of a streamed copy.
+const copyBufferSize = 1 << 20
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
+
+// errChecksum marks a destination whose bytes differ from the source's.
+var errChecksum = errors.New("content check failed")
+
+// DestinationOf maps a listed entry onto the destination: dst + the entry's
+// path relative to the source; a single-file source maps to exactly dst.
+func DestinationOf(dst string, e workflows.FileEntry) string {
+	if e.RelPath == "" {
+		return dst
+	}
+	return storage.Join(dst, e.RelPath)
+}
+
+// CopyBatch copies (or, for move jobs, moves) in.Entries, one by one,
+// following spec/jobs.md §5, and heartbeats like LoadBatch.
+func (n *Node) CopyBatch(ctx context.Context, in workflows.BatchInput) (workflows.BatchResult, error) {
+	var p workflows.BatchProgress
+	if activity.HasHeartbeatDetails(ctx) {
+		_ = activity.GetHeartbeatDetails(ctx, &p)
+	}
+	var lim Limiter
+	if in.Bandwidth > 0 {
+		lim = rate.NewLimiter(rate.Limit(in.Bandwidth), LimiterBurst)
+	}
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				mu.Lock()
+				snapshot := p
+				snapshot.Result.Failures = append([]workflows.Failure(nil), p.Result.Failures...)
+				mu.Unlock()
+				activity.RecordHeartbeat(ctx, snapshot)
+			}
+		}
+	}()
+	for p.Done < len(in.Entries) {
+		if err := ctx.Err(); err != nil {
+			return p.Result, err
+		}
+		e := in.Entries[p.Done]
+		out, err := n.transferWithRetries(ctx, in, e, lim)
+		mu.Lock()
+		switch {
+		case err != nil:
+			p.Result.Failures = append(p.Result.Failures, failure(e.URI, err))
+		case out.skipped:
+			p.Result.Skipped++
+			p.Result.BytesSkipped += out.bytes
+		default:
+			p.Result.Succeeded++
+			p.Result.BytesDone += out.bytes
+		}
+		p.Done++
+		mu.Unlock()
+		activity.RecordHeartbeat(ctx, p)
+	}
+	return p.Result, nil
+}
+
+type transferOutcome struct {
+	skipped bool
+	bytes   int64
+}
+
+func (n *Node) transferWithRetries(ctx context.Context, in workflows.BatchInput, e workflows.FileEntry, lim Limiter) (transferOutcome, error) {
+	attempts := n.FileAttempts
+	if attempts <= 0 {
+		attempts = 3
+	}
+	backoff := 200 * time.Millisecond
+	var out transferOutcome
+	var err error
+	for i := 0; i < attempts; i++ {
+		out, err = n.transfer(ctx, in, e, lim)
+		if err == nil || !retryable(err) || ctx.Err() != nil {
+			return out, err
+		}
+		if i+1 < attempts {
+			select {
+			case <-ctx.Done():
+				return out, ctx.Err()
+			case <-time.After(backoff):
+			}
+			backoff *= 4
+		}
+	}
+	return out, err
+}
+
+// transfer copies one entry and, for a move, deletes its source once the
+// copy is committed and verified.
+func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflows.FileEntry, lim Limiter) (transferOutcome, error) {
+	move := in.Type == workflows.JobMove
+	dstURI := DestinationOf(in.Dst, e)
+	src, err := n.Resolver.For(e.URI)
+	if err != nil {
+		return transferOutcome{}, err
+	}
+	dst, err := n.Resolver.For(dstURI)
+	if err != nil {
+		return transferOutcome{}, err
+	}
+	srcInfo, srcErr := src.Stat(ctx, e.URI)
+	dstInfo, dstErr := dst.Stat(ctx, dstURI)
+	switch {
+	case srcErr != nil && errors.Is(srcErr, storage.ErrNotFound) && move && dstErr == nil && !dstInfo.IsDir && (e.Size < 0 || dstInfo.Size == e.Size):
+		// A move of this file already finished (a batch redone after its
+		// node died): the source is gone and the destination is whole.
+		return transferOutcome{bytes: dstInfo.Size}, nil
+	case srcErr != nil:
+		return transferOutcome{}, srcErr
+	case srcInfo.IsDir:
+		return transferOutcome{}, storage.NewError("copy", e.URI, storage.ErrInvalidPath, errors.New("is a directory"))
+	case dstErr == nil && dstInfo.IsDir:
+		return transferOutcome{}, storage.NewError("copy", dstURI, storage.ErrInvalidPath, errors.New("type mismatch: the destination is a directory, the source a file"))
+	case dstErr == nil && !in.Overwrite:
+		if move {
+			return transferOutcome{}, storage.NewError("move", dstURI, storage.ErrExists, errors.New("destination already exists (use --overwrite to replace it)"))
+		}
+		return transferOutcome{skipped: true, bytes: dstInfo.Size}, nil
+	case dstErr != nil && !errors.Is(dstErr, storage.ErrNotFound):
+		return transferOutcome{}, dstErr
+	}
+
+	written, srcHash, err := n.copyFile(ctx, src, dst, srcInfo, dstURI, in, lim)
+	if err != nil {
+		return transferOutcome{}, err
+	}
+	if in.CheckContent || move {
+		if err := verifyCopy(ctx, src, dst, dstURI, srcInfo, srcHash, in.CheckContent); err != nil {
+			// Never leave a destination that is known bad; the source stays.
+			_ = dst.Delete(ctx, dstURI)
+			return transferOutcome{}, err
+		}
+	}
+	if move {
+		if err := src.Delete(ctx, e.URI); err != nil {
+			return transferOutcome{}, fmt.Errorf("copied to %s, but the source could not be deleted (the file is in both places): %w", dstURI, err)
+		}
+	}
+	return transferOutcome{bytes: written.Size}, nil
+}
+
+// copyFile writes the destination atomically: server-side within one store
+// that can, else streamed through this node. It returns the committed entry
+// and, when the bytes passed through here and checkContent asks, their MD5.
+func (n *Node) copyFile(ctx context.Context, src, dst storage.Store, srcInfo storage.Entry, dstURI string, in workflows.BatchInput, lim Limiter) (storage.Entry, string, error) {
+	opts := storage.CreateOptions{Overwrite: in.Overwrite, Size: srcInfo.Size}
+	if c, ok := src.(storage.Copier); ok && src == dst && lim == nil {
+		ent, err := c.Copy(ctx, srcInfo.URI, dstURI, opts)
+		return ent, "", err
+	}
+	r, err := src.Open(ctx, srcInfo.URI, 0, -1)
+	if err != nil {
+		return storage.Entry{}, "", err
+	}
+	defer r.Close()
+	w, err := dst.Create(ctx, dstURI, opts)
+	if err != nil {
+		return storage.Entry{}, "", err
+	}
+	var h hash.Hash
+	var reader io.Reader = r
+	if in.CheckContent {
+		h = md5.New()
+		reader = io.TeeReader(reader, h)
+	}
+	if lim != nil {
+		reader = &limitedReader{ctx: ctx, r: reader, lim: lim}
+	}
+	bufp := copyBuffers.Get().(*[]byte)
+	n64, err := io.CopyBuffer(writerOnly{w}, reader, *bufp)
+	copyBuffers.Put(bufp)
+	if err == nil && n64 != srcInfo.Size {
+		err = storage.NewError("copy", srcInfo.URI, storage.ErrUnavailable, fmt.Errorf("read %d bytes, the source has %d (changed while copying?)", n64, srcInfo.Size))
+	}
+	if err != nil {
+		_ = w.Abort(ctx)
+		return storage.Entry{}, "", err
+	}
+	ent, err := w.Commit(ctx)
+	if err != nil {
+		return storage.Entry{}, "", err
+	}
+	sum := ""
+	if h != nil {
+		sum = "md5:" + hex.EncodeToString(h.Sum(nil))
+	}
+	return ent, sum, nil
+}
+
+// verifyCopy checks the committed destination: always its length, and the
+// content hashes both systems keep when they use the same algorithm; with
+// checkContent and no comparable hashes, it reads the destination back and
+// compares its MD5 with the source's (computed while copying, or now).
+func verifyCopy(ctx context.Context, src, dst storage.Store, dstURI string, srcInfo storage.Entry, srcHash string, checkContent bool) error {
+	now, err := dst.Stat(ctx, dstURI)
+	if err != nil {
+		return err
+	}
+	mismatch := func(format string, args ...any) error {
+		return storage.NewError("verify", dstURI, storage.ErrUnavailable, fmt.Errorf("%w: "+format, append([]any{errChecksum}, args...)...))
+	}
+	if now.Size != srcInfo.Size {
+		return mismatch("destination has %d bytes, source %d", now.Size, srcInfo.Size)
+	}
+	if sameAlgorithm(srcInfo.ContentHash, now.ContentHash) {
+		if srcInfo.ContentHash != now.ContentHash {
+			return mismatch("hash %s, source %s", now.ContentHash, srcInfo.ContentHash)
+		}
+		return nil
+	}
+	if !checkContent {
+		return nil
+	}
+	want := srcHash
+	if want == "" && strings.HasPrefix(srcInfo.ContentHash, "md5:") {
+		want = srcInfo.ContentHash
+	}
+	if want == "" {
+		if want, err = md5Of(ctx, src, srcInfo.URI); err != nil {
+			return err
+		}
+	}
+	got, err := md5Of(ctx, dst, dstURI)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return mismatch("destination %s, source %s", got, want)
+	}
+	return nil
+}
+
+func md5Of(ctx context.Context, st storage.Store, uri string) (string, error) {
+	r, err := st.Open(ctx, uri, 0, -1)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	h := md5.New()
+	bufp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bufp)
+	if _, err := io.CopyBuffer(h, r, *bufp); err != nil {
+		return "", storage.NewError("verify", uri, storage.ErrUnavailable, err)
+	}
+	return "md5:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func sameAlgorithm(a, b string) bool {
+	ia, ib := strings.IndexByte(a, ':'), strings.IndexByte(b, ':')
+	return ia > 0 && ib > 0 && a[:ia] == b[:ib] && a[:ia] != "etag"
+}
+
+// writerOnly hides a Writer's other methods from io.CopyBuffer, so it does
+// not look for ReaderFrom on it.
+type writerOnly struct{ io.Writer }
+
+type limitedReader struct {
+	ctx context.Context
+	r   io.Reader
+	lim Limiter
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if len(p) > LimiterBurst {
+		p = p[:LimiterBurst]
+	}
+	n, err := l.r.Read(p)
+	if n > 0 {
+		if werr := l.lim.WaitN(l.ctx, n); werr != nil {
+			return n, werr
+		}
+	}
+	return n, err
+}
