@@ -19,7 +19,9 @@
 // authorized_user, external_account, impersonated_service_account) before
 // it is handed to the client, as the client library asks. Endpoint (or
 // STORAGE_EMULATOR_HOST) points at an emulator; reads then use the JSON API,
-// which emulators serve.
+// which emulators serve. Clients are created on first use: a process
+// without any Google credentials starts, and its gs:// operations fail with
+// ErrPermission.
 //
 // # Retries
 //

@@ -162,3 +162,21 @@ func TestOptionsNeverShowSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestMissingDefaultCredentials: without configured credentials and without
+// Application Default Credentials, New still succeeds (a process that never
+// touches gs:// must start) and each operation fails with ErrPermission.
+func TestMissingDefaultCredentials(t *testing.T) {
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", filepath.Join(t.TempDir(), "missing.json"))
+	t.Setenv("STORAGE_EMULATOR_HOST", "")
+	s, err := gcs.New(context.Background(), gcs.Options{})
+	if err != nil {
+		t.Fatalf("New without credentials: %v", err)
+	}
+	defer s.Close()
+	_, err = s.Stat(context.Background(), "gs://some-bucket/x")
+	if !errors.Is(err, storage.ErrPermission) || !strings.Contains(err.Error(), "gs://some-bucket/x") {
+		t.Fatalf("stat without credentials: %v, want ErrPermission naming the URI", err)
+	}
+	t.Log(err)
+}

@@ -42,14 +42,28 @@ var (
 )
 
 type conn struct {
-	client      *gcs.Client
 	endpoint    string
 	noOverwrite NoOverwrite
 	secrets     []string
+
+	// The client is created on first use: without configured credentials
+	// it needs Application Default Credentials, and a process that never
+	// touches gs:// must not fail for lack of them.
+	newClient func() (*gcs.Client, error)
+	once      sync.Once
+	client    *gcs.Client
+	clientErr error
 }
 
-// New builds a Store. Credentials are resolved now (a missing key file fails
-// here); no request is made.
+// ready creates the client the first time.
+func (c *conn) ready() error {
+	c.once.Do(func() { c.client, c.clientErr = c.newClient() })
+	return c.clientErr
+}
+
+// New builds a Store. Key files are read and checked now; the clients are
+// created on first use, so that missing Application Default Credentials
+// only fail the gs:// operations, as ErrPermission.
 func New(ctx context.Context, opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("gcs storage: %w", err)
@@ -68,13 +82,23 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close releases the clients.
+// Close releases the clients that were created.
 func (s *Store) Close() error {
-	errs := []error{s.def.client.Close()}
-	for _, c := range s.buckets {
-		errs = append(errs, c.client.Close())
+	var errs []error
+	for _, c := range append([]*conn{s.def}, mapValues(s.buckets)...) {
+		if c.ready() == nil {
+			errs = append(errs, c.client.Close())
+		}
 	}
 	return errors.Join(errs...)
+}
+
+func mapValues(m map[string]*conn) []*conn {
+	out := make([]*conn, 0, len(m))
+	for _, c := range m {
+		out = append(out, c)
+	}
+	return out
 }
 
 // credentialTypes are the key-file types accepted; the type is read from
@@ -159,15 +183,19 @@ func newConn(ctx context.Context, c Connection, o Options) (*conn, error) {
 		opts = append(opts, o)
 		secrets = append(keySecrets([]byte(c.CredentialsJSON)), c.CredentialsJSON)
 	}
-	client, err := gcs.NewClient(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("creating the client: %w", err)
+	// The client outlives New's context: it is created with its own.
+	newClient := func() (*gcs.Client, error) {
+		client, err := gcs.NewClient(context.WithoutCancel(ctx), opts...)
+		if err != nil {
+			return nil, err
+		}
+		client.SetRetry(
+			gcs.WithBackoff(gax.Backoff{Initial: o.MinBackoff, Max: o.MaxBackoff, Multiplier: 2}),
+			gcs.WithMaxAttempts(o.MaxAttempts),
+			gcs.WithPolicy(gcs.RetryIdempotent),
+		)
+		return client, nil
 	}
-	client.SetRetry(
-		gcs.WithBackoff(gax.Backoff{Initial: o.MinBackoff, Max: o.MaxBackoff, Multiplier: 2}),
-		gcs.WithMaxAttempts(o.MaxAttempts),
-		gcs.WithPolicy(gcs.RetryIdempotent),
-	)
 	mode := c.NoOverwrite
 	if mode == "" {
 		mode = NoOverwriteConditional
@@ -175,7 +203,7 @@ func newConn(ctx context.Context, c Connection, o Options) (*conn, error) {
 			mode = NoOverwriteAuto
 		}
 	}
-	return &conn{client: client, endpoint: endpoint, noOverwrite: mode, secrets: secrets}, nil
+	return &conn{endpoint: endpoint, noOverwrite: mode, secrets: secrets, newClient: newClient}, nil
 }
 
 // Scheme is "gs".
@@ -210,7 +238,15 @@ func (s *Store) parse(op, uri string) (location, *conn, error) {
 	if len(key) > 1024 {
 		return location{}, nil, storage.NewError(op, uri, storage.ErrInvalidPath, errors.New("object name longer than 1024 bytes"))
 	}
-	return location{bucket: u.Authority, key: key}, s.conn(u.Authority), nil
+	c := s.conn(u.Authority)
+	if err := c.ready(); err != nil {
+		msg := "cannot create the GCS client: " + err.Error()
+		for _, sec := range c.secrets {
+			msg = strings.ReplaceAll(msg, sec, redacted)
+		}
+		return location{}, nil, storage.NewError(op, uri, storage.ErrPermission, errors.New(strings.Join(strings.Fields(msg), " ")))
+	}
+	return location{bucket: u.Authority, key: key}, c, nil
 }
 
 func (c *conn) object(loc location) *gcs.ObjectHandle {
