@@ -39,6 +39,8 @@ type Env struct {
 	URL string
 	// Temporal is a client of the embedded server.
 	Temporal client.Client
+	// TemporalAddress is the embedded server's frontend, host:port.
+	TemporalAddress string
 	// Jobs is the job service behind the API.
 	Jobs *jobs.Service
 	// Server is the REST facade.
@@ -70,6 +72,7 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 	if e.temporal, err = temporaldev.Start(ctx, temporaldev.Config{}); err != nil {
 		return nil, err
 	}
+	e.TemporalAddress = e.temporal.FrontendAddress()
 	quiet := sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if e.Temporal, err = client.DialContext(ctx, client.Options{
 		HostPort: e.temporal.FrontendAddress(), Namespace: e.temporal.Namespace(), Logger: quiet,

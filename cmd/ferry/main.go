@@ -77,6 +77,8 @@ func newRootCommand() *cobra.Command {
 		newDevCommand(g),
 		newTemporalDevCommand(g),
 		newWorkerCommand(g),
+		newAPICommand(g),
+		newJobCommand(),
 		newVersionCommand(),
 	)
 	return root

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferryio/ferry/api"
+	"github.com/ferryio/ferry/internal/telemetry"
+	"github.com/ferryio/ferry/jobs"
+)
+
+// defaultAPIAddress is where `ferry api` listens and where the CLI looks for
+// it, the port Alluxio's master serves its REST API on.
+const defaultAPIAddress = "127.0.0.1:19999"
+
+func newAPICommand(g *globals) *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "api",
+		Short: "Run the REST API: submit, watch, stop and list jobs",
+		Long: `Run Ferry's REST API on its own. It is stateless: it holds one Temporal client
+and turns requests into workflow starts, queries and signals, so any number of
+copies can run behind a load balancer. Routes are listed at /openapi.json.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runAPI(cmd.Context(), g, listen, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", envOr("FERRY_API_LISTEN", defaultAPIAddress), "address of the REST API (env FERRY_API_LISTEN)")
+	return cmd
+}
+
+func runAPI(ctx context.Context, g *globals, listen string, out io.Writer) error {
+	tel, err := telemetry.Setup(ctx, "ferry-api")
+	if err != nil {
+		return err
+	}
+	p := &parts{}
+	p.add("telemetry", tel.Shutdown)
+	fail := func(err error) error {
+		_ = p.stopAll(30 * time.Second)
+		return err
+	}
+	c, err := dialTemporal(ctx, g, tel)
+	if err != nil {
+		return fail(err)
+	}
+	p.add("temporal client", func(context.Context) error { c.Close(); return nil })
+	// The service checks that a job's source exists before starting it,
+	// with the same backends as the rest of the process.
+	resolver, err := newResolver(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := startAPI(ctx, p, listen, jobs.NewService(c, resolver), tel); err != nil {
+		return fail(err)
+	}
+	p.endpoint("Temporal frontend", g.temporalAddress+"  (namespace "+g.namespace+")")
+	fmt.Fprintln(out, "Ferry API is running")
+	p.printEndpoints(out)
+	<-ctx.Done()
+	slog.Info("stopping")
+	return p.stopAll(30 * time.Second)
+}
+
+// startAPI serves the REST API for svc on addr (port 0 picks a free one),
+// registers its shutdown in p and a banner line, and returns the bound
+// address. It fails at once when addr cannot be bound.
+func startAPI(ctx context.Context, p *parts, addr string, svc api.JobService, tel *telemetry.Telemetry) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	srv := api.New(api.Config{Jobs: svc, Telemetry: tel, Logger: slog.Default()})
+	bound, err := p.serveHTTP("api", addr, srv.Handler())
+	if err != nil {
+		return "", err
+	}
+	p.endpoint("REST API", "http://"+bound+"  (routes: /openapi.json)")
+	return bound, nil
+}
