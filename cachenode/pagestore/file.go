@@ -179,6 +179,14 @@ func (s *Store) dropFile(fid [32]byte) (EvictResult, error) {
 	return EvictResult{Files: 1, Pages: n, Bytes: freed}, nil
 }
 
+// Drop forgets one file: its pages and metadata.
+func (s *Store) Drop(uri string) (EvictResult, error) {
+	if _, ok, err := s.Lookup(uri); err != nil || !ok {
+		return EvictResult{}, err
+	}
+	return s.dropFile(sha256.Sum256([]byte(uri)))
+}
+
 // EvictResult counts what Evict removed.
 type EvictResult struct {
 	Files int64

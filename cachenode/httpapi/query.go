@@ -1,0 +1,161 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// query is a request's query string, split without decoding. Go's own
+// parser (url.ParseQuery, echo's QueryParam) turns '+' into a space and drops
+// pairs that contain ';', which would corrupt the URIs the Alluxio clients
+// paste raw into ufsFullPath, srcPath and dstPath.
+type query map[string]string
+
+// parseQuery keeps the first value of each key, undecoded.
+func parseQuery(raw string) query {
+	q := query{}
+	for _, part := range strings.Split(raw, "&") {
+		if part == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		if dk, err := url.QueryUnescape(k); err == nil {
+			k = dk
+		}
+		if _, dup := q[k]; !dup {
+			q[k] = v
+		}
+	}
+	return q
+}
+
+// text returns a normally encoded parameter ('+' is a space), such as path=.
+func (q query) text(key string) (string, bool, error) {
+	raw, ok := q[key]
+	if !ok {
+		return "", false, nil
+	}
+	v, err := url.QueryUnescape(raw)
+	if err != nil {
+		return "", true, badRequest("query parameter %s: %v", key, err)
+	}
+	return v, true, nil
+}
+
+// int returns an integer parameter.
+func (q query) int(key string) (int64, bool, error) {
+	s, ok, err := q.text(key)
+	if err != nil || !ok {
+		return 0, ok, err
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, true, badRequest("query parameter %s=%q is not an integer", key, s)
+	}
+	return n, true, nil
+}
+
+// nonNegative returns an integer parameter that must not be negative, or def.
+func (q query) nonNegative(key string, def int64) (int64, error) {
+	n, ok, err := q.int(key)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return def, nil
+	}
+	if n < 0 {
+		return 0, badRequest("query parameter %s=%d must not be negative", key, n)
+	}
+	return n, nil
+}
+
+// bool accepts true/false in any case (the Python client sends True/False).
+func (q query) bool(key string, def bool) (bool, error) {
+	s, ok, err := q.text(key)
+	if err != nil || !ok {
+		return def, err
+	}
+	switch strings.ToLower(s) {
+	case "true", "1":
+		return true, nil
+	case "false", "0", "":
+		return false, nil
+	}
+	return false, badRequest("query parameter %s=%q is not true or false", key, s)
+}
+
+// rawURI returns a URI parameter pasted raw by the client: '+' stays '+';
+// percent-escapes the client's HTTP library added (a space sent as %20) are
+// decoded. When the escape-decoded form cannot be right (a literal '%' in the
+// name), the raw form is returned.
+func (q query) rawURI(key string) (string, bool) {
+	raw, ok := q[key]
+	if !ok {
+		return "", false
+	}
+	if v, err := url.PathUnescape(raw); err == nil {
+		return v, true
+	}
+	return raw, true
+}
+
+// uriForID returns the URI parameter whose SHA-256 is id, trying the
+// escape-decoded and the raw form; it fails with 400 when neither matches, so
+// a name the client mangled (a '#', '&' or '%' in it) gets an honest error,
+// never another file's bytes.
+func (q query) uriForID(key, id string) (string, bool, error) {
+	raw, ok := q[key]
+	if !ok {
+		return "", false, nil
+	}
+	candidates := []string{raw}
+	if v, err := url.PathUnescape(raw); err == nil && v != raw {
+		candidates = []string{v, raw}
+	}
+	for _, c := range candidates {
+		if fileID(c) == id {
+			return c, true, nil
+		}
+	}
+	return "", true, badRequest("file id %s does not match %s=%q (file id = hex SHA-256 of the full URI; a name with '#', '&' or '%%' must be percent-encoded by the client)", id, key, candidates[0])
+}
+
+func fileID(uri string) string {
+	sum := sha256.Sum256([]byte(uri))
+	return hex.EncodeToString(sum[:])
+}
+
+// checkID validates a file id path parameter.
+func checkID(id string) error {
+	if len(id) != 64 {
+		return badRequest("file id %q is not 64 hex digits (hex SHA-256 of the full URI)", id)
+	}
+	for _, r := range id {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return badRequest("file id %q is not 64 lower-case hex digits", id)
+		}
+	}
+	return nil
+}
+
+// httpError is an error with the status it answers.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
+}
+
+func statusError(status int, format string, args ...any) error {
+	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+}
