@@ -155,7 +155,7 @@ func (s *Server) Drain() { s.draining.Store(true) }
 
 func (s *Server) healthz(c echo.Context) error {
 	if s.draining.Load() {
-		return c.JSON(http.StatusServiceUnavailable, message("node " + s.cfg.NodeID + " is shutting down"))
+		return c.JSON(http.StatusServiceUnavailable, message("node "+s.cfg.NodeID+" is shutting down"))
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "node": s.cfg.NodeID})
 }
