@@ -1,0 +1,298 @@
+// Package grpcapi serves a cache node's gRPC data service
+// (cachenodepb.CacheNode) from its page store: batch loads with a per-file
+// outcome and a per-call bandwidth limit, streamed range reads, stat, evict
+// and node statistics. Errors carry gRPC codes mapped from the storage
+// sentinels (NotFound, PermissionDenied, InvalidArgument, OutOfRange,
+// AlreadyExists, Unavailable, FailedPrecondition for a file that changed
+// while being read).
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/ferryio/ferry/cachenode/cachenodepb"
+	"github.com/ferryio/ferry/cachenode/pagestore"
+	"github.com/ferryio/ferry/storage"
+)
+
+// Service implements cachenodepb.CacheNodeServer.
+type Service struct {
+	pb.UnimplementedCacheNodeServer
+	NodeID   string
+	Store    *pagestore.Store
+	Resolver *storage.Resolver
+}
+
+var _ pb.CacheNodeServer = (*Service)(nil)
+
+// Register adds the service to s.
+func (svc *Service) Register(s *grpc.Server) { pb.RegisterCacheNodeServer(s, svc) }
+
+// Dial connects to a node's gRPC address (host:port), without TLS: nodes
+// talk on the cluster's private network.
+func Dial(target string, opts ...grpc.DialOption) (pb.CacheNodeClient, *grpc.ClientConn, error) {
+	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
+	conn, err := grpc.NewClient(target, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pb.NewCacheNodeClient(conn), conn, nil
+}
+
+const (
+	defaultParallelism = 4
+	maxParallelism     = 64
+	maxBatch           = 10000
+	// chunkSize bounds one streamed message, well under gRPC's 4 MiB
+	// default receive limit.
+	chunkSize = 1 << 20
+)
+
+// LoadFiles loads a batch of files.
+func (svc *Service) LoadFiles(ctx context.Context, req *pb.LoadFilesRequest) (*pb.LoadFilesResponse, error) {
+	if len(req.Files) > maxBatch {
+		return nil, status.Errorf(codes.InvalidArgument, "%d files in one call; at most %d", len(req.Files), maxBatch)
+	}
+	if req.BandwidthBytesPerSecond < 0 {
+		return nil, status.Error(codes.InvalidArgument, "bandwidth_bytes_per_second must not be negative")
+	}
+	par := int(req.Parallelism)
+	if par <= 0 {
+		par = defaultParallelism
+	}
+	par = min(par, maxParallelism)
+	opts := pagestore.LoadOptions{MetadataOnly: req.MetadataOnly, SkipIfExists: req.SkipIfCached}
+	if bps := req.BandwidthBytesPerSecond; bps > 0 {
+		// The burst must hold the largest WaitN the store makes; a quarter
+		// second's worth keeps the pace smooth at high rates.
+		opts.Limiter = rate.NewLimiter(rate.Limit(bps), int(max(pagestore.LimiterChunk, bps/4)))
+	}
+
+	results := make([]*pb.FileResult, len(req.Files))
+	sem := make(chan struct{}, par)
+	var wg sync.WaitGroup
+	for i, f := range req.Files {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			results[i] = svc.loadOne(ctx, f, opts)
+		}()
+	}
+	wg.Wait()
+
+	resp := &pb.LoadFilesResponse{Results: results}
+	for _, r := range results {
+		switch r.Outcome {
+		case pb.Outcome_OUTCOME_LOADED:
+			resp.Loaded++
+		case pb.Outcome_OUTCOME_SKIPPED:
+			resp.Skipped++
+		default:
+			resp.Failed++
+			continue // its partial bytes stay in its own result only
+		}
+		resp.BytesLoaded += r.BytesLoaded
+		resp.BytesSkipped += r.BytesSkipped
+	}
+	return resp, nil
+}
+
+func (svc *Service) loadOne(ctx context.Context, f *pb.FileRef, opts pagestore.LoadOptions) *pb.FileResult {
+	ref := pagestore.FileRef{URI: f.GetUri(), Size: f.GetSize(), Version: f.GetVersion()}
+	res, err := svc.Store.LoadFile(ctx, ref, opts, nil)
+	out := &pb.FileResult{Uri: ref.URI, BytesLoaded: res.BytesLoaded, BytesSkipped: res.BytesSkipped}
+	switch {
+	case err != nil:
+		out.Outcome = pb.Outcome_OUTCOME_FAILED
+		out.Error = err.Error()
+		out.Retryable = storage.IsRetryable(err)
+		out.ErrorKind = errorKind(err)
+	case res.Outcome == pagestore.Skipped:
+		out.Outcome = pb.Outcome_OUTCOME_SKIPPED
+	default:
+		out.Outcome = pb.Outcome_OUTCOME_LOADED
+	}
+	return out
+}
+
+// errorKind names the class of a load failure.
+func errorKind(err error) string {
+	if errors.Is(err, pagestore.ErrChanged) {
+		return "changed"
+	}
+	switch storage.Kind(err) {
+	case storage.ErrNotFound:
+		return "not_found"
+	case storage.ErrPermission:
+		return "permission"
+	case storage.ErrExists:
+		return "exists"
+	case storage.ErrInvalidPath:
+		return "invalid_path"
+	case storage.ErrOutOfRange:
+		return "out_of_range"
+	case storage.ErrUnavailable:
+		return "unavailable"
+	}
+	return "internal"
+}
+
+// ReadRange streams a range of a file.
+func (svc *Service) ReadRange(req *pb.ReadRangeRequest, stream grpc.ServerStreamingServer[pb.ReadRangeChunk]) error {
+	ctx := stream.Context()
+	if _, err := storage.ParseURI(req.Uri); err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	if req.Offset < 0 {
+		return status.Errorf(codes.InvalidArgument, "negative offset %d", req.Offset)
+	}
+	if req.Length != nil && *req.Length < 0 {
+		return status.Errorf(codes.InvalidArgument, "negative length %d", *req.Length)
+	}
+	f, err := svc.Store.Resolve(ctx, req.Uri)
+	if err != nil {
+		return toStatus(err)
+	}
+	if req.Offset > f.Size {
+		return status.Errorf(codes.OutOfRange, "offset %d is past the end of %s (%d bytes)", req.Offset, f.URI, f.Size)
+	}
+	n := int64(-1)
+	if req.Length != nil {
+		n = *req.Length
+	}
+	w := &chunkWriter{stream: stream, off: req.Offset, first: fileInfo(f)}
+	if _, err := svc.Store.ReadRange(ctx, f, req.Offset, n, w); err != nil {
+		return toStatus(err)
+	}
+	if w.first != nil { // nothing was sent: an empty range still says what the file is
+		return stream.Send(&pb.ReadRangeChunk{File: w.first, Offset: req.Offset})
+	}
+	return nil
+}
+
+// chunkWriter sends what it is given as chunks of at most chunkSize.
+type chunkWriter struct {
+	stream grpc.ServerStreamingServer[pb.ReadRangeChunk]
+	off    int64
+	first  *pb.FileInfo
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		n := min(len(p), chunkSize)
+		msg := &pb.ReadRangeChunk{File: w.first, Offset: w.off, Data: p[:n]}
+		w.first = nil
+		if err := w.stream.Send(msg); err != nil {
+			return written, err
+		}
+		w.off += int64(n)
+		written += n
+		p = p[n:]
+	}
+	return written, nil
+}
+
+// Stat describes a file or directory.
+func (svc *Service) Stat(ctx context.Context, req *pb.StatRequest) (*pb.StatResponse, error) {
+	if _, err := storage.ParseURI(req.Uri); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	st, err := svc.Resolver.For(req.Uri)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	e, err := st.Stat(ctx, req.Uri)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if e.IsDir {
+		info := &pb.FileInfo{Uri: req.Uri, FileId: pagestore.FileID(req.Uri), IsDir: true, Version: e.Version, ContentHash: e.ContentHash}
+		if !e.ModTime.IsZero() {
+			info.ModTimeMs = e.ModTime.UnixMilli()
+		}
+		return &pb.StatResponse{File: info}, nil
+	}
+	f, err := svc.Store.Resolve(ctx, req.Uri)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.StatResponse{File: fileInfo(f)}, nil
+}
+
+func fileInfo(f pagestore.File) *pb.FileInfo {
+	info := &pb.FileInfo{
+		Uri: f.URI, FileId: f.ID, Size: f.Size, Version: f.Version, ContentHash: f.ContentHash,
+		PageSize: f.PageSize, Pages: f.Pages(), CachedPages: f.CachedPages, CachedBytes: f.CachedBytes,
+		FullyCached: f.FullyCached(),
+	}
+	if !f.ModTime.IsZero() {
+		info.ModTimeMs = f.ModTime.UnixMilli()
+	}
+	return info
+}
+
+// Evict removes a URI prefix from the cache.
+func (svc *Service) Evict(ctx context.Context, req *pb.EvictRequest) (*pb.EvictResponse, error) {
+	if _, err := storage.ParseURI(req.UriPrefix); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "uri_prefix: %v", err)
+	}
+	res, err := svc.Store.Evict(ctx, req.UriPrefix)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.EvictResponse{Files: res.Files, Pages: res.Pages, Bytes: res.Bytes}, nil
+}
+
+// NodeStats reports the store's counters.
+func (svc *Service) NodeStats(ctx context.Context, _ *pb.NodeStatsRequest) (*pb.NodeStatsResponse, error) {
+	s := svc.Store.Stats()
+	return &pb.NodeStatsResponse{
+		NodeId: svc.NodeID, CapacityBytes: s.Capacity, UsedBytes: s.UsedBytes, Pages: s.Pages,
+		PageSize: svc.Store.PageSize(), Hits: s.Hits, Misses: s.Misses, BytesServed: s.BytesServed,
+		BytesFromStorage: s.BytesFromStorage, PagesStored: s.PagesStored, PagesEvicted: s.PagesEvicted,
+		PagesCorrupt: s.PagesCorrupt,
+	}, nil
+}
+
+// toStatus maps an error to a gRPC status.
+func toStatus(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	code := codes.Internal
+	switch {
+	case errors.Is(err, pagestore.ErrChanged):
+		code = codes.FailedPrecondition
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	default:
+		switch storage.Kind(err) {
+		case storage.ErrNotFound:
+			code = codes.NotFound
+		case storage.ErrPermission:
+			code = codes.PermissionDenied
+		case storage.ErrExists:
+			code = codes.AlreadyExists
+		case storage.ErrInvalidPath:
+			code = codes.InvalidArgument
+		case storage.ErrOutOfRange:
+			code = codes.OutOfRange
+		case storage.ErrUnavailable:
+			code = codes.Unavailable
+		}
+	}
+	return status.Error(code, fmt.Sprint(err))
+}

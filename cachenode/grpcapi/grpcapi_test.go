@@ -1,0 +1,209 @@
+package grpcapi_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/ferryio/ferry/cachenode/cachenodepb"
+	"github.com/ferryio/ferry/cachenode/grpcapi"
+	"github.com/ferryio/ferry/cachenode/internal/testsource"
+	"github.com/ferryio/ferry/cachenode/pagestore"
+	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/storage/local"
+)
+
+const ps = 4096
+
+func setup(t *testing.T) (pb.CacheNodeClient, string, *testsource.Counting) {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := local.New(local.Options{Root: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := testsource.NewCounting(l)
+	res := storage.NewResolver(src)
+	store, err := pagestore.Open(pagestore.Options{Dir: t.TempDir(), PageSize: ps, Capacity: 1 << 20, Resolver: res})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	s := grpc.NewServer()
+	(&grpcapi.Service{NodeID: "node-1", Store: store, Resolver: res}).Register(s)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(lis) }()
+	t.Cleanup(s.Stop)
+	c, conn, err := grpcapi.Dial(lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return c, dir, src
+}
+
+func write(t *testing.T, dir, name string, n int) (string, []byte) {
+	t.Helper()
+	data := bytes.Repeat([]byte{byte(n), byte(len(name))}, n/2+1)[:n]
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return "file://" + p, data
+}
+
+func code(err error) codes.Code { return status.Code(err) }
+
+func TestLoadFilesReportsEachFile(t *testing.T) {
+	c, dir, _ := setup(t)
+	ctx := context.Background()
+	a, da := write(t, dir, "a", 3*ps+5)
+	b, db := write(t, dir, "b", ps)
+	resp, err := c.LoadFiles(ctx, &pb.LoadFilesRequest{
+		Files: []*pb.FileRef{
+			{Uri: a},
+			{Uri: "file://" + dir + "/missing"},
+			{Uri: b, Size: 99 * ps, Version: "listing-was-wrong"},
+			{Uri: "file:///etc/hostname"},
+		},
+		SkipIfCached: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := resp.Results
+	if r[0].Outcome != pb.Outcome_OUTCOME_LOADED || r[0].BytesLoaded != int64(len(da)) {
+		t.Errorf("a: %v", r[0])
+	}
+	if r[1].Outcome != pb.Outcome_OUTCOME_FAILED || r[1].Retryable || r[1].ErrorKind != "not_found" || r[1].Error == "" {
+		t.Errorf("missing: %v", r[1])
+	}
+	if r[2].Outcome != pb.Outcome_OUTCOME_FAILED || !r[2].Retryable || r[2].ErrorKind != "changed" {
+		t.Errorf("changed: %v", r[2])
+	}
+	if r[3].Outcome != pb.Outcome_OUTCOME_FAILED || r[3].Retryable || r[3].ErrorKind != "permission" {
+		t.Errorf("outside root: %v", r[3])
+	}
+	if resp.Loaded != 1 || resp.Failed != 3 || resp.BytesLoaded != int64(len(da)) {
+		t.Errorf("totals %v", resp)
+	}
+	// Again: a is skipped; b (now without a stale version) loads.
+	resp, err = c.LoadFiles(ctx, &pb.LoadFilesRequest{Files: []*pb.FileRef{{Uri: a}, {Uri: b}}, SkipIfCached: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Skipped != 1 || resp.Loaded != 1 || resp.BytesSkipped != int64(len(da)) || resp.BytesLoaded != int64(len(db)) {
+		t.Errorf("second call %v", resp)
+	}
+	st, err := c.Stat(ctx, &pb.StatRequest{Uri: a})
+	if err != nil || !st.File.FullyCached || st.File.Size != int64(len(da)) || st.File.Pages != 4 {
+		t.Fatalf("stat %v %v", st, err)
+	}
+}
+
+func TestLoadFilesHonoursTheBandwidthLimit(t *testing.T) {
+	c, dir, _ := setup(t)
+	var files []*pb.FileRef
+	for _, n := range []string{"x", "y", "z"} {
+		u, _ := write(t, dir, n, 64<<10)
+		files = append(files, &pb.FileRef{Uri: u})
+	}
+	start := time.Now()
+	resp, err := c.LoadFiles(context.Background(), &pb.LoadFilesRequest{Files: files, BandwidthBytesPerSecond: 256 << 10})
+	if err != nil || resp.Loaded != 3 {
+		t.Fatalf("%v %v", resp, err)
+	}
+	// 192 KiB at 256 KiB/s with a 64 KiB burst takes at least 0.5 s.
+	if took := time.Since(start); took < 450*time.Millisecond {
+		t.Fatalf("192 KiB at 256 KiB/s took %s", took)
+	}
+	if _, err := c.LoadFiles(context.Background(), &pb.LoadFilesRequest{BandwidthBytesPerSecond: -1}); code(err) != codes.InvalidArgument {
+		t.Fatalf("negative bandwidth: %v", err)
+	}
+}
+
+func TestReadRangeStatEvictStats(t *testing.T) {
+	c, dir, src := setup(t)
+	ctx := context.Background()
+	u, data := write(t, dir, "f", 2*ps+10)
+	read := func(off int64, n *int64) []byte {
+		t.Helper()
+		stream, err := c.ReadRange(ctx, &pb.ReadRangeRequest{Uri: u, Offset: off, Length: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []byte
+		for i := 0; ; i++ {
+			ch, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return out
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (i == 0) != (ch.File != nil) {
+				t.Fatalf("chunk %d file info %v", i, ch.File)
+			}
+			if ch.Offset != off+int64(len(out)) {
+				t.Fatalf("chunk offset %d, want %d", ch.Offset, off+int64(len(out)))
+			}
+			out = append(out, ch.Data...)
+		}
+	}
+	if got := read(0, nil); !bytes.Equal(got, data) {
+		t.Fatal("whole read differs")
+	}
+	n := int64(100)
+	if got := read(ps-50, &n); !bytes.Equal(got, data[ps-50:ps+50]) {
+		t.Fatal("range read differs")
+	}
+	if src.Opens() != 3 {
+		t.Fatalf("%d opens, want 3", src.Opens())
+	}
+	st, err := c.NodeStats(ctx, &pb.NodeStatsRequest{})
+	if err != nil || st.NodeId != "node-1" || st.Pages != 3 || st.Hits != 2 || st.Misses != 3 || st.PageSize != ps {
+		t.Fatalf("stats %v %v", st, err)
+	}
+	dst, err := c.Stat(ctx, &pb.StatRequest{Uri: "file://" + dir})
+	if err != nil || !dst.File.IsDir {
+		t.Fatalf("stat of a directory %v %v", dst, err)
+	}
+	ev, err := c.Evict(ctx, &pb.EvictRequest{UriPrefix: "file://" + dir + "/"})
+	if err != nil || ev.Files != 1 || ev.Pages != 3 {
+		t.Fatalf("evict %v %v", ev, err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		err  error
+		want codes.Code
+	}{
+		{"no scheme", func() error { _, err := c.Stat(ctx, &pb.StatRequest{Uri: "/x"}); return err }(), codes.InvalidArgument},
+		{"missing", func() error { _, err := c.Stat(ctx, &pb.StatRequest{Uri: "file://" + dir + "/nope"}); return err }(), codes.NotFound},
+		{"evict nothing", func() error { _, err := c.Evict(ctx, &pb.EvictRequest{}); return err }(), codes.InvalidArgument},
+		{"past end", func() error {
+			s, err := c.ReadRange(ctx, &pb.ReadRangeRequest{Uri: u, Offset: 1 << 30})
+			if err == nil {
+				_, err = s.Recv()
+			}
+			return err
+		}(), codes.OutOfRange},
+	} {
+		if code(tc.err) != tc.want {
+			t.Errorf("%s: %v, want %s", tc.name, tc.err, tc.want)
+		}
+	}
+}
