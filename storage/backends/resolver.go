@@ -64,7 +64,7 @@ func (c S3Connection) options() s3.Connection {
 
 func (c Config) s3Options() s3.Options {
 	o := s3.Options{
-		Connection:             c.S3.S3Connection.options(),
+		Connection:             c.S3.options(),
 		PartSize:               int64(c.S3.PartSize),
 		Concurrency:            c.S3.Concurrency,
 		MultipartCopyThreshold: int64(c.S3.MultipartCopyThreshold),
@@ -93,7 +93,7 @@ func (c GCSConnection) options() gcs.Connection {
 
 func (c Config) gcsOptions() gcs.Options {
 	o := gcs.Options{
-		Connection:  c.GCS.GCSConnection.options(),
+		Connection:  c.GCS.options(),
 		ChunkSize:   int(c.GCS.ChunkSize),
 		MaxAttempts: c.GCS.MaxAttempts,
 		MinBackoff:  time.Duration(c.GCS.MinBackoff),

@@ -62,7 +62,7 @@ func (s *Store) Copy(ctx context.Context, src, dst string, opts storage.CreateOp
 	copier.ContentDisposition, copier.ContentLanguage, copier.CacheControl = sa.ContentDisposition, sa.ContentLanguage, sa.CacheControl
 	a, err := copier.Run(ctx)
 	if err != nil {
-		if classify(err) == storage.ErrExists {
+		if errors.Is(classify(err), storage.ErrExists) {
 			if e, ok := ours(ctx, c, dl, dst, id); ok {
 				return e, nil
 			}

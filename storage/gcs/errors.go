@@ -57,7 +57,7 @@ func classify(err error) error {
 	}
 }
 
-func isNotFound(err error) bool { return classify(err) == storage.ErrNotFound }
+func isNotFound(err error) bool { return errors.Is(classify(err), storage.ErrNotFound) }
 
 // cause is the one-line description of a client error that goes into
 // storage.Error; it unwraps to the client error.

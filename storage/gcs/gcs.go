@@ -130,7 +130,8 @@ func credentialOption(data []byte, what string) (option.ClientOption, error) {
 		Type string `json:"type"`
 	}
 	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, fmt.Errorf("%s is not a JSON key: %v", what, err) // not %w: the cause may quote the secret
+		// The decoder's message would quote part of the key: leave it out.
+		return nil, fmt.Errorf("%s is not a JSON key", what)
 	}
 	t, ok := credentialTypes[head.Type]
 	if !ok {
@@ -312,7 +313,7 @@ func hasChildren(ctx context.Context, c *conn, loc location) (bool, error) {
 	it := c.client.Bucket(loc.bucket).Objects(ctx, &gcs.Query{Prefix: dirPrefix(loc.key)})
 	it.PageInfo().MaxSize = 1
 	_, err := it.Next()
-	if err == iterator.Done {
+	if errors.Is(err, iterator.Done) {
 		return false, nil
 	}
 	return err == nil, err
@@ -344,7 +345,7 @@ func (s *Store) Open(ctx context.Context, uri string, offset, length int64) (io.
 	}
 	r, err := c.object(loc).NewRangeReader(ctx, offset, length)
 	if err != nil {
-		if classify(err) == storage.ErrOutOfRange {
+		if errors.Is(classify(err), storage.ErrOutOfRange) {
 			// GCS refuses a range that starts at the end; that read is
 			// valid and empty.
 			a, aerr := c.object(loc).Attrs(ctx)
@@ -384,7 +385,7 @@ type reader struct {
 
 func (r *reader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		return n, r.c.fail("read", r.uri, err)
 	}
 	return n, err
@@ -409,7 +410,7 @@ func (s *Store) Delete(ctx context.Context, uri string) error {
 			// the client retries it; a 404 then means a retry of ours.
 			err := c.object(loc).If(gcs.Conditions{GenerationMatch: a.Generation}).Delete(ctx)
 			if err != nil && !isNotFound(err) {
-				if classify(err) == storage.ErrExists {
+				if errors.Is(classify(err), storage.ErrExists) {
 					return storage.NewError("delete", uri, storage.ErrUnavailable, errors.New("the object was replaced while being deleted"))
 				}
 				return c.fail("delete", uri, err)
@@ -426,7 +427,7 @@ func (s *Store) Delete(ctx context.Context, uri string) error {
 	var names []string
 	for len(names) < 2 {
 		a, err := it.Next()
-		if err == iterator.Done {
+		if errors.Is(err, iterator.Done) {
 			break
 		}
 		if err != nil {
@@ -467,7 +468,7 @@ func (s *Store) ensureBucket(ctx context.Context, c *conn, op, uri, bucket strin
 	case err == nil:
 		s.existing.Store(bucket, true)
 		return nil
-	case classify(err) == storage.ErrPermission:
+	case errors.Is(classify(err), storage.ErrPermission):
 		return nil
 	default:
 		return c.fail(op, uri, err)

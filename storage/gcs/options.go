@@ -102,7 +102,7 @@ func (o Options) Validate() error {
 	if o.MinBackoff < 0 || o.MaxBackoff < 0 || (o.MaxBackoff != 0 && o.MinBackoff > o.MaxBackoff) {
 		errs = append(errs, fmt.Errorf("backoff bounds [%v, %v] are invalid", o.MinBackoff, o.MaxBackoff))
 	}
-	errs = append(errs, o.Connection.validate("")...)
+	errs = append(errs, o.validate("")...)
 	for _, b := range sortedKeys(o.Buckets) {
 		if b == "" || strings.Contains(b, "/") {
 			errs = append(errs, fmt.Errorf("bucket override %q is not a bucket name", b))

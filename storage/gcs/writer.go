@@ -120,7 +120,7 @@ func (w *writer) Commit(ctx context.Context) (storage.Entry, error) {
 		}
 	}
 	if err := w.w.Close(); err != nil {
-		if !w.overwrite && classify(err) == storage.ErrExists {
+		if !w.overwrite && errors.Is(classify(err), storage.ErrExists) {
 			if e, ok := ours(ctx, w.c, w.loc, w.uri, w.id); ok {
 				return e, nil
 			}

@@ -129,8 +129,8 @@ func (s *Store) Stat(ctx context.Context, uri string) (storage.Entry, error) {
 		if err != nil {
 			return storage.Entry{}, fail("stat", uri, err)
 		}
-		defer f.Close()
 		sum, err := f.Checksum()
+		_ = f.Close()
 		if err != nil {
 			return storage.Entry{}, fail("stat", uri, err)
 		}

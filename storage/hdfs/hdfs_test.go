@@ -207,7 +207,7 @@ type localFile struct {
 
 func (f *localFile) Readdir(n int) ([]os.FileInfo, error) {
 	if !f.read {
-		names, err := f.File.Readdirnames(-1)
+		names, err := f.Readdirnames(-1)
 		if err != nil {
 			return nil, err
 		}
@@ -220,7 +220,7 @@ func (f *localFile) Readdir(n int) ([]os.FileInfo, error) {
 	k := min(n, f.batch, len(f.names))
 	var out []os.FileInfo
 	for _, name := range f.names[:k] {
-		fi, err := os.Lstat(filepath.Join(f.File.Name(), name))
+		fi, err := os.Lstat(filepath.Join(f.Name(), name))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

@@ -128,7 +128,7 @@ type frame struct {
 func (fr *frame) peek() (os.FileInfo, error) {
 	for len(fr.buf) == 0 && !fr.eof {
 		b, err := fr.f.Readdir(readdirBatch)
-		if err == io.EOF || (err == nil && len(b) == 0) {
+		if errors.Is(err, io.EOF) || (err == nil && len(b) == 0) {
 			fr.eof = true
 			break
 		}

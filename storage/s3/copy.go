@@ -86,7 +86,7 @@ func (s *Store) Copy(ctx context.Context, src, dst string, opts storage.CreateOp
 		out, err = c.api.CopyObject(ctx, in)
 	}
 	if err != nil {
-		if classify(err) == storage.ErrExists {
+		if errors.Is(classify(err), storage.ErrExists) {
 			// 412: either our retried copy already landed, or the
 			// destination exists, or the source changed (If-Match).
 			if e, ok := s.ours(ctx, c, dl, dst, id); ok {
@@ -153,7 +153,7 @@ func (s *Store) copyMultipart(ctx context.Context, c *conn, head *s3.HeadObjectO
 	}
 	if err := g.Wait(); err != nil {
 		_, _ = c.api.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{Bucket: &dl.bucket, Key: &dl.key, UploadId: &uploadID})
-		if classify(err) == storage.ErrExists {
+		if errors.Is(classify(err), storage.ErrExists) {
 			return storage.Entry{}, storage.NewError("copy", dst, storage.ErrUnavailable, errors.New("the source changed during the copy"))
 		}
 		return storage.Entry{}, c.fail("copy", dst, err)

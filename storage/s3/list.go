@@ -116,7 +116,7 @@ func (s *Store) emptyListing(ctx context.Context, c *conn, loc location, uri str
 	switch {
 	case err == nil:
 		return storage.NewError("list", uri, storage.ErrInvalidPath, errors.New("not a directory"))
-	case classify(err) == storage.ErrNotFound:
+	case errors.Is(classify(err), storage.ErrNotFound):
 		return storage.NewError("list", uri, storage.ErrNotFound, nil)
 	default:
 		return s.failHead(ctx, c, "list", uri, location{bucket: loc.bucket, key: key}, err)

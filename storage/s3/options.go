@@ -38,9 +38,13 @@ type Checksums string
 const (
 	// ChecksumsAuto is ChecksumsWhenSupported for AWS and ChecksumsWhenRequired
 	// for custom endpoints.
-	ChecksumsAuto          Checksums = "auto"
+	ChecksumsAuto Checksums = "auto"
+	// ChecksumsWhenSupported computes a checksum for every upload that
+	// supports one and validates downloads that carry one (the SDK default).
 	ChecksumsWhenSupported Checksums = "when_supported"
-	ChecksumsWhenRequired  Checksums = "when_required"
+	// ChecksumsWhenRequired computes checksums only where the API requires
+	// them: what S3-compatible servers without flexible checksums accept.
+	ChecksumsWhenRequired Checksums = "when_required"
 )
 
 // Connection is how to reach one endpoint: the store-wide default, or the
@@ -181,7 +185,7 @@ func (o Options) Validate() error {
 	if o.MinBackoff < 0 || o.MaxBackoff < 0 || (o.MaxBackoff != 0 && o.MinBackoff > o.MaxBackoff) {
 		errs = append(errs, fmt.Errorf("backoff bounds [%v, %v] are invalid", o.MinBackoff, o.MaxBackoff))
 	}
-	errs = append(errs, o.Connection.validate("")...)
+	errs = append(errs, o.validate("")...)
 	names := make([]string, 0, len(o.Buckets))
 	for b := range o.Buckets {
 		names = append(names, b)

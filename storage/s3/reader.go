@@ -70,7 +70,7 @@ func (r *reader) Read(p []byte) (int, error) {
 		}
 		if r.body == nil {
 			if err := r.open(); err != nil {
-				if classify(err) == storage.ErrExists {
+				if errors.Is(classify(err), storage.ErrExists) {
 					// If-Match failed: the object was replaced mid-read.
 					return 0, storage.NewError("read", r.uri, storage.ErrUnavailable, errors.New("the object changed while it was being read"))
 				}

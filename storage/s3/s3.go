@@ -263,7 +263,7 @@ func (s *Store) Stat(ctx context.Context, uri string) (storage.Entry, error) {
 		if err == nil {
 			return headEntry(uri, out), nil
 		}
-		if classify(err) != storage.ErrNotFound {
+		if !errors.Is(classify(err), storage.ErrNotFound) {
 			return storage.Entry{}, s.failHead(ctx, c, "stat", uri, loc, err)
 		}
 	}
@@ -291,7 +291,7 @@ func (s *Store) hasChildren(ctx context.Context, c *conn, loc location) (bool, e
 
 // bucketError describes a failed HeadBucket, whose answer carries no body.
 func (s *Store) bucketError(ctx context.Context, op, uri, bucket string, c *conn, err error) error {
-	if classify(err) == storage.ErrNotFound {
+	if errors.Is(classify(err), storage.ErrNotFound) {
 		return storage.NewError(op, uri, storage.ErrNotFound, &cause{msg: fmt.Sprintf("NoSuchBucket: bucket %q does not exist (HTTP 404 from %s)", bucket, c.endpoint), err: err})
 	}
 	return c.fail(op, uri, s.explain(ctx, c, location{bucket: bucket}, err))
@@ -302,7 +302,7 @@ func (s *Store) bucketError(ctx context.Context, op, uri, bucket string, c *conn
 // bucket), so that the message says why: AccessDenied, InvalidAccessKeyId,
 // SignatureDoesNotMatch, ExpiredToken. It costs a request on failures only.
 func (s *Store) explain(ctx context.Context, c *conn, loc location, err error) error {
-	if classify(err) != storage.ErrPermission {
+	if !errors.Is(classify(err), storage.ErrPermission) {
 		return err
 	}
 	if code := errorCode(err); code != "" && code != "Forbidden" {
@@ -318,7 +318,7 @@ func (s *Store) explain(ctx context.Context, c *conn, loc location, err error) e
 			_ = out.Body.Close()
 		}
 	}
-	if err2 != nil && classify(err2) == storage.ErrPermission && errorCode(err2) != "" && errorCode(err2) != "Forbidden" {
+	if err2 != nil && errors.Is(classify(err2), storage.ErrPermission) && errorCode(err2) != "" && errorCode(err2) != "Forbidden" {
 		return err2
 	}
 	return err
@@ -389,7 +389,7 @@ func (s *Store) Open(ctx context.Context, uri string, offset, length int64) (io.
 		r.end = offset + length
 	}
 	if err := r.open(); err != nil {
-		if classify(err) == storage.ErrOutOfRange {
+		if errors.Is(classify(err), storage.ErrOutOfRange) {
 			// S3 refuses a range that starts at the end; that read is
 			// valid and empty. Past the end is out of range.
 			out, herr := c.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &loc.bucket, Key: &loc.key})
@@ -409,7 +409,7 @@ func (s *Store) Open(ctx context.Context, uri string, offset, length int64) (io.
 
 // openError tells a missing object from a directory.
 func (s *Store) openError(ctx context.Context, c *conn, loc location, uri string, err error) error {
-	if classify(err) == storage.ErrNotFound && errorCode(err) != "NoSuchBucket" {
+	if errors.Is(classify(err), storage.ErrNotFound) && errorCode(err) != "NoSuchBucket" {
 		if isDir, lerr := s.hasChildren(ctx, c, loc); lerr == nil && isDir {
 			return storage.NewError("open", uri, storage.ErrInvalidPath, errors.New("is a directory"))
 		} else if lerr != nil && errorCode(lerr) == "NoSuchBucket" {
@@ -435,7 +435,7 @@ func (s *Store) Delete(ctx context.Context, uri string) error {
 		if err == nil {
 			return s.deleteKey(ctx, c, uri, loc.bucket, loc.key)
 		}
-		if classify(err) != storage.ErrNotFound {
+		if !errors.Is(classify(err), storage.ErrNotFound) {
 			return s.failHead(ctx, c, "delete", uri, loc, err)
 		}
 	}
@@ -457,7 +457,7 @@ func (s *Store) Delete(ctx context.Context, uri string) error {
 
 func (s *Store) deleteKey(ctx context.Context, c *conn, uri, bucket, key string) error {
 	_, err := c.api.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key})
-	if err != nil && classify(err) != storage.ErrNotFound {
+	if err != nil && !errors.Is(classify(err), storage.ErrNotFound) {
 		return c.fail("delete", uri, err)
 	}
 	return nil
@@ -483,7 +483,7 @@ func (s *Store) ensureBucket(ctx context.Context, c *conn, op, uri, bucket strin
 	case err == nil:
 		s.existing.Store(bucket, true)
 		return nil
-	case classify(err) == storage.ErrPermission:
+	case errors.Is(classify(err), storage.ErrPermission):
 		return nil
 	default:
 		return s.bucketError(ctx, op, uri, bucket, c, err)

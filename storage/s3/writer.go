@@ -240,7 +240,7 @@ func (w *writer) putSingle(ctx context.Context) (storage.Entry, error) {
 		out, err = w.c.api.PutObject(ctx, in)
 	}
 	if err != nil {
-		if !w.overwrite && classify(err) == storage.ErrExists {
+		if !w.overwrite && errors.Is(classify(err), storage.ErrExists) {
 			if e, ok := w.s.ours(ctx, w.c, w.loc, w.uri, w.id); ok {
 				return e, nil
 			}
@@ -312,7 +312,7 @@ func (s *Store) checkAbsent(ctx context.Context, c *conn, loc location, op, uri 
 	switch {
 	case err == nil:
 		return storage.NewError(op, uri, storage.ErrExists, nil)
-	case classify(err) == storage.ErrNotFound:
+	case errors.Is(classify(err), storage.ErrNotFound):
 		return nil
 	default:
 		return s.failHead(ctx, c, op, uri, loc, err)
@@ -383,7 +383,7 @@ func (s *Store) complete(ctx context.Context, c *conn, loc location, uri, upload
 	if err != nil {
 		// A retried Complete whose first attempt went through is answered
 		// NoSuchUpload (or 412 under If-None-Match): check whose object it is.
-		if errorCode(err) == "NoSuchUpload" || (!overwrite && classify(err) == storage.ErrExists) {
+		if errorCode(err) == "NoSuchUpload" || (!overwrite && errors.Is(classify(err), storage.ErrExists)) {
 			if e, ok := s.ours(ctx, c, loc, uri, id); ok {
 				return e, nil
 			}
