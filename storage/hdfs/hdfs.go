@@ -218,8 +218,8 @@ func (s *Store) Create(ctx context.Context, uri string, opts storage.CreateOptio
 	if err != nil {
 		return nil, err
 	}
-	if p == "/" {
-		return nil, storage.NewError("create", uri, storage.ErrInvalidPath, errors.New("names the root directory"))
+	if p == "/" || strings.HasSuffix(uri, "/") {
+		return nil, storage.NewError("create", uri, storage.ErrInvalidPath, errors.New("names a directory, not a file"))
 	}
 	if fi, err := c.Stat(p); err == nil {
 		if fi.IsDir() {
