@@ -53,7 +53,7 @@ func runAPI(ctx context.Context, g *globals, listen string, out io.Writer) error
 	p.add("temporal client", func(context.Context) error { c.Close(); return nil })
 	// The service checks that a job's source exists before starting it,
 	// with the same backends as the rest of the process.
-	resolver, err := newResolver(ctx)
+	resolver, err := newResolver(ctx, g)
 	if err != nil {
 		return fail(err)
 	}

@@ -22,6 +22,7 @@ type globals struct {
 	temporalAddress string
 	namespace       string
 	logLevel        string
+	storageConfig   string
 }
 
 func main() {
@@ -68,6 +69,8 @@ func newRootCommand() *cobra.Command {
 	pf.StringVar(&g.temporalAddress, "temporal-address", envOr("FERRY_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
 		"host:port of the Temporal frontend (env FERRY_TEMPORAL_ADDRESS)")
 	pf.StringVar(&g.namespace, "namespace", envOr("FERRY_NAMESPACE", "default"), "Temporal namespace (env FERRY_NAMESPACE)")
+	pf.StringVar(&g.storageConfig, "storage-config", os.Getenv("FERRY_STORAGE_CONFIG"),
+		"storage configuration file for S3, GCS and HDFS (YAML or JSON; env FERRY_STORAGE_CONFIG)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("FERRY_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())

@@ -2,16 +2,18 @@ package main
 
 import (
 	"context"
+	"os"
 
 	"github.com/ferryio/ferry/storage"
-	"github.com/ferryio/ferry/storage/local"
+	"github.com/ferryio/ferry/storage/backends"
 )
 
-// newResolver builds the storage backends of this process.
-func newResolver(ctx context.Context) (*storage.Resolver, error) {
-	st, err := local.New(local.Options{})
+// newResolver builds every storage backend of this process from the storage
+// configuration file (--storage-config, optional) and the environment.
+func newResolver(ctx context.Context, g *globals) (*storage.Resolver, error) {
+	cfg, err := backends.Load(g.storageConfig, os.LookupEnv)
 	if err != nil {
 		return nil, err
 	}
-	return storage.NewResolver(st), nil
+	return backends.NewResolver(ctx, cfg)
 }

@@ -40,7 +40,7 @@ another one from its recorded history.`,
 				return err
 			}
 			p.add("temporal client", func(context.Context) error { c.Close(); return nil })
-			resolver, err := newResolver(ctx)
+			resolver, err := newResolver(ctx, g)
 			if err != nil {
 				_ = p.stopAll(10 * time.Second)
 				return err
