@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/ferryio/ferry/cachenode/ring"
 )
@@ -122,3 +123,10 @@ func CheckIdentity(ctx context.Context, v *View, m ring.Member) error {
 }
 
 var errDuplicateIdentity = errors.New("duplicate ring identity")
+
+// WorkerOptions are the options for a worker on TaskQueue: a short sticky
+// timeout, so that registry tasks stuck on a dead worker's sticky queue
+// move to a live worker quickly (it is part of the failure bound).
+func WorkerOptions() worker.Options {
+	return worker.Options{StickyScheduleToStartTimeout: StickyTimeout}
+}

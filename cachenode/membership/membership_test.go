@@ -36,7 +36,7 @@ func startRegistry(t *testing.T) client.Client {
 
 func startWorker(t *testing.T, c client.Client) worker.Worker {
 	t.Helper()
-	w := worker.New(c, membership.TaskQueue, worker.Options{StickyScheduleToStartTimeout: membership.StickyTimeout})
+	w := worker.New(c, membership.TaskQueue, membership.WorkerOptions())
 	workflows.RegisterMembership(w)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
