@@ -113,7 +113,7 @@ func New(cfg Config) *Server {
 		// The stack goes to the log, never into a response.
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 			s.log.Error("panic in API handler", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err, "stack", string(stack))
-			return fmt.Errorf("panic: %v", err)
+			return fmt.Errorf("panic: %w", err)
 		},
 	}))
 	e.Use(bodyLimit(cfg.MaxBodyBytes))

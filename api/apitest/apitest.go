@@ -100,7 +100,7 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 		Jobs: e.Jobs, Telemetry: e.tel, Now: o.Now, Location: loc,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +150,7 @@ func (e *Env) WaitStatus(ctx context.Context, key jobs.Key, want workflows.JobSt
 		last, lastErr = st, err
 		select {
 		case <-ctx.Done():
-			return last, fmt.Errorf("job %s did not reach %s (last %q, %v): %w", key.WorkflowID(), want, last.Status, lastErr, ctx.Err())
+			return last, fmt.Errorf("job %s did not reach %s (last %q, %w): %w", key.WorkflowID(), want, last.Status, lastErr, ctx.Err())
 		case <-time.After(25 * time.Millisecond): // poll interval
 		}
 	}
