@@ -61,7 +61,9 @@ func runAPI(ctx context.Context, g *globals, listen string, out io.Writer) error
 		return fail(err)
 	}
 	p.endpoint("Temporal frontend", g.temporalAddress+"  (namespace "+g.namespace+")")
-	fmt.Fprintln(out, "Ferry API is running")
+	if _, err := fmt.Fprintln(out, "Ferry API is running"); err != nil {
+		return fail(err)
+	}
 	p.printEndpoints(out)
 	<-ctx.Done()
 	slog.Info("stopping")

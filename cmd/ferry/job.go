@@ -124,7 +124,32 @@ type jobCommand struct {
 	format                 string
 	flags                  *pflag.FlagSet
 	api                    *apiClient
-	out                    io.Writer
+	out                    *output
+}
+
+// output is a command's stdout. It keeps the first write error, so that a
+// closed pipe fails the command rather than being ignored line by line.
+type output struct {
+	w   io.Writer
+	err error
+}
+
+func (o *output) printf(format string, args ...any) {
+	if o.err == nil {
+		_, o.err = fmt.Fprintf(o.w, format, args...)
+	}
+}
+
+func (o *output) println(s string) { o.printf("%s\n", s) }
+
+// Write lets the progress bar draw through o.
+func (o *output) Write(b []byte) (int, error) {
+	if o.err != nil {
+		return 0, o.err
+	}
+	n, err := o.w.Write(b)
+	o.err = err
+	return n, err
 }
 
 func newJobTypeCommand(t workflows.JobType, api func() (*apiClient, error)) *cobra.Command {
@@ -155,7 +180,7 @@ func newJobTypeCommand(t workflows.JobType, api func() (*apiClient, error)) *cob
 			if err != nil {
 				return err
 			}
-			j.api, j.out, j.flags = c, cmd.OutOrStdout(), cmd.Flags()
+			j.api, j.out, j.flags = c, &output{w: cmd.OutOrStdout()}, cmd.Flags()
 			return j.run(cmd.Context())
 		},
 	}
@@ -284,11 +309,11 @@ func (j *jobCommand) run(ctx context.Context) error {
 		if err := j.api.post(ctx, "/api/v1/master/submit_job/"+string(j.typ), body, &res); err != nil {
 			return err
 		}
-		fmt.Fprintln(j.out, res.Message)
-		if j.watch {
+		j.out.println(res.Message)
+		if j.watch && j.out.err == nil {
 			return j.watchJob(ctx)
 		}
-		return nil
+		return j.out.err
 	case j.stop:
 		var res struct {
 			Message string `json:"message"`
@@ -296,8 +321,8 @@ func (j *jobCommand) run(ctx context.Context) error {
 		if err := j.api.post(ctx, "/api/v1/master/stop_job/"+string(j.typ), j.target(), &res); err != nil {
 			return err
 		}
-		fmt.Fprintln(j.out, res.Message)
-		return nil
+		j.out.println(res.Message)
+		return j.out.err
 	}
 	if j.watch {
 		return j.watchJob(ctx)
@@ -307,7 +332,7 @@ func (j *jobCommand) run(ctx context.Context) error {
 		return err
 	}
 	j.printReport(res.Message)
-	return nil
+	return j.out.err
 }
 
 // progressAnswer is the part of the progress_job answer the CLI reads.
@@ -329,7 +354,7 @@ func (j *jobCommand) fetchProgress(ctx context.Context, format string, verbose b
 // printReport prints a report with exactly one final newline (TEXT reports
 // end with one, JSON does not).
 func (j *jobCommand) printReport(msg string) {
-	fmt.Fprintln(j.out, strings.TrimRight(msg, "\n"))
+	j.out.println(strings.TrimRight(msg, "\n"))
 }
 
 // watchJob polls the job until it ends, drawing a progress bar on a
@@ -391,31 +416,31 @@ func (j *jobCommand) watchJob(ctx context.Context) error {
 		}
 		return exitError{code: exitJobFailed, err: fmt.Errorf("the %s job ended FAILED%s", j.typ, reason)}
 	case workflows.StatusStopped:
-		fmt.Fprintf(j.out, "The %s job was stopped; submit it again to resume it.\n", j.typ)
+		j.out.printf("The %s job was stopped; submit it again to resume it.\n", j.typ)
 	}
-	return nil
+	return j.out.err
 }
 
 // watchView draws --watch updates: a progress bar on a terminal (files
 // processed out of the total when the total is known, else a spinner with
 // counts), or one plain line per change when the output is not a terminal.
 type watchView struct {
-	out      io.Writer
+	out      *output
 	tty      bool
 	bar      *progressbar.ProgressBar
 	barTotal int64
 	lastLine string
 }
 
-func newWatchView(out io.Writer) *watchView {
-	f, ok := out.(*os.File)
+func newWatchView(out *output) *watchView {
+	f, ok := out.w.(*os.File)
 	return &watchView{out: out, tty: ok && term.IsTerminal(int(f.Fd()))}
 }
 
 func (w *watchView) update(p report.Progress) {
 	if !w.tty {
 		if line := plainLine(p); line != w.lastLine {
-			fmt.Fprintln(w.out, line)
+			w.out.println(line)
 			w.lastLine = line
 		}
 		return
@@ -427,7 +452,7 @@ func (w *watchView) update(p report.Progress) {
 	if w.bar == nil || total != w.barTotal {
 		if w.bar != nil {
 			_ = w.bar.Exit()
-			fmt.Fprintln(w.out)
+			w.out.println("")
 		}
 		w.bar = progressbar.NewOptions64(total,
 			progressbar.OptionSetWriter(w.out),
@@ -452,7 +477,7 @@ func (w *watchView) update(p report.Progress) {
 func (w *watchView) close() {
 	if w.bar != nil {
 		_ = w.bar.Exit()
-		fmt.Fprintln(w.out)
+		w.out.println("")
 		w.bar = nil
 	}
 }
@@ -513,10 +538,10 @@ func newJobListCommand(api func() (*apiClient, error)) *cobra.Command {
 			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/master/list_job?"+q.Encode(), nil, &raw); err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
+			out := &output{w: cmd.OutOrStdout()}
 			if f == report.JSON {
-				fmt.Fprintln(out, string(raw))
-				return nil
+				out.println(string(raw))
+				return out.err
 			}
 			return printJobTable(out, raw)
 		},
@@ -528,7 +553,7 @@ func newJobListCommand(api func() (*apiClient, error)) *cobra.Command {
 	return cmd
 }
 
-func printJobTable(out io.Writer, raw json.RawMessage) error {
+func printJobTable(out *output, raw json.RawMessage) error {
 	var list struct {
 		Jobs []struct {
 			JobID     string    `json:"jobId"`
@@ -543,11 +568,14 @@ func printJobTable(out io.Writer, raw json.RawMessage) error {
 		return fmt.Errorf("the Ferry API answered an unreadable job list: %w", err)
 	}
 	if len(list.Jobs) == 0 {
-		fmt.Fprintln(out, "No jobs.")
-		return nil
+		out.println("No jobs.")
+		return out.err
 	}
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "JOB ID\tTYPE\tSTATE\tSTARTED\tPATH\tDESTINATION")
+	// The table goes through a buffer so tabwriter can align it; the
+	// buffer's writes cannot fail.
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	_, _ = fmt.Fprintln(tw, "JOB ID\tTYPE\tSTATE\tSTARTED\tPATH\tDESTINATION")
 	for _, j := range list.Jobs {
 		started := "-"
 		if !j.StartTime.IsZero() {
@@ -557,9 +585,11 @@ func printJobTable(out io.Writer, raw json.RawMessage) error {
 		if dst == "" {
 			dst = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.JobID, j.JobType, j.JobState, started, j.Path, dst)
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.JobID, j.JobType, j.JobState, started, j.Path, dst)
 	}
-	return tw.Flush()
+	_ = tw.Flush()
+	out.printf("%s", buf.String())
+	return out.err
 }
 
 // apiClient calls the Ferry REST API.
@@ -644,7 +674,7 @@ func (a *apiClient) do(ctx context.Context, method, path string, body, out any) 
 		}
 		return &unreachableError{base: a.base, err: err}
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return &unreachableError{base: a.base, err: err}
@@ -663,7 +693,7 @@ func (a *apiClient) do(ctx context.Context, method, path string, body, out any) 
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
-			return fmt.Errorf("the Ferry API at %s answered %s %s with something that is not JSON: %v", a.base, method, path, err)
+			return fmt.Errorf("the Ferry API at %s answered %s %s with something that is not JSON: %w", a.base, method, path, err)
 		}
 	}
 	return nil
