@@ -182,9 +182,8 @@ func (s *Server) nodeOf(c echo.Context) error {
 // clusterNode is one member in /v1/cluster.
 type clusterNode struct {
 	ring.Member
-	Identifier string     `json:"identifier"`
-	JoinedAt   *time.Time `json:"joinedAt,omitempty"`
-	LastSeen   *time.Time `json:"lastSeen,omitempty"`
+	JoinedAt *time.Time `json:"joinedAt,omitempty"`
+	LastSeen *time.Time `json:"lastSeen,omitempty"`
 }
 
 // cluster answers the ring: its members and, with path=, the owners of
@@ -211,7 +210,7 @@ func (s *Server) cluster(c echo.Context) error {
 		Owners []string      `json:"owners,omitempty"`
 	}{Self: s.cfg.NodeID, Nodes: []clusterNode{}}
 	for _, m := range r.Members() {
-		n := clusterNode{Member: m, Identifier: m.Identity.String()}
+		n := clusterNode{Member: m}
 		if t, ok := seen[m.ID]; ok {
 			n.JoinedAt, n.LastSeen = &t[0], &t[1]
 		}

@@ -20,6 +20,7 @@ type devOptions struct {
 	temporalListen string
 	uiListen       string
 	metricsListen  string
+	nodes          devNodes
 }
 
 func newDevCommand(g *globals) *cobra.Command {
@@ -36,6 +37,7 @@ Temporal cluster instead.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			external := cmd.Flags().Changed("temporal-address")
+			o.nodes.countSet = cmd.Flags().Changed("nodes")
 			return runDev(cmd.Context(), g, o, external)
 		},
 	}
@@ -44,6 +46,7 @@ Temporal cluster instead.`,
 	f.StringVar(&o.temporalListen, "temporal-listen", "127.0.0.1:7233", "address of the embedded Temporal frontend")
 	f.StringVar(&o.uiListen, "ui-listen", "127.0.0.1:8233", "address of the Temporal Web UI (empty: no UI)")
 	f.StringVar(&o.metricsListen, "metrics-listen", "127.0.0.1:9464", "address of the Prometheus /metrics endpoint (empty: none)")
+	o.nodes.flags(f)
 	return cmd
 }
 
@@ -82,6 +85,22 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 		}
 	} else {
 		p.endpoint("Temporal frontend", temporalAddr+"  (external, namespace "+g.namespace+")")
+	}
+
+	// The process's one Temporal client, for every part that runs here.
+	dg := *g
+	dg.temporalAddress = temporalAddr
+	c, err := dialTemporal(ctx, &dg, tel)
+	if err != nil {
+		return fail(err)
+	}
+	p.add("temporal client", func(context.Context) error { c.Close(); return nil })
+	resolver, err := newResolver(ctx, g)
+	if err != nil {
+		return fail(err)
+	}
+	if err := o.nodes.start(ctx, p, o.dataDir, c, resolver, tel); err != nil {
+		return fail(err)
 	}
 
 	if o.metricsListen != "" {

@@ -80,6 +80,7 @@ func newRootCommand() *cobra.Command {
 		newDevCommand(g),
 		newTemporalDevCommand(g),
 		newWorkerCommand(g),
+		newCacheNodeCommand(g),
 		newAPICommand(g),
 		newJobCommand(),
 		newVersionCommand(),
