@@ -38,7 +38,11 @@ type workerProgressBody struct {
 // workerLoad serves GET|POST /v1/load. Everything comes from the query:
 // cache nodes forward the request as they received it.
 func (s *Server) workerLoad(c echo.Context) error {
-	q := c.QueryParams()
+	q, err := query(c)
+	if err != nil {
+		code, body := classify(err)
+		return c.JSON(code, workerSubmitBody{Message: body.Message})
+	}
 	key := jobs.Key{Type: workflows.JobLoad, Path: q.Get("path")}
 	ctx := c.Request().Context()
 	switch strings.ToLower(q.Get("opType")) {
@@ -161,7 +165,11 @@ func parseRequest(c echo.Context) (*jobRequest, error) {
 	if err := decodeBody(c, req); err != nil {
 		return nil, err
 	}
-	if err := req.fromQuery(c.QueryParams()); err != nil {
+	q, err := query(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := req.fromQuery(q); err != nil {
 		return nil, err
 	}
 	return req, nil
@@ -285,7 +293,10 @@ func (s *Server) stop(c echo.Context, t workflows.JobType, req *jobRequest) (sto
 }
 
 func (s *Server) masterList(c echo.Context) error {
-	q := c.QueryParams()
+	q, err := query(c)
+	if err != nil {
+		return err
+	}
 	f, err := listFilter("job-type", q.Get("job-type"), "job-state", q.Get("job-state"))
 	if err != nil {
 		return err

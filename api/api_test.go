@@ -202,6 +202,23 @@ func TestWorkerLoadLifecycle(t *testing.T) {
 		"message": fmt.Sprintf("Load for path '%s' cannot be found.", unknown)})
 }
 
+// TestWorkerLoadQueryEncoding checks that path= is decoded as clients
+// encode it ('+' and %20 are spaces) and that a ';' in it is kept, where
+// url.ParseQuery would drop the whole pair.
+func TestWorkerLoadQueryEncoding(t *testing.T) {
+	semi := newDir(t, "semi;colon")
+	code, body := call(t, "GET", "/v1/load?opType=progress&path="+semi, "")
+	want(t, "path with ;", code, body, 200, map[string]any{"path": semi, "message": fmt.Sprintf("Load for path '%s' cannot be found.", semi)})
+
+	spaced := newDir(t, "a b")
+	key := jobs.Key{Type: workflows.JobLoad, Path: spaced}
+	code, body = call(t, "GET", "/v1/load?opType=submit&path="+strings.ReplaceAll(spaced, " ", "+"), "")
+	want(t, "path with +", code, body, 200, map[string]any{"success": true, "path": spaced})
+	code, body = call(t, "GET", "/v1/load?opType=stop&path="+strings.ReplaceAll(spaced, " ", "%20"), "")
+	want(t, "path with %20", code, body, 200, map[string]any{"success": true, "path": spaced})
+	waitStatus(t, key, workflows.StatusStopped)
+}
+
 func TestWorkerLoadBadInput(t *testing.T) {
 	p := newDir(t, "worker-bad")
 	for _, tc := range []struct {
@@ -220,6 +237,7 @@ func TestWorkerLoadBadInput(t *testing.T) {
 		{"missing source", "opType=submit&path=" + url.QueryEscape(p+"/nope"), "does not exist"},
 		{"bad progressFormat", "path=" + p + "&opType=progress&progressFormat=xml", "progressFormat"},
 		{"bad verbose", "path=" + p + "&opType=progress&verbose=maybe", "verbose"},
+		{"bad escape", "opType=submit&path=file:///data/%zz", "path"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, body := call(t, "GET", "/v1/load?"+tc.query, "")

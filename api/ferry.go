@@ -51,7 +51,10 @@ func progressURL(b submitBody) string {
 
 // listJobs serves GET /api/v1/jobs?type=&state=.
 func (s *Server) listJobs(c echo.Context) error {
-	q := c.QueryParams()
+	q, err := query(c)
+	if err != nil {
+		return err
+	}
 	f, err := listFilter("type", q.Get("type"), "state", q.Get("state"))
 	if err != nil {
 		return err

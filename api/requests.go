@@ -126,6 +126,31 @@ func (r *jobRequest) fromQuery(q url.Values) error {
 	return nil
 }
 
+// query parses the request's query string. url.ParseQuery, behind echo's
+// QueryParams, silently drops every pair that contains a ';', which would
+// turn path=file:///a;b into a missing path; here only '&' separates pairs.
+// Values are decoded normally ('+' is a space, %XX a byte), as the path= of
+// Alluxio clients is encoded (spec/cache-http.md).
+func query(c echo.Context) (url.Values, error) {
+	q := url.Values{}
+	for _, part := range strings.Split(c.Request().URL.RawQuery, "&") {
+		if part == "" {
+			continue
+		}
+		rk, rv, _ := strings.Cut(part, "=")
+		k, err := url.QueryUnescape(rk)
+		if err != nil {
+			return nil, badInput(rk, "bad query parameter name: %v", err)
+		}
+		v, err := url.QueryUnescape(rv)
+		if err != nil {
+			return nil, badInput(k, "bad query parameter value: %v", err)
+		}
+		q[k] = append(q[k], v)
+	}
+	return q, nil
+}
+
 // parseType reads a job type in any case ("load", "LOAD").
 func parseType(field, s string) (workflows.JobType, error) {
 	t := workflows.JobType(strings.ToLower(strings.TrimSpace(s)))
