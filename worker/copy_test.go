@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryio/ferry/internal/enginetest"
 	"github.com/ferryio/ferry/jobs"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/workflows"
@@ -75,7 +76,7 @@ func sameTree(t *testing.T, want, got map[string][32]byte) {
 }
 
 func TestCopyJobCopiesExactlyAndSkipsOnSecondRun(t *testing.T) {
-	cl := newCluster(t, 3)
+	cl := enginetest.NewCluster(t, 3)
 	srcDir, dstDir := t.TempDir(), filepath.Join(t.TempDir(), "dst")
 	want := trickyTree(t, srcDir, 60)
 	key := jobs.Key{Type: workflows.JobCopy, Path: "file://" + srcDir, Dst: "file://" + dstDir}
@@ -83,35 +84,35 @@ func TestCopyJobCopiesExactlyAndSkipsOnSecondRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.svc.Submit(context.Background(), key, opts); err != nil {
+	if _, err := cl.Svc.Submit(context.Background(), key, opts); err != nil {
 		t.Fatal(err)
 	}
-	st := cl.waitEnd(key, 90*time.Second)
+	st := cl.WaitEnd(key, 90*time.Second)
 	if st.Status != workflows.StatusSucceeded || st.Succeeded != 60 || st.Skipped != 0 || st.Qualified != 60 {
 		t.Fatalf("first copy: %s %q succeeded %d skipped %d failed %d %+v", st.Status, st.Reason, st.Succeeded, st.Skipped, st.Failed, st.RecentFailures)
 	}
 	sameTree(t, want, hashTree(t, dstDir))
 	sameTree(t, want, hashTree(t, srcDir))
 
-	if _, err := cl.svc.Submit(context.Background(), key, opts); err != nil {
+	if _, err := cl.Svc.Submit(context.Background(), key, opts); err != nil {
 		t.Fatal(err)
 	}
-	st = cl.waitEnd(key, 90*time.Second)
+	st = cl.WaitEnd(key, 90*time.Second)
 	if st.Status != workflows.StatusSucceeded || st.Skipped != 60 || st.Succeeded != 0 {
 		t.Fatalf("second copy: %s succeeded %d skipped %d", st.Status, st.Succeeded, st.Skipped)
 	}
 }
 
 func TestMoveJobMovesEverythingAndRemovesEmptiedDirs(t *testing.T) {
-	cl := newCluster(t, 2)
+	cl := enginetest.NewCluster(t, 2)
 	srcDir, dstDir := t.TempDir(), filepath.Join(t.TempDir(), "moved")
 	want := trickyTree(t, srcDir, 40)
 	key := jobs.Key{Type: workflows.JobMove, Path: "file://" + srcDir + "/", Dst: "file://" + dstDir}
 	opts, _ := jobs.ParseOptions(workflows.JobMove, map[string]any{"batchSize": "5"})
-	if _, err := cl.svc.Submit(context.Background(), key, opts); err != nil {
+	if _, err := cl.Svc.Submit(context.Background(), key, opts); err != nil {
 		t.Fatal(err)
 	}
-	st := cl.waitEnd(key, 90*time.Second)
+	st := cl.WaitEnd(key, 90*time.Second)
 	if st.Status != workflows.StatusSucceeded || st.Succeeded != 40 || st.Processed() != st.Qualified {
 		t.Fatalf("move: %s %q succeeded %d failed %d %+v", st.Status, st.Reason, st.Succeeded, st.Failed, st.RecentFailures)
 	}
@@ -154,12 +155,12 @@ func (w corruptingWriter) Commit(ctx context.Context) (storage.Entry, error) {
 }
 
 func TestMoveWithCheckContentKeepsSourceOfCorruptedCopy(t *testing.T) {
-	cl := newCluster(t, 1)
-	st0, _ := cl.resolver.For("file:///")
-	cl.resolver = storage.NewResolver(corruptingStore{Store: st0, marker: "victim"})
+	cl := enginetest.NewCluster(t, 1)
+	st0, _ := cl.Resolver.For("file:///")
+	cl.Resolver = storage.NewResolver(corruptingStore{Store: st0, marker: "victim"})
 	// The node activities must see the faulty store: rebuild the node.
-	cl.killNode("node-1")
-	cl.addNode("node-1b")
+	cl.KillNode("node-1")
+	cl.AddNode("node-1b")
 
 	srcDir, dstDir := t.TempDir(), filepath.Join(t.TempDir(), "moved")
 	for _, name := range []string{"ok-1", "victim-2", "ok-3"} {
@@ -169,10 +170,10 @@ func TestMoveWithCheckContentKeepsSourceOfCorruptedCopy(t *testing.T) {
 	}
 	key := jobs.Key{Type: workflows.JobMove, Path: "file://" + srcDir, Dst: "file://" + dstDir}
 	opts, _ := jobs.ParseOptions(workflows.JobMove, map[string]any{"check_content": "true"})
-	if _, err := cl.svc.Submit(context.Background(), key, opts); err != nil {
+	if _, err := cl.Svc.Submit(context.Background(), key, opts); err != nil {
 		t.Fatal(err)
 	}
-	st := cl.waitEnd(key, 90*time.Second)
+	st := cl.WaitEnd(key, 90*time.Second)
 	if st.Status != workflows.StatusFailed || st.Succeeded != 2 || st.Failed != 1 {
 		t.Fatalf("move: %s succeeded %d failed %d %+v", st.Status, st.Succeeded, st.Failed, st.RecentFailures)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryio/ferry/internal/enginetest"
 	"github.com/ferryio/ferry/jobs"
 	"github.com/ferryio/ferry/workflows"
 )
@@ -21,7 +22,7 @@ func TestEngineThroughput(t *testing.T) {
 	if n == 0 {
 		t.Skip("set FERRY_ENGINE_FILES to run")
 	}
-	cl := newCluster(t, 3)
+	cl := enginetest.NewCluster(t, 3)
 	dir := t.TempDir()
 	buf := make([]byte, 16<<10)
 	for i := 0; i < n; i++ {
@@ -35,11 +36,11 @@ func TestEngineThroughput(t *testing.T) {
 	}
 	key := jobs.Key{Type: workflows.JobLoad, Path: "file://" + dir}
 	start := time.Now()
-	if _, err := cl.svc.Submit(context.Background(), key, workflows.Options{}); err != nil {
+	if _, err := cl.Svc.Submit(context.Background(), key, workflows.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	st := cl.waitEnd(key, 10*time.Minute)
+	st := cl.WaitEnd(key, 10*time.Minute)
 	el := time.Since(start)
-	checkExact(t, st, int64(n), int64(n)*int64(len(buf)))
+	enginetest.CheckExact(t, st, int64(n), int64(n)*int64(len(buf)))
 	t.Logf("%d files in %v: %.0f files/s, %d runs, %d pages", n, el.Round(time.Millisecond), float64(n)/el.Seconds(), st.Runs, st.PagesListed)
 }

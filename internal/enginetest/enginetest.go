@@ -1,0 +1,254 @@
+// Package enginetest runs Ferry's job engine in-process for tests: an
+// in-memory Temporal server, the real coordinator and node workers of package
+// worker, a ring the test controls, and a stand-in node cache (MemCache) that
+// reads through the storage layer and records what it holds. The workflow
+// tests, the copy and move tests across stores, and the failure tests share it.
+package enginetest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/ferryio/ferry/activities"
+	"github.com/ferryio/ferry/cachenode/ring"
+	"github.com/ferryio/ferry/internal/ferrytest"
+	"github.com/ferryio/ferry/jobs"
+	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/storage/local"
+	temporaldev "github.com/ferryio/ferry/temporal-dev"
+	"github.com/ferryio/ferry/worker"
+	"github.com/ferryio/ferry/workflows"
+)
+
+// MemCache stands in for a node's page store: it reads each file through
+// the storage layer and remembers its size.
+type MemCache struct {
+	resolver *storage.Resolver
+	mu       sync.Mutex
+	files    map[string]int64
+	// Gate, when set before the job starts, makes each load wait for a token.
+	Gate  chan struct{}
+	loads atomic.Int64
+}
+
+// Load implements activities.Cache.
+func (c *MemCache) Load(ctx context.Context, f activities.CacheFile, opts activities.CacheLoadOptions) (activities.CacheLoadResult, error) {
+	if c.Gate != nil {
+		select {
+		case <-c.Gate:
+		case <-ctx.Done():
+			return activities.CacheLoadResult{}, ctx.Err()
+		}
+	}
+	c.mu.Lock()
+	size, ok := c.files[f.URI]
+	c.mu.Unlock()
+	if ok && opts.SkipIfExists {
+		return activities.CacheLoadResult{Skipped: true, BytesSkipped: size}, nil
+	}
+	st, err := c.resolver.For(f.URI)
+	if err != nil {
+		return activities.CacheLoadResult{}, err
+	}
+	r, err := st.Open(ctx, f.URI, 0, -1)
+	if err != nil {
+		return activities.CacheLoadResult{}, err
+	}
+	defer r.Close()
+	n, err := io.Copy(io.Discard, r)
+	if err != nil {
+		return activities.CacheLoadResult{}, err
+	}
+	c.mu.Lock()
+	c.files[f.URI] = n
+	c.mu.Unlock()
+	c.loads.Add(1)
+	return activities.CacheLoadResult{BytesLoaded: n}, nil
+}
+
+// Files returns the URIs the cache holds.
+func (c *MemCache) Files() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.files))
+	for u := range c.files {
+		out = append(out, u)
+	}
+	return out
+}
+
+// Loads counts the files loaded so far.
+func (c *MemCache) Loads() int64 { return c.loads.Load() }
+
+// Cluster is an in-process Ferry: Temporal, one coordinator, nodes.
+type Cluster struct {
+	T testing.TB
+	// Client is a Temporal client of the cluster.
+	Client client.Client
+	// Svc submits and inspects jobs.
+	Svc *jobs.Service
+	// Resolver is used by the coordinator and by nodes added from now on;
+	// a test may replace it (for example with a fault-injecting store)
+	// before adding nodes.
+	Resolver *storage.Resolver
+	// FailDir is where failure lists are written.
+	FailDir string
+	// Caches are the nodes' caches by node ID.
+	Caches map[string]*MemCache
+
+	mu      sync.Mutex
+	members []ring.Member
+	workers map[string]sdkworker.Worker
+}
+
+// NewCluster starts a cluster with nodes node-1 … node-N and the local
+// storage backend; the resolver may be widened with extra stores.
+func NewCluster(t testing.TB, nodes int, extra ...storage.Store) *Cluster {
+	t.Helper()
+	srv, err := temporaldev.Start(context.Background(), temporaldev.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Namespace: srv.Namespace(), Logger: quietLogger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	st, err := local.New(local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &Cluster{
+		T: t, Client: c, Resolver: storage.NewResolver(append([]storage.Store{st}, extra...)...),
+		Caches: map[string]*MemCache{}, workers: map[string]sdkworker.Worker{},
+		FailDir: "file://" + t.TempDir(),
+	}
+	cl.Svc = jobs.NewService(c, cl.Resolver)
+
+	coord := sdkworker.New(c, workflows.CoordinatorTaskQueue, worker.CoordinatorOptions())
+	worker.RegisterCoordinator(coord, &activities.Coordinator{
+		Resolver:    cl.Resolver,
+		Placement:   worker.RingPlacement{Current: cl.Ring},
+		FailuresDir: cl.FailDir,
+	})
+	if err := coord.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(coord.Stop)
+	for i := 1; i <= nodes; i++ {
+		cl.AddNode(fmt.Sprintf("node-%d", i))
+	}
+	return cl
+}
+
+// Ring is the cluster's current ring.
+func (c *Cluster) Ring(ctx context.Context) (*ring.Ring, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return ring.New(c.members, 0), nil
+}
+
+// AddNode starts a node worker with a fresh MemCache and puts it on the ring.
+func (c *Cluster) AddNode(id string) {
+	cache := &MemCache{resolver: c.Resolver, files: map[string]int64{}}
+	w := sdkworker.New(c.Client, ring.TaskQueueFor(id), worker.NodeOptions())
+	worker.RegisterNode(w, &activities.Node{Cache: cache, Resolver: c.Resolver})
+	if err := w.Start(); err != nil {
+		c.T.Fatal(err)
+	}
+	c.T.Cleanup(w.Stop)
+	c.mu.Lock()
+	c.Caches[id] = cache
+	c.workers[id] = w
+	c.members = append(c.members, ring.Member{ID: id, Identity: ring.IdentityFromName(id), Host: "127.0.0.1", TaskQueue: ring.TaskQueueFor(id)})
+	c.mu.Unlock()
+}
+
+// KillNode stops a node's worker and takes it off the ring, as membership
+// would after its heartbeats stop.
+func (c *Cluster) KillNode(id string) {
+	c.mu.Lock()
+	w := c.workers[id]
+	var kept []ring.Member
+	for _, m := range c.members {
+		if m.ID != id {
+			kept = append(kept, m)
+		}
+	}
+	c.members = kept
+	c.mu.Unlock()
+	w.Stop()
+}
+
+// WaitEnd waits until the job is no longer active and returns its state.
+func (c *Cluster) WaitEnd(key jobs.Key, timeout time.Duration) workflows.JobState {
+	c.T.Helper()
+	var st workflows.JobState
+	ferrytest.Eventually(c.T, timeout, func() error {
+		var err error
+		st, err = c.Svc.Progress(context.Background(), key)
+		if err != nil {
+			return err
+		}
+		if st.Status.Active() {
+			return fmt.Errorf("job is %s (%d/%d processed)", st.Status, st.Processed(), st.Qualified)
+		}
+		return nil
+	})
+	return st
+}
+
+// MakeTree writes n files of mixed sizes (0, 1, 4096, 100,000 bytes) with
+// spaces and '+' in their names under a new directory and returns its URI
+// and the total size.
+func MakeTree(t testing.TB, n int) (string, int64) {
+	t.Helper()
+	dir := t.TempDir()
+	var total int64
+	sizes := []int{0, 1, 4096, 100_000}
+	for i := 0; i < n; i++ {
+		size := sizes[i%len(sizes)]
+		p := filepath.Join(dir, fmt.Sprintf("d%d", i%7), fmt.Sprintf("f %04d+x.bin", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, make([]byte, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		total += int64(size)
+	}
+	return "file://" + dir, total
+}
+
+// CheckExact fails unless the job SUCCEEDED with exact counters for files
+// and bytes.
+func CheckExact(t testing.TB, st workflows.JobState, files, bytes int64) {
+	t.Helper()
+	if st.Status != workflows.StatusSucceeded {
+		t.Fatalf("job ended %s (%s): %+v", st.Status, st.Reason, st.RecentFailures)
+	}
+	if st.Qualified != files || st.Processed() != files || st.Succeeded+st.Skipped != files || st.Failed != 0 {
+		t.Fatalf("counters: qualified %d, succeeded %d, skipped %d, failed %d; want %d files", st.Qualified, st.Succeeded, st.Skipped, st.Failed, files)
+	}
+	if st.BytesDone+st.BytesSkipped != bytes {
+		t.Fatalf("bytes done %d + skipped %d, want %d", st.BytesDone, st.BytesSkipped, bytes)
+	}
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Debug(string, ...interface{}) {}
+func (quietLogger) Info(string, ...interface{})  {}
+func (quietLogger) Warn(string, ...interface{})  {}
+func (quietLogger) Error(string, ...interface{}) {}
