@@ -33,7 +33,11 @@ func submitMessage(k jobs.Key, res jobs.SubmitResult) string {
 		}
 		return fmt.Sprintf("Load already running for path '%s'", k.Path)
 	case jobs.Resumed:
-		return fmt.Sprintf("%s is resumed. JobId: %s", subject(k), res.JobID)
+		msg := fmt.Sprintf("%s is resumed. JobId: %s", subject(k), res.JobID)
+		if res.OptionsIgnored {
+			msg += " (it keeps the options it was submitted with; the options given now are ignored)"
+		}
+		return msg
 	}
 	return fmt.Sprintf("%s is successfully submitted. JobId: %s", subject(k), res.JobID)
 }

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -71,6 +72,9 @@ const (
 type SubmitResult struct {
 	Outcome Outcome
 	JobID   string
+	// OptionsIgnored: a resumed job keeps the options it was started with,
+	// and the ones given with this submit differ from them.
+	OptionsIgnored bool
 }
 
 // Summary is one job in a listing.
@@ -152,6 +156,7 @@ func (s *Service) Submit(ctx context.Context, key Key, opts workflows.Options) (
 
 	input := workflows.JobInput{Type: key.Type, Path: key.Path, Dst: key.Dst, Options: opts}
 	outcome := Started
+	ignored := false
 	last, err := s.lastRun(ctx, key)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -162,6 +167,7 @@ func (s *Service) Submit(ctx context.Context, key Key, opts workflows.Options) (
 	case last.state != nil && last.state.Status == workflows.StatusStopped:
 		input.Resume = last.state
 		// A resumed job keeps its settings; options given now are ignored.
+		ignored = !reflect.DeepEqual(comparableOptions(opts), comparableOptions(last.state.Options))
 		input.Options = last.state.Options
 		outcome = Resumed
 	}
@@ -190,7 +196,11 @@ func (s *Service) Submit(ctx context.Context, key Key, opts workflows.Options) (
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if errors.As(err, &started) {
 			// Another submit won the race: same answer as a running job.
-			return SubmitResult{Outcome: AlreadyRunning, JobID: started.RunId}, nil
+			jobID := started.RunId
+			if winner, err := s.lastRun(ctx, key); err == nil {
+				jobID = winner.jobID
+			}
+			return SubmitResult{Outcome: AlreadyRunning, JobID: jobID}, nil
 		}
 		return SubmitResult{}, fmt.Errorf("%w: start %s: %v", ErrUnavailable, key.WorkflowID(), err)
 	}
@@ -198,7 +208,14 @@ func (s *Service) Submit(ctx context.Context, key Key, opts workflows.Options) (
 	if input.Resume != nil && input.Resume.JobID != "" {
 		jobID = input.Resume.JobID
 	}
-	return SubmitResult{Outcome: outcome, JobID: jobID}, nil
+	return SubmitResult{Outcome: outcome, JobID: jobID, OptionsIgnored: ignored}, nil
+}
+
+// comparableOptions drops what a submit fills in itself, so that two submits
+// with the same flags compare equal.
+func comparableOptions(o workflows.Options) workflows.Options {
+	o.Filter.ReferenceTime = time.Time{}
+	return o
 }
 
 // checkSources fails fast, before any workflow exists, on a source or index
@@ -269,11 +286,13 @@ func (s *Service) lastRun(ctx context.Context, key Key) (runInfo, error) {
 	}
 	if ri.status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
 		var st workflows.JobState
-		if err := s.client.GetWorkflow(ctx, key.WorkflowID(), ri.runID).Get(ctx, &st); err == nil {
-			ri.state = &st
-			if st.JobID != "" {
-				ri.jobID = st.JobID
-			}
+		if err := s.client.GetWorkflow(ctx, key.WorkflowID(), ri.runID).Get(ctx, &st); err != nil {
+			// Guessing here could restart a stopped job from zero.
+			return runInfo{}, fmt.Errorf("%w: read the result of %s: %v", ErrUnavailable, key.WorkflowID(), err)
+		}
+		ri.state = &st
+		if st.JobID != "" {
+			ri.jobID = st.JobID
 		}
 	}
 	return ri, nil
@@ -357,15 +376,15 @@ type ListFilter struct {
 
 // List returns the latest run of every job matching f, newest first.
 func (s *Service) List(ctx context.Context, f ListFilter) ([]Summary, error) {
+	// The state filter applies to each job's latest run, so it is applied
+	// here rather than in the query (an old STOPPED run of a job running
+	// again must not list it as STOPPED).
 	q := []string{fmt.Sprintf("%s IS NOT NULL", workflows.SearchAttrJobType), "ExecutionStatus != 'ContinuedAsNew'"}
 	if f.Type != "" {
 		q = append(q, fmt.Sprintf("%s = '%s'", workflows.SearchAttrJobType, f.Type))
 	}
-	if f.Status != "" {
-		q = append(q, fmt.Sprintf("%s = '%s'", workflows.SearchAttrJobState, f.Status))
-	}
 	query := strings.Join(q, " AND ")
-	seen := map[string]bool{}
+	latest := map[string]Summary{}
 	var out []Summary
 	var token []byte
 	for {
@@ -375,15 +394,25 @@ func (s *Service) List(ctx context.Context, f ListFilter) ([]Summary, error) {
 		}
 		for _, e := range resp.GetExecutions() {
 			id := e.GetExecution().GetWorkflowId()
-			if seen[id] {
-				continue // an older run of a job already listed
+			sum := summaryOf(e)
+			if prev, ok := latest[id]; ok && !sum.StartTime.After(prev.StartTime) {
+				continue // an older run of a job already seen
 			}
-			seen[id] = true
-			out = append(out, summaryOf(e))
+			latest[id] = sum
 		}
 		token = resp.GetNextPageToken()
 		if len(token) == 0 {
 			break
+		}
+	}
+	ids := make([]string, 0, len(latest))
+	for id := range latest {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		if f.Status == "" || latest[id].Status == f.Status {
+			out = append(out, latest[id])
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].StartTime.After(out[j].StartTime) })
@@ -418,6 +447,13 @@ func summaryOf(e *workflowpb.WorkflowExecutionInfo) Summary {
 	}
 	if e.GetCloseTime() != nil {
 		sum.EndTime = e.GetCloseTime().AsTime()
+	}
+	switch e.GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED,
+		enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:
+		// Ended outside Ferry's own logic: its search attribute still says
+		// what it was doing, not that it is over.
+		sum.Status = workflows.StatusFailed
 	}
 	return sum
 }

@@ -116,7 +116,7 @@ type Options struct {
 	// processed files failed permanently; 0 is off.
 	FailureRatioThreshold float64 `json:"failureRatioThreshold,omitempty"`
 	// Filter narrows the listing (policies and the --older-than … flags).
-	Filter Filter `json:"filter,omitempty"`
+	Filter Filter `json:"filter,omitzero"`
 	// Policy names the policy that started this run, if any.
 	Policy string `json:"policy,omitempty"`
 	// TestContinueAsNewAfter makes the workflow continue as new after this
@@ -141,7 +141,7 @@ type Filter struct {
 	MinSize int64 `json:"minSize,omitempty"`
 	MaxSize int64 `json:"maxSize,omitempty"`
 	// ReferenceTime is "now" for OlderThan/NewerThan.
-	ReferenceTime time.Time `json:"referenceTime,omitempty"`
+	ReferenceTime time.Time `json:"referenceTime,omitzero"`
 }
 
 // Defaults.
