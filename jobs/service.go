@@ -167,7 +167,10 @@ func (s *Service) Submit(ctx context.Context, key Key, opts workflows.Options) (
 	case last.state != nil && last.state.Status == workflows.StatusStopped:
 		input.Resume = last.state
 		// A resumed job keeps its settings; options given now are ignored.
-		ignored = !reflect.DeepEqual(comparableOptions(opts), comparableOptions(last.state.Options))
+		defaults, _ := ParseOptions(key.Type, nil)
+		given := comparableOptions(opts)
+		ignored = !reflect.DeepEqual(given, comparableOptions(last.state.Options)) &&
+			!reflect.DeepEqual(given, comparableOptions(defaults))
 		input.Options = last.state.Options
 		outcome = Resumed
 	}
