@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/storage/s3"
+	"github.com/ferryio/ferry/storage/s3/s3test"
 )
 
 const superSecret = "SUPERSECRET123"
@@ -30,8 +31,8 @@ func closedEndpoint(t *testing.T) string {
 // TestClearErrors: each misconfiguration gives one line that names the URI,
 // the kind and the cause, and never the secret.
 func TestClearErrors(t *testing.T) {
-	srv := newTestServer(t)
-	bucket := srv.newBucket(t)
+	srv := s3test.Start(t)
+	bucket := srv.NewBucket(t)
 	for _, tc := range []struct {
 		name     string
 		endpoint string
@@ -40,21 +41,21 @@ func TestClearErrors(t *testing.T) {
 		kind     error
 		cause    string
 	}{
-		{"wrong endpoint", closedEndpoint(t), testKeyID, "s3://" + bucket + "/x", storage.ErrUnavailable, "connection refused"},
-		{"missing bucket", srv.URL, testKeyID, "s3://no-such-bucket/x", storage.ErrNotFound, "NoSuchBucket"},
+		{"wrong endpoint", closedEndpoint(t), s3test.AccessKeyID, "s3://" + bucket + "/x", storage.ErrUnavailable, "connection refused"},
+		{"missing bucket", srv.URL, s3test.AccessKeyID, "s3://no-such-bucket/x", storage.ErrNotFound, "NoSuchBucket"},
 		{"unknown access key", srv.URL, "AKIDUNKNOWN", "s3://" + bucket + "/x", storage.ErrPermission, "InvalidAccessKeyId"},
-		{"wrong secret", srv.URL, testKeyID, "s3://" + bucket + "/x", storage.ErrPermission, "SignatureDoesNotMatch"},
+		{"wrong secret", srv.URL, s3test.AccessKeyID, "s3://" + bucket + "/x", storage.ErrPermission, "SignatureDoesNotMatch"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := storeOptions(tc.endpoint)
+			opts := s3test.Options(tc.endpoint)
 			opts.AccessKeyID = tc.keyID
 			opts.SecretAccessKey = superSecret
 			opts.SessionToken = superSecret + "-token"
 			if tc.name == "missing bucket" {
-				opts.SecretAccessKey = testSecret // the server must get to the bucket
+				opts.SecretAccessKey = s3test.SecretAccessKey // the server must get to the bucket
 				opts.SessionToken = ""
 			}
-			s := newStore(t, opts)
+			s := s3test.NewStore(t, opts)
 			ctx := context.Background()
 			check := func(op string, err error) {
 				t.Helper()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/storage/s3"
+	"github.com/ferryio/ferry/storage/s3/s3test"
 	"github.com/ferryio/ferry/storage/storagetest"
 )
 
@@ -21,7 +22,7 @@ import (
 func rawClient(endpoint string) *awss3.Client {
 	return awss3.New(awss3.Options{
 		BaseEndpoint: aws.String(endpoint), UsePathStyle: true, Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider(testKeyID, testSecret, ""),
+		Credentials: credentials.NewStaticCredentialsProvider(s3test.AccessKeyID, s3test.SecretAccessKey, ""),
 	})
 }
 
@@ -40,12 +41,12 @@ func openUploads(t *testing.T, endpoint, bucket string) int {
 func TestConformanceNoOverwriteModes(t *testing.T) {
 	for _, mode := range []s3.NoOverwrite{s3.NoOverwriteConditional, s3.NoOverwriteCheck} {
 		t.Run(string(mode), func(t *testing.T) {
-			srv := newTestServer(t)
-			opts := storeOptions(srv.URL)
+			srv := s3test.Start(t)
+			opts := s3test.Options(srv.URL)
 			opts.NoOverwrite = mode
 			storagetest.Run(t, storagetest.Harness{
-				Store:         newStore(t, opts),
-				NewDir:        func(t *testing.T) string { return "s3://" + srv.newBucket(t) + "/dir" },
+				Store:         s3test.NewStore(t, opts),
+				NewDir:        func(t *testing.T) string { return "s3://" + srv.NewBucket(t) + "/dir" },
 				ManyEntries:   1000,
 				LargeFileSize: 12 << 20,
 			})
@@ -57,9 +58,9 @@ func TestConformanceNoOverwriteModes(t *testing.T) {
 // Stat nor List shows anything, and that Abort leaves no upload behind.
 func TestMultipartNothingVisibleBeforeCommit(t *testing.T) {
 	ctx := context.Background()
-	srv := newTestServer(t)
-	s := newStore(t, storeOptions(srv.URL))
-	bucket := srv.newBucket(t)
+	srv := s3test.Start(t)
+	s := s3test.NewStore(t, s3test.Options(srv.URL))
+	bucket := srv.NewBucket(t)
 	uri := "s3://" + bucket + "/big"
 	storagetest.Put(t, s, "s3://"+bucket+"/keep", []byte("k"))
 
@@ -96,9 +97,9 @@ func TestMultipartNothingVisibleBeforeCommit(t *testing.T) {
 // refuse; the refused upload is aborted and the other content stays.
 func TestNoOverwriteRaceMultipart(t *testing.T) {
 	ctx := context.Background()
-	srv := newTestServer(t)
-	s := newStore(t, storeOptions(srv.URL))
-	bucket := srv.newBucket(t)
+	srv := s3test.Start(t)
+	s := s3test.NewStore(t, s3test.Options(srv.URL))
+	bucket := srv.NewBucket(t)
 	uri := "s3://" + bucket + "/contended"
 
 	w, err := s.Create(ctx, uri, storage.CreateOptions{Size: 12 << 20})
@@ -136,18 +137,18 @@ func TestLostCommitResponse(t *testing.T) {
 	for name, match := range isCommit {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			srv := newTestServer(t)
-			proxy, faults := newFaultyProxy(t, srv.URL, 1, 0)
+			srv := s3test.Start(t)
+			proxy := s3test.StartProxy(t, srv.URL, 1, 0)
 			cut := false
-			faults.script = func(r *http.Request) fault {
+			proxy.SetScript(func(r *http.Request) s3test.Fault {
 				if !cut && match(r) {
 					cut = true
-					return resetAfter
+					return s3test.ResetAfter
 				}
-				return pass
-			}
-			s := newStore(t, storeOptions(proxy.URL))
-			uri := "s3://" + srv.newBucket(t) + "/lost"
+				return s3test.Pass
+			})
+			s := s3test.NewStore(t, s3test.Options(proxy.URL))
+			uri := "s3://" + srv.NewBucket(t) + "/lost"
 			data := storagetest.Content(3, 11<<20)
 			if name == "single PUT" {
 				data = data[:1000]
@@ -193,20 +194,20 @@ func TestConditionalWritesRejected(t *testing.T) {
 	} {
 		t.Run(string(tc.mode), func(t *testing.T) {
 			ctx := context.Background()
-			srv := newTestServer(t)
-			proxy, faults := newFaultyProxy(t, srv.URL, 1, 0)
+			srv := s3test.Start(t)
+			proxy := s3test.StartProxy(t, srv.URL, 1, 0)
 			conditional := 0
-			faults.script = func(r *http.Request) fault {
+			proxy.SetScript(func(r *http.Request) s3test.Fault {
 				if r.Header.Get("If-None-Match") != "" {
 					conditional++
-					return notImplemented
+					return s3test.NotImplemented
 				}
-				return pass
-			}
-			opts := storeOptions(proxy.URL)
+				return s3test.Pass
+			})
+			opts := s3test.Options(proxy.URL)
 			opts.NoOverwrite = tc.mode
-			s := newStore(t, opts)
-			bucket := srv.newBucket(t)
+			s := s3test.NewStore(t, opts)
+			bucket := srv.NewBucket(t)
 			for i, name := range []string{"a", "b"} {
 				w, err := s.Create(ctx, "s3://"+bucket+"/"+name, storage.CreateOptions{Size: 1})
 				if err != nil {
@@ -243,12 +244,12 @@ func TestConditionalWritesRejected(t *testing.T) {
 // needs escaping in x-amz-copy-source.
 func TestMultipartCopy(t *testing.T) {
 	ctx := context.Background()
-	srv := newTestServer(t)
-	opts := storeOptions(srv.URL)
+	srv := s3test.Start(t)
+	opts := s3test.Options(srv.URL)
 	opts.MultipartCopyThreshold = 1 << 20
 	opts.CopyPartSize = 5 << 20
-	s := newStore(t, opts)
-	bucket := srv.newBucket(t)
+	s := s3test.NewStore(t, opts)
+	bucket := srv.NewBucket(t)
 	src := "s3://" + bucket + "/src a+b%20ü"
 	dst := "s3://" + bucket + "/dst/x+y z"
 	data := storagetest.Content(4, 12<<20+3)
@@ -277,18 +278,18 @@ func TestMultipartCopy(t *testing.T) {
 // TestResumedRead cuts the body of a GET in the middle; the reader resumes
 // with a ranged GET and returns every byte once.
 func TestResumedRead(t *testing.T) {
-	srv := newTestServer(t)
-	proxy, faults := newFaultyProxy(t, srv.URL, 1, 0)
+	srv := s3test.Start(t)
+	proxy := s3test.StartProxy(t, srv.URL, 1, 0)
 	cuts := 0
-	faults.script = func(r *http.Request) fault {
+	proxy.SetScript(func(r *http.Request) s3test.Fault {
 		if r.Method == http.MethodGet && r.URL.Query().Get("list-type") == "" && cuts < 3 {
 			cuts++
-			return truncate
+			return s3test.Truncate
 		}
-		return pass
-	}
-	s := newStore(t, storeOptions(proxy.URL))
-	uri := "s3://" + srv.newBucket(t) + "/r"
+		return s3test.Pass
+	})
+	s := s3test.NewStore(t, s3test.Options(proxy.URL))
+	uri := "s3://" + srv.NewBucket(t) + "/r"
 	data := storagetest.Content(5, 3<<20)
 	storagetest.Put(t, s, uri, data)
 	if got := storagetest.Get(t, s, uri, 100, 2<<20); !bytes.Equal(got, data[100:100+2<<20]) {
