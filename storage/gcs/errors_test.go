@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/storage/gcs"
+	"github.com/ferryio/ferry/storage/gcs/gcstest"
 )
 
 const superSecret = "SUPERSECRET123"
@@ -65,8 +66,8 @@ func rejectedKey(t *testing.T) string {
 // TestClearErrors: each misconfiguration gives one line that names the URI,
 // the kind and the cause, and never the secret.
 func TestClearErrors(t *testing.T) {
-	srv := newTestServer(t)
-	bucket := srv.newBucket()
+	srv := gcstest.Start(t)
+	bucket := srv.NewBucket()
 	keyJSON := rejectedKey(t)
 	keyFile := filepath.Join(t.TempDir(), "key.json")
 	if err := os.WriteFile(keyFile, []byte(keyJSON), 0o600); err != nil {
@@ -85,9 +86,9 @@ func TestClearErrors(t *testing.T) {
 		{"rejected key (file)", gcs.Connection{Endpoint: srv.URL, CredentialsFile: keyFile}, "gs://" + bucket + "/x", storage.ErrPermission, "invalid_grant"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := storeOptions("")
+			opts := gcstest.Options("")
 			opts.Connection = tc.conn
-			s := newStore(t, opts)
+			s := gcstest.NewStore(t, opts)
 			ctx := context.Background()
 			check := func(op string, err error) {
 				t.Helper()

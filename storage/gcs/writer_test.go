@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/storage/gcs/gcstest"
 	"github.com/ferryio/ferry/storage/storagetest"
 )
 
@@ -20,9 +21,9 @@ import (
 // upload, checks that nothing is visible, aborts, and checks again.
 func TestResumableNothingVisibleBeforeCommit(t *testing.T) {
 	ctx := context.Background()
-	srv := newTestServer(t)
-	s := newStore(t, storeOptions(srv.URL))
-	bucket := srv.newBucket()
+	srv := gcstest.Start(t)
+	s := gcstest.NewStore(t, gcstest.Options(srv.URL))
+	bucket := srv.NewBucket()
 	uri := "gs://" + bucket + "/big"
 	storagetest.Put(t, s, "gs://"+bucket+"/keep", []byte("k"))
 
@@ -52,9 +53,9 @@ func TestResumableNothingVisibleBeforeCommit(t *testing.T) {
 // on resumable uploads, so only the check before finalizing can refuse.
 func TestNoOverwriteRaceResumable(t *testing.T) {
 	ctx := context.Background()
-	srv := newTestServer(t)
-	s := newStore(t, storeOptions(srv.URL))
-	uri := "gs://" + srv.newBucket() + "/contended"
+	srv := gcstest.Start(t)
+	s := gcstest.NewStore(t, gcstest.Options(srv.URL))
+	uri := "gs://" + srv.NewBucket() + "/contended"
 	w, err := s.Create(ctx, uri, storage.CreateOptions{Size: 12 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +97,7 @@ func (c *cutOnce) RoundTrip(r *http.Request) (*http.Response, error) {
 // response is lost; the client retries, GCS refuses with 412 (the object
 // exists now), and the store recognises its own object by its write id.
 func TestLostFinalizeResponse(t *testing.T) {
-	srv := newTestServer(t)
+	srv := gcstest.Start(t)
 	target, _ := url.Parse(srv.URL)
 	cut := &cutOnce{match: func(r *http.Request) bool {
 		return r.Method == http.MethodPost && r.URL.Query().Get("uploadType") == "multipart"
@@ -105,12 +106,12 @@ func TestLostFinalizeResponse(t *testing.T) {
 	proxy.Transport = cut
 	proxy.ErrorHandler = func(http.ResponseWriter, *http.Request, error) { panic(http.ErrAbortHandler) }
 	ps := httptest.NewUnstartedServer(proxy)
-	ps.Config.ErrorLog = discardLogger()
+	ps.Config.ErrorLog = gcstest.DiscardLogger()
 	ps.Start()
 	t.Cleanup(ps.Close)
 
-	s := newStore(t, storeOptions(ps.URL))
-	uri := "gs://" + srv.newBucket() + "/lost"
+	s := gcstest.NewStore(t, gcstest.Options(ps.URL))
+	uri := "gs://" + srv.NewBucket() + "/lost"
 	data := storagetest.Content(3, 1000)
 	ctx := context.Background()
 	w, err := s.Create(ctx, uri, storage.CreateOptions{Size: int64(len(data))})
@@ -135,9 +136,9 @@ func TestLostFinalizeResponse(t *testing.T) {
 // TestCopyKeepsMetadataAndNames copies names that need escaping.
 func TestCopyTrickyNames(t *testing.T) {
 	ctx := context.Background()
-	srv := newTestServer(t)
-	s := newStore(t, storeOptions(srv.URL))
-	bucket := srv.newBucket()
+	srv := gcstest.Start(t)
+	s := gcstest.NewStore(t, gcstest.Options(srv.URL))
+	bucket := srv.NewBucket()
 	src, dst := "gs://"+bucket+"/src a+b%20ü", "gs://"+bucket+"/dst/x+y z"
 	data := storagetest.Content(4, 5<<20+3)
 	storagetest.Put(t, s, src, data)
