@@ -157,6 +157,8 @@ type devNodes struct {
 	httpPort int
 	grpcPort int
 	capacity string
+	// jobAPIURL is where the nodes forward /v1/load.
+	jobAPIURL string
 }
 
 func (d *devNodes) flags(f *pflag.FlagSet) {
@@ -209,6 +211,7 @@ func (d *devNodes) start(ctx context.Context, p *parts, dataDir string, c client
 			AdvertiseHost: "127.0.0.1",
 			IdentityName:  id,
 			Capacity:      int64(capacity),
+			JobAPIURL:     d.jobAPIURL,
 		}
 		if hosts != nil {
 			cfg.AdvertiseHost, cfg.IdentityName = hosts[i], ""

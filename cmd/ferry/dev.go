@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferryio/ferry/internal/telemetry"
+	"github.com/ferryio/ferry/jobs"
 	temporaldev "github.com/ferryio/ferry/temporal-dev"
 )
 
@@ -20,6 +21,7 @@ type devOptions struct {
 	temporalListen string
 	uiListen       string
 	metricsListen  string
+	apiListen      string
 	nodes          devNodes
 }
 
@@ -46,6 +48,7 @@ Temporal cluster instead.`,
 	f.StringVar(&o.temporalListen, "temporal-listen", "127.0.0.1:7233", "address of the embedded Temporal frontend")
 	f.StringVar(&o.uiListen, "ui-listen", "127.0.0.1:8233", "address of the Temporal Web UI (empty: no UI)")
 	f.StringVar(&o.metricsListen, "metrics-listen", "127.0.0.1:9464", "address of the Prometheus /metrics endpoint (empty: none)")
+	f.StringVar(&o.apiListen, "api-listen", envOr("FERRY_API_LISTEN", "127.0.0.1:19999"), "address of the REST API")
 	o.nodes.flags(f)
 	return cmd
 }
@@ -99,6 +102,18 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 	if err != nil {
 		return fail(err)
 	}
+	absData, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return fail(err)
+	}
+	if err := startCoordinator(p, c, resolver, "file://"+filepath.Join(absData, "failures")); err != nil {
+		return fail(err)
+	}
+	apiAddr, err := startAPI(ctx, p, o.apiListen, jobs.NewService(c, resolver), tel)
+	if err != nil {
+		return fail(err)
+	}
+	o.nodes.jobAPIURL = "http://" + apiAddr
 	if err := o.nodes.start(ctx, p, o.dataDir, c, resolver, tel); err != nil {
 		return fail(err)
 	}
@@ -113,9 +128,8 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 		p.endpoint("Metrics", "http://"+addr+"/metrics")
 	}
 
-	abs, _ := filepath.Abs(o.dataDir)
 	out := os.Stdout
-	fmt.Fprintf(out, "Ferry dev is running (state in %s)\n", abs)
+	fmt.Fprintf(out, "Ferry dev is running (state in %s)\n", absData)
 	p.printEndpoints(out)
 	fmt.Fprintln(out, "Press Ctrl-C to stop.")
 
