@@ -50,7 +50,7 @@ func (c *Coordinator) ListAndPlan(ctx context.Context, in workflows.ListInput) (
 	if err != nil {
 		return workflows.ListResult{}, err
 	}
-	res.Batches, res.LiveNodes = plan.Batches, plan.LiveNodes
+	res.Batches, res.LiveNodes, res.Nodes = plan.Batches, plan.LiveNodes, plan.Nodes
 	return res, nil
 }
 
@@ -89,6 +89,10 @@ func (c *Coordinator) plan(ctx context.Context, entries []workflows.FileEntry) (
 		b.Entries = append(b.Entries, e)
 	}
 	res := workflows.PlanResult{LiveNodes: len(nodes)}
+	for _, n := range nodes {
+		res.Nodes = append(res.Nodes, n.ID)
+	}
+	sort.Strings(res.Nodes)
 	for _, b := range byNode {
 		res.Batches = append(res.Batches, *b)
 	}

@@ -180,13 +180,36 @@ func TestNodeLossReplansWork(t *testing.T) {
 	cl.KillNode("node-2")
 	st := cl.WaitEnd(key, 120*time.Second)
 	enginetest.CheckExact(t, st, 150, total)
+	// Files finished on node-2 were loaded again, by a verify pass, onto
+	// their new owners: every file is cached where readers will look.
+	if st.VerifyPass < 1 || len(st.LostNodes) != 0 {
+		t.Fatalf("verify passes %d, lost nodes %v", st.VerifyPass, st.LostNodes)
+	}
 	r, _ := cl.Ring(context.Background())
+	cached := map[string]bool{}
 	for _, id := range []string{"node-1", "node-3"} {
 		for _, uri := range cl.Caches[id].Files() {
-			if o, _ := r.Owner(uri); o.ID != id {
-				t.Fatalf("%s on %s, current owner %s", uri, id, o.ID)
-			}
+			cached[uri+"@"+id] = true
 		}
+	}
+	entries, err := os.ReadDir(strings.TrimPrefix(src, "file://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, d := range entries {
+		files, _ := os.ReadDir(filepath.Join(strings.TrimPrefix(src, "file://"), d.Name()))
+		for _, f := range files {
+			uri := src + "/" + d.Name() + "/" + f.Name()
+			o, _ := r.Owner(uri)
+			if !cached[uri+"@"+o.ID] {
+				t.Fatalf("%s is not cached on its owner %s", uri, o.ID)
+			}
+			n++
+		}
+	}
+	if n != 150 {
+		t.Fatalf("checked %d files", n)
 	}
 }
 

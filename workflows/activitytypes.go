@@ -66,8 +66,9 @@ type ListResult struct {
 	// Qualified and QualifiedSize count the entries in Batches.
 	Qualified     int64 `json:"qualified"`
 	QualifiedSize int64 `json:"qualifiedSize"`
-	// LiveNodes is how many cache nodes the ring had.
-	LiveNodes int `json:"liveNodes"`
+	// LiveNodes is how many cache nodes the ring had; Nodes are their IDs.
+	LiveNodes int      `json:"liveNodes"`
+	Nodes     []string `json:"nodes,omitempty"`
 }
 
 // CountResult is the outcome of the count-only scan.
@@ -86,6 +87,7 @@ type PlanInput struct {
 type PlanResult struct {
 	Batches   []NodeBatch `json:"batches"`
 	LiveNodes int         `json:"liveNodes"`
+	Nodes     []string    `json:"nodes,omitempty"`
 }
 
 // NodeBatch is work for one cache node.

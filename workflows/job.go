@@ -167,7 +167,8 @@ func coordinatorOptions(ctx workflow.Context, timeout time.Duration) workflow.Co
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:           CoordinatorTaskQueue,
 		StartToCloseTimeout: timeout,
-		HeartbeatTimeout:    time.Minute,
+		// A coordinator that dies mid-activity is noticed within this.
+		HeartbeatTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
@@ -299,6 +300,7 @@ func (r *jobRun) onListed(ctx workflow.Context, f workflow.Future) {
 	r.st.PagesListed++
 	r.st.Cursor = res.Cursor
 	r.liveNodes = res.LiveNodes
+	r.noteNodes(res.Nodes)
 	if res.Done {
 		r.st.ListingDone = true
 		r.st.Cursor = ""
@@ -477,8 +479,10 @@ func (r *jobRun) onBatchDone(ctx workflow.Context, b *inflight) {
 // fold adds a batch result to the counters and records failures.
 func (r *jobRun) fold(ctx workflow.Context, w work, res BatchResult) {
 	if w.verify {
-		// A verify pass counts only what it had to load again.
-		r.st.BytesDone += res.BytesDone
+		// A verify pass counts only what it had to load again, apart from
+		// the main counters, which stay exact for the files of the job.
+		r.st.VerifyLoadedFiles += res.Succeeded
+		r.st.VerifyLoadedBytes += res.BytesDone
 		r.verifyFound += res.Succeeded
 		for _, f := range res.Failures {
 			r.recordFailure(f)
@@ -590,9 +594,32 @@ func (r *jobRun) onSideDone(ctx workflow.Context, a *sideActivity) {
 		return
 	}
 	r.liveNodes = res.LiveNodes
+	r.noteNodes(res.Nodes)
 	for _, b := range res.Batches {
 		r.queue = append(r.queue, work{batch: b, attempts: a.attempts, retry: a.retry, verify: a.verify})
 	}
+}
+
+// noteNodes records the ring's members and which ones left since last seen.
+func (r *jobRun) noteNodes(nodes []string) {
+	if len(nodes) == 0 {
+		return
+	}
+	for _, old := range r.st.Nodes {
+		if !contains(nodes, old) && !contains(r.st.LostNodes, old) {
+			r.st.LostNodes = append(r.st.LostNodes, old)
+		}
+	}
+	r.st.Nodes = append([]string(nil), nodes...)
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
 }
 
 // nextPass starts the retry pass or a verify pass when one is due, and
@@ -608,10 +635,14 @@ func (r *jobRun) nextPass(ctx workflow.Context) bool {
 		r.startPlan(ctx, retry, true, false)
 		return true
 	}
-	if r.st.Options.Verify && r.st.Type == JobLoad {
-		if r.st.VerifyPass > 0 && r.verifyFound == 0 {
+	lost := len(r.st.LostNodes) > 0 && r.st.Type == JobLoad
+	if (r.st.Options.Verify || lost) && r.st.Type == JobLoad {
+		if r.st.VerifyPass > 0 && r.verifyFound == 0 && !lost {
 			return false
 		}
+		// A verify pass after lost nodes reloads what they held onto the
+		// files' new owners; files cached there already are skipped.
+		r.st.LostNodes = nil
 		if r.st.VerifyPass >= MaxVerifyPasses {
 			return false
 		}

@@ -251,8 +251,16 @@ type JobState struct {
 	// but not yet finished, and entries to retry after the listing.
 	Pending []FileEntry `json:"pending,omitempty"`
 	Retry   []FileEntry `json:"retry,omitempty"`
-	// VerifyPass counts verify passes done.
-	VerifyPass int `json:"verifyPass,omitempty"`
+	// VerifyPass counts verify passes done; VerifyLoadedFiles and
+	// VerifyLoadedBytes what they found missing and loaded again.
+	VerifyPass        int   `json:"verifyPass,omitempty"`
+	VerifyLoadedFiles int64 `json:"verifyLoadedFiles,omitempty"`
+	VerifyLoadedBytes int64 `json:"verifyLoadedBytes,omitempty"`
+	// Nodes are the cache nodes of the ring last seen; LostNodes those that
+	// left it while the job ran. A load whose nodes left verifies at the end,
+	// so that files finished on a lost node are cached on their new owner.
+	Nodes     []string `json:"nodes,omitempty"`
+	LostNodes []string `json:"lostNodes,omitempty"`
 	// Runs counts the workflow runs this job took (continue-as-new, resume).
 	Runs int `json:"runs"`
 }
