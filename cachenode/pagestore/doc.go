@@ -7,8 +7,15 @@
 // string (the "file id" of the HTTP API). Page n of a file holds bytes
 // [n·PageSize, (n+1)·PageSize); the last page is short. On disk:
 //
-//	<Dir>/index/                    Pebble: the index, file metadata, access order
-//	<Dir>/pages/<id[:2]>/<id>/<gen>-<n>   the bytes of page n of generation gen
+//	<Dir>/index/                     Pebble: the index, file metadata, access order
+//	<Dir>/pages/<id[:2]>/<id>/<gen>  the cached pages of generation gen of the
+//	                                 file, each at its own offset (a sparse file)
+//
+// One data file per cached file rather than one per page: creating a file
+// costs more than writing a page (on ext4, 1 MiB pages as separate files
+// filled at a third of the speed). An evicted page's space is freed by
+// punching a hole (Linux); a file's data files go when it is dropped or
+// its version changes.
 //
 // Pebble holds, under one-byte key prefixes:
 //
@@ -32,8 +39,8 @@
 //     or size and mtime). Resolve asks the source for its version (on every
 //     read by default, see Options.RevalidateAfter); when it differs, the old
 //     pages are dropped before anything is served. A version change starts a
-//     new generation, and page files carry the generation in their names, so a
-//     fill of the old version still in flight can never overwrite a page of
+//     new generation, and data files carry the generation in their names, so
+//     a fill of the old version still in flight can never overwrite a page of
 //     the new one; it is discarded when it tries to commit.
 //   - Read-through: a read of missing pages fetches exactly those pages from
 //     the source, stores them and serves them. Concurrent readers of one
@@ -42,11 +49,11 @@
 //     before a page is written; least recently used pages are evicted to make
 //     room. Access order is kept with a resolution of one second per page, so
 //     a hot page costs one index write per second, not one per read.
-//   - Restart: everything the cache holds is in Pebble and the page files;
+//   - Restart: everything the cache holds is in Pebble and the data files;
 //     Open rebuilds its counters from Pebble alone (no scan of the page
-//     directory). Page files whose record was never committed (a crash between
+//     directory). Page bytes whose record was never committed (a crash between
 //     the two writes) are overwritten by the next fill of that page or removed
-//     with their file.
+//     with their data file.
 //
 // Loads (LoadFile) and reads (Resolve, ReadRange) share one fill path.
 // Errors wrap the storage sentinels (storage.ErrNotFound, …), so a caller

@@ -118,7 +118,7 @@ func (s *Store) bind(ref FileRef) (File, error) {
 }
 
 // deleteRecords adds to b the deletion of every page record of fid and its
-// access-order key, and returns the page files, bytes and pages concerned.
+// access-order key, and returns the data files, bytes and pages concerned.
 // The caller holds fid's stripe.
 func (s *Store) deleteRecords(b *pebble.Batch, fid [32]byte) (paths []string, freed, n int64, err error) {
 	lower, upper := recordPrefix(fid)
@@ -129,10 +129,11 @@ func (s *Store) deleteRecords(b *pebble.Batch, fid [32]byte) (paths []string, fr
 			decodeErr = err
 			return false
 		}
-		idx := int64(beUint64(k[33:]))
 		_ = b.Delete(bytes.Clone(k), nil)
 		_ = b.Delete(accessKey(rec.seq), nil)
-		paths = append(paths, s.pagePath(fid, rec.gen, idx))
+		if p := s.dataPath(fid, rec.gen); len(paths) == 0 || paths[len(paths)-1] != p {
+			paths = append(paths, p)
+		}
 		freed += int64(rec.len)
 		n++
 		return true
@@ -143,7 +144,7 @@ func (s *Store) deleteRecords(b *pebble.Batch, fid [32]byte) (paths []string, fr
 	return paths, freed, n, err
 }
 
-// dropFile forgets a file: its pages, page files and metadata.
+// dropFile forgets a file: its pages, data files and metadata.
 func (s *Store) dropFile(fid [32]byte) (EvictResult, error) {
 	mu := s.stripe(fid)
 	mu.Lock()

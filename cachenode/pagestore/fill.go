@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
 	"time"
 
 	"github.com/ferryio/ferry/storage"
@@ -183,7 +184,8 @@ func (s *Store) abandon(f File, claims []claim, err error) {
 }
 
 // loadRun reads consecutive claimed pages from one source stream and stores
-// them.
+// them. A reader goroutine stays one or two pages ahead, so that reading and
+// checksumming a page overlaps writing the previous one to disk.
 func (s *Store) loadRun(ctx context.Context, f File, run []claim, lim Limiter, progress func(int64)) (int64, error) {
 	off := run[0].idx * f.PageSize
 	length := min((run[len(run)-1].idx+1)*f.PageSize, f.Size) - off
@@ -197,34 +199,81 @@ func (s *Store) loadRun(ctx context.Context, f File, run []claim, lim Limiter, p
 		return 0, err
 	}
 	defer rc.Close()
+	fh, err := s.openData(s.dataPath(f.fid, f.gen))
+	if err != nil {
+		err = storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
+		s.abandon(f, run, err)
+		return 0, err
+	}
+	defer fh.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var r io.Reader = rc
 	if lim != nil {
 		r = &limitedReader{ctx: ctx, r: rc, lim: lim}
 	}
+	type page struct {
+		bp   *[]byte
+		data []byte
+		crc  uint32
+		err  error
+	}
+	pages := make(chan page, 2)
+	go func() {
+		defer close(pages)
+		for _, c := range run {
+			bp := s.getBuf()
+			p := page{bp: bp, data: (*bp)[:f.PageLen(c.idx)]}
+			if _, err := io.ReadFull(r, p.data); err != nil {
+				s.putBuf(bp)
+				p = page{err: sourceReadError(f.URI, err)}
+			} else {
+				p.crc = crc32.Checksum(p.data, castagnoli)
+				s.stats.bytesFromStorage.Add(int64(len(p.data)))
+			}
+			select {
+			case pages <- p:
+			case <-ctx.Done():
+				if p.bp != nil {
+					s.putBuf(p.bp)
+				}
+				return
+			}
+			if p.err != nil {
+				return
+			}
+		}
+	}()
+
 	var loaded int64
-	for i, c := range run {
-		n := f.PageLen(c.idx)
-		bp := s.getBuf()
-		data := (*bp)[:n]
-		if _, err := io.ReadFull(r, data); err != nil {
-			s.putBuf(bp)
-			err = sourceReadError(f.URI, err)
-			s.abandon(f, run[i:], err)
-			return loaded, err
+	done := 0 // claims finished
+	for p := range pages {
+		err := p.err
+		if err == nil {
+			c := run[done]
+			err = s.storePage(f, c.idx, p.data, p.crc, fh)
+			if shared := s.pageFlights.finish(pageKey{f.fid, f.gen, c.idx}, c.fl, p.data, err); !shared {
+				s.putBuf(p.bp) // nobody else holds the bytes: the buffer can be reused
+			}
+			done++
+			if err == nil {
+				loaded += int64(len(p.data))
+				if progress != nil {
+					progress(int64(len(p.data)))
+				}
+				continue
+			}
 		}
-		s.stats.bytesFromStorage.Add(n)
-		err := s.storePage(f, c.idx, data)
-		if shared := s.pageFlights.finish(pageKey{f.fid, f.gen, c.idx}, c.fl, data, err); !shared {
-			s.putBuf(bp) // nobody else holds data: the buffer can be reused
+		// Stop the reader and wait for it: it reads rc, closed on return.
+		cancel()
+		for p := range pages {
+			if p.bp != nil {
+				s.putBuf(p.bp)
+			}
 		}
-		if err != nil {
-			s.abandon(f, run[i+1:], err)
-			return loaded, err
-		}
-		loaded += n
-		if progress != nil {
-			progress(n)
-		}
+		s.abandon(f, run[done:], err)
+		return loaded, err
 	}
 	return loaded, nil
 }
@@ -270,7 +319,7 @@ func (s *Store) fetchPage(ctx context.Context, f File, idx int64) ([]byte, error
 		return nil, sourceReadError(f.URI, err)
 	}
 	s.stats.bytesFromStorage.Add(n)
-	if err := s.storePage(f, idx, data); err != nil {
+	if err := s.storePage(f, idx, data, crc32.Checksum(data, castagnoli), nil); err != nil {
 		if errors.Is(err, ErrChanged) {
 			return nil, err
 		}
@@ -299,9 +348,12 @@ func sourceReadError(uri string, err error) error {
 	return storage.NewError("read", uri, storage.ErrUnavailable, err)
 }
 
-// storePage writes a page file and commits its record, after reserving its
-// space. It fails with ErrChanged when f is no longer the cached version.
-func (s *Store) storePage(f File, idx int64, data []byte) (err error) {
+// storePage writes a page (whose CRC-32C is crc) into its data file (fh
+// when the caller holds it open, else the file is opened for this page) and
+// commits its record,
+// after reserving its space. It fails with ErrChanged when f is no longer
+// the cached version.
+func (s *Store) storePage(f File, idx int64, data []byte, crc uint32, fh *os.File) (err error) {
 	n := int64(len(data))
 	if err := s.reserve(n); err != nil {
 		return err
@@ -312,9 +364,14 @@ func (s *Store) storePage(f File, idx int64, data []byte) (err error) {
 			s.used.Add(-n)
 		}
 	}()
-	crc := crc32.Checksum(data, castagnoli)
-	path := s.pagePath(f.fid, f.gen, idx)
-	if err := s.writePageFile(path, data); err != nil {
+	path := s.dataPath(f.fid, f.gen)
+	if fh == nil {
+		if fh, err = s.openData(path); err != nil {
+			return storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
+		}
+		defer fh.Close()
+	}
+	if _, err := fh.WriteAt(data, idx*f.PageSize); err != nil {
 		return storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
 	}
 	mu := s.stripe(f.fid)
@@ -322,7 +379,7 @@ func (s *Store) storePage(f File, idx int64, data []byte) (err error) {
 	m, ok, err := s.getMeta(f.fid)
 	if err != nil || !ok || m.Gen != f.gen {
 		mu.Unlock()
-		// This generation is gone; its file name will never be used again.
+		// This generation is gone; its file will never be used again.
 		s.removeFiles([]string{path})
 		if err != nil {
 			return err
@@ -456,7 +513,7 @@ func (s *Store) evictOldest(need int64) (int, error) {
 		if err != nil {
 			return len(victims), err
 		}
-		s.removeFiles([]string{s.pagePath(v.fid, rec.gen, v.idx)})
+		s.punch(s.dataPath(v.fid, rec.gen), v.idx*s.opts.PageSize, int64(rec.len))
 	}
 	return len(victims), nil
 }

@@ -184,7 +184,7 @@ func TestDamagedPageIsDroppedAndRefetched(t *testing.T) {
 	e := newEnv(t, 1<<20)
 	uri, data := e.write("f", 2*ps)
 	e.read(uri, 0, -1)
-	// Flip a byte in every page file.
+	// Flip a byte in every page of the data file.
 	n := 0
 	err := filepath.WalkDir(filepath.Join(e.cache, "pages"), func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -194,12 +194,14 @@ func TestDamagedPageIsDroppedAndRefetched(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		b[7] ^= 0xff
-		n++
+		for off := 7; off < len(b); off += ps {
+			b[off] ^= 0xff
+			n++
+		}
 		return os.WriteFile(p, b, 0o644)
 	})
 	if err != nil || n != 2 {
-		t.Fatalf("damaged %d page files: %v", n, err)
+		t.Fatalf("damaged %d pages: %v", n, err)
 	}
 	if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
 		t.Fatal("served a damaged page")
@@ -208,12 +210,12 @@ func TestDamagedPageIsDroppedAndRefetched(t *testing.T) {
 	if st.PagesCorrupt != 2 || e.source.Opens() != 4 {
 		t.Fatalf("corrupt %d, opens %d; want 2 and 4", st.PagesCorrupt, e.source.Opens())
 	}
-	// A page file that vanished is read again too.
+	// A data file that vanished is read again too.
 	if err := os.RemoveAll(filepath.Join(e.cache, "pages")); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
-		t.Fatal("wrong bytes after page files vanished")
+		t.Fatal("wrong bytes after the data files vanished")
 	}
 }
 

@@ -94,15 +94,15 @@ func (s *Store) readPageFile(f File, idx int64, rec record, buf []byte) ([]byte,
 	if int64(rec.len) != f.PageLen(idx) || int(rec.len) > len(buf) {
 		return nil, fmt.Errorf("page record length %d, want %d", rec.len, f.PageLen(idx))
 	}
-	fh, err := os.Open(s.pagePath(f.fid, rec.gen, idx))
+	fh, err := os.Open(s.dataPath(f.fid, rec.gen))
 	if err != nil {
 		return nil, err
 	}
 	data := buf[:rec.len]
-	_, err = io.ReadFull(fh, data)
+	_, err = fh.ReadAt(data, idx*f.PageSize)
 	_ = fh.Close()
 	if err != nil {
-		return nil, fmt.Errorf("short page file: %w", err)
+		return nil, fmt.Errorf("short page: %w", err)
 	}
 	if crc32.Checksum(data, castagnoli) != rec.crc {
 		return nil, errChecksum
@@ -174,5 +174,5 @@ func (s *Store) dropBadPage(f File, idx int64, rec record, cause error) {
 	s.stats.pagesCorrupt.Add(1)
 	s.log.Warn("page store: dropped a damaged page; reading it again from the source",
 		"uri", f.URI, "page", idx, "err", cause)
-	s.removeFiles([]string{s.pagePath(f.fid, rec.gen, idx)})
+	s.punch(s.dataPath(f.fid, rec.gen), idx*f.PageSize, int64(rec.len))
 }

@@ -525,41 +525,44 @@ func (s *Store) fileDir(fid [32]byte) string {
 	return filepath.Join(s.pageDir, h[:2], h)
 }
 
-func (s *Store) pagePath(fid [32]byte, gen uint64, idx int64) string {
-	return filepath.Join(s.fileDir(fid), strconv.FormatUint(gen, 10)+"-"+strconv.FormatInt(idx, 10))
+// dataPath is the file holding the pages of one generation of a file, each
+// at its offset in the file (a sparse file: pages not cached are holes). One
+// file per cached file, not per page: creating a file costs more than
+// writing a page into an existing one.
+func (s *Store) dataPath(fid [32]byte, gen uint64) string {
+	return filepath.Join(s.fileDir(fid), strconv.FormatUint(gen, 10))
 }
 
-// writePageFile writes data under a temporary name and renames it into
-// place, so that a reader holding the previous file never sees a mix.
-func (s *Store) writePageFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+// openData opens a data file for writing, creating it and its directory
+// when needed.
+func (s *Store) openData(path string) (*os.File, error) {
+	fh, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
 	if errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return err
+			return nil, err
 		}
-		f, err = os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+		fh, err = os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
 	}
+	return fh, err
+}
+
+// punch frees the disk space of a dropped page (a no-op where the file
+// system cannot; the space then returns when the file is removed).
+func (s *Store) punch(path string, off, n int64) {
+	fh, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
-		return err
+		return // already gone
 	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if err := punchHole(fh, off, n); err != nil {
+		s.log.Debug("page store: free page space", "path", path, "err", err)
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-	}
-	return err
+	_ = fh.Close()
 }
 
 func (s *Store) removeFiles(paths []string) {
 	for _, p := range paths {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			s.log.Warn("page store: remove page file", "path", p, "err", err)
+			s.log.Warn("page store: remove data file", "path", p, "err", err)
 		}
 	}
 }
