@@ -56,15 +56,6 @@ func (s *Store) ReadRange(ctx context.Context, f File, off, n int64, w io.Writer
 	return written, nil
 }
 
-// ReadPage returns page idx of f: a slice of buf (which must hold a page)
-// when it comes from disk, or a fresh slice when it was fetched.
-func (s *Store) ReadPage(ctx context.Context, f File, idx int64, buf []byte) ([]byte, error) {
-	if idx < 0 || idx >= f.Pages() {
-		return nil, storage.NewError("read", f.URI, storage.ErrOutOfRange, fmt.Errorf("page %d outside the file (%d pages)", idx, f.Pages()))
-	}
-	return s.readPage(ctx, f, idx, buf)
-}
-
 func (s *Store) readPage(ctx context.Context, f File, idx int64, buf []byte) ([]byte, error) {
 	rec, ok, err := s.getRecord(f.fid, idx)
 	if err != nil {
