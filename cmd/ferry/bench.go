@@ -1,0 +1,385 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+
+	"github.com/ferryio/ferry/cachenode"
+	"github.com/ferryio/ferry/internal/telemetry"
+	"github.com/ferryio/ferry/jobs"
+	"github.com/ferryio/ferry/storage/backends"
+	temporaldev "github.com/ferryio/ferry/temporal-dev"
+	"github.com/ferryio/ferry/workflows"
+)
+
+func newBenchCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure Ferry on this machine against a plain baseline run in the same process",
+	}
+	cmd.AddCommand(newBenchLoadCommand(g), newBenchListCommand(g))
+	return cmd
+}
+
+// benchEnv is an in-process Ferry for benchmarks: embedded Temporal (SQLite
+// file, as `ferry dev` uses), cache nodes, a coordinator.
+type benchEnv struct {
+	p        *parts
+	svc      *jobs.Service
+	c        client.Client
+	frontend string
+}
+
+func startBenchEnv(ctx context.Context, g *globals, dir string, nodes int, capacity int64, withCoordinator bool) (*benchEnv, error) {
+	tel, err := telemetry.Setup(ctx, "ferry-bench")
+	if err != nil {
+		return nil, err
+	}
+	p := &parts{}
+	fail := func(err error) (*benchEnv, error) { _ = p.stopAll(30 * time.Second); return nil, err }
+	srv, err := temporaldev.Start(ctx, temporaldev.Config{DatabaseFile: filepath.Join(dir, "temporal.db"), Namespace: g.namespace})
+	if err != nil {
+		return fail(err)
+	}
+	p.add("temporal", func(context.Context) error { return srv.Stop() })
+	dg := *g
+	dg.temporalAddress = srv.FrontendAddress()
+	c, err := dialTemporal(ctx, &dg, tel)
+	if err != nil {
+		return fail(err)
+	}
+	p.add("temporal client", func(context.Context) error { c.Close(); return nil })
+	resolver, err := newResolver(ctx, g)
+	if err != nil {
+		return fail(err)
+	}
+	if withCoordinator {
+		if err := startCoordinator(p, c, resolver, "file://"+filepath.Join(dir, "failures")); err != nil {
+			return fail(err)
+		}
+	}
+	for i := 1; i <= nodes; i++ {
+		id := fmt.Sprintf("node-%d", i)
+		cfg := cachenode.Config{ID: id, DataDir: filepath.Join(dir, "nodes", id), AdvertiseHost: "127.0.0.1", IdentityName: id,
+			HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Capacity: capacity}
+		if _, err := startNode(ctx, p, cfg, c, resolver, tel); err != nil {
+			return fail(err)
+		}
+	}
+	return &benchEnv{p: p, svc: jobs.NewService(c, resolver), c: c, frontend: srv.FrontendAddress()}, nil
+}
+
+// runJob submits a job and waits for its end.
+func (e *benchEnv) runJob(ctx context.Context, key jobs.Key, opts workflows.Options) (workflows.JobState, time.Duration, error) {
+	start := time.Now()
+	if _, err := e.svc.Submit(ctx, key, opts); err != nil {
+		return workflows.JobState{}, 0, err
+	}
+	for {
+		st, err := e.svc.Progress(ctx, key)
+		if err == nil && !st.Status.Active() {
+			return st, time.Since(start), nil
+		}
+		if err != nil && !errors.Is(err, jobs.ErrUnavailable) {
+			return st, 0, err
+		}
+		select {
+		case <-ctx.Done():
+			return st, 0, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func makeFiles(dir string, n int, size int64) error {
+	buf := make([]byte, min(size, 1<<20))
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	for i := 0; i < n; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("d%03d", i%100), fmt.Sprintf("f%07d", i))
+		if i < 100 {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
+		}
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		for left := size; left > 0; left -= int64(len(buf)) {
+			buf[0] = byte(i)
+			if _, err := f.Write(buf[:min(left, int64(len(buf)))]); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// timeCp copies src to a fresh directory with cp -r: the baseline.
+func timeCp(ctx context.Context, src, dst string) (time.Duration, error) {
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, "cp", "-r", src, dst).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("cp -r: %v: %s", err, out)
+	}
+	// cp returns with data in the page cache; so does the page store.
+	return time.Since(start), nil
+}
+
+type benchRow struct {
+	what            string
+	files           int
+	bytes           int64
+	baseline, ferry time.Duration
+}
+
+func printRows(w io.Writer, rows []benchRow) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\tfiles\tMiB\tcp -r\tferry\tcp files/s\tferry files/s\tcp MB/s\tferry MB/s\tferry/cp\t")
+	for _, r := range rows {
+		mib := float64(r.bytes) / (1 << 20)
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%v\t%v\t%.0f\t%.0f\t%.1f\t%.1f\t%.0f%%\t\n", r.what, r.files, mib,
+			r.baseline.Round(time.Millisecond), r.ferry.Round(time.Millisecond),
+			float64(r.files)/r.baseline.Seconds(), float64(r.files)/r.ferry.Seconds(),
+			mib/r.baseline.Seconds(), mib/r.ferry.Seconds(), 100*r.baseline.Seconds()/r.ferry.Seconds())
+	}
+	_ = tw.Flush()
+}
+
+func newBenchLoadCommand(g *globals) *cobra.Command {
+	var dir string
+	var small, large, nodes int
+	var smallSize, largeSize string
+	cmd := &cobra.Command{
+		Use:   "load",
+		Short: "Load jobs of many small and a few large local files, against cp -r of the same trees",
+		Long: `Creates the trees in a fresh directory, copies each with cp -r to a fresh
+directory (the baseline), then loads it with a Ferry load job on in-process cache
+nodes (embedded Temporal on a SQLite file, as ferry dev runs), after a warm-up
+job. Prints files/s, MB/s and Ferry's speed as a percentage of cp's.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			ss, err := backends.ParseByteSize(smallSize)
+			if err != nil {
+				return fmt.Errorf("--small-size: %w", err)
+			}
+			ls, err := backends.ParseByteSize(largeSize)
+			if err != nil {
+				return fmt.Errorf("--large-size: %w", err)
+			}
+			root, err := os.MkdirTemp(dir, "ferry-bench-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(root)
+			out := cmd.OutOrStdout()
+			env, err := startBenchEnv(ctx, g, filepath.Join(root, "ferry"), nodes, int64(large)*int64(ls)+int64(small)*int64(ss)+(1<<30), true)
+			if err != nil {
+				return err
+			}
+			defer env.p.stopAll(30 * time.Second)
+
+			warm := filepath.Join(root, "warmup")
+			if err := makeFiles(warm, 500, 4096); err != nil {
+				return err
+			}
+			if _, _, err := env.runJob(ctx, jobs.Key{Type: workflows.JobLoad, Path: "file://" + warm}, workflows.Options{}); err != nil {
+				return fmt.Errorf("warm-up job: %w", err)
+			}
+			if _, err := timeCp(ctx, warm, filepath.Join(root, "warmup-cp")); err != nil {
+				return err
+			}
+			var rows []benchRow
+			run := func(what string, n int, size int64) error {
+				src := filepath.Join(root, what)
+				fmt.Fprintf(out, "creating %d files of %d bytes…\n", n, size)
+				if err := makeFiles(src, n, size); err != nil {
+					return err
+				}
+				base, err := timeCp(ctx, src, filepath.Join(root, what+"-cp"))
+				if err != nil {
+					return err
+				}
+				st, took, err := env.runJob(ctx, jobs.Key{Type: workflows.JobLoad, Path: "file://" + src}, workflows.Options{})
+				if err != nil {
+					return err
+				}
+				if st.Status != workflows.StatusSucceeded || st.Succeeded != int64(n) {
+					return fmt.Errorf("%s job ended %s with %d succeeded, %d failed: %+v", what, st.Status, st.Succeeded, st.Failed, st.RecentFailures)
+				}
+				rows = append(rows, benchRow{what: what, files: n, bytes: st.BytesDone, baseline: base, ferry: took})
+				fmt.Fprintf(out, "%s: cp -r %v, ferry %v (%d runs, %d pages)\n", what, base.Round(time.Millisecond), took.Round(time.Millisecond), st.Runs, st.PagesListed)
+				return nil
+			}
+			if small > 0 {
+				if err := run("small", small, int64(ss)); err != nil {
+					return err
+				}
+			}
+			if large > 0 {
+				if err := run("large", large, int64(ls)); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(out, "\nferry bench load (%d cache nodes, same disk, same run)\n", nodes)
+			printRows(out, rows)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", "", "where to create the trees (default: the system temp dir)")
+	f.IntVar(&small, "small-files", 20000, "number of small files (0: skip)")
+	f.StringVar(&smallSize, "small-size", "16KiB", "size of each small file")
+	f.IntVar(&large, "large-files", 8, "number of large files (0: skip)")
+	f.StringVar(&largeSize, "large-size", "256MiB", "size of each large file")
+	f.IntVar(&nodes, "nodes", 3, "cache nodes")
+	return cmd
+}
+
+func newBenchListCommand(g *globals) *cobra.Command {
+	var dir, existing string
+	var entries int
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "Peak memory of a coordinator process listing a very large tree (a dry-run load job)",
+		Long: `Creates a tree of --entries empty files (or uses --tree), starts a separate
+ferry worker process as the only coordinator, runs a dry-run load job (list and
+plan every entry, change nothing) and reports the coordinator's peak resident
+memory (VmHWM) and the listing rate.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			out := cmd.OutOrStdout()
+			root, err := os.MkdirTemp(dir, "ferry-bench-list-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(root)
+			tree := existing
+			if tree == "" {
+				tree = filepath.Join(root, "tree")
+				fmt.Fprintf(out, "creating %d empty files…\n", entries)
+				if err := makeEmpty(tree, entries); err != nil {
+					return err
+				}
+			}
+			env, err := startBenchEnv(ctx, g, filepath.Join(root, "ferry"), 3, 1<<30, false)
+			if err != nil {
+				return err
+			}
+			defer env.p.stopAll(30 * time.Second)
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			w := exec.CommandContext(ctx, self, "worker", "--temporal-address", env.frontend, "--namespace", g.namespace,
+				"--data-dir", filepath.Join(root, "worker"), "--log-level", "warn")
+			w.Stderr = os.Stderr
+			if err := w.Start(); err != nil {
+				return err
+			}
+			defer func() { _ = w.Process.Kill(); _ = w.Wait() }()
+			st, took, err := env.runJob(ctx, jobs.Key{Type: workflows.JobLoad, Path: "file://" + tree}, workflows.Options{DryRun: true, BatchSize: 1000})
+			if err != nil {
+				return err
+			}
+			hwm, err := peakRSS(w.Process.Pid)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "listed %d entries in %v (%.0f entries/s, %d pages, %d runs); coordinator peak RSS %.1f MiB\n",
+				st.Qualified, took.Round(time.Millisecond), float64(st.Qualified)/took.Seconds(), st.PagesListed, st.Runs, float64(hwm)/(1<<20))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", "", "where to create the tree (default: the system temp dir)")
+	f.StringVar(&existing, "tree", "", "use this existing directory instead of creating one")
+	f.IntVar(&entries, "entries", 1_000_000, "number of files in the tree")
+	return cmd
+}
+
+// makeEmpty creates n empty files, 1,000 per directory, in parallel.
+func makeEmpty(dir string, n int) error {
+	const perDir = 1000
+	dirs := (n + perDir - 1) / perDir
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	next := make(chan int)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range next {
+				sub := filepath.Join(dir, fmt.Sprintf("d%05d", d))
+				if err := os.MkdirAll(sub, 0o755); err != nil {
+					errs <- err
+					return
+				}
+				for i := d * perDir; i < min((d+1)*perDir, n); i++ {
+					f, err := os.Create(filepath.Join(sub, fmt.Sprintf("f%07d", i)))
+					if err != nil {
+						errs <- err
+						return
+					}
+					f.Close()
+				}
+			}
+		}()
+	}
+	for d := 0; d < dirs; d++ {
+		select {
+		case next <- d:
+		case err := <-errs:
+			close(next)
+			wg.Wait()
+			return err
+		}
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// peakRSS reads a process's peak resident set size (VmHWM) in bytes.
+func peakRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+}
