@@ -88,3 +88,24 @@ func NewStore(t testing.TB, opts gcs.Options) *gcs.Store {
 
 // DiscardLogger silences a test server's log of aborted connections.
 func DiscardLogger() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// Names lists every object name of bucket straight from the fake, past the
+// GCS API and the store: what a test checks names against.
+func (s *Server) Names(t testing.TB, bucket string) []string {
+	t.Helper()
+	var names []string
+	opts := fakestorage.ListOptions{}
+	for {
+		resp, err := s.Server.ListObjectsWithOptionsPaginated(bucket, opts)
+		if err != nil {
+			t.Fatalf("list bucket %s: %v", bucket, err)
+		}
+		for _, o := range resp.Objects {
+			names = append(names, o.Name)
+		}
+		if resp.NextPageToken == "" {
+			return names
+		}
+		opts.PageToken = resp.NextPageToken
+	}
+}

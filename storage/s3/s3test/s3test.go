@@ -239,3 +239,18 @@ func partCopy(next http.Handler, backend *s3mem.Backend) http.Handler {
 		}{ETag: rec.Header().Get("ETag"), LastModified: time.Now().UTC().Format(time.RFC3339)})
 	})
 }
+
+// Keys lists every key of bucket straight from the backend, past the S3 API
+// and the store: what a test checks names against.
+func (s *Server) Keys(t testing.TB, bucket string) []string {
+	t.Helper()
+	list, err := s.Backend.ListBucket(bucket, nil, gofakes3.ListBucketPage{})
+	if err != nil {
+		t.Fatalf("list bucket %s: %v", bucket, err)
+	}
+	keys := make([]string, 0, len(list.Contents))
+	for _, c := range list.Contents {
+		keys = append(keys, c.Key)
+	}
+	return keys
+}
