@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -19,10 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryio/ferry/cachenode/internal/testtemporal"
 	"github.com/ferryio/ferry/cachenode/membership"
 	"github.com/ferryio/ferry/cachenode/ring"
 	"github.com/ferryio/ferry/internal/ferrytest"
-	temporaldev "github.com/ferryio/ferry/temporal-dev"
 )
 
 var bannerLine = regexp.MustCompile(`Cache node (\S+)\s+http://(\S+)\s+grpc (\S+)`)
@@ -122,12 +121,7 @@ func waitMembers(t *testing.T, want string, within time.Duration, nodes ...*node
 }
 
 func TestKilledNodeLeavesTheRingAndComesBack(t *testing.T) {
-	srv, err := temporaldev.Start(context.Background(), temporaldev.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	temporal := srv.FrontendAddress()
+	_, temporal := testtemporal.Start(t)
 
 	src := t.TempDir()
 	files := map[string][]byte{}

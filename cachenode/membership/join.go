@@ -89,14 +89,36 @@ func (r *Registration) heartbeat(ctx context.Context) error {
 func (r *Registration) Member() ring.Member { return r.member }
 
 // Leave stops heartbeating and removes the node from the registry at once.
+// It returns when the registry no longer lists the node (or after
+// leaveConfirmTimeout): a caller that stops its membership worker next may
+// be the one the registry's task waits for, so the leave must be applied
+// while that worker still runs.
 func (r *Registration) Leave(ctx context.Context) error {
 	r.Abandon()
 	err := r.c.SignalWorkflow(ctx, WorkflowID, "", SignalLeave, Leave{ID: r.member.ID})
 	if err != nil {
 		return fmt.Errorf("leave the membership registry: %w", err)
 	}
-	return nil
+	ctx, cancel := context.WithTimeout(ctx, leaveConfirmTimeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		// Queries see every signal delivered before them.
+		val, err := r.c.QueryWorkflow(ctx, WorkflowID, "", QueryMembers)
+		var snap Snapshot
+		if err == nil && val.Get(&snap) == nil && !snap.has(r.member.ID) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil // the signal is in; the registry applies it on its own
+		case <-tick.C:
+		}
+	}
 }
+
+const leaveConfirmTimeout = 5 * time.Second
 
 // Abandon stops heartbeating without leaving: the registry drops the node
 // after ExpireAfter, as if it had died. Leave calls it; tests use it alone.

@@ -117,6 +117,15 @@ type Snapshot struct {
 	ExpireAfter time.Duration
 }
 
+func (s Snapshot) has(id string) bool {
+	for _, r := range s.Members {
+		if r.Member.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
 // Ring builds the placement ring of the snapshot's members. When two
 // members claim the same identity (a misconfiguration: two nodes started
 // with the same identity name), the one that joined first keeps it.

@@ -10,9 +10,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/ferryio/ferry/cachenode/internal/testtemporal"
 	"github.com/ferryio/ferry/cachenode/membership"
 	"github.com/ferryio/ferry/cachenode/ring"
-	temporaldev "github.com/ferryio/ferry/temporal-dev"
 	"github.com/ferryio/ferry/workflows"
 )
 
@@ -20,16 +20,7 @@ import (
 // worker, and returns a client.
 func startRegistry(t *testing.T) client.Client {
 	t.Helper()
-	srv, err := temporaldev.Start(context.Background(), temporaldev.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Namespace: srv.Namespace()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c, _ := testtemporal.Start(t)
 	startWorker(t, c)
 	return c
 }
@@ -144,16 +135,7 @@ func TestJoinLeaveExpireRejoin(t *testing.T) {
 }
 
 func TestRegistrySurvivesItsWorker(t *testing.T) {
-	srv, err := temporaldev.Start(context.Background(), temporaldev.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Namespace: srv.Namespace()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c, _ := testtemporal.Start(t)
 	ctx := context.Background()
 	w1 := startWorker(t, c)
 	startWorker(t, c)
