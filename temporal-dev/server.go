@@ -101,6 +101,46 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 
+	// The internal ports are chosen by asking the kernel for free ones and
+	// releasing them; another process may take one before the server binds
+	// it, and the server's membership layer then panics. Try again with
+	// fresh ports a few times.
+	var srv temporal.Server
+	for attempt := 1; ; attempt++ {
+		srv, err = startServer(cfg, host, frontendPort, frontend, sqlCfg)
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !cfgPortFree(cfg, host, frontendPort) {
+			return nil, err
+		}
+	}
+	s := &Server{cfg: cfg, frontend: frontend, server: srv, lock: lock}
+	started = true
+	if err := s.waitReady(ctx); err != nil {
+		_ = s.Stop()
+		return nil, err
+	}
+	if cfg.UIAddress != "" {
+		ui, err := startUI(cfg.UIAddress, frontend, cfg.Namespace)
+		if err != nil {
+			_ = s.Stop()
+			return nil, err
+		}
+		s.ui = ui
+	}
+	return s, nil
+}
+
+const clusterName = "active"
+
+// startServer configures and starts the Temporal services once.
+func startServer(cfg Config, host string, frontendPort int, frontend string, sqlCfg *config.SQL) (srv temporal.Server, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			srv, err = nil, fmt.Errorf("start temporal server: %v", p)
+		}
+	}()
 	ports, err := freePorts(host, 7) // 3 other gRPC ports + 4 membership ports
 	if err != nil {
 		return nil, err
@@ -148,7 +188,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		// New search attributes are usable at once, not after a cache refresh.
 		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): []dynamicconfig.ConstrainedValue{{Value: true}},
 	}
-	srv, err := temporal.NewServer(
+	srv, err = temporal.NewServer(
 		temporal.WithConfig(serverCfg),
 		temporal.ForServices(temporal.DefaultServices),
 		temporal.WithLogger(newLogger(cfg)),
@@ -160,24 +200,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := srv.Start(); err != nil {
 		return nil, fmt.Errorf("start temporal server: %w", err)
 	}
-	s := &Server{cfg: cfg, frontend: frontend, server: srv, lock: lock}
-	started = true
-	if err := s.waitReady(ctx); err != nil {
-		_ = s.Stop()
-		return nil, err
-	}
-	if cfg.UIAddress != "" {
-		ui, err := startUI(cfg.UIAddress, frontend, cfg.Namespace)
-		if err != nil {
-			_ = s.Stop()
-			return nil, err
-		}
-		s.ui = ui
-	}
-	return s, nil
+	return srv, nil
 }
 
-const clusterName = "active"
+// cfgPortFree reports whether retrying can help: the frontend port itself
+// is still free (a taken frontend port is the user's to fix).
+func cfgPortFree(cfg Config, host string, port int) bool {
+	return checkFree(host, port) == nil
+}
 
 // FrontendAddress is the host:port clients dial.
 func (s *Server) FrontendAddress() string { return s.frontend }
