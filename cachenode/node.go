@@ -117,9 +117,9 @@ func (c *Config) Validate() error {
 	if c.GRPCAddr == "" {
 		c.GRPCAddr = DefaultGRPCAddr
 	}
-	for name, addr := range map[string]string{"HTTP": c.HTTPAddr, "gRPC": c.GRPCAddr} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			errs = append(errs, fmt.Errorf("%s address %q: %v", name, addr, err))
+	for _, a := range [][2]string{{"HTTP", c.HTTPAddr}, {"gRPC", c.GRPCAddr}} {
+		if _, _, err := net.SplitHostPort(a[1]); err != nil {
+			errs = append(errs, fmt.Errorf("%s address %q: %v", a[0], a[1], err))
 		}
 	}
 	if c.PageSize == 0 {
