@@ -33,10 +33,16 @@ func helloWorkflow(ctx workflow.Context, name string) (string, error) {
 // frontend address and the UI URL.
 func startDev(t *testing.T, dataDir string, extra ...string) (*ferrytest.Proc, string, string) {
 	t.Helper()
+	return startDevEnv(t, nil, dataDir, extra...)
+}
+
+// startDevEnv is startDev with extra environment variables.
+func startDevEnv(t *testing.T, env []string, dataDir string, extra ...string) (*ferrytest.Proc, string, string) {
+	t.Helper()
 	args := append([]string{"dev", "--data-dir", dataDir,
 		"--temporal-listen", "127.0.0.1:0", "--ui-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, extra...)
 	start := time.Now()
-	p := ferrytest.Start(t, args...)
+	p := ferrytest.StartEnv(t, env, args...)
 	p.WaitFor(readyLine, 60*time.Second)
 	frontend := p.WaitFor(frontendLine, time.Second)[1]
 	ui := p.WaitFor(uiLine, time.Second)[1]

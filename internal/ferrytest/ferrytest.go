@@ -89,9 +89,16 @@ type Proc struct {
 // ends if it is still running.
 func Start(t testing.TB, args ...string) *Proc {
 	t.Helper()
+	return StartEnv(t, nil, args...)
+}
+
+// StartEnv is Start with extra environment variables ("KEY=value").
+func StartEnv(t testing.TB, env []string, args ...string) *Proc {
+	t.Helper()
 	p := &Proc{t: t}
 	p.cond = sync.NewCond(&p.mu)
 	p.cmd = exec.Command(Binary(t), args...)
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout = (*procWriter)(p)
 	p.cmd.Stderr = (*procWriter)(p)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
