@@ -121,31 +121,7 @@ func BenchmarkCachedPageReadHTTP(b *testing.B) {
 				}
 			}
 			misses := n.PageStore().Stats().Misses
-			var lat latencies
-			b.SetBytes(benchPage)
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			per := (b.N + clients - 1) / clients
-			for c := range clients {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					buf := make([]byte, benchPage)
-					own := make([]time.Duration, 0, per)
-					for i := c * per; i < min((c+1)*per, b.N); i++ {
-						start := time.Now()
-						if err := read(i, buf); err != nil {
-							b.Error(err)
-							return
-						}
-						own = append(own, time.Since(start))
-					}
-					lat.add(own)
-				}()
-			}
-			wg.Wait()
-			b.StopTimer()
-			lat.report(b)
+			measureReads(b, clients, read)
 			if m := n.PageStore().Stats().Misses; m != misses {
 				b.Fatalf("%d pages missed after the warm-up", m-misses)
 			}
@@ -168,33 +144,42 @@ func BenchmarkLocalFileRead(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			var lat latencies
-			b.SetBytes(benchPage)
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			per := (b.N + clients - 1) / clients
-			for c := range clients {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					buf := make([]byte, benchPage)
-					own := make([]time.Duration, 0, per)
-					for i := c * per; i < min((c+1)*per, b.N); i++ {
-						start := time.Now()
-						if _, err := f.ReadAt(buf, int64(i%benchPages)*benchPage); err != nil {
-							b.Error(err)
-							return
-						}
-						own = append(own, time.Since(start))
-					}
-					lat.add(own)
-				}()
-			}
-			wg.Wait()
-			b.StopTimer()
-			lat.report(b)
+			measureReads(b, clients, func(i int, buf []byte) error {
+				_, err := f.ReadAt(buf, int64(i%benchPages)*benchPage)
+				return err
+			})
 		})
 	}
+}
+
+// measureReads runs b.N page reads split over clients goroutines, each with
+// its own page buffer, and reports throughput and p50/p99 latency.
+func measureReads(b *testing.B, clients int, read func(i int, buf []byte) error) {
+	var lat latencies
+	b.SetBytes(benchPage)
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	per := (b.N + clients - 1) / clients
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, benchPage)
+			own := make([]time.Duration, 0, per)
+			for i := c * per; i < min((c+1)*per, b.N); i++ {
+				start := time.Now()
+				if err := read(i, buf); err != nil {
+					b.Error(err)
+					return
+				}
+				own = append(own, time.Since(start))
+			}
+			lat.add(own)
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	lat.report(b)
 }
 
 // BenchmarkFillVsPlainWrite alternates, in every iteration, a page-store

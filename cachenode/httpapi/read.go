@@ -51,11 +51,7 @@ func (s *Server) getPage(c echo.Context) error {
 	if err != nil || n < 0 {
 		return badRequest("page index %q is not a non-negative integer", c.Param("n"))
 	}
-	off, err := q.nonNegative("offset", 0)
-	if err != nil {
-		return err
-	}
-	length, err := q.nonNegative("length", -1)
+	off, length, err := offsetLength(q)
 	if err != nil {
 		return err
 	}
@@ -79,13 +75,20 @@ func (s *Server) getPage(c echo.Context) error {
 	return s.serve(c, f, start+off, length)
 }
 
-func (s *Server) getRange(c echo.Context) error {
-	q := parseQuery(c.Request().URL.RawQuery)
+// offsetLength reads offset= (default 0) and length= (default -1: to the
+// end), neither negative.
+func offsetLength(q query) (int64, int64, error) {
 	off, err := q.nonNegative("offset", 0)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	length, err := q.nonNegative("length", -1)
+	return off, length, err
+}
+
+func (s *Server) getRange(c echo.Context) error {
+	q := parseQuery(c.Request().URL.RawQuery)
+	off, length, err := offsetLength(q)
 	if err != nil {
 		return err
 	}
