@@ -10,9 +10,7 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"time"
 
-	"go.temporal.io/sdk/activity"
 	"golang.org/x/time/rate"
 
 	"github.com/ferryio/ferry/storage"
@@ -37,101 +35,29 @@ func DestinationOf(dst string, e workflows.FileEntry) string {
 }
 
 // CopyBatch copies (or, for move jobs, moves) in.Entries, one by one,
-// following spec/jobs.md §5, and heartbeats like LoadBatch.
+// following spec/jobs.md §5 (see runBatch for heartbeats and resumption).
 func (n *Node) CopyBatch(ctx context.Context, in workflows.BatchInput) (workflows.BatchResult, error) {
-	var p workflows.BatchProgress
-	if activity.HasHeartbeatDetails(ctx) {
-		_ = activity.GetHeartbeatDetails(ctx, &p)
-	}
 	var lim Limiter
 	if in.Bandwidth > 0 {
 		lim = rate.NewLimiter(rate.Limit(in.Bandwidth), LimiterBurst)
 	}
-	var mu sync.Mutex
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		t := time.NewTicker(heartbeatEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				mu.Lock()
-				snapshot := p
-				snapshot.Result.Failures = append([]workflows.Failure(nil), p.Result.Failures...)
-				mu.Unlock()
-				activity.RecordHeartbeat(ctx, snapshot)
-			}
-		}
-	}()
-	for p.Done < len(in.Entries) {
-		if err := ctx.Err(); err != nil {
-			return p.Result, err
-		}
-		e := in.Entries[p.Done]
-		out, err := n.transferWithRetries(ctx, in, e, lim)
-		mu.Lock()
-		switch {
-		case err != nil:
-			p.Result.Failures = append(p.Result.Failures, failure(e.URI, err))
-		case out.skipped:
-			p.Result.Skipped++
-			p.Result.BytesSkipped += out.bytes
-		default:
-			p.Result.Succeeded++
-			p.Result.BytesDone += out.bytes
-		}
-		p.Done++
-		mu.Unlock()
-		activity.RecordHeartbeat(ctx, p)
-	}
-	return p.Result, nil
-}
-
-type transferOutcome struct {
-	skipped bool
-	bytes   int64
-}
-
-func (n *Node) transferWithRetries(ctx context.Context, in workflows.BatchInput, e workflows.FileEntry, lim Limiter) (transferOutcome, error) {
-	attempts := n.FileAttempts
-	if attempts <= 0 {
-		attempts = 3
-	}
-	backoff := 200 * time.Millisecond
-	var out transferOutcome
-	var err error
-	for i := 0; i < attempts; i++ {
-		out, err = n.transfer(ctx, in, e, lim)
-		if err == nil || !retryable(err) || ctx.Err() != nil {
-			return out, err
-		}
-		if i+1 < attempts {
-			select {
-			case <-ctx.Done():
-				return out, ctx.Err()
-			case <-time.After(backoff):
-			}
-			backoff *= 4
-		}
-	}
-	return out, err
+	return runBatch(ctx, in.Entries, func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
+		return withRetries(ctx, n.FileAttempts, func() (fileOutcome, error) { return n.transfer(ctx, in, e, lim) })
+	})
 }
 
 // transfer copies one entry and, for a move, deletes its source once the
 // copy is committed and verified.
-func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflows.FileEntry, lim Limiter) (transferOutcome, error) {
+func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflows.FileEntry, lim Limiter) (fileOutcome, error) {
 	move := in.Type == workflows.JobMove
 	dstURI := DestinationOf(in.Dst, e)
 	src, err := n.Resolver.For(e.URI)
 	if err != nil {
-		return transferOutcome{}, err
+		return fileOutcome{}, err
 	}
 	dst, err := n.Resolver.For(dstURI)
 	if err != nil {
-		return transferOutcome{}, err
+		return fileOutcome{}, err
 	}
 	srcInfo, srcErr := src.Stat(ctx, e.URI)
 	dstInfo, dstErr := dst.Stat(ctx, dstURI)
@@ -139,39 +65,39 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 	case srcErr != nil && errors.Is(srcErr, storage.ErrNotFound) && move && dstErr == nil && !dstInfo.IsDir && (e.Size < 0 || dstInfo.Size == e.Size):
 		// A move of this file already finished (a batch redone after its
 		// node died): the source is gone and the destination is whole.
-		return transferOutcome{bytes: dstInfo.Size}, nil
+		return fileOutcome{bytes: dstInfo.Size}, nil
 	case srcErr != nil:
-		return transferOutcome{}, srcErr
+		return fileOutcome{}, srcErr
 	case srcInfo.IsDir:
-		return transferOutcome{}, storage.NewError("copy", e.URI, storage.ErrInvalidPath, errors.New("is a directory"))
+		return fileOutcome{}, storage.NewError("copy", e.URI, storage.ErrInvalidPath, errors.New("is a directory"))
 	case dstErr == nil && dstInfo.IsDir:
-		return transferOutcome{}, storage.NewError("copy", dstURI, storage.ErrInvalidPath, errors.New("type mismatch: the destination is a directory, the source a file"))
+		return fileOutcome{}, storage.NewError("copy", dstURI, storage.ErrInvalidPath, errors.New("type mismatch: the destination is a directory, the source a file"))
 	case dstErr == nil && !in.Overwrite:
 		if move {
-			return transferOutcome{}, storage.NewError("move", dstURI, storage.ErrExists, errors.New("destination already exists (use --overwrite to replace it)"))
+			return fileOutcome{}, storage.NewError("move", dstURI, storage.ErrExists, errors.New("destination already exists (use --overwrite to replace it)"))
 		}
-		return transferOutcome{skipped: true, bytes: dstInfo.Size}, nil
+		return fileOutcome{skipped: true, bytes: dstInfo.Size}, nil
 	case dstErr != nil && !errors.Is(dstErr, storage.ErrNotFound):
-		return transferOutcome{}, dstErr
+		return fileOutcome{}, dstErr
 	}
 
 	written, srcHash, err := n.copyFile(ctx, src, dst, srcInfo, dstURI, in, lim)
 	if err != nil {
-		return transferOutcome{}, err
+		return fileOutcome{}, err
 	}
 	if in.CheckContent || move {
 		if err := verifyCopy(ctx, src, dst, dstURI, srcInfo, srcHash, in.CheckContent); err != nil {
 			// Never leave a destination that is known bad; the source stays.
 			_ = dst.Delete(ctx, dstURI)
-			return transferOutcome{}, err
+			return fileOutcome{}, err
 		}
 	}
 	if move {
 		if err := src.Delete(ctx, e.URI); err != nil {
-			return transferOutcome{}, fmt.Errorf("copied to %s, but the source could not be deleted (the file is in both places): %w", dstURI, err)
+			return fileOutcome{}, fmt.Errorf("copied to %s, but the source could not be deleted (the file is in both places): %w", dstURI, err)
 		}
 	}
-	return transferOutcome{bytes: written.Size}, nil
+	return fileOutcome{bytes: written.Size}, nil
 }
 
 // copyFile writes the destination atomically: server-side within one store

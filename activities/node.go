@@ -71,20 +71,41 @@ type Node struct {
 	FileAttempts int
 }
 
-// LoadBatch loads in.Entries into this node's cache, one by one, heartbeating
-// after each file. A retried attempt resumes after the files its last
-// heartbeat reported done.
+// LoadBatch loads in.Entries into this node's cache, one by one (see
+// runBatch for heartbeats and resumption).
 func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflows.BatchResult, error) {
-	var p workflows.BatchProgress
-	if activity.HasHeartbeatDetails(ctx) {
-		_ = activity.GetHeartbeatDetails(ctx, &p)
-	}
 	opts := CacheLoadOptions{MetadataOnly: in.MetadataOnly, SkipIfExists: in.SkipIfExists}
 	if in.Bandwidth > 0 {
 		opts.Limiter = rate.NewLimiter(rate.Limit(in.Bandwidth), LimiterBurst)
 	}
-	// Heartbeat on a ticker too: one large or slow file must not look like
-	// a dead node.
+	return runBatch(ctx, in.Entries, func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
+		f := CacheFile{URI: e.URI, Size: e.Size, Version: e.Version}
+		res, err := withRetries(ctx, n.FileAttempts, func() (CacheLoadResult, error) { return n.Cache.Load(ctx, f, opts) })
+		if err == nil {
+			err = n.replicate(ctx, f, in.Replicas, opts)
+		}
+		if res.Skipped {
+			return fileOutcome{skipped: true, bytes: res.BytesSkipped}, err
+		}
+		return fileOutcome{bytes: res.BytesLoaded}, err
+	})
+}
+
+// fileOutcome is what one entry of a batch came to, when it did not fail.
+type fileOutcome struct {
+	skipped bool
+	bytes   int64
+}
+
+// runBatch processes entries in order with do and folds the outcomes. It
+// heartbeats after each entry and on a ticker (one large or slow file must
+// not look like a dead node), and a retried attempt resumes after the
+// entries its last heartbeat reported done.
+func runBatch(ctx context.Context, entries []workflows.FileEntry, do func(context.Context, workflows.FileEntry) (fileOutcome, error)) (workflows.BatchResult, error) {
+	var p workflows.BatchProgress
+	if activity.HasHeartbeatDetails(ctx) {
+		_ = activity.GetHeartbeatDetails(ctx, &p)
+	}
 	var mu sync.Mutex
 	stop := make(chan struct{})
 	defer close(stop)
@@ -104,26 +125,22 @@ func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflow
 			}
 		}
 	}()
-	for p.Done < len(in.Entries) {
+	for p.Done < len(entries) {
 		if err := ctx.Err(); err != nil {
 			return p.Result, err
 		}
-		e := in.Entries[p.Done]
-		f := CacheFile{URI: e.URI, Size: e.Size, Version: e.Version}
-		res, err := n.loadOne(ctx, f, opts)
-		if err == nil {
-			err = n.replicate(ctx, f, in.Replicas, opts)
-		}
+		e := entries[p.Done]
+		out, err := do(ctx, e)
 		mu.Lock()
 		switch {
 		case err != nil:
 			p.Result.Failures = append(p.Result.Failures, failure(e.URI, err))
-		case res.Skipped:
+		case out.skipped:
 			p.Result.Skipped++
-			p.Result.BytesSkipped += res.BytesSkipped
+			p.Result.BytesSkipped += out.bytes
 		default:
 			p.Result.Succeeded++
-			p.Result.BytesDone += res.BytesLoaded
+			p.Result.BytesDone += out.bytes
 		}
 		p.Done++
 		mu.Unlock()
@@ -132,19 +149,19 @@ func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflow
 	return p.Result, nil
 }
 
-// loadOne loads one file, retrying retryable errors a few times.
-func (n *Node) loadOne(ctx context.Context, f CacheFile, opts CacheLoadOptions) (CacheLoadResult, error) {
-	attempts := n.FileAttempts
+// withRetries calls fn until it succeeds, fails for good, or has been tried
+// attempts times (default 3), backing off between tries.
+func withRetries[T any](ctx context.Context, attempts int, fn func() (T, error)) (T, error) {
 	if attempts <= 0 {
 		attempts = 3
 	}
 	backoff := 200 * time.Millisecond
-	var res CacheLoadResult
+	var res T
 	var err error
 	for i := 0; i < attempts; i++ {
-		res, err = n.Cache.Load(ctx, f, opts)
+		res, err = fn()
 		if err == nil || !retryable(err) || ctx.Err() != nil {
-			break
+			return res, err
 		}
 		if i+1 < attempts {
 			select {
