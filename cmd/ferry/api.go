@@ -36,28 +36,14 @@ copies can run behind a load balancer. Routes are listed at /openapi.json.`,
 }
 
 func runAPI(ctx context.Context, g *globals, listen string, out io.Writer) error {
-	tel, err := telemetry.Setup(ctx, "ferry-api")
+	pr, err := startProcess(ctx, g, "ferry-api")
 	if err != nil {
 		return err
 	}
-	p := &parts{}
-	p.add("telemetry", tel.Shutdown)
-	fail := func(err error) error {
-		_ = p.stopAll(30 * time.Second)
-		return err
-	}
-	c, err := dialTemporal(ctx, g, tel)
-	if err != nil {
-		return fail(err)
-	}
-	p.add("temporal client", func(context.Context) error { c.Close(); return nil })
+	p, fail := pr.parts, pr.fail
 	// The service checks that a job's source exists before starting it,
 	// with the same backends as the rest of the process.
-	resolver, err := newResolver(ctx, g)
-	if err != nil {
-		return fail(err)
-	}
-	if _, err := startAPI(ctx, p, listen, jobs.NewService(c, resolver), tel); err != nil {
+	if _, err := startAPI(ctx, p, listen, jobs.NewService(pr.client, pr.resolver), pr.tel); err != nil {
 		return fail(err)
 	}
 	p.endpoint("Temporal frontend", g.temporalAddress+"  (namespace "+g.namespace+")")

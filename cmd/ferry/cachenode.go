@@ -82,25 +82,12 @@ func runCacheNode(cmd *cobra.Command, g *globals, o *cacheNodeOptions) error {
 	if o.dataDir == "" {
 		o.dataDir = filepath.Join(".ferry", o.id)
 	}
-	tel, err := telemetry.Setup(ctx, "ferry-cachenode")
+	pr, err := startProcess(ctx, g, "ferry-cachenode")
 	if err != nil {
 		return err
 	}
-	p := &parts{}
-	p.add("telemetry", tel.Shutdown)
-	fail := func(err error) error {
-		_ = p.stopAll(30 * time.Second)
-		return err
-	}
-	c, err := dialTemporal(ctx, g, tel)
-	if err != nil {
-		return fail(err)
-	}
-	p.add("temporal client", func(context.Context) error { c.Close(); return nil })
-	resolver, err := newResolver(ctx, g)
-	if err != nil {
-		return fail(err)
-	}
+	p, fail := pr.parts, pr.fail
+	c, resolver, tel := pr.client, pr.resolver, pr.tel
 	n, err := startNode(ctx, p, cachenode.Config{
 		ID:              o.id,
 		DataDir:         o.dataDir,

@@ -12,7 +12,6 @@ import (
 
 	"github.com/ferryio/ferry/activities"
 	"github.com/ferryio/ferry/cachenode/membership"
-	"github.com/ferryio/ferry/internal/telemetry"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/worker"
 	"github.com/ferryio/ferry/workflows"
@@ -29,29 +28,17 @@ another one from its recorded history.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			tel, err := telemetry.Setup(ctx, "ferry-worker")
+			pr, err := startProcess(ctx, g, "ferry-worker")
 			if err != nil {
 				return err
 			}
-			p := &parts{}
-			p.add("telemetry", tel.Shutdown)
-			c, err := dialTemporal(ctx, g, tel)
-			if err != nil {
-				return err
-			}
-			p.add("temporal client", func(context.Context) error { c.Close(); return nil })
-			resolver, err := newResolver(ctx, g)
-			if err != nil {
-				_ = p.stopAll(10 * time.Second)
-				return err
-			}
+			p := pr.parts
 			if failuresDir == "" {
 				abs, _ := filepath.Abs(filepath.Join(dataDir, "failures"))
 				failuresDir = "file://" + abs
 			}
-			if err := startCoordinator(p, c, resolver, failuresDir); err != nil {
-				_ = p.stopAll(10 * time.Second)
-				return err
+			if err := startCoordinator(p, pr.client, pr.resolver, failuresDir); err != nil {
+				return pr.fail(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Ferry coordinator is running (task queue %s, Temporal %s)\n", workflows.CoordinatorTaskQueue, g.temporalAddress)
 			<-ctx.Done()
