@@ -41,7 +41,7 @@ func (n *Node) CopyBatch(ctx context.Context, in workflows.BatchInput) (workflow
 	if in.Bandwidth > 0 {
 		lim = rate.NewLimiter(rate.Limit(in.Bandwidth), LimiterBurst)
 	}
-	return runBatch(ctx, in.Entries, func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
+	return runBatch(ctx, in.Entries, n.parallelism(), func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
 		return withRetries(ctx, n.FileAttempts, func() (fileOutcome, error) { return n.transfer(ctx, in, e, lim) })
 	})
 }

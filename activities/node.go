@@ -69,7 +69,14 @@ type Node struct {
 	// FileAttempts is how many times a file with a retryable error is tried
 	// within one batch. Default 3.
 	FileAttempts int
+	// FileParallelism is how many files of one batch are worked on at once.
+	// Default DefaultFileParallelism.
+	FileParallelism int
 }
+
+// DefaultFileParallelism lets a batch overlap the I/O of a few files: a
+// large file no longer holds up the rest of its batch.
+const DefaultFileParallelism = 4
 
 // LoadBatch loads in.Entries into this node's cache, one by one (see
 // runBatch for heartbeats and resumption).
@@ -78,7 +85,7 @@ func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflow
 	if in.Bandwidth > 0 {
 		opts.Limiter = rate.NewLimiter(rate.Limit(in.Bandwidth), LimiterBurst)
 	}
-	return runBatch(ctx, in.Entries, func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
+	return runBatch(ctx, in.Entries, n.parallelism(), func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
 		f := CacheFile{URI: e.URI, Size: e.Size, Version: e.Version}
 		res, err := withRetries(ctx, n.FileAttempts, func() (CacheLoadResult, error) { return n.Cache.Load(ctx, f, opts) })
 		if err == nil {
@@ -91,22 +98,45 @@ func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflow
 	})
 }
 
+func (n *Node) parallelism() int {
+	if n.FileParallelism > 0 {
+		return n.FileParallelism
+	}
+	return DefaultFileParallelism
+}
+
 // fileOutcome is what one entry of a batch came to, when it did not fail.
 type fileOutcome struct {
 	skipped bool
 	bytes   int64
 }
 
-// runBatch processes entries in order with do and folds the outcomes. It
-// heartbeats after each entry and on a ticker (one large or slow file must
-// not look like a dead node), and a retried attempt resumes after the
-// entries its last heartbeat reported done.
-func runBatch(ctx context.Context, entries []workflows.FileEntry, do func(context.Context, workflows.FileEntry) (fileOutcome, error)) (workflows.BatchResult, error) {
+// runBatch processes entries with do, up to parallel at a time, and folds
+// the outcomes. Its heartbeat reports the longest finished prefix of the
+// entries with their outcomes, so a retried attempt resumes exactly after it
+// (redoing at most the entries that were in flight). It heartbeats after each
+// entry and on a ticker, so that one large or slow file does not look like a
+// dead node.
+func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, do func(context.Context, workflows.FileEntry) (fileOutcome, error)) (workflows.BatchResult, error) {
 	var p workflows.BatchProgress
 	if activity.HasHeartbeatDetails(ctx) {
 		_ = activity.GetHeartbeatDetails(ctx, &p)
 	}
+	if parallel < 1 {
+		parallel = 1
+	}
+	type slot struct {
+		out  fileOutcome
+		err  error
+		done bool
+	}
+	slots := make([]slot, len(entries))
 	var mu sync.Mutex
+	snapshot := func() workflows.BatchProgress {
+		s := p
+		s.Result.Failures = append([]workflows.Failure(nil), p.Result.Failures...)
+		return s
+	}
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -118,33 +148,52 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, do func(contex
 				return
 			case <-t.C:
 				mu.Lock()
-				snapshot := p
-				snapshot.Result.Failures = append([]workflows.Failure(nil), p.Result.Failures...)
+				s := snapshot()
 				mu.Unlock()
-				activity.RecordHeartbeat(ctx, snapshot)
+				activity.RecordHeartbeat(ctx, s)
 			}
 		}
 	}()
-	for p.Done < len(entries) {
-		if err := ctx.Err(); err != nil {
-			return p.Result, err
-		}
-		e := entries[p.Done]
-		out, err := do(ctx, e)
-		mu.Lock()
-		switch {
-		case err != nil:
-			p.Result.Failures = append(p.Result.Failures, failure(e.URI, err))
-		case out.skipped:
-			p.Result.Skipped++
-			p.Result.BytesSkipped += out.bytes
-		default:
-			p.Result.Succeeded++
-			p.Result.BytesDone += out.bytes
-		}
-		p.Done++
-		mu.Unlock()
-		activity.RecordHeartbeat(ctx, p)
+	next := p.Done
+	var wg sync.WaitGroup
+	for w := 0; w < parallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= len(entries) || ctx.Err() != nil {
+					return
+				}
+				out, err := do(ctx, entries[i])
+				mu.Lock()
+				slots[i] = slot{out: out, err: err, done: true}
+				for p.Done < len(entries) && slots[p.Done].done {
+					sl := slots[p.Done]
+					switch {
+					case sl.err != nil:
+						p.Result.Failures = append(p.Result.Failures, failure(entries[p.Done].URI, sl.err))
+					case sl.out.skipped:
+						p.Result.Skipped++
+						p.Result.BytesSkipped += sl.out.bytes
+					default:
+						p.Result.Succeeded++
+						p.Result.BytesDone += sl.out.bytes
+					}
+					p.Done++
+				}
+				s := snapshot()
+				mu.Unlock()
+				activity.RecordHeartbeat(ctx, s)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return p.Result, err
 	}
 	return p.Result, nil
 }

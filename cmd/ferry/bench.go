@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,10 +28,36 @@ import (
 )
 
 func newBenchCommand(g *globals) *cobra.Command {
+	var profile string
+	var stopProfile func()
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure Ferry on this machine against a plain baseline run in the same process",
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := setupLogging(g.logLevel); err != nil {
+				return err
+			}
+			if profile == "" {
+				return nil
+			}
+			f, err := os.Create(profile)
+			if err != nil {
+				return fmt.Errorf("--cpu-profile: %w", err)
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				f.Close()
+				return fmt.Errorf("--cpu-profile: %w", err)
+			}
+			stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+			return nil
+		},
+		PersistentPostRun: func(cmd *cobra.Command, args []string) {
+			if stopProfile != nil {
+				stopProfile()
+			}
+		},
 	}
+	cmd.PersistentFlags().StringVar(&profile, "cpu-profile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	cmd.AddCommand(newBenchLoadCommand(g), newBenchListCommand(g))
 	return cmd
 }
