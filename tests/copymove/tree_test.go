@@ -92,6 +92,9 @@ func hashStore(t testing.TB, st storage.Store, dir string) tree {
 	cursor := ""
 	for {
 		p, err := st.List(ctx, dir, storage.ListOptions{Recursive: true, Cursor: cursor, Limit: 1000})
+		if cursor == "" && errors.Is(err, storage.ErrNotFound) {
+			return out // nothing there, not even the directory
+		}
 		if err != nil {
 			t.Fatalf("list %s: %v", dir, err)
 		}
