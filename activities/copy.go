@@ -42,13 +42,26 @@ func (n *Node) CopyBatch(ctx context.Context, in workflows.BatchInput) (workflow
 		lim = rate.NewLimiter(rate.Limit(in.Bandwidth), LimiterBurst)
 	}
 	return runBatch(ctx, in.Entries, n.parallelism(), func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
-		return withRetries(ctx, n.FileAttempts, func() (fileOutcome, error) { return n.transfer(ctx, in, e, lim) })
+		// The job's retry pass gets only files that failed in a way worth
+		// retrying, possibly after their destination was written.
+		wrote := in.LastAttempt
+		return withRetries(ctx, n.FileAttempts, func() (fileOutcome, error) { return n.transfer(ctx, in, e, lim, &wrote) })
 	})
 }
 
 // transfer copies one entry and, for a move, deletes its source once the
 // copy is committed and verified.
-func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflows.FileEntry, lim Limiter) (fileOutcome, error) {
+//
+// *wrote is set once an attempt starts writing the destination, and from
+// the start in the job's retry pass. A later attempt that finds the
+// destination existing then checks whether it holds the source's content
+// (length and hash, or the MD5 of both read back): that is what is left
+// when a commit's answer was lost, or when the verification or the source's
+// delete failed after a good commit. Such a destination is taken as this
+// job's copy, and a move goes on to delete the source, instead of skipping
+// the file (copy) or failing it as "already exists" with the file in both
+// places (move). Content that differs keeps the rules of spec/jobs.md §5.
+func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflows.FileEntry, lim Limiter, wrote *bool) (fileOutcome, error) {
 	move := in.Type == workflows.JobMove
 	dstURI := DestinationOf(in.Dst, e)
 	src, err := n.Resolver.For(e.URI)
@@ -61,6 +74,7 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 	}
 	srcInfo, srcErr := src.Stat(ctx, e.URI)
 	dstInfo, dstErr := dst.Stat(ctx, dstURI)
+	adopted := false
 	switch {
 	case srcErr != nil && errors.Is(srcErr, storage.ErrNotFound) && move && dstErr == nil && !dstInfo.IsDir && (e.Size < 0 || dstInfo.Size == e.Size):
 		// A move of this file already finished (a batch redone after its
@@ -73,6 +87,16 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 	case dstErr == nil && dstInfo.IsDir:
 		return fileOutcome{}, storage.NewError("copy", dstURI, storage.ErrInvalidPath, errors.New("type mismatch: the destination is a directory, the source a file"))
 	case dstErr == nil && !in.Overwrite:
+		if *wrote {
+			err := verifyCopy(ctx, src, dst, dstURI, srcInfo, "", true)
+			if err == nil {
+				adopted = true
+				break
+			}
+			if !errors.Is(err, errChecksum) {
+				return fileOutcome{}, err // cannot tell now whether it is ours
+			}
+		}
 		if move {
 			return fileOutcome{}, storage.NewError("move", dstURI, storage.ErrExists, errors.New("destination already exists (use --overwrite to replace it)"))
 		}
@@ -81,15 +105,19 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 		return fileOutcome{}, dstErr
 	}
 
-	written, srcHash, err := n.copyFile(ctx, src, dst, srcInfo, dstURI, in, lim)
-	if err != nil {
-		return fileOutcome{}, err
-	}
-	if in.CheckContent || move {
-		if err := verifyCopy(ctx, src, dst, dstURI, srcInfo, srcHash, in.CheckContent); err != nil {
-			// Never leave a destination that is known bad; the source stays.
-			_ = dst.Delete(ctx, dstURI)
+	written := dstInfo
+	if !adopted {
+		*wrote = true
+		var srcHash string
+		if written, srcHash, err = n.copyFile(ctx, src, dst, srcInfo, dstURI, in, lim); err != nil {
 			return fileOutcome{}, err
+		}
+		if in.CheckContent || move {
+			if err := verifyCopy(ctx, src, dst, dstURI, srcInfo, srcHash, in.CheckContent); err != nil {
+				// Never leave a destination that is known bad; the source stays.
+				_ = dst.Delete(ctx, dstURI)
+				return fileOutcome{}, err
+			}
 		}
 	}
 	if move {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -413,6 +414,107 @@ func TestMoveThroughStorageFaults(t *testing.T) {
 			t.Logf("moved %d, in both places %d, only at the source %d", onlyDst, both, onlySrc)
 			if int64(onlyDst) != st.Succeeded {
 				t.Errorf("%d files moved, the job counted %d succeeded", onlyDst, st.Succeeded)
+			}
+		})
+	}
+}
+
+// flakyStore fails, once per URI, the source delete (without deleting) and
+// the commit answer (after committing): the two ways an attempt can leave a
+// whole destination behind and still fail.
+type flakyStore struct {
+	storage.Store
+	mu       sync.Mutex
+	failed   map[string]bool
+	deletes  atomic.Bool
+	commits  atomic.Bool
+	injected atomic.Int64
+}
+
+func (f *flakyStore) once(op, uri string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failed[op+uri] {
+		return false
+	}
+	f.failed[op+uri] = true
+	f.injected.Add(1)
+	return true
+}
+
+func (f *flakyStore) Delete(ctx context.Context, uri string) error {
+	if f.deletes.Load() && f.once("delete", uri) {
+		return storage.NewError("delete", uri, storage.ErrUnavailable, errors.New("injected: connection reset"))
+	}
+	return f.Store.Delete(ctx, uri)
+}
+
+func (f *flakyStore) Create(ctx context.Context, uri string, o storage.CreateOptions) (storage.Writer, error) {
+	w, err := f.Store.Create(ctx, uri, o)
+	if err != nil || !f.commits.Load() {
+		return w, err
+	}
+	return lostCommit{w, f, uri}, nil
+}
+
+type lostCommit struct {
+	storage.Writer
+	f   *flakyStore
+	uri string
+}
+
+func (w lostCommit) Commit(ctx context.Context) (storage.Entry, error) {
+	e, err := w.Writer.Commit(ctx)
+	if err == nil && w.f.once("commit", w.uri) {
+		return storage.Entry{}, storage.NewError("commit", w.uri, storage.ErrUnavailable, errors.New("injected: answer lost after the commit"))
+	}
+	return e, err
+}
+
+// TestRetryFinishesItsOwnCopy: when an attempt fails after its destination
+// was committed whole (the commit's answer lost, the source's delete
+// failed), the next attempt takes that destination as its own copy: a move
+// deletes the source and succeeds, a copy counts the file copied, not
+// skipped.
+func TestRetryFinishesItsOwnCopy(t *testing.T) {
+	cl := enginetest.NewCluster(t, 0)
+	local, _ := cl.Resolver.For("file:///")
+	flaky := &flakyStore{Store: local, failed: map[string]bool{}}
+	cl.Resolver = storage.NewResolver(flaky)
+	cl.AddNode("node-1")
+	cl.AddNode("node-2")
+
+	tr := spec{n: 40}
+	for _, tc := range []struct {
+		name             string
+		typ              workflows.JobType
+		deletes, commits bool
+	}{
+		{"move, source delete fails once", workflows.JobMove, true, false},
+		{"move, commit answer lost once", workflows.JobMove, false, true},
+		{"copy, commit answer lost once", workflows.JobCopy, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srcPath := filepath.Join(t.TempDir(), "src")
+			want, total := tr.writeLocal(t, srcPath)
+			src, dst := "file://"+srcPath, "file://"+filepath.Join(t.TempDir(), "dst")
+			flaky.deletes.Store(tc.deletes)
+			flaky.commits.Store(tc.commits)
+			before := flaky.injected.Load()
+			st := runJob(t, cl, jobs.Key{Type: tc.typ, Path: src, Dst: dst}, map[string]any{"batchSize": "10"})
+			flaky.deletes.Store(false)
+			flaky.commits.Store(false)
+			if n := flaky.injected.Load() - before; n < int64(tr.n) {
+				t.Fatalf("%d faults injected, want one per file at least", n)
+			}
+			checkCounters(t, st, int64(tr.n), 0, total)
+			sameTree(t, dst, want, hashStore(t, local, dst))
+			left := hashStore(t, local, src)
+			if tc.typ == workflows.JobMove && len(left) > 0 {
+				t.Fatalf("%d files left at the source", len(left))
+			}
+			if tc.typ == workflows.JobCopy {
+				sameTree(t, "the source", want, left)
 			}
 		})
 	}
