@@ -39,8 +39,11 @@ func startDev(t *testing.T, dataDir string, extra ...string) (*ferrytest.Proc, s
 // startDevEnv is startDev with extra environment variables.
 func startDevEnv(t *testing.T, env []string, dataDir string, extra ...string) (*ferrytest.Proc, string, string) {
 	t.Helper()
+	// Every listener on a free port: tests run beside each other and beside
+	// a developer's own ferry dev.
 	args := append([]string{"dev", "--data-dir", dataDir,
-		"--temporal-listen", "127.0.0.1:0", "--ui-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, extra...)
+		"--temporal-listen", "127.0.0.1:0", "--ui-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+		"--api-listen", "127.0.0.1:0", "--node-http-port", "0", "--node-grpc-port", "0"}, extra...)
 	start := time.Now()
 	p := ferrytest.StartEnv(t, env, args...)
 	p.WaitFor(readyLine, 60*time.Second)
@@ -139,7 +142,8 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 func TestDevRefusesABusyPort(t *testing.T) {
 	dataDir := t.TempDir()
 	_, frontend, _ := startDev(t, dataDir)
-	p := ferrytest.Start(t, "dev", "--data-dir", t.TempDir(), "--temporal-listen", frontend, "--ui-listen", "", "--metrics-listen", "")
+	p := ferrytest.Start(t, "dev", "--data-dir", t.TempDir(), "--temporal-listen", frontend, "--ui-listen", "", "--metrics-listen", "",
+		"--api-listen", "127.0.0.1:0", "--nodes", "0")
 	err := p.Wait(60 * time.Second)
 	if err == nil {
 		t.Fatalf("second ferry dev on a busy port exited 0:\n%s", p.Output())

@@ -38,8 +38,7 @@ func startFullDev(t *testing.T, dataDir string, extra ...string) (*ferrytest.Pro
 // startFullDevEnv is startFullDev with extra environment variables.
 func startFullDevEnv(t *testing.T, env []string, dataDir string, extra ...string) (*ferrytest.Proc, cluster) {
 	t.Helper()
-	args := append([]string{"--api-listen", "127.0.0.1:0", "--node-http-port", "0", "--node-grpc-port", "0"}, extra...)
-	p, _, _ := startDevEnv(t, env, dataDir, args...)
+	p, _, _ := startDevEnv(t, env, dataDir, extra...)
 	out := p.Output()
 	c := cluster{api: "http://" + apiLine.FindStringSubmatch(out)[1], nodes: map[string]string{}}
 	for _, m := range nodeLine.FindAllStringSubmatch(out, -1) {

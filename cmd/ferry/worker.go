@@ -66,7 +66,7 @@ func startCoordinator(p *parts, c client.Client, resolver *storage.Resolver, fai
 		return fmt.Errorf("start coordinator worker: %w", err)
 	}
 	p.add("coordinator worker", func(context.Context) error { w.Stop(); return nil })
-	mw := sdkworker.New(c, membership.TaskQueue, sdkworker.Options{})
+	mw := sdkworker.New(c, membership.TaskQueue, membership.WorkerOptions())
 	workflows.RegisterMembership(mw)
 	if err := mw.Start(); err != nil {
 		return fmt.Errorf("start membership worker: %w", err)
