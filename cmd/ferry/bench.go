@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -244,10 +245,14 @@ job. Prints files/s, MB/s and Ferry's speed as a percentage of cp's.`,
 				if err := makeFiles(src, n, size); err != nil {
 					return err
 				}
+				// Each timed run starts with no dirty pages to write back, so
+				// neither pays for the other's (or the tree's) writes.
+				syscall.Sync()
 				base, err := timeCp(ctx, src, filepath.Join(root, what+"-cp"))
 				if err != nil {
 					return err
 				}
+				syscall.Sync()
 				st, took, err := env.runJob(ctx, jobs.Key{Type: workflows.JobLoad, Path: "file://" + src}, workflows.Options{})
 				if err != nil {
 					return err
