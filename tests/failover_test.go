@@ -86,7 +86,10 @@ func writeSmallFiles(t *testing.T, dir string, n, size int) {
 func waitProcessed(t *testing.T, c cluster, path string, atLeast float64) {
 	t.Helper()
 	ferrytest.Eventually(t, 2*time.Minute, func() error {
-		rep := progressJSON(t, c, "load", map[string]any{"path": path})
+		rep, err := tryProgressJSON(t, c, "load", map[string]any{"path": path})
+		if err != nil {
+			return err
+		}
 		if n, _ := rep["mProcessedInodesCount"].(float64); n < atLeast {
 			return fmt.Errorf("processed %v", rep["mProcessedInodesCount"])
 		}
@@ -290,7 +293,10 @@ func TestMoveSurvivesCoordinatorAndNodeKill(t *testing.T) {
 		t.Fatalf("submit: %d %v", code, resp)
 	}
 	ferrytest.Eventually(t, 2*time.Minute, func() error {
-		rep := progressJSON(t, c, "move", key)
+		rep, err := tryProgressJSON(t, c, "move", key)
+		if err != nil {
+			return err
+		}
 		if n, _ := rep["mSuccessFileCount"].(float64); n < 2000 {
 			return fmt.Errorf("moved %v", rep["mSuccessFileCount"])
 		}

@@ -83,19 +83,30 @@ func call(t *testing.T, method, u string, body any) (int, map[string]any) {
 // progressJSON returns the JSON progress report of a job (coordinator route).
 func progressJSON(t *testing.T, c cluster, typ string, key map[string]any) map[string]any {
 	t.Helper()
+	rep, err := tryProgressJSON(t, c, typ, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// tryProgressJSON is progressJSON returning an error instead, for waits: a
+// coordinator that has just started may not answer the query in time (503).
+func tryProgressJSON(t *testing.T, c cluster, typ string, key map[string]any) (map[string]any, error) {
+	t.Helper()
 	body := map[string]any{"format": "JSON"}
 	for k, v := range key {
 		body[k] = v
 	}
 	code, resp := call(t, "POST", c.api+"/api/v1/master/progress_job/"+typ, body)
 	if code != http.StatusOK {
-		t.Fatalf("progress: %d %v", code, resp)
+		return nil, fmt.Errorf("progress: %d %v", code, resp)
 	}
 	var rep map[string]any
 	if err := json.Unmarshal([]byte(resp["message"].(string)), &rep); err != nil {
 		t.Fatalf("JSON report does not parse: %v: %v", err, resp["message"])
 	}
-	return rep
+	return rep, nil
 }
 
 // waitJobState polls the job until its mJobState is one of states.
@@ -103,7 +114,10 @@ func waitJobState(t *testing.T, c cluster, typ string, key map[string]any, timeo
 	t.Helper()
 	var rep map[string]any
 	ferrytest.Eventually(t, timeout, func() error {
-		rep = progressJSON(t, c, typ, key)
+		var err error
+		if rep, err = tryProgressJSON(t, c, typ, key); err != nil {
+			return err
+		}
 		for _, s := range states {
 			if rep["mJobState"] == s {
 				return nil
