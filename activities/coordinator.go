@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"strings"
 
@@ -46,7 +47,7 @@ func (c *Coordinator) ListAndPlan(ctx context.Context, in workflows.ListInput) (
 		return workflows.ListResult{}, toTemporal(fmt.Errorf("list %s: %w", sourceOf(in), err))
 	}
 	res := workflows.ListResult{Cursor: p.cursor, Done: p.done, Qualified: int64(len(p.entries)), QualifiedSize: p.size}
-	plan, err := c.plan(ctx, p.entries)
+	plan, err := c.plan(ctx, in.Type, p.entries)
 	if err != nil {
 		return workflows.ListResult{}, err
 	}
@@ -63,10 +64,16 @@ func sourceOf(in workflows.ListInput) string {
 
 // Plan groups entries by owning node on the current ring.
 func (c *Coordinator) Plan(ctx context.Context, in workflows.PlanInput) (workflows.PlanResult, error) {
-	return c.plan(ctx, in.Entries)
+	return c.plan(ctx, in.Type, in.Entries)
 }
 
-func (c *Coordinator) plan(ctx context.Context, entries []workflows.FileEntry) (workflows.PlanResult, error) {
+// plan groups entries into one batch per node. A load goes to the owners of
+// its files on the ring, where readers will look. Copy and move have no
+// cache locality, so their entries are dealt round-robin over the live
+// nodes, starting at a node picked by the first entry, which spreads them
+// evenly whatever the ring's shares (with five points per node the ring
+// can give one node most of the keys).
+func (c *Coordinator) plan(ctx context.Context, typ workflows.JobType, entries []workflows.FileEntry) (workflows.PlanResult, error) {
 	nodes, err := c.Placement.LiveNodes(ctx)
 	if err != nil {
 		return workflows.PlanResult{}, temporal.NewApplicationErrorWithCause("read the cache ring: "+err.Error(), workflows.ErrTypeUnavailable, err)
@@ -74,13 +81,25 @@ func (c *Coordinator) plan(ctx context.Context, entries []workflows.FileEntry) (
 	if len(nodes) == 0 {
 		return workflows.PlanResult{}, temporal.NewApplicationError("no cache node is live", workflows.ErrTypeNoNodes)
 	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
+	start := 0
+	if len(entries) > 0 {
+		h := fnv.New32a()
+		h.Write([]byte(entries[0].URI))
+		start = int(h.Sum32() % uint32(len(nodes)))
+	}
 	byNode := map[string]*workflows.NodeBatch{}
-	for _, e := range entries {
-		owners, err := c.Placement.Owners(ctx, e.URI, 1)
-		if err != nil || len(owners) == 0 {
-			return workflows.PlanResult{}, temporal.NewApplicationError(fmt.Sprintf("no owner for %s: %v", e.URI, err), workflows.ErrTypeNoNodes)
+	for i, e := range entries {
+		var o NodeRef
+		if typ == workflows.JobLoad {
+			owners, err := c.Placement.Owners(ctx, e.URI, 1)
+			if err != nil || len(owners) == 0 {
+				return workflows.PlanResult{}, temporal.NewApplicationError(fmt.Sprintf("no owner for %s: %v", e.URI, err), workflows.ErrTypeNoNodes)
+			}
+			o = owners[0]
+		} else {
+			o = nodes[(start+i)%len(nodes)]
 		}
-		o := owners[0]
 		b := byNode[o.ID]
 		if b == nil {
 			b = &workflows.NodeBatch{NodeID: o.ID, TaskQueue: o.TaskQueue}

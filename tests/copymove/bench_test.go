@@ -65,7 +65,7 @@ func TestBenchCopyLocal(t *testing.T) {
 		src := filepath.Join(base, fmt.Sprintf("src-%d", w.files))
 		writeBenchTree(t, src, w.files, w.size)
 		bytes := int64(w.files) * int64(w.size)
-		t.Logf("%s: files per node %v", w.name, filesPerNode(t, cl, src))
+		t.Logf("%s: ring owners (where a load would place them) %v", w.name, filesPerNode(t, cl, src))
 		n := 0
 		fresh := func(what string) string {
 			n++
