@@ -19,6 +19,7 @@ import (
 	"github.com/jcmturner/gokrb5/v8/krberror"
 
 	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/storage/internal/cursorcache"
 )
 
 // Scheme is the URI scheme the store serves.
@@ -36,7 +37,7 @@ type Store struct {
 	mu      sync.Mutex
 	clients map[string]fileSystem // by URI authority, connected on first use
 
-	listings listingCache
+	listings cursorcache.Cache[*walker]
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -57,7 +58,9 @@ func New(opts Options) (*Store, error) {
 }
 
 func newStore(opts Options, dial func(string) (fileSystem, error)) *Store {
-	return &Store{opts: opts.withDefaults(), dial: dial, clients: map[string]fileSystem{}}
+	st := &Store{opts: opts.withDefaults(), dial: dial, clients: map[string]fileSystem{}}
+	st.listings.OnEvict = func(w *walker) { w.close() }
+	return st
 }
 
 // Close closes the namenode connections.

@@ -9,8 +9,6 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/ferryio/ferry/storage"
 )
@@ -56,8 +54,8 @@ func (s *Store) List(ctx context.Context, uri string, opts storage.ListOptions) 
 	if u, err := storage.ParseURI(uri); err == nil {
 		authority = u.Authority
 	}
-	w := s.listings.take(listingKey(authority, p, opts.Recursive, opts.Cursor))
-	if w == nil {
+	w, ok := s.listings.Take(listingKey(authority, p, opts.Recursive, opts.Cursor))
+	if !ok {
 		w = &walker{c: c, recursive: opts.Recursive, cursor: opts.Cursor}
 		if err := w.push(p, ""); err != nil {
 			return storage.ListPage{}, fail("list", uri, err)
@@ -93,7 +91,7 @@ func (s *Store) List(ctx context.Context, uri string, opts storage.ListOptions) 
 		return page, nil
 	}
 	w.ahead = &lookahead{entry: e, key: key}
-	s.listings.put(listingKey(authority, p, opts.Recursive, page.Cursor), w)
+	s.listings.Put(listingKey(authority, p, opts.Recursive, page.Cursor), w)
 	return page, nil
 }
 
@@ -156,7 +154,6 @@ type walker struct {
 	cursor string
 	stack  []*frame
 	ahead  *lookahead
-	used   time.Time
 }
 
 func (w *walker) push(dir, rel string) error {
@@ -238,43 +235,4 @@ func (w *walker) next() (storage.Entry, string, bool, error) {
 		return entry("", incoming, fi), incoming, true, nil
 	}
 	return storage.Entry{}, "", false, nil
-}
-
-// listingCache keeps a few live walkers keyed by where they stopped, so
-// that the next page of a listing continues the walk. It is only a
-// shortcut: a cursor that is not in the cache is resumed by seeking.
-type listingCache struct {
-	mu      sync.Mutex
-	walkers map[string]*walker
-}
-
-const maxCachedListings = 8
-
-func (c *listingCache) take(key string) *walker {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w := c.walkers[key]
-	delete(c.walkers, key)
-	return w
-}
-
-func (c *listingCache) put(key string, w *walker) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.walkers == nil {
-		c.walkers = map[string]*walker{}
-	}
-	if len(c.walkers) >= maxCachedListings {
-		var oldestKey string
-		var oldest time.Time
-		for k, v := range c.walkers {
-			if oldestKey == "" || v.used.Before(oldest) {
-				oldestKey, oldest = k, v.used
-			}
-		}
-		c.walkers[oldestKey].close()
-		delete(c.walkers, oldestKey)
-	}
-	w.used = time.Now()
-	c.walkers[key] = w
 }

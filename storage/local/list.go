@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/ferryio/ferry/storage"
 )
@@ -34,8 +33,8 @@ func (s *Store) List(ctx context.Context, uri string, opts storage.ListOptions) 
 		limit = defaultPageSize
 	}
 	key := listingKey(p, opts.Recursive, opts.Cursor)
-	w := s.listings.take(key)
-	if w == nil {
+	w, ok := s.listings.Take(key)
+	if !ok {
 		w = &walker{store: s, recursive: opts.Recursive}
 		if err := w.start(p, opts.Cursor); err != nil {
 			return storage.ListPage{}, mapError("list", uri, err)
@@ -61,7 +60,7 @@ func (s *Store) List(ctx context.Context, uri string, opts storage.ListOptions) 
 		page.Cursor = ""
 		return page, nil
 	}
-	s.listings.put(listingKey(p, opts.Recursive, page.Cursor), w)
+	s.listings.Put(listingKey(p, opts.Recursive, page.Cursor), w)
 	return page, nil
 }
 
@@ -93,7 +92,6 @@ type walker struct {
 	recursive bool
 	stack     []*frame
 	lastKey   string
-	used      time.Time
 }
 
 func (w *walker) start(dir, cursor string) error {

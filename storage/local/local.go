@@ -22,11 +22,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
-	"time"
 
 	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/storage/internal/cursorcache"
 )
 
 // Options configure a Store.
@@ -44,7 +43,7 @@ type Options struct {
 type Store struct {
 	root     string // real (symlink-free) absolute root
 	fsync    bool
-	listings listingCache
+	listings cursorcache.Cache[*walker]
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -369,45 +368,6 @@ func mapError(op, uri string, err error) error {
 		kind = storage.ErrUnavailable
 	}
 	return storage.NewError(op, uri, kind, err)
-}
-
-// listingCache keeps a few live walkers keyed by where they stopped, so that
-// fetching the next page of a large directory continues the walk instead of
-// reading and sorting the directory again. It is only a shortcut: a cursor
-// that is not in the cache is resumed by seeking from the top.
-type listingCache struct {
-	mu      sync.Mutex
-	walkers map[string]*walker
-}
-
-const maxCachedListings = 8
-
-func (c *listingCache) take(key string) *walker {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w := c.walkers[key]
-	delete(c.walkers, key)
-	return w
-}
-
-func (c *listingCache) put(key string, w *walker) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.walkers == nil {
-		c.walkers = map[string]*walker{}
-	}
-	if len(c.walkers) >= maxCachedListings {
-		var oldestKey string
-		var oldest time.Time
-		for k, v := range c.walkers {
-			if oldestKey == "" || v.used.Before(oldest) {
-				oldestKey, oldest = k, v.used
-			}
-		}
-		delete(c.walkers, oldestKey)
-	}
-	w.used = time.Now()
-	c.walkers[key] = w
 }
 
 var _ storage.Copier = (*Store)(nil)
