@@ -128,6 +128,10 @@ func TestKeyValidate(t *testing.T) {
 		{Key{Type: workflows.JobCopy, Path: "file:///a", Dst: "file:///a/"}, "dst"},
 		{Key{Type: workflows.JobMove, Path: "file:///a", Dst: "file:///a/b"}, "dst"},
 		{Key{Type: "sync", Path: "file:///a"}, "type"},
+		{Key{Type: workflows.JobCopy, Path: "file:///a", Dst: "FILE:///a/zz"}, "dst"},
+		{Key{Type: workflows.JobCopy, Path: "file:///a", Dst: "file://localhost/a/b"}, "dst"},
+		{Key{Type: workflows.JobCopy, Path: "file:///a", Dst: "file:///a//"}, "dst"},
+		{Key{Type: workflows.JobMove, Path: "file:///x//a", Dst: "file:///x/a/b"}, "dst"},
 	}
 	for _, c := range bad {
 		err := c.key.Validate()

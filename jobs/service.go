@@ -131,7 +131,7 @@ func (k Key) Validate() error {
 	if _, err := storage.ParseURI(k.Dst); err != nil {
 		return &InputError{"dst", err.Error()}
 	}
-	src, dst := strings.TrimSuffix(k.Path, "/"), strings.TrimSuffix(k.Dst, "/")
+	src, dst := canonical(k.Path), canonical(k.Dst)
 	if src == dst {
 		return &InputError{"dst", "is the same as the source"}
 	}
@@ -139,6 +139,24 @@ func (k Key) Validate() error {
 		return &InputError{"dst", "is inside the source"}
 	}
 	return nil
+}
+
+// canonical spells a URI one way for comparing locations: lower-case
+// scheme, file://localhost as file://, no repeated or trailing slashes, so
+// that FILE://a, file://localhost/a and file:///a//b/ compare as they should.
+func canonical(uri string) string {
+	u, err := storage.ParseURI(uri)
+	if err != nil {
+		return uri
+	}
+	if u.Scheme == "file" && strings.EqualFold(u.Authority, "localhost") {
+		u.Authority = ""
+	}
+	p := u.Path
+	for strings.Contains(p, "//") {
+		p = strings.ReplaceAll(p, "//", "/")
+	}
+	return u.Scheme + "://" + u.Authority + strings.TrimSuffix(p, "/")
 }
 
 // Submit starts, resumes or reports an already running job.

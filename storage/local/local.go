@@ -227,9 +227,14 @@ func openPartial(final string) (*os.File, string, error) {
 			return nil, "", err
 		}
 		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
-			if err := f.Truncate(0); err != nil {
-				_ = f.Close()
-				return nil, "", err
+			// Truncate only a leftover of a crashed writer: on ext4 a
+			// truncate makes close() flush the whole new file to disk
+			// (auto_da_alloc), ~50 ms per 256 MiB for nothing.
+			if fi, err := f.Stat(); err != nil || fi.Size() > 0 {
+				if err := f.Truncate(0); err != nil {
+					_ = f.Close()
+					return nil, "", err
+				}
 			}
 			return f, tmp, nil
 		}
