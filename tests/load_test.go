@@ -184,3 +184,30 @@ func TestDevLoadThroughTheCLI(t *testing.T) {
 		}
 	}
 }
+
+func TestDevLoadWithReplicas(t *testing.T) {
+	_, c := startFullDev(t, t.TempDir())
+	src := t.TempDir()
+	files, _ := writeMixedTree(t, src, 30)
+	path := "file://" + src
+	code, resp := call(t, "POST", c.api+"/api/v1/master/submit_job/load", map[string]any{"path": path, "options": map[string]any{"replicas": "2"}})
+	if code != http.StatusOK {
+		t.Fatalf("submit: %d %v", code, resp)
+	}
+	rep := waitJobState(t, c, "load", map[string]any{"path": path}, 3*time.Minute, "SUCCEEDED", "FAILED")
+	if rep["mJobState"] != "SUCCEEDED" || rep["mProcessedInodesCount"] != 30.0 {
+		t.Fatalf("report: %v", rep)
+	}
+	// Each file is cached (no read-through) on at least two distinct nodes.
+	for uri := range files {
+		held := 0
+		for _, node := range c.nodes {
+			if code, _, err := cachedPage(node, uri, 0); err == nil && code == http.StatusOK {
+				held++
+			}
+		}
+		if held < 2 {
+			t.Fatalf("%s is cached on %d nodes, want 2", uri, held)
+		}
+	}
+}

@@ -119,8 +119,10 @@ func startNode(ctx context.Context, p *parts, cfg cachenode.Config, c client.Cli
 	cfg.Telemetry = tel
 	cfg.NodeWorkerOptions = worker.NodeOptions()
 	// Called by Start, after New has set n.
+	replicator := &worker.GRPCReplicator{Self: cfg.ID}
 	cfg.RegisterNodeWorker = func(r sdkworker.Registry) {
-		worker.RegisterNode(r, &activities.Node{Cache: worker.PageStoreCache{Store: n.PageStore()}, Resolver: resolver})
+		replicator.Ring = n.Ring
+		worker.RegisterNode(r, &activities.Node{Cache: worker.PageStoreCache{Store: n.PageStore()}, Resolver: resolver, Replicator: replicator})
 	}
 	n, err := cachenode.New(cfg)
 	if err != nil {
@@ -130,6 +132,7 @@ func startNode(ctx context.Context, p *parts, cfg cachenode.Config, c client.Cli
 		return nil, err
 	}
 	p.add("cache node "+cfg.ID, n.Stop)
+	p.add("replica connections of "+cfg.ID, func(context.Context) error { return replicator.Close() })
 	m := n.Member()
 	p.endpoint("Cache node "+cfg.ID, fmt.Sprintf("http://%s  grpc %s",
 		net.JoinHostPort(m.Host, strconv.Itoa(m.HTTPPort)), net.JoinHostPort(m.Host, strconv.Itoa(m.GRPCPort))))

@@ -1,0 +1,102 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+
+	"google.golang.org/grpc"
+
+	"github.com/ferryio/ferry/activities"
+	"github.com/ferryio/ferry/cachenode/cachenodepb"
+	"github.com/ferryio/ferry/cachenode/grpcapi"
+	"github.com/ferryio/ferry/cachenode/ring"
+	"github.com/ferryio/ferry/storage"
+)
+
+// GRPCReplicator makes the further copies of a file that a load with
+// replicas > 1 asks for: it asks each other owner of the file on the ring
+// to load it, through that node's gRPC service.
+type GRPCReplicator struct {
+	// Self is the ID of the node the batch runs on.
+	Self string
+	// Ring is the node's current view of the ring.
+	Ring func(ctx context.Context) (*ring.Ring, error)
+
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+var _ activities.Replicator = (*GRPCReplicator)(nil)
+
+// Replicate loads f on the first replicas owners of f other than Self.
+func (r *GRPCReplicator) Replicate(ctx context.Context, f activities.CacheFile, replicas int, opts activities.CacheLoadOptions) error {
+	rg, err := r.Ring(ctx)
+	if err != nil {
+		return storage.NewError("replicate", f.URI, storage.ErrUnavailable, err)
+	}
+	owners := rg.Owners(f.URI, replicas)
+	if len(owners) < replicas {
+		return storage.NewError("replicate", f.URI, storage.ErrUnavailable,
+			fmt.Errorf("replicas=%d but only %d cache nodes are live", replicas, len(owners)))
+	}
+	ref := &cachenodepb.FileRef{Uri: f.URI, Size: f.Size, Version: f.Version}
+	if f.Size < 0 {
+		ref.Size, ref.Version = 0, ""
+	}
+	for _, o := range owners {
+		if o.ID == r.Self {
+			continue
+		}
+		c, err := r.client(net.JoinHostPort(o.Host, strconv.Itoa(o.GRPCPort)))
+		if err != nil {
+			return storage.NewError("replicate", f.URI, storage.ErrUnavailable, err)
+		}
+		resp, err := c.LoadFiles(ctx, &cachenodepb.LoadFilesRequest{
+			Files: []*cachenodepb.FileRef{ref}, MetadataOnly: opts.MetadataOnly, SkipIfCached: opts.SkipIfExists,
+		})
+		if err != nil {
+			return storage.NewError("replicate", f.URI, storage.ErrUnavailable, fmt.Errorf("node %s: %w", o.ID, err))
+		}
+		if res := resp.GetResults(); len(res) == 1 && res[0].GetOutcome() == cachenodepb.Outcome_OUTCOME_FAILED {
+			kind := storage.ErrInvalidPath
+			if res[0].GetRetryable() {
+				kind = storage.ErrUnavailable
+			}
+			return storage.NewError("replicate", f.URI, kind, fmt.Errorf("node %s: %s", o.ID, res[0].GetError()))
+		}
+	}
+	return nil
+}
+
+func (r *GRPCReplicator) client(addr string) (cachenodepb.CacheNodeClient, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if conn, ok := r.conns[addr]; ok {
+		return cachenodepb.NewCacheNodeClient(conn), nil
+	}
+	c, conn, err := grpcapi.Dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	if r.conns == nil {
+		r.conns = map[string]*grpc.ClientConn{}
+	}
+	r.conns[addr] = conn
+	return c, nil
+}
+
+// Close closes the connections to the other nodes.
+func (r *GRPCReplicator) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var errs []error
+	for _, c := range r.conns {
+		errs = append(errs, c.Close())
+	}
+	r.conns = nil
+	return errors.Join(errs...)
+}
