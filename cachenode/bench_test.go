@@ -16,24 +16,31 @@ import (
 	"github.com/ferryio/ferry/cachenode"
 	"github.com/ferryio/ferry/cachenode/internal/testsource"
 	"github.com/ferryio/ferry/cachenode/pagestore"
+	"github.com/ferryio/ferry/internal/abbench"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/storage/local"
 )
 
 // The benchmarks compare the cache with the plain file system on the same
-// bytes, in one run:
+// bytes, in one run, through the shared A/B runner (internal/abbench): both
+// sides warmed up, then alternated pairs (A B, B A, …), reporting the median
+// and min–max of the per-pair time ratios A/B and the load average:
 //
-//	go test -run '^$' -bench . -benchtime 2s ./cachenode/
+//	go test -run '^$' -bench . -benchtime 20x ./cachenode/
 //
-// BenchmarkCachedPageReadHTTP vs BenchmarkLocalFileRead: 1 MiB pages served
-// by a node over HTTP on loopback (cache warm) against pread of the same
-// bytes; both report MB/s and p50/p99 latency. BenchmarkFillVsPlainWrite:
-// loading a file into a fresh page store from an in-memory source against
-// writing the same bytes to a fresh file, interleaved.
+// BenchmarkReadHTTPVsLocal: cached pages served by a node over HTTP on
+// loopback (A) against reading the same bytes from plain files (B): 1 MiB
+// pages of one file (pread of an open file) and whole 16 KiB files (open,
+// read, close); A's p50/p99 latency is reported too.
+// BenchmarkFillVsPlainWrite: loading into a page store from an in-memory
+// source (A) against writing the same bytes to fresh plain files (B): one
+// 64 MiB file, and 1,000 files of 16 KiB.
 
 const (
 	benchPage  = 1 << 20
 	benchPages = 64
+	// benchRound is how many reads one side does in one measured round.
+	benchRound = 32
 )
 
 func benchData() []byte {
@@ -67,184 +74,298 @@ func (l *latencies) report(b *testing.B) {
 	b.ReportMetric(pct(0.99), "p99-ms")
 }
 
-func benchFile(b *testing.B) (dir, path string) {
+// readWorkload is what BenchmarkReadHTTPVsLocal reads: objects of size
+// bytes, either the pages of one file or whole small files.
+type readWorkload struct {
+	name    string
+	size    int
+	objects int
+	// smallFiles: each object is its own file, read whole.
+	smallFiles bool
+}
+
+func (w readWorkload) write(b *testing.B) (dir string, paths []string) {
 	dir = b.TempDir()
-	path = filepath.Join(dir, "data.bin")
-	if err := os.WriteFile(path, benchData(), 0o644); err != nil {
+	if !w.smallFiles {
+		p := filepath.Join(dir, "data.bin")
+		if err := os.WriteFile(p, benchData()[:w.size*w.objects], 0o644); err != nil {
+			b.Fatal(err)
+		}
+		return dir, []string{p}
+	}
+	data := make([]byte, w.size)
+	for i := range w.objects {
+		for j := range data {
+			data[j] = byte(i + j*7)
+		}
+		p := filepath.Join(dir, fmt.Sprintf("f%05d", i))
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	return dir, paths
+}
+
+func BenchmarkReadHTTPVsLocal(b *testing.B) {
+	for _, w := range []readWorkload{
+		{name: "page=1MiB", size: benchPage, objects: benchPages},
+		{name: "file=16KiB", size: 16 << 10, objects: 256, smallFiles: true},
+	} {
+		for _, clients := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/clients=%d", w.name, clients), func(b *testing.B) {
+				benchReadHTTPVsLocal(b, w, clients)
+			})
+		}
+	}
+}
+
+func benchReadHTTPVsLocal(b *testing.B, w readWorkload, clients int) {
+	dir, paths := w.write(b)
+	n, err := cachenode.New(cachenode.Config{
+		ID: "bench", DataDir: b.TempDir(), HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
+		Capacity: 2 * benchPages * benchPage, Resolver: localResolver(b, dir), Telemetry: tel,
+		RevalidateAfter: time.Minute, // a hit, not a source stat, is measured
+		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
 		b.Fatal(err)
 	}
-	return dir, path
-}
-
-func BenchmarkCachedPageReadHTTP(b *testing.B) {
-	for _, clients := range []int{1, 2} {
-		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-			dir, path := benchFile(b)
-			src := localResolver(b, dir)
-			n, err := cachenode.New(cachenode.Config{
-				ID: "bench", DataDir: b.TempDir(), HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
-				Capacity: 2 * benchPages * benchPage, Resolver: src, Telemetry: tel,
-				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := n.Start(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			defer n.Stop(context.Background())
-			uri := "file://" + path
-			url := func(i int) string {
-				return fmt.Sprintf("http://%s/v1/file/%s/page/%d?ufsFullPath=%s", n.HTTPAddr(), fileID(uri), i%benchPages, uri)
-			}
-			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-			read := func(i int, buf []byte) error {
-				resp, err := hc.Get(url(i))
-				if err != nil {
-					return err
-				}
-				defer resp.Body.Close()
-				if resp.StatusCode != 200 {
-					return fmt.Errorf("status %d", resp.StatusCode)
-				}
-				k, err := io.ReadFull(resp.Body, buf)
-				if err != nil || k != benchPage {
-					return fmt.Errorf("read %d bytes: %v", k, err)
-				}
-				return nil
-			}
-			// Warm-up: every page is fetched once, so the loop measures hits.
-			buf := make([]byte, benchPage)
-			for i := range benchPages {
-				if err := read(i, buf); err != nil {
-					b.Fatal(err)
-				}
-			}
-			misses := n.PageStore().Stats().Misses
-			measureReads(b, clients, read)
-			if m := n.PageStore().Stats().Misses; m != misses {
-				b.Fatalf("%d pages missed after the warm-up", m-misses)
-			}
-		})
+	if err := n.Start(context.Background()); err != nil {
+		b.Fatal(err)
 	}
-}
-
-func BenchmarkLocalFileRead(b *testing.B) {
-	for _, clients := range []int{1, 2} {
-		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-			_, path := benchFile(b)
-			f, err := os.Open(path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer f.Close()
-			buf := make([]byte, benchPage)
-			for i := range benchPages { // warm-up: into the page cache
-				if _, err := f.ReadAt(buf, int64(i)*benchPage); err != nil {
-					b.Fatal(err)
-				}
-			}
-			measureReads(b, clients, func(i int, buf []byte) error {
-				_, err := f.ReadAt(buf, int64(i%benchPages)*benchPage)
-				return err
-			})
-		})
+	defer n.Stop(context.Background())
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	url := func(i int) string {
+		i %= w.objects
+		if w.smallFiles {
+			uri := "file://" + paths[i]
+			return fmt.Sprintf("http://%s/v1/file/%s/page/0?ufsFullPath=%s", n.HTTPAddr(), fileID(uri), uri)
+		}
+		uri := "file://" + paths[0]
+		return fmt.Sprintf("http://%s/v1/file/%s/page/%d?ufsFullPath=%s", n.HTTPAddr(), fileID(uri), i, uri)
 	}
-}
-
-// measureReads runs b.N page reads split over clients goroutines, each with
-// its own page buffer, and reports throughput and p50/p99 latency.
-func measureReads(b *testing.B, clients int, read func(i int, buf []byte) error) {
+	viaHTTP := func(i int, buf []byte) error {
+		resp, err := hc.Get(url(i))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		k, err := io.ReadFull(resp.Body, buf)
+		if err != nil || k != w.size {
+			return fmt.Errorf("read %d bytes: %v", k, err)
+		}
+		return nil
+	}
+	var big *os.File
+	if !w.smallFiles {
+		if big, err = os.Open(paths[0]); err != nil {
+			b.Fatal(err)
+		}
+		defer big.Close()
+	}
+	local := func(i int, buf []byte) error {
+		i %= w.objects
+		if big != nil {
+			_, err := big.ReadAt(buf, int64(i*w.size))
+			return err
+		}
+		f, err := os.Open(paths[i])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.ReadFull(f, buf)
+		return err
+	}
+	// Warm-up: every object once each way, so that the rounds measure
+	// cache hits and page-cache reads.
+	buf := make([]byte, w.size)
+	for i := range w.objects {
+		if err := viaHTTP(i, buf); err != nil {
+			b.Fatal(err)
+		}
+		if err := local(i, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	misses := n.PageStore().Stats().Misses
 	var lat latencies
-	b.SetBytes(benchPage)
+	var res abbench.Result
+	res.LoadBefore = abbench.LoadAverage()
+	b.SetBytes(int64(w.size))
 	b.ResetTimer()
+	for done := 0; done < b.N; done += benchRound {
+		k := min(benchRound, b.N-done)
+		da, db, err := abbench.Pair(context.Background(), done/benchRound,
+			func(context.Context) (time.Duration, error) {
+				return readRound(clients, done, k, w.size, viaHTTP, &lat)
+			},
+			func(context.Context) (time.Duration, error) { return readRound(clients, done, k, w.size, local, nil) })
+		if err != nil {
+			b.Fatal(err)
+		}
+		res.Add(da, db)
+	}
+	b.StopTimer()
+	res.LoadAfter = abbench.LoadAverage()
+	if m := n.PageStore().Stats().Misses; m != misses {
+		b.Fatalf("%d pages missed after the warm-up", m-misses)
+	}
+	lat.report(b)
+	res.Report(b)
+}
+
+// readRound does reads [first, first+k) split over clients goroutines,
+// each with its own buffer, and returns the wall time; lat, when set,
+// collects each read's latency.
+func readRound(clients, first, k, size int, read func(i int, buf []byte) error, lat *latencies) (time.Duration, error) {
 	var wg sync.WaitGroup
-	per := (b.N + clients - 1) / clients
+	errs := make(chan error, clients)
+	per := (k + clients - 1) / clients
+	start := time.Now()
 	for c := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, benchPage)
+			buf := make([]byte, size)
 			own := make([]time.Duration, 0, per)
-			for i := c * per; i < min((c+1)*per, b.N); i++ {
-				start := time.Now()
+			for i := first + c*per; i < first+min((c+1)*per, k); i++ {
+				t := time.Now()
 				if err := read(i, buf); err != nil {
-					b.Error(err)
+					errs <- err
 					return
 				}
-				own = append(own, time.Since(start))
+				own = append(own, time.Since(t))
 			}
-			lat.add(own)
+			if lat != nil {
+				lat.add(own)
+			}
 		}()
 	}
 	wg.Wait()
-	b.StopTimer()
-	lat.report(b)
+	took := time.Since(start)
+	select {
+	case err := <-errs:
+		return 0, err
+	default:
+		return took, nil
+	}
+}
+
+// fillWorkload is what BenchmarkFillVsPlainWrite writes: files of size
+// bytes.
+type fillWorkload struct {
+	name  string
+	files int
+	size  int
 }
 
 // BenchmarkFillVsPlainWrite alternates, in every iteration, a page-store
-// fill of a 64 MiB file (from an in-memory source, into a fresh store) and a
-// plain write of the same bytes to a fresh file, so that both see the same
-// machine (other processes, writeback) and the ratio is fair.
+// fill of the workload (from an in-memory source) and a plain write of the
+// same bytes to fresh files, so that both see the same machine (other
+// processes, writeback) and the ratio is fair. The store stays open across
+// iterations, as a node's does; each iteration loads new names and evicts
+// them afterwards, as the plain side removes its directory.
 func BenchmarkFillVsPlainWrite(b *testing.B) {
-	data := benchData()
-	mem := testsource.NewMem()
-	const uri = "mem://bench/data.bin"
-	mem.Put(uri, data)
-	resolver := storage.NewResolver(mem)
-
-	fill := func() time.Duration {
-		dir := freshDir(b)
-		defer removeDir(b, dir)
-		s, err := pagestore.Open(pagestore.Options{Dir: dir, Capacity: 2 * benchPages * benchPage, Resolver: resolver})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		start := time.Now()
-		res, err := s.LoadFile(context.Background(), pagestore.FileRef{URI: uri}, pagestore.LoadOptions{}, nil)
-		took := time.Since(start)
-		if err != nil || res.BytesLoaded != int64(len(data)) {
-			b.Fatalf("%+v %v", res, err)
-		}
-		return took
+	for _, w := range []fillWorkload{
+		{"large=64MiB", 1, benchPages * benchPage},
+		{"small=1000x16KiB", 1000, 16 << 10},
+	} {
+		b.Run(w.name, func(b *testing.B) { benchFill(b, w) })
 	}
-	plain := func() time.Duration {
-		dir := freshDir(b)
-		defer removeDir(b, dir)
-		start := time.Now()
-		f, err := os.Create(filepath.Join(dir, "data.bin"))
-		if err != nil {
-			b.Fatal(err)
+}
+
+func benchFill(b *testing.B, w fillWorkload) {
+	ctx := context.Background()
+	data := benchData()[:w.size]
+	mem := testsource.NewMem()
+	iteration := 0
+	refs := func(it int) []pagestore.FileRef {
+		out := make([]pagestore.FileRef, w.files)
+		for i := range out {
+			out[i] = pagestore.FileRef{URI: fmt.Sprintf("mem://bench/it%d/f%05d", it, i), Size: int64(w.size), Version: "v1"}
 		}
-		for off := 0; off < len(data); off += benchPage {
-			if _, err := f.Write(data[off : off+benchPage]); err != nil {
-				b.Fatal(err)
+		return out
+	}
+	resolver := storage.NewResolver(mem)
+	s, err := pagestore.Open(pagestore.Options{Dir: b.TempDir(), Capacity: 4 * benchPages * benchPage, Resolver: resolver})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+
+	fill := func(context.Context) (time.Duration, error) {
+		iteration++
+		rs := refs(iteration)
+		for _, r := range rs {
+			mem.Put(r.URI, data)
+		}
+		start := time.Now()
+		for _, r := range rs {
+			res, err := s.LoadFile(ctx, r, pagestore.LoadOptions{}, nil)
+			if err != nil || res.BytesLoaded != int64(w.size) {
+				return 0, fmt.Errorf("%+v %v", res, err)
 			}
 		}
-		if err := f.Close(); err != nil {
-			b.Fatal(err)
+		took := time.Since(start)
+		if _, err := s.Evict(ctx, fmt.Sprintf("mem://bench/it%d/", iteration)); err != nil {
+			return 0, err
 		}
-		return time.Since(start)
+		return took, nil
 	}
-	fill() // warm-up
-	plain()
-	var fillTime, plainTime time.Duration
+	plain := func(context.Context) (time.Duration, error) {
+		dir := freshDir(b)
+		defer removeDir(b, dir)
+		start := time.Now()
+		for i := range w.files {
+			if err := writePlain(filepath.Join(dir, fmt.Sprintf("f%05d", i)), data); err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(start), nil
+	}
+	if _, err := fill(ctx); err != nil { // warm-up
+		b.Fatal(err)
+	}
+	if _, err := plain(ctx); err != nil {
+		b.Fatal(err)
+	}
+	var res abbench.Result
+	res.LoadBefore = abbench.LoadAverage()
+	b.SetBytes(int64(w.files * w.size))
 	b.ResetTimer()
 	for i := range b.N {
-		if i%2 == 0 {
-			fillTime += fill()
-			plainTime += plain()
-		} else {
-			plainTime += plain()
-			fillTime += fill()
+		da, db, err := abbench.Pair(ctx, i, fill, plain)
+		if err != nil {
+			b.Fatal(err)
 		}
+		res.Add(da, db)
 	}
 	b.StopTimer()
-	mb := float64(b.N) * float64(len(data)) / 1e6
-	b.ReportMetric(mb/fillTime.Seconds(), "fill-MB/s")
-	b.ReportMetric(mb/plainTime.Seconds(), "plain-MB/s")
-	b.ReportMetric(100*plainTime.Seconds()/fillTime.Seconds(), "fill/plain-%")
+	res.LoadAfter = abbench.LoadAverage()
+	mb := float64(w.files*w.size) / 1e6
+	b.ReportMetric(mb/res.MedianA().Seconds(), "fill-MB/s")
+	b.ReportMetric(mb/res.MedianB().Seconds(), "plain-MB/s")
+	res.Report(b)
+}
+
+// writePlain writes data to a new file in 1 MiB writes.
+func writePlain(path string, data []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	for off := 0; off < len(data); off += benchPage {
+		if _, err := f.Write(data[off:min(off+benchPage, len(data))]); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
 }
 
 func localResolver(tb testing.TB, dir string) *storage.Resolver {

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/ferryio/ferry/cachenode"
+	"github.com/ferryio/ferry/internal/abbench"
 	"github.com/ferryio/ferry/internal/telemetry"
 	"github.com/ferryio/ferry/jobs"
 	"github.com/ferryio/ferry/storage/backends"
@@ -70,6 +71,7 @@ type benchEnv struct {
 	svc      *jobs.Service
 	c        client.Client
 	frontend string
+	nodes    []*cachenode.Node
 }
 
 func startBenchEnv(ctx context.Context, g *globals, dir string, nodes int, capacity int64, withCoordinator bool) (*benchEnv, error) {
@@ -100,15 +102,18 @@ func startBenchEnv(ctx context.Context, g *globals, dir string, nodes int, capac
 			return fail(err)
 		}
 	}
+	env := &benchEnv{p: p, svc: jobs.NewService(c, resolver), c: c, frontend: srv.FrontendAddress()}
 	for i := 1; i <= nodes; i++ {
 		id := fmt.Sprintf("node-%d", i)
 		cfg := cachenode.Config{ID: id, DataDir: filepath.Join(dir, "nodes", id), AdvertiseHost: "127.0.0.1", IdentityName: id,
 			HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Capacity: capacity}
-		if _, err := startNode(ctx, p, cfg, c, resolver, tel); err != nil {
+		n, err := startNode(ctx, p, cfg, c, resolver, tel)
+		if err != nil {
 			return fail(err)
 		}
+		env.nodes = append(env.nodes, n)
 	}
-	return &benchEnv{p: p, svc: jobs.NewService(c, resolver), c: c, frontend: srv.FrontendAddress()}, nil
+	return env, nil
 }
 
 // runJob submits a job and waits for its end.
@@ -131,6 +136,27 @@ func (e *benchEnv) runJob(ctx context.Context, key jobs.Key, opts workflows.Opti
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// evict drops every cached file under uriPrefix from every node, so that
+// the next load reads everything from the source again.
+func (e *benchEnv) evict(ctx context.Context, uriPrefix string) error {
+	for _, n := range e.nodes {
+		if _, err := n.PageStore().Evict(ctx, uriPrefix); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bytesFromStorage is ferry_cache_bytes_read_from_storage summed over the
+// nodes.
+func (e *benchEnv) bytesFromStorage() int64 {
+	var sum int64
+	for _, n := range e.nodes {
+		sum += n.PageStore().Stats().BytesFromStorage
+	}
+	return sum
 }
 
 func makeFiles(dir string, n int, size int64) error {
@@ -163,48 +189,91 @@ func makeFiles(dir string, n int, size int64) error {
 	return nil
 }
 
-// timeCp copies src to a fresh directory with cp -r: the baseline.
-func timeCp(ctx context.Context, src, dst string) (time.Duration, error) {
-	start := time.Now()
-	out, err := exec.CommandContext(ctx, "cp", "-r", src, dst).CombinedOutput()
-	if err != nil {
-		return 0, fmt.Errorf("cp -r: %v: %s", err, out)
+// cpSide is the baseline: cp -r of src to a fresh directory dst. The
+// previous copy is removed and dirty pages are written back before the
+// clock starts, so that no run pays for another's writes.
+func cpSide(src, dst string) abbench.Side {
+	return func(ctx context.Context) (time.Duration, error) {
+		if err := os.RemoveAll(dst); err != nil {
+			return 0, err
+		}
+		syscall.Sync()
+		start := time.Now()
+		out, err := exec.CommandContext(ctx, "cp", "-r", src, dst).CombinedOutput()
+		if err != nil {
+			return 0, fmt.Errorf("cp -r: %v: %s", err, out)
+		}
+		// cp returns with data in the page cache; so does the page store.
+		return time.Since(start), nil
 	}
-	// cp returns with data in the page cache; so does the page store.
-	return time.Since(start), nil
+}
+
+// loadSide is a Ferry load job of src; with cold set, the tree is evicted
+// from every node first (outside the clock), so the job reads everything
+// from the source. It checks that every file was accounted for: loaded
+// when cold, loaded or skipped as already cached when warm.
+func (e *benchEnv) loadSide(src string, files int, cold bool, last *workflows.JobState) abbench.Side {
+	uri := "file://" + src
+	return func(ctx context.Context) (time.Duration, error) {
+		if cold {
+			if err := e.evict(ctx, uri); err != nil {
+				return 0, err
+			}
+		}
+		syscall.Sync()
+		st, took, err := e.runJob(ctx, jobs.Key{Type: workflows.JobLoad, Path: uri}, workflows.Options{})
+		if err != nil {
+			return 0, err
+		}
+		if st.Status != workflows.StatusSucceeded || st.Succeeded+st.Skipped != int64(files) || (cold && st.Succeeded != int64(files)) {
+			return 0, fmt.Errorf("load of %s ended %s with %d loaded, %d skipped, %d failed: %+v",
+				src, st.Status, st.Succeeded, st.Skipped, st.Failed, st.RecentFailures)
+		}
+		*last = st
+		return took, nil
+	}
 }
 
 type benchRow struct {
-	what            string
-	files           int
-	bytes           int64
-	baseline, ferry time.Duration
+	what  string
+	files int
+	bytes int64
+	res   abbench.Result
 }
 
-func printRows(w io.Writer, rows []benchRow) {
+func printRows(w io.Writer, rows []benchRow, nameA, nameB string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tfiles\tMiB\tcp -r\tferry\tcp files/s\tferry files/s\tcp MB/s\tferry MB/s\tferry/cp\t")
+	fmt.Fprintf(tw, "workload\tfiles\tMiB\t%s\t%s\t%s files/s\t%s files/s\t%s MB/s\t%s MB/s\t%s/%s time (min–max)\t%s speed\t\n",
+		nameB, nameA, nameB, nameA, nameB, nameA, nameA, nameB, nameA)
 	for _, r := range rows {
 		mib := float64(r.bytes) / (1 << 20)
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%v\t%v\t%.0f\t%.0f\t%.1f\t%.1f\t%.0f%%\t\n", r.what, r.files, mib,
-			r.baseline.Round(time.Millisecond), r.ferry.Round(time.Millisecond),
-			float64(r.files)/r.baseline.Seconds(), float64(r.files)/r.ferry.Seconds(),
-			mib/r.baseline.Seconds(), mib/r.ferry.Seconds(), 100*r.baseline.Seconds()/r.ferry.Seconds())
+		a, b := r.res.MedianA(), r.res.MedianB()
+		med, lo, hi := r.res.Ratio()
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%v\t%v\t%.0f\t%.0f\t%.1f\t%.1f\t%.2f× (%.2f–%.2f)\t%.0f%% of %s\t\n", r.what, r.files, mib,
+			b.Round(time.Millisecond), a.Round(time.Millisecond),
+			float64(r.files)/b.Seconds(), float64(r.files)/a.Seconds(),
+			mib/b.Seconds(), mib/a.Seconds(), med, lo, hi, 100/med, nameB)
 	}
 	_ = tw.Flush()
 }
 
 func newBenchLoadCommand(g *globals) *cobra.Command {
 	var dir string
-	var small, large, nodes int
+	var small, large, nodes, pairs int
 	var smallSize, largeSize string
 	cmd := &cobra.Command{
 		Use:   "load",
 		Short: "Load jobs of many small and a few large local files, against cp -r of the same trees",
-		Long: `Creates the trees in a fresh directory, copies each with cp -r to a fresh
-directory (the baseline), then loads it with a Ferry load job on in-process cache
-nodes (embedded Temporal on a SQLite file, as ferry dev runs), after a warm-up
-job. Prints files/s, MB/s and Ferry's speed as a percentage of cp's.`,
+		Long: `Creates the trees in a fresh directory and starts in-process cache nodes
+(embedded Temporal on a SQLite file, as ferry dev runs). For each tree it
+warms up both sides, then measures --pairs alternated pairs (cp first, then
+Ferry first, ...) of a cold Ferry load job (the tree evicted from the cache
+beforehand) and cp -r to a fresh directory, and prints the median and
+min–max of the per-pair time ratios. Then it measures a second load of the
+unchanged, fully cached tree against a cold load, alternated the same way,
+and checks that the second loads read no byte from the source
+(ferry_cache_bytes_read_from_storage unchanged). The load average is printed
+with every figure: on a shared machine they are noisy.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -215,6 +284,9 @@ job. Prints files/s, MB/s and Ferry's speed as a percentage of cp's.`,
 			ls, err := backends.ParseByteSize(largeSize)
 			if err != nil {
 				return fmt.Errorf("--large-size: %w", err)
+			}
+			if pairs < 1 {
+				return fmt.Errorf("--pairs %d: want at least 1", pairs)
 			}
 			root, err := os.MkdirTemp(dir, "ferry-bench-")
 			if err != nil {
@@ -228,40 +300,49 @@ job. Prints files/s, MB/s and Ferry's speed as a percentage of cp's.`,
 			}
 			defer env.p.stopAll(30 * time.Second)
 
-			warm := filepath.Join(root, "warmup")
-			if err := makeFiles(warm, 500, 4096); err != nil {
-				return err
+			progress := func(what string) func(int, time.Duration, time.Duration) {
+				return func(i int, a, b time.Duration) {
+					fmt.Fprintf(out, "  %s pair %d: ferry %v, baseline %v (load average %.2f)\n", what, i+1,
+						a.Round(time.Millisecond), b.Round(time.Millisecond), abbench.LoadAverage()[0])
+				}
 			}
-			if _, _, err := env.runJob(ctx, jobs.Key{Type: workflows.JobLoad, Path: "file://" + warm}, workflows.Options{}); err != nil {
-				return fmt.Errorf("warm-up job: %w", err)
-			}
-			if _, err := timeCp(ctx, warm, filepath.Join(root, "warmup-cp")); err != nil {
-				return err
-			}
-			var rows []benchRow
+			var vsCp, vsCold []benchRow
+			var reloadRead int64
 			run := func(what string, n int, size int64) error {
 				src := filepath.Join(root, what)
 				fmt.Fprintf(out, "creating %d files of %d bytes…\n", n, size)
 				if err := makeFiles(src, n, size); err != nil {
 					return err
 				}
-				// Each timed run starts with no dirty pages to write back, so
-				// neither pays for the other's (or the tree's) writes.
-				syscall.Sync()
-				base, err := timeCp(ctx, src, filepath.Join(root, what+"-cp"))
+				var last workflows.JobState
+				cold := env.loadSide(src, n, true, &last)
+				warm := env.loadSide(src, n, false, &last)
+				fmt.Fprintf(out, "%s: cold ferry load vs cp -r\n", what)
+				res, err := abbench.Run(ctx, abbench.Options{Pairs: pairs, Progress: progress(what)}, cold, cpSide(src, filepath.Join(root, what+"-cp")))
 				if err != nil {
-					return err
+					return fmt.Errorf("%s: %w", what, err)
 				}
-				syscall.Sync()
-				st, took, err := env.runJob(ctx, jobs.Key{Type: workflows.JobLoad, Path: "file://" + src}, workflows.Options{})
+				vsCp = append(vsCp, benchRow{what: what, files: n, bytes: last.BytesDone, res: res})
+				fmt.Fprintf(out, "%s: %s\n", what, res.Summary("ferry", "cp"))
+
+				fmt.Fprintf(out, "%s: second load of the unchanged tree vs a cold load\n", what)
+				var readDuringReloads int64
+				reload := func(ctx context.Context) (time.Duration, error) {
+					before := env.bytesFromStorage()
+					d, err := warm(ctx)
+					readDuringReloads += env.bytesFromStorage() - before
+					if err == nil && last.Skipped != int64(n) {
+						err = fmt.Errorf("second load of %s: %d of %d files skipped as already cached", what, last.Skipped, n)
+					}
+					return d, err
+				}
+				res, err = abbench.Run(ctx, abbench.Options{Pairs: pairs, Progress: progress(what + " reload")}, reload, cold)
 				if err != nil {
-					return err
+					return fmt.Errorf("%s: %w", what, err)
 				}
-				if st.Status != workflows.StatusSucceeded || st.Succeeded != int64(n) {
-					return fmt.Errorf("%s job ended %s with %d succeeded, %d failed: %+v", what, st.Status, st.Succeeded, st.Failed, st.RecentFailures)
-				}
-				rows = append(rows, benchRow{what: what, files: n, bytes: st.BytesDone, baseline: base, ferry: took})
-				fmt.Fprintf(out, "%s: cp -r %v, ferry %v (%d runs, %d pages)\n", what, base.Round(time.Millisecond), took.Round(time.Millisecond), st.Runs, st.PagesListed)
+				vsCold = append(vsCold, benchRow{what: what, files: n, bytes: int64(n) * size, res: res})
+				reloadRead += readDuringReloads
+				fmt.Fprintf(out, "%s: %s; bytes read from storage by the second loads: %d\n", what, res.Summary("reload", "cold"), readDuringReloads)
 				return nil
 			}
 			if small > 0 {
@@ -274,8 +355,15 @@ job. Prints files/s, MB/s and Ferry's speed as a percentage of cp's.`,
 					return err
 				}
 			}
-			fmt.Fprintf(out, "\nferry bench load (%d cache nodes, same disk, same run)\n", nodes)
-			printRows(out, rows)
+			fmt.Fprintf(out, "\nferry bench load (%d cache nodes, same disk, same run; medians of %d alternated pairs after a warm-up; %s)\n",
+				nodes, pairs, abbench.Result{LoadBefore: abbench.LoadAverage(), LoadAfter: abbench.LoadAverage()}.LoadString())
+			printRows(out, vsCp, "ferry", "cp")
+			fmt.Fprintln(out)
+			printRows(out, vsCold, "reload", "cold")
+			fmt.Fprintf(out, "bytes read from storage by second loads of unchanged trees: %d\n", reloadRead)
+			if reloadRead != 0 {
+				return fmt.Errorf("second loads of unchanged trees read %d bytes from storage; want 0", reloadRead)
+			}
 			return nil
 		},
 	}
@@ -286,6 +374,7 @@ job. Prints files/s, MB/s and Ferry's speed as a percentage of cp's.`,
 	f.IntVar(&large, "large-files", 8, "number of large files (0: skip)")
 	f.StringVar(&largeSize, "large-size", "256MiB", "size of each large file")
 	f.IntVar(&nodes, "nodes", 3, "cache nodes")
+	f.IntVar(&pairs, "pairs", 3, "measured alternated pairs per comparison (after one warm-up run of each side)")
 	return cmd
 }
 
