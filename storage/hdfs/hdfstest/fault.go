@@ -1,0 +1,178 @@
+package hdfstest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+)
+
+// Fault is what the server does to one namenode call or one datanode
+// transfer instead of serving it normally.
+type Fault int
+
+const (
+	// Pass serves the call or transfer.
+	Pass Fault = iota
+	// Standby answers a namenode call with StandbyException, as the
+	// standby of an HA pair does: the client moves to the other namenode.
+	Standby
+	// Drop closes the namenode connection without acting on the call: a
+	// namenode that went away.
+	Drop
+	// DropAfter acts on the namenode call, then closes the connection
+	// instead of answering: the call happened, the client does not know.
+	DropAfter
+	// LeaseLost answers create, addBlock and complete with
+	// LeaseExpiredException, as when the writer's lease was taken.
+	LeaseLost
+	// Replicating makes complete answer false (the last block has not
+	// reached enough datanodes yet); the client is expected to retry.
+	Replicating
+	// Reset cuts a datanode connection as soon as the operation arrives.
+	Reset
+	// ResetMid cuts a datanode connection in the middle of the block.
+	ResetMid
+	// Checksum corrupts a checksum of a block being read, or answers a
+	// packet being written with ERROR_CHECKSUM.
+	Checksum
+	numFaults
+)
+
+// RandomDatanodeFaults are the faults a random datanode sequence draws.
+var RandomDatanodeFaults = []Fault{Reset, ResetMid, Checksum}
+
+var faultNames = [...]string{"pass", "standby", "drop", "drop after acting", "lease lost", "replicating", "reset", "reset mid-block", "checksum error"}
+
+func (f Fault) String() string {
+	if f >= 0 && f < numFaults {
+		return faultNames[f]
+	}
+	return fmt.Sprintf("Fault(%d)", int(f))
+}
+
+// Call is a namenode call, as fault rules see it.
+type Call struct {
+	// Namenode is the index of the namenode called (0 or 1 in an HA
+	// pair).
+	Namenode int
+	// Method is the ClientProtocol method ("getFileInfo", "create"...).
+	Method string
+	// Path is the path the call names ("" for renewLease,
+	// getServerDefaults).
+	Path string
+	// User is the user of the connection.
+	User string
+}
+
+// Transfer is a datanode operation, as fault rules see it.
+type Transfer struct {
+	// Datanode is the index of the datanode.
+	Datanode int
+	// Op is "read" or "write".
+	Op string
+	// Block is the block id.
+	Block uint64
+}
+
+// Faults decides the fault of every call and transfer: by rule (a script)
+// or at random with a seeded sequence. A block is spoiled at most twice in
+// a row by the random sequence, so that bounded retries get through: a
+// test fails only if the code under test mishandles a fault, never by bad
+// luck.
+type Faults struct {
+	mu       sync.Mutex
+	rng      *rand.Rand
+	nnRate   float64
+	dnRate   float64
+	nnScript func(Call) Fault
+	dnScript func(Transfer) Fault
+	streak   map[uint64]int
+	counts   [numFaults]int
+}
+
+func newFaults(seed uint64) *Faults {
+	return &Faults{rng: rand.New(rand.NewPCG(seed, seed^0x9E3779B97F4A7C15)), streak: map[uint64]int{}}
+}
+
+// SetNamenodeScript makes script decide the fault of every namenode call;
+// nil goes back to the random sequence. It runs one call at a time.
+func (f *Faults) SetNamenodeScript(script func(Call) Fault) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nnScript = script
+}
+
+// SetDatanodeScript makes script decide the fault of every datanode
+// transfer; nil goes back to the random sequence.
+func (f *Faults) SetDatanodeScript(script func(Transfer) Fault) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dnScript = script
+}
+
+// SetDatanodeRate spoils about rate of the datanode transfers, drawing
+// from RandomDatanodeFaults; 0 turns random faults off.
+func (f *Faults) SetDatanodeRate(rate float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dnRate = rate
+}
+
+// SetNamenodeRate makes about rate of the namenode calls drop the
+// connection (Drop or DropAfter, drawn at random).
+func (f *Faults) SetNamenodeRate(rate float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nnRate = rate
+}
+
+// Count is how many calls and transfers got fault x so far.
+func (f *Faults) Count(x Fault) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.counts[x]
+}
+
+// Spoiled is how many calls and transfers got a fault other than Pass.
+func (f *Faults) Spoiled() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for x, c := range f.counts {
+		if Fault(x) != Pass {
+			n += c
+		}
+	}
+	return n
+}
+
+func (f *Faults) namenode(c Call) Fault {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := Pass
+	switch {
+	case f.nnScript != nil:
+		d = f.nnScript(c)
+	case f.nnRate > 0 && c.Method != "renewLease" && f.rng.Float64() < f.nnRate:
+		d = []Fault{Drop, DropAfter}[f.rng.IntN(2)]
+	}
+	f.counts[d]++
+	return d
+}
+
+func (f *Faults) datanode(t Transfer) Fault {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := Pass
+	switch {
+	case f.dnScript != nil:
+		d = f.dnScript(t)
+	case f.streak[t.Block] < 2 && f.rng.Float64() < f.dnRate:
+		d = RandomDatanodeFaults[f.rng.IntN(len(RandomDatanodeFaults))]
+		f.streak[t.Block]++
+	default:
+		delete(f.streak, t.Block)
+	}
+	f.counts[d]++
+	return d
+}
