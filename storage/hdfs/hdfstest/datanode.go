@@ -106,7 +106,7 @@ func (dn *datanode) serveConn(c net.Conn) error {
 		return err
 	}
 	block := op.sub(1).sub(1).sub(1) // header.baseHeader.block
-	t := Transfer{Datanode: dn.index, Block: block.uint(2)}
+	t := Transfer{Datanode: dn.index, Block: block.uint(2), Path: dn.srv.ns.blockFile(block.uint(2))}
 	switch hdr[2] {
 	case opReadBlock:
 		t.Op = "read"

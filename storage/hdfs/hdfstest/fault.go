@@ -3,7 +3,11 @@ package hdfstest
 import (
 	"fmt"
 	"math/rand/v2"
+	"path"
+	"strings"
 	"sync"
+
+	"github.com/ferryio/ferry/storage/hdfs"
 )
 
 // Fault is what the server does to one namenode call or one datanode
@@ -37,6 +41,9 @@ const (
 	Checksum
 	numFaults
 )
+
+// maxSpoiledPerFile bounds the random faults of one file's transfers.
+const maxSpoiledPerFile = 2
 
 // RandomDatanodeFaults are the faults a random datanode sequence draws.
 var RandomDatanodeFaults = []Fault{Reset, ResetMid, Checksum}
@@ -72,13 +79,17 @@ type Transfer struct {
 	Op string
 	// Block is the block id.
 	Block uint64
+	// Path is the path of the file the block was allocated to (a file
+	// renamed since keeps the path it was written under).
+	Path string
 }
 
 // Faults decides the fault of every call and transfer: by rule (a script)
-// or at random with a seeded sequence. A block is spoiled at most twice in
-// a row by the random sequence, so that bounded retries get through: a
-// test fails only if the code under test mishandles a fault, never by bad
-// luck.
+// or at random with a seeded sequence. The random sequence spoils the
+// transfers of one file at most twice in all (its writes, the writes of
+// the partial files of the Ferry store that end as it, and its reads), so
+// that bounded retries get through: a test fails only if the code under
+// test mishandles a fault, never by bad luck.
 type Faults struct {
 	mu       sync.Mutex
 	rng      *rand.Rand
@@ -86,12 +97,12 @@ type Faults struct {
 	dnRate   float64
 	nnScript func(Call) Fault
 	dnScript func(Transfer) Fault
-	streak   map[uint64]int
+	spoiled  map[string]int // by file path
 	counts   [numFaults]int
 }
 
 func newFaults(seed uint64) *Faults {
-	return &Faults{rng: rand.New(rand.NewPCG(seed, seed^0x9E3779B97F4A7C15)), streak: map[uint64]int{}}
+	return &Faults{rng: rand.New(rand.NewPCG(seed, seed^0x9E3779B97F4A7C15)), spoiled: map[string]int{}}
 }
 
 // SetNamenodeScript makes script decide the fault of every namenode call;
@@ -146,7 +157,9 @@ func (f *Faults) Spoiled() int {
 	return n
 }
 
-func (f *Faults) namenode(c Call) Fault {
+// namenode decides the fault of call c; a standby namenode answers every
+// call that gets no other fault with Standby.
+func (f *Faults) namenode(c Call, standby bool) Fault {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d := Pass
@@ -155,6 +168,9 @@ func (f *Faults) namenode(c Call) Fault {
 		d = f.nnScript(c)
 	case f.nnRate > 0 && c.Method != "renewLease" && f.rng.Float64() < f.nnRate:
 		d = []Fault{Drop, DropAfter}[f.rng.IntN(2)]
+	}
+	if d == Pass && standby {
+		d = Standby
 	}
 	f.counts[d]++
 	return d
@@ -167,12 +183,21 @@ func (f *Faults) datanode(t Transfer) Fault {
 	switch {
 	case f.dnScript != nil:
 		d = f.dnScript(t)
-	case f.streak[t.Block] < 2 && f.rng.Float64() < f.dnRate:
+	case f.spoiled[finalName(t.Path)] < maxSpoiledPerFile && f.rng.Float64() < f.dnRate:
 		d = RandomDatanodeFaults[f.rng.IntN(len(RandomDatanodeFaults))]
-		f.streak[t.Block]++
-	default:
-		delete(f.streak, t.Block)
+		f.spoiled[finalName(t.Path)]++
 	}
 	f.counts[d]++
 	return d
+}
+
+// finalName is the file a Ferry partial file ends as
+// ("/d/.f.ferry-partial-1a2b" → "/d/f"), or p itself.
+func finalName(p string) string {
+	dir, base := path.Split(p)
+	i := strings.Index(base, hdfs.PartialMarker)
+	if i < 0 {
+		return p
+	}
+	return dir + strings.TrimPrefix(base[:i], ".")
 }

@@ -201,10 +201,7 @@ func pathOf(c call) string {
 // handle runs one call, through the fault rules first.
 func (nn *namenode) handle(st *rpcConn, c call) (msg, error) {
 	srv := nn.srv
-	f := srv.faults.namenode(Call{Namenode: nn.index, Method: c.method, Path: pathOf(c), User: st.user})
-	if srv.Active() != nn.index && f == Pass {
-		f = Standby
-	}
+	f := srv.faults.namenode(Call{Namenode: nn.index, Method: c.method, Path: pathOf(c), User: st.user}, srv.Active() != nn.index)
 	switch f {
 	case Standby:
 		return nil, exception(excStandby, "Operation category %s is not supported in state standby. Visit https://s.apache.org/sbnn-error", category(c.method))

@@ -97,7 +97,7 @@ type namespace struct {
 	nextID    uint64
 	genStamp  uint64
 	leases    map[string]time.Time // client name → last renewal
-	live      map[uint64]bool      // block ids allocated and not deleted
+	live      map[uint64]string    // block ids allocated and not deleted → path allocated to
 	received  map[uint64]int64     // block id → length a datanode finalized
 	leaseTime time.Duration
 	now       func() time.Time
@@ -106,7 +106,7 @@ type namespace struct {
 func newNamespace(dir string, leaseTime time.Duration) (*namespace, error) {
 	n := &namespace{
 		ns: filepath.Join(dir, "ns"), blocks: filepath.Join(dir, "blocks"), tmp: filepath.Join(dir, "tmp"),
-		nextID: 16386, genStamp: 1000, leases: map[string]time.Time{}, live: map[uint64]bool{},
+		nextID: 16386, genStamp: 1000, leases: map[string]time.Time{}, live: map[uint64]string{},
 		received: map[uint64]int64{}, leaseTime: leaseTime, now: time.Now,
 	}
 	for _, d := range []string{n.ns, n.blocks, n.tmp} {
@@ -408,7 +408,7 @@ func (n *namespace) addBlock(p, client string, fileID uint64, previous fields) (
 	n.genStamp++
 	b := blockMeta{ID: n.id(), GS: n.genStamp}
 	m.Blocks = append(m.Blocks, b)
-	n.live[b.ID] = true
+	n.live[b.ID] = p
 	n.leases[client] = n.now()
 	if err := n.writeMeta(lp, m); err != nil {
 		return nil, blockMeta{}, 0, err
@@ -452,7 +452,7 @@ func (n *namespace) complete(p, client string, fileID uint64, last fields) (bool
 func (n *namespace) blockReceived(id uint64, length int64) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if !n.live[id] {
+	if _, ok := n.live[id]; !ok {
 		return false
 	}
 	n.received[id] = length
@@ -464,14 +464,23 @@ func (n *namespace) blockWritable(id uint64) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	_, done := n.received[id]
-	return n.live[id] && !done
+	_, ok := n.live[id]
+	return ok && !done
 }
 
 func (n *namespace) blockReadable(id uint64) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	_, ok := n.received[id]
-	return ok && n.live[id]
+	_, done := n.received[id]
+	_, ok := n.live[id]
+	return ok && done
+}
+
+// blockFile is the path block id was allocated to ("" if unknown).
+func (n *namespace) blockFile(id uint64) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.live[id]
 }
 
 func (n *namespace) renewLease(client string) {
