@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 	"time"
 )
 
@@ -38,45 +37,12 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // the first datanode of its pipeline) and answer for every replica, so a
 // reader can fail over from one to another; faults are per transfer.
 type datanode struct {
-	srv   *Server
+	conns
 	index int
 	uuid  string
-	ln    net.Listener
-
-	mu    sync.Mutex
-	conns map[net.Conn]bool
 }
 
-func (dn *datanode) serve() {
-	for {
-		c, err := dn.ln.Accept()
-		if err != nil {
-			return
-		}
-		dn.mu.Lock()
-		dn.conns[c] = true
-		dn.mu.Unlock()
-		dn.srv.wg.Add(1)
-		go func() {
-			defer dn.srv.wg.Done()
-			defer func() {
-				dn.mu.Lock()
-				delete(dn.conns, c)
-				dn.mu.Unlock()
-				_ = c.Close()
-			}()
-			_ = dn.serveConn(c)
-		}()
-	}
-}
-
-func (dn *datanode) closeConns() {
-	dn.mu.Lock()
-	defer dn.mu.Unlock()
-	for c := range dn.conns {
-		_ = c.Close()
-	}
-}
+func (dn *datanode) serve() { dn.conns.serve(func() bool { return true }, dn.serveConn) }
 
 // reset cuts c so that the client sees a connection reset, not an orderly
 // end.

@@ -88,16 +88,19 @@ func Start(t testing.TB, cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, ns: ns, faults: newFaults(cfg.Seed)}
 	for i := 0; i < cfg.Datanodes; i++ {
-		s.datanodes = append(s.datanodes, &datanode{srv: s, index: i, uuid: fmt.Sprintf("ferry-test-dn-%d", i), ln: listen(t), conns: map[net.Conn]bool{}})
+		s.datanodes = append(s.datanodes, &datanode{conns: newConns(s, listen(t)), index: i, uuid: fmt.Sprintf("ferry-test-dn-%d", i)})
 	}
 	for i := 0; i < cfg.Namenodes; i++ {
-		s.namenodes = append(s.namenodes, &namenode{srv: s, index: i, ln: listen(t), conns: map[net.Conn]bool{}})
+		s.namenodes = append(s.namenodes, &namenode{conns: newConns(s, listen(t)), index: i})
 	}
+	// The accept loops count in wg, so that connections they take while
+	// the server closes are waited for too.
+	s.wg.Add(len(s.datanodes) + len(s.namenodes))
 	for _, dn := range s.datanodes {
-		go dn.serve()
+		go func() { defer s.wg.Done(); dn.serve() }()
 	}
 	for _, nn := range s.namenodes {
-		go nn.serve()
+		go func() { defer s.wg.Done(); nn.serve() }()
 	}
 	t.Cleanup(s.Close)
 	return s
@@ -117,11 +120,11 @@ func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		for _, nn := range s.namenodes {
 			_ = nn.ln.Close()
-			nn.closeConns()
+			nn.closeAll()
 		}
 		for _, dn := range s.datanodes {
 			_ = dn.ln.Close()
-			dn.closeConns()
+			dn.closeAll()
 		}
 		s.wg.Wait()
 	})
@@ -160,7 +163,7 @@ func (s *Server) Failover(i int) {
 func (s *Server) SetDown(i int, down bool) {
 	s.namenodes[i].down.Store(down)
 	if down {
-		s.namenodes[i].closeConns()
+		s.namenodes[i].closeAll()
 	}
 }
 
@@ -208,9 +211,9 @@ func NewStore(t testing.TB, opts hdfs.Options) *hdfs.Store {
 	return st
 }
 
-// Names lists what the namespace holds below dir (an HDFS path), as paths
-// relative to dir, files and directories alike, sorted; partial files
-// included. Tests look behind the client with it.
+// Names lists the files the namespace holds below dir (an HDFS path), as
+// paths relative to dir, sorted; partial files included, directories not.
+// Tests look behind the client with it.
 func (s *Server) Names(t testing.TB, dir string) []string {
 	t.Helper()
 	s.ns.mu.Lock()
@@ -227,7 +230,7 @@ func (s *Server) Names(t testing.TB, dir string) []string {
 			}
 			return err
 		}
-		if p == lp {
+		if fi.IsDir() {
 			return nil
 		}
 		rel, _ := filepath.Rel(lp, p)
@@ -255,4 +258,54 @@ func (s *Server) OpenFiles(t testing.TB, dir string) []string {
 		}
 	}
 	return out
+}
+
+// conns serves a listener, one goroutine per connection, and can cut
+// every connection at once.
+type conns struct {
+	srv  *Server
+	ln   net.Listener
+	mu   sync.Mutex
+	open map[net.Conn]bool
+}
+
+func newConns(s *Server, ln net.Listener) conns {
+	return conns{srv: s, ln: ln, open: map[net.Conn]bool{}}
+}
+
+// serve accepts connections until the listener closes; accept says
+// whether to serve a new one (else it is closed at once).
+func (cs *conns) serve(accept func() bool, handle func(net.Conn) error) {
+	for {
+		c, err := cs.ln.Accept()
+		if err != nil {
+			return
+		}
+		if !accept() {
+			_ = c.Close()
+			continue
+		}
+		cs.mu.Lock()
+		cs.open[c] = true
+		cs.mu.Unlock()
+		cs.srv.wg.Add(1)
+		go func() {
+			defer cs.srv.wg.Done()
+			defer func() {
+				cs.mu.Lock()
+				delete(cs.open, c)
+				cs.mu.Unlock()
+				_ = c.Close()
+			}()
+			_ = handle(c)
+		}()
+	}
+}
+
+func (cs *conns) closeAll() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for c := range cs.open {
+		_ = c.Close()
+	}
 }

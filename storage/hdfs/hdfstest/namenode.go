@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 )
 
@@ -30,50 +29,12 @@ const (
 // namenode is one namenode of the server: a listener speaking Hadoop RPC
 // over the shared namespace.
 type namenode struct {
-	srv   *Server
+	conns
 	index int
-	ln    net.Listener
 	down  atomic.Bool
-
-	mu    sync.Mutex
-	conns map[net.Conn]bool
 }
 
-func (nn *namenode) serve() {
-	for {
-		c, err := nn.ln.Accept()
-		if err != nil {
-			return
-		}
-		if nn.down.Load() {
-			_ = c.Close()
-			continue
-		}
-		nn.mu.Lock()
-		nn.conns[c] = true
-		nn.mu.Unlock()
-		nn.srv.wg.Add(1)
-		go func() {
-			defer nn.srv.wg.Done()
-			defer func() {
-				nn.mu.Lock()
-				delete(nn.conns, c)
-				nn.mu.Unlock()
-				_ = c.Close()
-			}()
-			_ = nn.serveConn(c)
-		}()
-	}
-}
-
-// closeConns cuts every open client connection.
-func (nn *namenode) closeConns() {
-	nn.mu.Lock()
-	defer nn.mu.Unlock()
-	for c := range nn.conns {
-		_ = c.Close()
-	}
-}
+func (nn *namenode) serve() { nn.conns.serve(func() bool { return !nn.down.Load() }, nn.serveConn) }
 
 // rpcConn is the state of one client connection.
 type rpcConn struct {
