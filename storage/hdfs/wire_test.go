@@ -188,3 +188,53 @@ func TestConformanceDatanodeFaults(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitWhileReplicating: complete answering false (the last block not
+// yet on enough datanodes) makes the store retry the close, and the commit
+// succeeds.
+func TestCommitWhileReplicating(t *testing.T) {
+	srv := hdfstest.Start(t, hdfstest.Config{BlockSize: 64 << 10})
+	st := hdfstest.NewStore(t, srv.Options())
+	n := 0
+	srv.Faults().SetNamenodeScript(func(c hdfstest.Call) hdfstest.Fault {
+		if c.Method == "complete" && n < 2 {
+			n++
+			return hdfstest.Replicating
+		}
+		return hdfstest.Pass
+	})
+	data := storagetest.Content(3, 200_000)
+	storagetest.Put(t, st, "hdfs:///r/f", data)
+	if got := storagetest.Get(t, st, "hdfs:///r/f", 0, -1); !bytes.Equal(got, data) || n != 2 {
+		t.Fatalf("read back %d bytes after %d refused completes", len(got), n)
+	}
+}
+
+// TestNamenodeCrashFailover: the active namenode of an HA pair goes down
+// and the other takes over; the store's calls fail retryably for a moment
+// (the client library notices a dead connection only when it next writes
+// to it) and then go to the new active namenode, without waiting.
+func TestNamenodeCrashFailover(t *testing.T) {
+	srv := hdfstest.Start(t, hdfstest.Config{Namenodes: 2})
+	st := hdfstest.NewStore(t, srv.Options())
+	ctx := context.Background()
+	storagetest.Put(t, st, "hdfs:///c/f", []byte("x"))
+	srv.SetDown(0, true)
+	srv.Failover(1)
+	failed := 0
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := st.Stat(ctx, "hdfs:///c/f")
+		if err == nil {
+			break
+		}
+		if !storage.IsRetryable(err) || time.Now().After(deadline) {
+			t.Fatalf("stat after the crash: %v", err)
+		}
+		failed++
+	}
+	if failed > 2 {
+		t.Fatalf("%d calls failed before the store reached the new active namenode", failed)
+	}
+	t.Logf("%d calls failed before the failover", failed)
+}

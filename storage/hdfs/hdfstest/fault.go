@@ -29,8 +29,9 @@ const (
 	// LeaseLost answers create, addBlock and complete with
 	// LeaseExpiredException, as when the writer's lease was taken.
 	LeaseLost
-	// Replicating makes complete answer false (the last block has not
-	// reached enough datanodes yet); the client is expected to retry.
+	// Replicating makes complete commit the last block but answer false
+	// (the block has not reached enough datanodes yet); the client is
+	// expected to call complete again.
 	Replicating
 	// Reset cuts a datanode connection as soon as the operation arrives.
 	Reset

@@ -174,7 +174,10 @@ func (nn *namenode) handle(st *rpcConn, c call) (msg, error) {
 		}
 	case Replicating:
 		if c.method == "complete" {
-			return msg{}.boolean(1, false), nil
+			// The last block is committed, as a namenode does, but not
+			// complete yet: a retry may come without it.
+			err := nn.srv.ns.commit(c.req.str(1), c.req.str(2), c.req.uint(4), c.req.sub(3))
+			return msg{}.boolean(1, false), err
 		}
 	}
 	resp, err := nn.dispatch(st, c)

@@ -447,6 +447,21 @@ func (n *namespace) complete(p, client string, fileID uint64, last fields) (bool
 	return true, n.writeMeta(lp, m)
 }
 
+// commit records the length of the last block without completing the
+// file.
+func (n *namespace) commit(p, client string, fileID uint64, last fields) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	lp, m, err := n.openFile(p, client, fileID)
+	if err != nil {
+		return err
+	}
+	if err := commitLast(m, last); err != nil {
+		return err
+	}
+	return n.writeMeta(lp, m)
+}
+
 // blockReceived is a datanode reporting a finalized replica. It reports
 // false when the block is not part of any file (deleted meanwhile).
 func (n *namespace) blockReceived(id uint64, length int64) bool {
