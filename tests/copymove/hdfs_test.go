@@ -3,8 +3,8 @@ package copymove
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -75,8 +75,10 @@ func failoverAfter(srv *hdfstest.Server, method string, n int64, to int) *atomic
 	return &calls
 }
 
-// TestChainThroughHDFS copies and moves one tree local → HDFS → S3 → HDFS
-// → local through the wire-protocol HDFS (an HA pair, 64 KiB blocks,
+// TestChainThroughHDFS copies and moves one tree through the wire-protocol
+// HDFS — copy local → HDFS, move HDFS → S3, move S3 → HDFS, copy HDFS →
+// S3, move HDFS → local: a copy and a move between HDFS and each of local
+// and S3 — (an HA pair, 64 KiB blocks,
 // listings in batches of 100), with a failover of the namenode pair in the
 // middle of every job: each job succeeds with exact counters, every
 // destination hashes like the source and holds exactly its names (no
@@ -104,6 +106,7 @@ func TestChainThroughHDFS(t *testing.T) {
 		return func(t *testing.T) []string { return hsrv.Names(t, dir) }
 	}
 	s3Names := func(t *testing.T) []string { return trimPrefix(t, "moved/", s3srv.Keys(t, bucket)) }
+	copiedBucket := s3srv.NewBucket(t)
 	steps := []struct {
 		name     string
 		typ      workflows.JobType
@@ -117,7 +120,10 @@ func TestChainThroughHDFS(t *testing.T) {
 		{"copy local to HDFS", workflows.JobCopy, "file://" + srcDir, hdfsDir, hst, "complete", nil, hdfsNames("/ha/tree")},
 		{"move HDFS to S3", workflows.JobMove, hdfsDir, "s3://" + bucket + "/moved", s3st, "delete", hdfsNames("/ha/tree"), s3Names},
 		{"move S3 to HDFS", workflows.JobMove, "s3://" + bucket + "/moved", "hdfs:///ha/back again/", hst, "complete", s3Names, hdfsNames("/ha/back again")},
-		{"copy HDFS to local", workflows.JobCopy, "hdfs:///ha/back again", "file://" + backPath, local, "getBlockLocations", nil, func(t *testing.T) []string { return localNames(t, backPath) }},
+		{"copy HDFS to S3", workflows.JobCopy, "hdfs:///ha/back again", "s3://" + copiedBucket + "/copied", s3st, "getBlockLocations", nil, func(t *testing.T) []string {
+			return trimPrefix(t, "copied/", s3srv.Keys(t, copiedBucket))
+		}},
+		{"move HDFS to local", workflows.JobMove, "hdfs:///ha/back again", "file://" + backPath, local, "delete", hdfsNames("/ha/back again"), func(t *testing.T) []string { return localNames(t, backPath) }},
 	}
 	for i, step := range steps {
 		t.Run(step.name, func(t *testing.T) {
