@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/storage/gcs/gcstest"
+	"github.com/ferryio/ferry/storage/hdfs/hdfstest"
 	"github.com/ferryio/ferry/storage/s3/s3test"
 	"github.com/ferryio/ferry/storage/storagetest"
 )
@@ -93,5 +94,34 @@ func TestDevLoadsFromS3AndGCS(t *testing.T) {
 	// The secret never shows in what Ferry printed.
 	if bytes.Contains([]byte(p.Output()), []byte(s3test.SecretAccessKey)) {
 		t.Fatal("the S3 secret appears in ferry dev's output")
+	}
+}
+
+// TestDevLoadsFromHDFS: ferry dev configured by the environment alone
+// (FERRY_HDFS_NAMENODE naming both namenodes of an HA pair, FERRY_HDFS_USER)
+// loads an hdfs:// prefix from the wire-protocol test HDFS, whose first
+// namenode is the standby: the client has to move to the second one.
+func TestDevLoadsFromHDFS(t *testing.T) {
+	hsrv := hdfstest.Start(t, hdfstest.Config{Namenodes: 2, BlockSize: 256 << 10})
+	hsrv.Failover(1)
+	files := putTree(t, hdfstest.NewStore(t, hsrv.Options()), "hdfs:///data", 30)
+
+	_, c := startFullDevEnv(t, hsrv.Env(), t.TempDir())
+	const path = "hdfs:///data/"
+	code, resp := call(t, "POST", c.api+"/api/v1/master/submit_job/load", map[string]any{"path": path})
+	if code != http.StatusOK {
+		t.Fatalf("submit %s: %d %v", path, code, resp)
+	}
+	var total int64
+	for _, b := range files {
+		total += int64(len(b))
+	}
+	rep := waitJobState(t, c, "load", map[string]any{"path": path}, 3*time.Minute, "SUCCEEDED", "FAILED")
+	if rep["mJobState"] != "SUCCEEDED" || rep["mProcessedInodesCount"] != float64(len(files)) || rep["mLoadedByteCount"] != float64(total) {
+		t.Fatalf("%s: %v", path, rep)
+	}
+	checkServedFromCache(t, c, files)
+	if hsrv.Faults().Count(hdfstest.Standby) == 0 {
+		t.Fatal("no call reached the standby namenode")
 	}
 }

@@ -24,6 +24,14 @@
 // Options.StaleTempAge; while a live writer holds it a unique name is used.
 // Close is retried while HDFS still replicates the last block.
 //
+// The client library does not recover a block pipeline: a datanode that
+// fails mid-block fails the write. Files up to Options.ReplayLimit are kept
+// in memory while written and written again to a new partial file when a
+// datanode, the namenode or the lease fails (three times at most); larger
+// files fail with ErrUnavailable for the caller to retry. Reads that lose
+// their datanodes open the file again and go on from their offset, as long
+// as the file is the same (inode, size, modification time).
+//
 // Without Overwrite, Create and Commit check that the name is free. The
 // client library exposes only the overwriting rename (rename2 with
 // OVERWRITE), so a writer that takes the name between the check at Commit
@@ -49,7 +57,13 @@
 // The client library takes no context: a call in progress is not
 // cancelled, only bounded by Options.DialTimeout when connecting. There is
 // no server-side copy (HDFS has none), so the store is not a
-// storage.Copier. The conformance suite runs against a real namenode only
-// when FERRY_TEST_HDFS names one (host:port); otherwise the store's logic
-// runs over a local stand-in for the namenode.
+// storage.Copier. The client keeps a namenode that failed aside for 5 s,
+// so a second HA failover within 5 s fails calls (ErrUnavailable) until
+// then.
+//
+// # Tests
+//
+// The conformance suite runs against storage/hdfs/hdfstest, an in-process
+// server speaking the namenode RPC and data transfer protocols, and
+// against a real namenode when FERRY_TEST_HDFS names one (host:port).
 package hdfs

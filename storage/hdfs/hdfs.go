@@ -185,32 +185,103 @@ func (s *Store) Open(ctx context.Context, uri string, offset, length int64) (io.
 	if n == 0 {
 		return io.NopCloser(strings.NewReader("")), nil
 	}
-	f, err := c.Open(p)
-	if err != nil {
+	r := &reader{c: c, p: p, uri: uri, version: entry(uri, "", fi).Version, off: offset, left: n}
+	if err := r.open(); err != nil {
 		return nil, fail("open", uri, err)
 	}
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		_ = f.Close()
-		return nil, fail("open", uri, err)
-	}
-	return &reader{r: io.LimitReader(f, n), f: f, uri: uri}, nil
+	return r, nil
 }
 
+// maxReadAttempts bounds the attempts at one offset of a read: the client
+// library moves to another datanode holding the block by itself, and the
+// reader starts over from the namenode when none is left.
+const maxReadAttempts = 4
+
+// reader reads a range of a file. When the datanodes fail, it opens the
+// file again and goes on from where it was, as long as the file is the
+// same (same inode, size and modification time).
 type reader struct {
-	r   io.Reader
-	f   file
-	uri string
+	c       fileSystem
+	p       string
+	uri     string
+	version string
+	f       file
+	off     int64 // offset of the next byte
+	left    int64 // bytes still to return
+	fails   int   // failed attempts since the last progress
+}
+
+func (r *reader) open() error {
+	f, err := r.c.Open(r.p)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Seek(r.off, io.SeekStart); err != nil {
+		_ = f.Close()
+		return err
+	}
+	r.f = f
+	return nil
+}
+
+// reopen opens the file again for a resumed read, unless it changed.
+func (r *reader) reopen() error {
+	fi, err := r.c.Stat(r.p)
+	if err != nil {
+		return err
+	}
+	if v := entry(r.uri, "", fi).Version; v != r.version {
+		return fmt.Errorf("the file changed while being read (version %s, then %s)", r.version, v)
+	}
+	return r.open()
 }
 
 func (r *reader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	if err != nil && err != io.EOF {
-		return n, fail("read", r.uri, err)
+	if r.left <= 0 {
+		return 0, io.EOF
 	}
-	return n, err
+	if int64(len(p)) > r.left {
+		p = p[:r.left]
+	}
+	for {
+		if r.f == nil {
+			if err := r.reopen(); err != nil {
+				return 0, fail("read", r.uri, err)
+			}
+		}
+		n, err := r.f.Read(p)
+		r.off += int64(n)
+		r.left -= int64(n)
+		if n > 0 {
+			r.fails = 0
+		}
+		switch {
+		case err == nil || (err == io.EOF && r.left == 0):
+			if r.left == 0 {
+				return n, io.EOF
+			}
+			return n, nil
+		case err == io.EOF:
+			return n, storage.NewError("read", r.uri, storage.ErrUnavailable, fmt.Errorf("the file ended %d bytes early", r.left))
+		}
+		r.fails++
+		if classify(err) != storage.ErrUnavailable || r.fails >= maxReadAttempts {
+			return n, fail("read", r.uri, err)
+		}
+		_ = r.f.Close()
+		r.f = nil
+		if n > 0 {
+			return n, nil
+		}
+	}
 }
 
-func (r *reader) Close() error { return r.f.Close() }
+func (r *reader) Close() error {
+	if r.f == nil {
+		return nil
+	}
+	return r.f.Close()
+}
 
 // Create starts writing uri: the bytes go to ".<name>.ferry-partial" in the
 // same directory, renamed into place at Commit. The partial name is fixed
@@ -241,7 +312,10 @@ func (s *Store) Create(ctx context.Context, uri string, opts storage.CreateOptio
 	if err != nil {
 		return nil, fail("create", uri, err)
 	}
-	return &writer{c: c, uri: uri, final: p, tmp: tmp, w: w, overwrite: opts.Overwrite}, nil
+	return &writer{
+		s: s, c: c, uri: uri, final: p, tmp: tmp, w: w, overwrite: opts.Overwrite,
+		replayable: s.opts.ReplayLimit > 0 && opts.Size <= s.opts.ReplayLimit,
+	}, nil
 }
 
 // createPartial creates the partial file of final: the fixed name, after
@@ -269,7 +343,11 @@ func (s *Store) createPartial(c fileSystem, final string) (string, io.WriteClose
 	return tmp, w, err
 }
 
+// maxReplays bounds how many times one file is written again.
+const maxReplays = 3
+
 type writer struct {
+	s         *Store
 	c         fileSystem
 	uri       string
 	final     string
@@ -277,17 +355,69 @@ type writer struct {
 	w         io.WriteCloser
 	overwrite bool
 	done      bool
+	// kept is every byte written so far while replayable: a failed write
+	// is redone from it into a new partial file.
+	kept       []byte
+	replayable bool
+	replays    int
 }
 
 func (w *writer) Write(p []byte) (int, error) {
 	if w.done {
 		return 0, storage.NewError("write", w.uri, storage.ErrInvalidPath, errors.New("writer already finished"))
 	}
+	if len(p) == 0 {
+		// The client library starts a block on any Write, even an empty
+		// one; a block that no datanode ever receives keeps the file
+		// from completing (complete answers false for ever).
+		return 0, nil
+	}
+	if w.replayable {
+		if int64(len(w.kept)+len(p)) > w.s.opts.ReplayLimit {
+			w.replayable, w.kept = false, nil
+		} else {
+			w.kept = append(w.kept, p...)
+		}
+	}
 	n, err := w.w.Write(p)
 	if err != nil {
-		return n, fail("write", w.uri, err)
+		if err := w.replay(err); err != nil {
+			return n, fail("write", w.uri, err)
+		}
+		return len(p), nil
 	}
 	return n, nil
+}
+
+// replay writes the kept bytes again to a new partial file after err, when
+// err is a failure worth it (a datanode or the namenode failing, a lost
+// lease) and every byte was kept. It returns nil when the new partial file
+// holds everything written so far, else the error that stopped it.
+func (w *writer) replay(err error) error {
+	for {
+		if !w.replayable || classify(err) != storage.ErrUnavailable || hdfs.IsErrReplicating(err) || w.replays >= maxReplays {
+			return err
+		}
+		w.replays++
+		_ = w.w.Close() // releases the datanode connection; the file is dropped next
+		if rerr := w.c.Remove(w.tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = rerr
+			continue
+		}
+		tmp, nw, cerr := w.s.createPartial(w.c, w.final)
+		if cerr != nil {
+			err = cerr
+			continue
+		}
+		w.tmp, w.w = tmp, nw
+		if len(w.kept) > 0 {
+			if _, werr := nw.Write(w.kept); werr != nil {
+				err = werr
+				continue
+			}
+		}
+		return nil
+	}
 }
 
 // closeWriter closes the HDFS writer, retrying while the last block is
@@ -318,10 +448,17 @@ func (w *writer) Commit(ctx context.Context) (storage.Entry, error) {
 		return storage.Entry{}, storage.NewError("commit", w.uri, storage.ErrInvalidPath, errors.New("writer already finished"))
 	}
 	w.done = true
-	if err := closeWriter(ctx, w.w); err != nil {
-		_ = w.c.Remove(w.tmp)
-		return storage.Entry{}, fail("commit", w.uri, err)
+	for {
+		err := closeWriter(ctx, w.w)
+		if err == nil {
+			break
+		}
+		if err := w.replay(err); err != nil {
+			_ = w.c.Remove(w.tmp)
+			return storage.Entry{}, fail("commit", w.uri, err)
+		}
 	}
+	w.kept = nil
 	if !w.overwrite {
 		if _, err := w.c.Stat(w.final); err == nil {
 			_ = w.c.Remove(w.tmp)
@@ -388,6 +525,9 @@ var transientExceptions = []string{
 	"org.apache.hadoop.ipc.RetriableException",
 	"org.apache.hadoop.hdfs.server.namenode.SafeModeException",
 	"java.io.IOException",
+	// The writer's lease was lost (expired, recovered, or the partial
+	// file was removed by another writer): writing again succeeds.
+	"org.apache.hadoop.hdfs.server.namenode.LeaseExpiredException",
 }
 
 // classify maps an HDFS client error onto a storage sentinel.

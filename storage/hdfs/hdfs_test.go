@@ -67,7 +67,8 @@ func TestConformance(t *testing.T) {
 // listings in batches, exclusive create, overwriting rename, the same error
 // values). It checks the store's own logic — listing order across batches
 // and held-back directories, cursors, partial files, the rename commit —
-// not the wire protocol, which only TestConformance exercises.
+// not the wire protocol, which TestConformanceWire (and TestConformance
+// against a real cluster) exercises.
 func TestConformanceLocalStandIn(t *testing.T) {
 	root := t.TempDir()
 	s := newStore(Options{}, func(authority string) (fileSystem, error) {

@@ -46,6 +46,14 @@ type Options struct {
 	// compute it. The value depends on the block size and bytes per
 	// checksum, so it compares only with files of the same layout.
 	StatChecksum bool
+	// ReplayLimit is how many bytes of a file being written are kept in
+	// memory so that the write can be redone when a datanode fails: the
+	// client library does not recover a block pipeline, so a datanode
+	// lost mid-block fails the write. A file up to this size is written
+	// again to a new partial file (up to three times) and the caller sees
+	// nothing; a larger one fails with ErrUnavailable and is redone by
+	// the caller. Default 8 MiB; negative turns replays off.
+	ReplayLimit int64
 }
 
 // Kerberos configures Kerberos authentication. Credentials come from a
@@ -73,6 +81,7 @@ type Kerberos struct {
 const (
 	defaultDialTimeout  = 10 * time.Second
 	defaultStaleTempAge = time.Hour
+	defaultReplayLimit  = 8 << 20
 )
 
 func (o Options) withDefaults() Options {
@@ -81,6 +90,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.StaleTempAge == 0 {
 		o.StaleTempAge = defaultStaleTempAge
+	}
+	if o.ReplayLimit == 0 {
+		o.ReplayLimit = defaultReplayLimit
 	}
 	return o
 }
@@ -145,8 +157,8 @@ func (o Options) String() string {
 	if o.Kerberos != nil {
 		kerb = o.Kerberos.String()
 	}
-	return fmt.Sprintf("{Namenodes:%v HadoopConfDir:%s User:%s UseDatanodeHostname:%v DataTransferProtection:%s Kerberos:%s DialTimeout:%v StaleTempAge:%v StatChecksum:%v}",
-		o.Namenodes, o.HadoopConfDir, o.User, o.UseDatanodeHostname, o.DataTransferProtection, kerb, o.DialTimeout, o.StaleTempAge, o.StatChecksum)
+	return fmt.Sprintf("{Namenodes:%v HadoopConfDir:%s User:%s UseDatanodeHostname:%v DataTransferProtection:%s Kerberos:%s DialTimeout:%v StaleTempAge:%v StatChecksum:%v ReplayLimit:%d}",
+		o.Namenodes, o.HadoopConfDir, o.User, o.UseDatanodeHostname, o.DataTransferProtection, kerb, o.DialTimeout, o.StaleTempAge, o.StatChecksum, o.ReplayLimit)
 }
 
 // Format prints o as String does, for every verb.

@@ -66,10 +66,17 @@ func (s spec) size(i int) int {
 // writeLocal writes the tree under dir and returns its hashes and total size.
 func (s spec) writeLocal(t testing.TB, dir string) (tree, int64) {
 	t.Helper()
+	return writeTree(t, dir, s.n, s.name, s.size)
+}
+
+// writeTree writes n files named and sized by name and size under dir and
+// returns their hashes and total size.
+func writeTree(t testing.TB, dir string, n int, name func(int) string, size func(int) int) (tree, int64) {
+	t.Helper()
 	want := tree{}
 	var total int64
-	for i := 0; i < s.n; i++ {
-		rel, data := s.name(i), content(i, s.size(i))
+	for i := 0; i < n; i++ {
+		rel, data := name(i), content(i, size(i))
 		p := filepath.Join(dir, filepath.FromSlash(rel))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
