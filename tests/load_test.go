@@ -115,6 +115,28 @@ func TestDevLoadEndToEnd(t *testing.T) {
 	if after != before {
 		t.Fatalf("serving %d cached files read %v bytes from storage", checked, after-before)
 	}
+
+	// A second load of the unchanged tree reads nothing from storage on
+	// any node, and reports every file as skipped (already cached).
+	readByAll := func() float64 {
+		var sum float64
+		for _, u := range c.nodes {
+			sum += metricSum(t, u, "ferry_cache_bytes_read_from_storage_total")
+		}
+		return sum
+	}
+	before = readByAll()
+	code, resp = call(t, "POST", c.api+"/api/v1/master/submit_job/load", map[string]any{"path": path, "options": map[string]any{"batchSize": "100"}})
+	if code != http.StatusOK {
+		t.Fatalf("second submit: %d %v", code, resp)
+	}
+	rep = waitJobState(t, c, "load", key, 5*time.Minute, "SUCCEEDED", "FAILED")
+	if rep["mJobState"] != "SUCCEEDED" || rep["mProcessedInodesCount"] != 2000.0 || rep["mSkippedFileCount"] != 2000.0 || rep["mFailedFileCount"] != 0.0 {
+		t.Fatalf("second load report: %v", rep)
+	}
+	if after := readByAll(); after != before {
+		t.Fatalf("a second load of the unchanged tree read %v bytes from storage", after-before)
+	}
 }
 
 func TestDevLoadThroughTheCLI(t *testing.T) {

@@ -30,7 +30,7 @@ func (c PageStoreCache) Load(ctx context.Context, f activities.CacheFile, o acti
 		return activities.CacheLoadResult{}, err
 	}
 	return activities.CacheLoadResult{
-		Skipped:      res.Outcome == pagestore.Skipped,
+		Skipped:      res.Outcome == pagestore.Skipped || res.Outcome == pagestore.AlreadyCached,
 		BytesLoaded:  res.BytesLoaded,
 		BytesSkipped: res.BytesSkipped,
 	}, nil

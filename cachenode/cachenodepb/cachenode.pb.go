@@ -30,8 +30,15 @@ type Outcome int32
 const (
 	Outcome_OUTCOME_UNSPECIFIED Outcome = 0
 	Outcome_OUTCOME_LOADED      Outcome = 1
-	Outcome_OUTCOME_SKIPPED     Outcome = 2
-	Outcome_OUTCOME_FAILED      Outcome = 3
+	// SKIPPED: with skip_if_cached, nothing had to be read (the file became
+	// fully cached while this call waited for other readers of its pages).
+	Outcome_OUTCOME_SKIPPED Outcome = 2
+	Outcome_OUTCOME_FAILED  Outcome = 3
+	// ALREADY_CACHED: every page was cached and bound to the version given
+	// (or, with no version, the one the storage system reported on one
+	// stat), so no byte was read from storage, with or without
+	// skip_if_cached. Count it as skipped (already cached).
+	Outcome_OUTCOME_ALREADY_CACHED Outcome = 4
 )
 
 // Enum value maps for Outcome.
@@ -41,12 +48,14 @@ var (
 		1: "OUTCOME_LOADED",
 		2: "OUTCOME_SKIPPED",
 		3: "OUTCOME_FAILED",
+		4: "OUTCOME_ALREADY_CACHED",
 	}
 	Outcome_value = map[string]int32{
-		"OUTCOME_UNSPECIFIED": 0,
-		"OUTCOME_LOADED":      1,
-		"OUTCOME_SKIPPED":     2,
-		"OUTCOME_FAILED":      3,
+		"OUTCOME_UNSPECIFIED":    0,
+		"OUTCOME_LOADED":         1,
+		"OUTCOME_SKIPPED":        2,
+		"OUTCOME_FAILED":         3,
+		"OUTCOME_ALREADY_CACHED": 4,
 	}
 )
 
@@ -329,13 +338,17 @@ type LoadFilesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// results, in the order of the request's files.
 	Results []*FileResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
-	// bytes_loaded and bytes_skipped total the LOADED and SKIPPED files; a
-	// FAILED file's partial bytes are in its own result only.
-	BytesLoaded   int64 `protobuf:"varint,2,opt,name=bytes_loaded,json=bytesLoaded,proto3" json:"bytes_loaded,omitempty"`
-	BytesSkipped  int64 `protobuf:"varint,3,opt,name=bytes_skipped,json=bytesSkipped,proto3" json:"bytes_skipped,omitempty"`
-	Loaded        int32 `protobuf:"varint,4,opt,name=loaded,proto3" json:"loaded,omitempty"`
-	Skipped       int32 `protobuf:"varint,5,opt,name=skipped,proto3" json:"skipped,omitempty"`
-	Failed        int32 `protobuf:"varint,6,opt,name=failed,proto3" json:"failed,omitempty"`
+	// bytes_loaded and bytes_skipped total the LOADED, SKIPPED and
+	// ALREADY_CACHED files; a FAILED file's partial bytes are in its own
+	// result only.
+	BytesLoaded  int64 `protobuf:"varint,2,opt,name=bytes_loaded,json=bytesLoaded,proto3" json:"bytes_loaded,omitempty"`
+	BytesSkipped int64 `protobuf:"varint,3,opt,name=bytes_skipped,json=bytesSkipped,proto3" json:"bytes_skipped,omitempty"`
+	Loaded       int32 `protobuf:"varint,4,opt,name=loaded,proto3" json:"loaded,omitempty"`
+	// skipped counts SKIPPED and ALREADY_CACHED files.
+	Skipped int32 `protobuf:"varint,5,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	Failed  int32 `protobuf:"varint,6,opt,name=failed,proto3" json:"failed,omitempty"`
+	// already_cached counts the ALREADY_CACHED files (part of skipped).
+	AlreadyCached int32 `protobuf:"varint,7,opt,name=already_cached,json=alreadyCached,proto3" json:"already_cached,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -408,6 +421,13 @@ func (x *LoadFilesResponse) GetSkipped() int32 {
 func (x *LoadFilesResponse) GetFailed() int32 {
 	if x != nil {
 		return x.Failed
+	}
+	return 0
+}
+
+func (x *LoadFilesResponse) GetAlreadyCached() int32 {
+	if x != nil {
+		return x.AlreadyCached
 	}
 	return 0
 }
@@ -1053,14 +1073,15 @@ const file_cachenode_proto_rawDesc = "" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1c\n" +
 	"\tretryable\x18\x06 \x01(\bR\tretryable\x12\x1d\n" +
 	"\n" +
-	"error_kind\x18\a \x01(\tR\terrorKind\"\xdf\x01\n" +
+	"error_kind\x18\a \x01(\tR\terrorKind\"\x86\x02\n" +
 	"\x11LoadFilesResponse\x128\n" +
 	"\aresults\x18\x01 \x03(\v2\x1e.ferry.cachenode.v1.FileResultR\aresults\x12!\n" +
 	"\fbytes_loaded\x18\x02 \x01(\x03R\vbytesLoaded\x12#\n" +
 	"\rbytes_skipped\x18\x03 \x01(\x03R\fbytesSkipped\x12\x16\n" +
 	"\x06loaded\x18\x04 \x01(\x05R\x06loaded\x12\x18\n" +
 	"\askipped\x18\x05 \x01(\x05R\askipped\x12\x16\n" +
-	"\x06failed\x18\x06 \x01(\x05R\x06failed\"d\n" +
+	"\x06failed\x18\x06 \x01(\x05R\x06failed\x12%\n" +
+	"\x0ealready_cached\x18\a \x01(\x05R\ralreadyCached\"d\n" +
 	"\x10ReadRangeRequest\x12\x10\n" +
 	"\x03uri\x18\x01 \x01(\tR\x03uri\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x1b\n" +
@@ -1110,12 +1131,13 @@ const file_cachenode_proto_rawDesc = "" +
 	"\fpages_stored\x18\n" +
 	" \x01(\x03R\vpagesStored\x12#\n" +
 	"\rpages_evicted\x18\v \x01(\x03R\fpagesEvicted\x12#\n" +
-	"\rpages_corrupt\x18\f \x01(\x03R\fpagesCorrupt*_\n" +
+	"\rpages_corrupt\x18\f \x01(\x03R\fpagesCorrupt*{\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eOUTCOME_LOADED\x10\x01\x12\x13\n" +
 	"\x0fOUTCOME_SKIPPED\x10\x02\x12\x12\n" +
-	"\x0eOUTCOME_FAILED\x10\x032\xb1\x03\n" +
+	"\x0eOUTCOME_FAILED\x10\x03\x12\x1a\n" +
+	"\x16OUTCOME_ALREADY_CACHED\x10\x042\xb1\x03\n" +
 	"\tCacheNode\x12X\n" +
 	"\tLoadFiles\x12$.ferry.cachenode.v1.LoadFilesRequest\x1a%.ferry.cachenode.v1.LoadFilesResponse\x12W\n" +
 	"\tReadRange\x12$.ferry.cachenode.v1.ReadRangeRequest\x1a\".ferry.cachenode.v1.ReadRangeChunk0\x01\x12I\n" +

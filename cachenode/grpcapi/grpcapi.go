@@ -97,6 +97,9 @@ func (svc *Service) LoadFiles(ctx context.Context, req *pb.LoadFilesRequest) (*p
 			resp.Loaded++
 		case pb.Outcome_OUTCOME_SKIPPED:
 			resp.Skipped++
+		case pb.Outcome_OUTCOME_ALREADY_CACHED:
+			resp.Skipped++
+			resp.AlreadyCached++
 		default:
 			resp.Failed++
 			continue // its partial bytes stay in its own result only
@@ -119,6 +122,8 @@ func (svc *Service) loadOne(ctx context.Context, f *pb.FileRef, opts pagestore.L
 		out.ErrorKind = errorKind(err)
 	case res.Outcome == pagestore.Skipped:
 		out.Outcome = pb.Outcome_OUTCOME_SKIPPED
+	case res.Outcome == pagestore.AlreadyCached:
+		out.Outcome = pb.Outcome_OUTCOME_ALREADY_CACHED
 	default:
 		out.Outcome = pb.Outcome_OUTCOME_LOADED
 	}

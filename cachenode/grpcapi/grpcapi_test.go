@@ -105,8 +105,17 @@ func TestLoadFilesReportsEachFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Skipped != 1 || resp.Loaded != 1 || resp.BytesSkipped != int64(len(da)) || resp.BytesLoaded != int64(len(db)) {
+	if resp.Skipped != 1 || resp.AlreadyCached != 1 || resp.Loaded != 1 || resp.BytesSkipped != int64(len(da)) || resp.BytesLoaded != int64(len(db)) {
 		t.Errorf("second call %v", resp)
+	}
+	if resp.Results[0].Outcome != pb.Outcome_OUTCOME_ALREADY_CACHED {
+		t.Errorf("a: %v", resp.Results[0])
+	}
+	// Without skip_if_cached too: a complete file at the current version
+	// is not read again.
+	resp, err = c.LoadFiles(ctx, &pb.LoadFilesRequest{Files: []*pb.FileRef{{Uri: a}}})
+	if err != nil || resp.AlreadyCached != 1 || resp.Skipped != 1 || resp.BytesLoaded != 0 {
+		t.Errorf("third call %v %v", resp, err)
 	}
 	st, err := c.Stat(ctx, &pb.StatRequest{Uri: a})
 	if err != nil || !st.File.FullyCached || st.File.Size != int64(len(da)) || st.File.Pages != 4 {

@@ -388,7 +388,7 @@ func TestNodeAndClusterAnswerTheOwner(t *testing.T) {
 			Host           string
 			HttpServerPort int
 		}
-		if err := json.Unmarshal(f.get("/v1/node?path="+url.QueryEscape(p)), &got); err != nil {
+		if err := json.Unmarshal(f.get("/v1/node?path="+raw(p)), &got); err != nil { // path= raw, as alluxiofs sends it
 			t.Fatal(err)
 		}
 		var cl struct {

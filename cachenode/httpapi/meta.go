@@ -163,9 +163,15 @@ func (s *Server) listFiles(c echo.Context) error {
 }
 
 // nodeOf answers the owner of a path: {"Host": …, "HttpServerPort": …}.
+// The alluxiofs client pastes path= raw here (a '+' in a name stays '+'),
+// so it is decoded like ufsFullPath, not as a form: otherwise a name with
+// '+' would be placed on another node than the one that caches it.
 func (s *Server) nodeOf(c echo.Context) error {
-	p, err := pathParam(parseQuery(c.Request().URL.RawQuery))
-	if err != nil {
+	p, ok := parseQuery(c.Request().URL.RawQuery).rawURI("path")
+	if !ok || p == "" {
+		return badRequest("query parameter path (a full URI such as s3://bucket/key) is required")
+	}
+	if err := checkURI(p); err != nil {
 		return err
 	}
 	r, err := s.cfg.Ring(c.Request().Context())

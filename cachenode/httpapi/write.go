@@ -167,10 +167,17 @@ func (s *Server) touch(c echo.Context) error {
 }
 
 // rm deletes a file, or a directory (with everything in it when
-// recursive=true), from the storage system and the cache.
+// recursive=true), from the storage system and the cache. With
+// remove_alluxio_only=true it drops only what the cache holds of the file
+// (or of everything under the directory) and leaves the storage system
+// untouched.
 func (s *Server) rm(c echo.Context) error {
 	q := parseQuery(c.Request().URL.RawQuery)
 	recursive, err := q.bool("recursive", false)
+	if err != nil {
+		return err
+	}
+	cacheOnly, err := q.bool("remove_alluxio_only", false)
 	if err != nil {
 		return err
 	}
@@ -179,6 +186,15 @@ func (s *Server) rm(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
+	if cacheOnly {
+		if _, err := s.cfg.Store.Drop(uri); err != nil {
+			return err
+		}
+		if _, err := s.cfg.Store.Evict(ctx, strings.TrimSuffix(uri, "/")+"/"); err != nil {
+			return err
+		}
+		return success(c)
+	}
 	e, err := st.Stat(ctx, uri)
 	if err != nil {
 		return err
@@ -198,8 +214,8 @@ func (s *Server) rm(c echo.Context) error {
 		err = st.Delete(ctx, uri)
 	}
 	if err != nil {
-		if storage.Kind(err) == storage.ErrInvalidPath && !recursive {
-			return statusError(http.StatusConflict, "%s is a directory that is not empty; pass recursive=true", uri)
+		if k := storage.Kind(err); !recursive && (k == storage.ErrInvalidPath || k == storage.ErrExists) {
+			return statusError(http.StatusConflict, "%s: directory not empty; pass recursive=true", uri)
 		}
 		return err
 	}
@@ -238,14 +254,19 @@ func removeTree(ctx context.Context, st storage.Store, dir string) error {
 
 // mv moves a file: it copies it, checks the copy's size, then deletes the
 // source; when anything fails before the copy is in place, the source stays.
+// The destination must not exist unless overwrite=true (or forced=true).
 func (s *Server) mv(c echo.Context) error {
 	q := parseQuery(c.Request().URL.RawQuery)
+	overwrite, err := overwriteFlag(q)
+	if err != nil {
+		return err
+	}
 	src, dst, err := s.srcDst(c, q)
 	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
-	se, err := s.copy(ctx, src, dst, false)
+	se, err := s.copy(ctx, src, dst, overwrite)
 	if err != nil {
 		return err
 	}
@@ -267,11 +288,24 @@ func (s *Server) mv(c echo.Context) error {
 	return success(c)
 }
 
+// overwriteFlag reads whether a copy or move may replace an existing
+// destination: overwrite=true, or forced=true as the alluxiofs client sends
+// for copy(force=True) (force=true is taken too).
+func overwriteFlag(q query) (bool, error) {
+	for _, key := range []string{"overwrite", "forced", "force"} {
+		v, err := q.bool(key, false)
+		if err != nil || v {
+			return v, err
+		}
+	}
+	return false, nil
+}
+
 // copyFile copies a file; the destination must not exist unless
-// overwrite=true.
+// overwrite=true (or forced=true).
 func (s *Server) copyFile(c echo.Context) error {
 	q := parseQuery(c.Request().URL.RawQuery)
-	overwrite, err := q.bool("overwrite", false)
+	overwrite, err := overwriteFlag(q)
 	if err != nil {
 		return err
 	}
@@ -316,7 +350,9 @@ func (s *Server) copy(ctx context.Context, src, dst string, overwrite bool) (sto
 		return storage.Entry{}, err
 	}
 	if se.IsDir {
-		return storage.Entry{}, badRequest("%s is a directory; only files can be copied or moved here", src)
+		return storage.Entry{}, badRequest("%s is a directory: the data API copies and moves single files only "+
+			"(a directory can hold any number of files, and one request can neither be resumed nor report each file's outcome); "+
+			"copy or move a directory with a job: POST /api/v1/master/submit_job/copy (or move), or ferry job copy", src)
 	}
 	opts := storage.CreateOptions{Overwrite: overwrite, Size: se.Size}
 	if cp, ok := srcStore.(storage.Copier); ok && srcStore.Scheme() == dstStore.Scheme() {

@@ -85,9 +85,10 @@ func (s *Store) bind(ref FileRef) (File, error) {
 	}
 	b := s.newBatch()
 	var stale []string
+	var staleSeg []record
 	var freed, dropped int64
 	if ok {
-		stale, freed, dropped, err = s.deleteRecords(b, fid)
+		stale, staleSeg, freed, dropped, err = s.deleteRecords(b, fid)
 		if err != nil {
 			_ = b.Close()
 			mu.Unlock()
@@ -114,13 +115,15 @@ func (s *Store) bind(ref FileRef) (File, error) {
 	}
 	// Old-generation files are never written again: remove them unlocked.
 	s.removeFiles(stale)
+	s.releaseSegmentPages(staleSeg)
 	return nm.file(fid, s.opts.PageSize), nil
 }
 
 // deleteRecords adds to b the deletion of every page record of fid and its
-// access-order key, and returns the data files, bytes and pages concerned.
-// The caller holds fid's stripe.
-func (s *Store) deleteRecords(b *pebble.Batch, fid [32]byte) (paths []string, freed, n int64, err error) {
+// access-order key, and returns the data files and segment pages concerned
+// (to free once b is applied), and the bytes and pages. The caller holds
+// fid's stripe.
+func (s *Store) deleteRecords(b *pebble.Batch, fid [32]byte) (paths []string, segPages []record, freed, n int64, err error) {
 	lower, upper := recordPrefix(fid)
 	var decodeErr error
 	err = s.scan(lower, upper, func(k, v []byte) bool {
@@ -131,7 +134,9 @@ func (s *Store) deleteRecords(b *pebble.Batch, fid [32]byte) (paths []string, fr
 		}
 		_ = b.Delete(bytes.Clone(k), nil)
 		_ = b.Delete(accessKey(rec.seq), nil)
-		if p := s.dataPath(fid, rec.gen); len(paths) == 0 || paths[len(paths)-1] != p {
+		if rec.seg != 0 {
+			segPages = append(segPages, rec)
+		} else if p := s.dataPath(fid, rec.gen); len(paths) == 0 || paths[len(paths)-1] != p {
 			paths = append(paths, p)
 		}
 		freed += int64(rec.len)
@@ -141,7 +146,14 @@ func (s *Store) deleteRecords(b *pebble.Batch, fid [32]byte) (paths []string, fr
 	if err == nil {
 		err = decodeErr
 	}
-	return paths, freed, n, err
+	return paths, segPages, freed, n, err
+}
+
+// releaseSegmentPages frees the segment space of deleted records.
+func (s *Store) releaseSegmentPages(recs []record) {
+	for _, r := range recs {
+		s.segs.release(r.seg, r.off, int64(r.len))
+	}
 }
 
 // dropFile forgets a file: its pages, data files and metadata.
@@ -154,7 +166,7 @@ func (s *Store) dropFile(fid [32]byte) (EvictResult, error) {
 		return EvictResult{}, err
 	}
 	b := s.newBatch()
-	_, freed, n, err := s.deleteRecords(b, fid)
+	paths, segPages, freed, n, err := s.deleteRecords(b, fid)
 	if err != nil {
 		_ = b.Close()
 		mu.Unlock()
@@ -169,14 +181,19 @@ func (s *Store) dropFile(fid [32]byte) (EvictResult, error) {
 		s.checked.Delete(fid)
 		// Under the stripe: a fill of this file that has written its page
 		// file but not committed finds no metadata and removes its file.
-		if rerr := os.RemoveAll(s.fileDir(fid)); rerr != nil {
-			s.log.Warn("page store: remove file pages", "uri", m.URI, "err", rerr)
+		// A small file has no directory: nothing to remove unless a
+		// record named a data file.
+		if len(paths) > 0 || !s.inSegments(m.file(fid, s.opts.PageSize)) {
+			if rerr := os.RemoveAll(s.fileDir(fid)); rerr != nil {
+				s.log.Warn("page store: remove file pages", "uri", m.URI, "err", rerr)
+			}
 		}
 	}
 	mu.Unlock()
 	if err != nil {
 		return EvictResult{}, err
 	}
+	s.releaseSegmentPages(segPages)
 	return EvictResult{Files: 1, Pages: n, Bytes: freed}, nil
 }
 

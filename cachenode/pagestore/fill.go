@@ -43,10 +43,16 @@ const (
 	// Loaded: pages were read from the source (or, with MetadataOnly, the
 	// metadata was recorded).
 	Loaded Outcome = iota + 1
-	// Skipped: the file was already fully cached at this version.
+	// Skipped: with SkipIfExists, nothing had to be read: the file was
+	// fully cached at this version, or became so while this call waited
+	// for others that were fetching its pages.
 	Skipped
 	// Failed: see the error; storage.IsRetryable tells whether to try again.
 	Failed
+	// AlreadyCached: every page was cached and bound to the source version
+	// the caller gave (or the source reported), so nothing was read from
+	// the source, with or without SkipIfExists.
+	AlreadyCached
 )
 
 func (o Outcome) String() string {
@@ -57,6 +63,8 @@ func (o Outcome) String() string {
 		return "skipped"
 	case Failed:
 		return "failed"
+	case AlreadyCached:
+		return "already cached"
 	}
 	return fmt.Sprintf("Outcome(%d)", int(o))
 }
@@ -77,6 +85,8 @@ const loadWindow = 16
 // LoadFile makes the store hold every page of ref at ref.Version, reading
 // missing pages from the source in sequential runs (one open per run). With
 // an empty ref.Version the source is asked for the size and version first.
+// A file already fully cached at that version is not read at all
+// (AlreadyCached).
 // progress, when set, is called with the bytes of each page as it is stored.
 // A file larger than the capacity is loaded through, its first pages evicted
 // as later ones arrive. Errors wrap the storage sentinels: not-found,
@@ -104,8 +114,10 @@ func (s *Store) LoadFile(ctx context.Context, ref FileRef, opts LoadOptions, pro
 	if opts.MetadataOnly {
 		return LoadResult{Outcome: Loaded}, nil
 	}
-	if opts.SkipIfExists && f.FullyCached() {
-		return LoadResult{Outcome: Skipped, BytesSkipped: f.Size}, nil
+	if f.FullyCached() {
+		// Bound to this version and complete: the pages' checksums are
+		// checked on every read, so reading the source again adds nothing.
+		return LoadResult{Outcome: AlreadyCached, BytesSkipped: f.Size}, nil
 	}
 	res := LoadResult{Outcome: Loaded}
 	for start := int64(0); start < f.Pages(); start += loadWindow {
@@ -199,6 +211,9 @@ func (s *Store) loadRun(ctx context.Context, f File, run []claim, lim Limiter, p
 		return 0, err
 	}
 	defer rc.Close()
+	if len(run) == 1 {
+		return s.loadOne(ctx, f, run[0], rc, lim, progress)
+	}
 	fh, err := s.openData(s.dataPath(f.fid, f.gen))
 	if err != nil {
 		err = storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
@@ -278,6 +293,33 @@ func (s *Store) loadRun(ctx context.Context, f File, run []claim, lim Limiter, p
 	return loaded, nil
 }
 
+// loadOne reads one claimed page from rc and stores it, without the reader
+// goroutine of a longer run: the common case of a small file.
+func (s *Store) loadOne(ctx context.Context, f File, c claim, rc io.Reader, lim Limiter, progress func(int64)) (int64, error) {
+	if lim != nil {
+		rc = &limitedReader{ctx: ctx, r: rc, lim: lim}
+	}
+	bp := s.getBuf()
+	data := (*bp)[:f.PageLen(c.idx)]
+	_, err := io.ReadFull(rc, data)
+	if err != nil {
+		err = sourceReadError(f.URI, err)
+	} else {
+		s.stats.bytesFromStorage.Add(int64(len(data)))
+		err = s.storePage(f, c.idx, data, crc32.Checksum(data, castagnoli), nil)
+	}
+	if shared := s.pageFlights.finish(pageKey{f.fid, f.gen, c.idx}, c.fl, data, err); !shared {
+		s.putBuf(bp)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if progress != nil {
+		progress(int64(len(data)))
+	}
+	return int64(len(data)), nil
+}
+
 // fillPage fetches page idx of f from the source and stores it, once for
 // all concurrent callers.
 func (s *Store) fillPage(ctx context.Context, f File, idx int64) ([]byte, error) {
@@ -348,31 +390,49 @@ func sourceReadError(uri string, err error) error {
 	return storage.NewError("read", uri, storage.ErrUnavailable, err)
 }
 
-// storePage writes a page (whose CRC-32C is crc) into its data file (fh
-// when the caller holds it open, else the file is opened for this page) and
-// commits its record,
-// after reserving its space. It fails with ErrChanged when f is no longer
-// the cached version.
+// storePage writes a page (whose CRC-32C is crc) and commits its record,
+// after reserving its space. The page of a small file is appended to the
+// shared segments; a page of a larger file goes to its offset in the file's
+// data file (fh when the caller holds it open, else the file is opened for
+// this page). It fails with ErrChanged when f is no longer the cached
+// version.
 func (s *Store) storePage(f File, idx int64, data []byte, crc uint32, fh *os.File) (err error) {
 	n := int64(len(data))
 	if err := s.reserve(n); err != nil {
 		return err
 	}
+	rec := record{gen: f.gen, len: uint32(n), crc: crc}
 	committed := false
+	var path string
 	defer func() {
-		if !committed {
-			s.used.Add(-n)
+		if committed {
+			return
+		}
+		s.used.Add(-n)
+		if rec.seg != 0 {
+			s.segs.release(rec.seg, rec.off, n)
 		}
 	}()
-	path := s.dataPath(f.fid, f.gen)
-	if fh == nil {
-		if fh, err = s.openData(path); err != nil {
+	if s.inSegments(f) {
+		seg, off, err := s.segs.reserve(n)
+		if err != nil {
 			return storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
 		}
-		defer fh.Close()
-	}
-	if _, err := fh.WriteAt(data, idx*f.PageSize); err != nil {
-		return storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
+		rec.seg, rec.off = seg.id, off
+		if _, err := seg.fh.WriteAt(data, off); err != nil {
+			return storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
+		}
+	} else {
+		path = s.dataPath(f.fid, f.gen)
+		if fh == nil {
+			if fh, err = s.openData(path); err != nil {
+				return storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
+			}
+			defer fh.Close()
+		}
+		if _, err := fh.WriteAt(data, idx*f.PageSize); err != nil {
+			return storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
+		}
 	}
 	mu := s.stripe(f.fid)
 	mu.Lock()
@@ -380,7 +440,9 @@ func (s *Store) storePage(f File, idx int64, data []byte, crc uint32, fh *os.Fil
 	if err != nil || !ok || m.Gen != f.gen {
 		mu.Unlock()
 		// This generation is gone; its file will never be used again.
-		s.removeFiles([]string{path})
+		if path != "" {
+			s.removeFiles([]string{path})
+		}
 		if err != nil {
 			return err
 		}
@@ -391,7 +453,8 @@ func (s *Store) storePage(f File, idx int64, data []byte, crc uint32, fh *os.Fil
 		mu.Unlock()
 		return err
 	}
-	rec := record{gen: f.gen, len: uint32(n), crc: crc, seq: s.seq.Add(1), touched: time.Now().UnixNano()}
+	rec.seq = s.seq.Add(1)
+	rec.touched = time.Now().UnixNano()
 	b := s.newBatch()
 	if had {
 		_ = b.Delete(accessKey(old.seq), nil)
@@ -414,6 +477,9 @@ func (s *Store) storePage(f File, idx int64, data []byte, crc uint32, fh *os.Fil
 		s.stats.pagesStored.Add(1)
 	}
 	mu.Unlock()
+	if committed && had && old.seg != 0 {
+		s.segs.release(old.seg, old.off, int64(old.len))
+	}
 	return err
 }
 
@@ -513,7 +579,7 @@ func (s *Store) evictOldest(need int64) (int, error) {
 		if err != nil {
 			return len(victims), err
 		}
-		s.punch(s.dataPath(v.fid, rec.gen), v.idx*s.opts.PageSize, int64(rec.len))
+		s.freePage(v.fid, v.idx, rec)
 	}
 	return len(victims), nil
 }

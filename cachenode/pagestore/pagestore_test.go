@@ -366,16 +366,25 @@ func TestLoadFile(t *testing.T) {
 	if !e.store.IsCached(uri, version) || e.store.IsCached(uri, "other") || !e.store.IsCached(uri, "") {
 		t.Fatal("IsCached wrong")
 	}
-	res, err = e.store.LoadFile(ctx, ref, pagestore.LoadOptions{SkipIfExists: true}, nil)
-	if err != nil || res.Outcome != pagestore.Skipped || res.BytesSkipped != int64(len(data)) {
-		t.Fatalf("second load: %+v %v", res, err)
+	// A file complete at the version the listing gave is not read again,
+	// with or without SkipIfExists: no open, no stat.
+	opens, stats, fromStorage := e.source.Opens(), e.source.Stats(), e.store.Stats().BytesFromStorage
+	for _, opts := range []pagestore.LoadOptions{{SkipIfExists: true}, {}} {
+		res, err = e.store.LoadFile(ctx, ref, opts, nil)
+		if err != nil || res.Outcome != pagestore.AlreadyCached || res.BytesSkipped != int64(len(data)) || res.BytesLoaded != 0 {
+			t.Fatalf("second load %+v: %+v %v", opts, res, err)
+		}
 	}
-	res, err = e.store.LoadFile(ctx, ref, pagestore.LoadOptions{}, nil)
-	if err != nil || res.Outcome != pagestore.Loaded || res.BytesLoaded != int64(len(data)) {
-		t.Fatalf("forced reload: %+v %v", res, err)
+	if e.source.Opens() != opens || e.source.Stats() != stats || e.store.Stats().BytesFromStorage != fromStorage {
+		t.Fatal("a second load of a cached file reached the source")
+	}
+	// Without the version, one stat and nothing else.
+	res, err = e.store.LoadFile(ctx, pagestore.FileRef{URI: uri}, pagestore.LoadOptions{}, nil)
+	if err != nil || res.Outcome != pagestore.AlreadyCached || e.source.Stats() != stats+1 || e.source.Opens() != opens {
+		t.Fatalf("load without version: %+v %v, %d stats, %d opens", res, err, e.source.Stats()-stats, e.source.Opens()-opens)
 	}
 	// Reads after a load come from the cache (the version matches Stat's).
-	opens := e.source.Opens()
+	opens = e.source.Opens()
 	if got := e.read(uri, 0, -1); !bytes.Equal(got, data) || e.source.Opens() != opens {
 		t.Fatal("read after load did not hit the cache")
 	}
@@ -466,7 +475,7 @@ func TestEmptyFile(t *testing.T) {
 		t.Fatal("bytes from an empty file")
 	}
 	res, err := e.store.LoadFile(context.Background(), pagestore.FileRef{URI: uri}, pagestore.LoadOptions{SkipIfExists: true}, nil)
-	if err != nil || res.Outcome != pagestore.Skipped {
+	if err != nil || res.Outcome != pagestore.AlreadyCached {
 		t.Fatalf("%+v %v", res, err)
 	}
 	if !e.store.IsCached(uri, "") {

@@ -85,15 +85,25 @@ func (s *Store) readPageFile(f File, idx int64, rec record, buf []byte) ([]byte,
 	if int64(rec.len) != f.PageLen(idx) || int(rec.len) > len(buf) {
 		return nil, fmt.Errorf("page record length %d, want %d", rec.len, f.PageLen(idx))
 	}
-	fh, err := os.Open(s.dataPath(f.fid, rec.gen))
-	if err != nil {
-		return nil, err
-	}
 	data := buf[:rec.len]
-	_, err = fh.ReadAt(data, idx*f.PageSize)
-	_ = fh.Close()
-	if err != nil {
-		return nil, fmt.Errorf("short page: %w", err)
+	if rec.seg != 0 {
+		fh := s.segs.file(rec.seg)
+		if fh == nil {
+			return nil, fmt.Errorf("segment %d is gone", rec.seg)
+		}
+		if _, err := fh.ReadAt(data, rec.off); err != nil {
+			return nil, fmt.Errorf("short page: %w", err)
+		}
+	} else {
+		fh, err := os.Open(s.dataPath(f.fid, rec.gen))
+		if err != nil {
+			return nil, err
+		}
+		_, err = fh.ReadAt(data, idx*f.PageSize)
+		_ = fh.Close()
+		if err != nil {
+			return nil, fmt.Errorf("short page: %w", err)
+		}
 	}
 	if crc32.Checksum(data, castagnoli) != rec.crc {
 		return nil, errChecksum
@@ -165,5 +175,5 @@ func (s *Store) dropBadPage(f File, idx int64, rec record, cause error) {
 	s.stats.pagesCorrupt.Add(1)
 	s.log.Warn("page store: dropped a damaged page; reading it again from the source",
 		"uri", f.URI, "page", idx, "err", cause)
-	s.punch(s.dataPath(f.fid, rec.gen), idx*f.PageSize, int64(rec.len))
+	s.freePage(f.fid, idx, rec)
 }

@@ -174,6 +174,7 @@ type Store struct {
 	opts    Options
 	db      *pebble.DB
 	pageDir string
+	segs    *segments
 	log     *slog.Logger
 
 	// life guards the Pebble handle: operations hold it shared, Close
@@ -226,9 +227,14 @@ func Open(opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	if err := s.loadCounters(); err != nil {
+	live, err := s.loadCounters()
+	if err != nil {
 		_ = db.Close()
 		return nil, err
+	}
+	if s.segs, err = openSegments(filepath.Join(opts.Dir, "segments"), live); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("page store: segments: %w", err)
 	}
 	return s, nil
 }
@@ -241,6 +247,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.segs.close()
 	return s.db.Close()
 }
 
@@ -281,8 +288,10 @@ func (s *Store) checkPageSize() error {
 		if err := s.db.DeleteRange([]byte{0}, []byte{0xff}, pebble.Sync); err != nil {
 			return fmt.Errorf("page store: clear index: %w", err)
 		}
-		if err := os.RemoveAll(s.pageDir); err != nil {
-			return fmt.Errorf("page store: clear pages: %w", err)
+		for _, d := range []string{s.pageDir, filepath.Join(s.opts.Dir, "segments")} {
+			if err := os.RemoveAll(d); err != nil {
+				return fmt.Errorf("page store: clear pages: %w", err)
+			}
 		}
 		if err := os.MkdirAll(s.pageDir, 0o755); err != nil {
 			return fmt.Errorf("page store: %w", err)
@@ -292,11 +301,12 @@ func (s *Store) checkPageSize() error {
 }
 
 // loadCounters rebuilds used bytes, the page count and the access sequence
-// from the index.
-func (s *Store) loadCounters() error {
+// from the index, and returns the live bytes of each segment.
+func (s *Store) loadCounters() (map[uint32]int64, error) {
+	live := map[uint32]int64{}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'p'}, UpperBound: []byte{'p' + 1}})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// The sequence numbers both the access order and file generations, so
 	// it restarts above every number still in use.
@@ -306,18 +316,21 @@ func (s *Store) loadCounters() error {
 		rec, err := decodeRecord(it.Value())
 		if err != nil {
 			_ = it.Close()
-			return fmt.Errorf("page store: %w", err)
+			return nil, fmt.Errorf("page store: %w", err)
+		}
+		if rec.seg != 0 {
+			live[rec.seg] += alignUp(int64(rec.len))
 		}
 		used += int64(rec.len)
 		n++
 		seq = max(seq, rec.seq, rec.gen)
 	}
 	if err := it.Close(); err != nil {
-		return err
+		return nil, err
 	}
 	it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'f'}, UpperBound: []byte{'f' + 1}})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for it.First(); it.Valid(); it.Next() {
 		var m meta
@@ -326,12 +339,12 @@ func (s *Store) loadCounters() error {
 		}
 	}
 	if err := it.Close(); err != nil {
-		return err
+		return nil, err
 	}
 	s.used.Store(used)
 	s.pages.Store(n)
 	s.seq.Store(seq)
-	return nil
+	return live, nil
 }
 
 // Keys.
@@ -378,36 +391,62 @@ func uriKey(uri string) []byte { return append([]byte{'u'}, uri...) }
 // Values.
 
 // record is a page record: which generation the page belongs to, its length
-// and checksum, and its place in the access order.
+// and checksum, its place in the access order, and where its bytes are: in
+// the file's data file at the page's offset (seg 0), or at off in segment
+// seg.
 type record struct {
 	gen     uint64
 	len     uint32
 	crc     uint32
 	seq     uint64
 	touched int64 // unix nanoseconds of the last access-order update
+	seg     uint32
+	off     int64
 }
 
+// Encoded sizes: a page in a data file, a page in a segment.
+const (
+	recordLen        = 32
+	segmentRecordLen = recordLen + 12
+)
+
 func (r record) encode() []byte {
-	b := make([]byte, 32)
+	n := recordLen
+	if r.seg != 0 {
+		n = segmentRecordLen
+	}
+	b := make([]byte, n)
 	binary.BigEndian.PutUint64(b[0:], r.gen)
 	binary.BigEndian.PutUint32(b[8:], r.len)
 	binary.BigEndian.PutUint32(b[12:], r.crc)
 	binary.BigEndian.PutUint64(b[16:], r.seq)
 	binary.BigEndian.PutUint64(b[24:], uint64(r.touched))
+	if r.seg != 0 {
+		binary.BigEndian.PutUint32(b[32:], r.seg)
+		binary.BigEndian.PutUint64(b[36:], uint64(r.off))
+	}
 	return b
 }
 
 func decodeRecord(b []byte) (record, error) {
-	if len(b) != 32 {
+	if len(b) != recordLen && len(b) != segmentRecordLen {
 		return record{}, fmt.Errorf("corrupt page record of %d bytes", len(b))
 	}
-	return record{
+	r := record{
 		gen:     binary.BigEndian.Uint64(b[0:]),
 		len:     binary.BigEndian.Uint32(b[8:]),
 		crc:     binary.BigEndian.Uint32(b[12:]),
 		seq:     binary.BigEndian.Uint64(b[16:]),
 		touched: int64(binary.BigEndian.Uint64(b[24:])),
-	}, nil
+	}
+	if len(b) == segmentRecordLen {
+		r.seg = binary.BigEndian.Uint32(b[32:])
+		r.off = int64(binary.BigEndian.Uint64(b[36:]))
+		if r.seg == 0 {
+			return record{}, errors.New("corrupt page record: segment 0")
+		}
+	}
+	return r, nil
 }
 
 // meta is a file's metadata record.
@@ -544,6 +583,20 @@ func (s *Store) openData(path string) (*os.File, error) {
 		fh, err = os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
 	}
 	return fh, err
+}
+
+// inSegments reports whether f's pages go to the shared segments (a file of
+// one page at most) rather than a data file of its own.
+func (s *Store) inSegments(f File) bool { return f.Size <= f.PageSize }
+
+// freePage frees the disk space of page idx of fid, whose record (rec) is
+// gone from the index.
+func (s *Store) freePage(fid [32]byte, idx int64, rec record) {
+	if rec.seg != 0 {
+		s.segs.release(rec.seg, rec.off, int64(rec.len))
+		return
+	}
+	s.punch(s.dataPath(fid, rec.gen), idx*s.opts.PageSize, int64(rec.len))
 }
 
 // punch frees the disk space of a dropped page (a no-op where the file
