@@ -81,6 +81,13 @@ func (r abResult) print(w io.Writer, what, aName, bName string) {
 		what, aName, med(secs(r.a)), bName, med(secs(r.b)), aName, bName, med(ratios), lo, hi, len(ratios))
 }
 
+// printHistory writes what one job cost in Temporal history.
+func printHistory(w io.Writer, h historystat.Stats, files int64) {
+	ev, kb := h.PerThousand(files)
+	fmt.Fprintf(w, "history of one job: %d runs, %d events, %d bytes (%.1f events and %.2f KB per 1,000 files)\n",
+		h.Runs, h.Events, h.Bytes, ev, kb)
+}
+
 func newBenchEngineCommands(g *globals) []*cobra.Command {
 	return []*cobra.Command{newBenchDryRunCommand(g), newBenchCopyCommand(g)}
 }
@@ -150,9 +157,7 @@ events and bytes per 1,000 files.`,
 				return err
 			}
 			r.print(out, fmt.Sprintf("dry-run listing of %d files", entries), "ferry", "find")
-			ev, kb := hist.PerThousand(int64(entries))
-			fmt.Fprintf(out, "history: %d runs, %d events, %d bytes (%.1f events and %.2f KB per 1,000 files)\n",
-				hist.Runs, hist.Events, hist.Bytes, ev, kb)
+			printHistory(out, hist, int64(entries))
 			return nil
 		},
 	}
@@ -225,9 +230,7 @@ per-pair time ratios and the job's history events and bytes per 1,000 files.`,
 				return err
 			}
 			r.print(out, fmt.Sprintf("copy of %d × %d B", files, size), "ferry", "cp -r")
-			ev, kb := hist.PerThousand(int64(files))
-			fmt.Fprintf(out, "history: %d runs, %d events, %d bytes (%.1f events and %.2f KB per 1,000 files)\n",
-				hist.Runs, hist.Events, hist.Bytes, ev, kb)
+			printHistory(out, hist, int64(files))
 			return nil
 		},
 	}
