@@ -39,6 +39,8 @@ const (
 	// the batch size. A page is one activity and one manifest, whatever the
 	// batch size: pages are large so that history grows slowly.
 	DefaultPageSize = 5000
+	// dryRunPageSize is the page of a dry run, which only counts.
+	dryRunPageSize = 20_000
 	// countBudget is how many entries one count-only scan call covers
 	// before it hands its cursor back, so the scan survives continue-as-new.
 	countBudget = 200_000
@@ -336,7 +338,14 @@ func (r *jobRun) wantContinueAsNew(ctx workflow.Context) bool {
 	return n > 0 && r.batchesDone >= n
 }
 
-func (r *jobRun) pageSize() int { return max(DefaultPageSize, r.c.Options.BatchSize) }
+// pageSize is the entries of one listing page. A dry run keeps no page, so
+// its pages are larger: fewer round trips through Temporal.
+func (r *jobRun) pageSize() int {
+	if r.c.Options.DryRun {
+		return max(dryRunPageSize, r.c.Options.BatchSize)
+	}
+	return max(DefaultPageSize, r.c.Options.BatchSize)
+}
 
 // startCounting runs the count-only scan for totals, a budget at a time.
 func (r *jobRun) startCounting(ctx workflow.Context) {
