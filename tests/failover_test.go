@@ -51,14 +51,18 @@ func startProcCluster(t *testing.T, nodes int) *procCluster {
 
 func (c *procCluster) startNode(id string) {
 	p := ferrytest.Start(c.t, "cachenode", "--id", id, "--data-dir", filepath.Join(c.dataDir, id),
-		"--identity-name", id, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--capacity", "4GiB", "--temporal-address", c.temporal)
+		"--identity-name", id, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--capacity", "4GiB", "--temporal-address", c.temporal,
+		"--manifest-store", c.manifestStore())
 	m := p.WaitFor(regexp.MustCompile(`Cache node `+id+`\s+http://(\S+)`), 60*time.Second)
 	c.nodes[id] = p
 	c.nodeURL[id] = "http://" + m[1]
 }
 
+// manifestStore is the manifest store every process of the cluster shares.
+func (c *procCluster) manifestStore() string { return "file://" + filepath.Join(c.dataDir, "manifests") }
+
 func (c *procCluster) startWorker() {
-	c.worker = ferrytest.Start(c.t, "worker", "--temporal-address", c.temporal, "--data-dir", c.dataDir)
+	c.worker = ferrytest.Start(c.t, "worker", "--temporal-address", c.temporal, "--data-dir", c.dataDir, "--manifest-store", c.manifestStore())
 	c.worker.WaitFor(runningLine, 60*time.Second)
 }
 
