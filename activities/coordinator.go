@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sort"
-	"strings"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/ferryio/ferry/manifest"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/workflows"
 )
@@ -34,89 +34,252 @@ type Placement interface {
 type Coordinator struct {
 	Resolver  *storage.Resolver
 	Placement Placement
-	// FailuresDir is a directory URI where failure lists are written, one
-	// directory per job.
-	FailuresDir string
+	// Manifests is the durable store of the jobs' file lists; every
+	// coordinator and cache node must reach the same one.
+	Manifests *manifest.Store
 }
 
-// ListAndPlan lists one page of the job's source and groups it by node.
-func (c *Coordinator) ListAndPlan(ctx context.Context, in workflows.ListInput) (workflows.ListResult, error) {
+// Partition splits a job's source into listing partitions.
+func (c *Coordinator) Partition(ctx context.Context, in workflows.PartitionInput) (workflows.PartitionResult, error) {
 	l := &lister{resolver: c.Resolver}
-	p, err := l.page(ctx, in, max(in.Limit, 1))
+	parts, err := l.partition(ctx, in)
 	if err != nil {
-		return workflows.ListResult{}, toTemporal(fmt.Errorf("list %s: %w", sourceOf(in), err))
+		src := in.Path
+		if in.IndexFile != "" {
+			src = in.IndexFile
+		}
+		return workflows.PartitionResult{}, toTemporal(fmt.Errorf("list %s: %w", src, err))
 	}
-	res := workflows.ListResult{Cursor: p.cursor, Done: p.done, Qualified: int64(len(p.entries)), QualifiedSize: p.size}
-	plan, err := c.plan(ctx, in.Type, p.entries)
+	return workflows.PartitionResult{Partitions: parts}, nil
+}
+
+// ListPage lists the next page of one partition, writes it to the manifest
+// store grouped by owning node, and returns the grouping. A page listed
+// while no node is live is written as listed and returned unplanned: the
+// workflow plans it when the ring is back.
+func (c *Coordinator) ListPage(ctx context.Context, in workflows.ListPageInput) (workflows.ListPageResult, error) {
+	var p page
+	var part workflows.Partition
+	var err error
+	switch in.Partition.Kind {
+	case workflows.PartitionPages, workflows.PartitionRetry:
+		p, part, err = c.readBack(ctx, in)
+	default:
+		if in.Partition.Kind == workflows.PartitionIndex {
+			in.Path = in.IndexFile
+		}
+		p, part, err = (&lister{resolver: c.Resolver}).listPartition(ctx, in)
+	}
 	if err != nil {
-		return workflows.ListResult{}, err
+		return workflows.ListPageResult{}, toTemporal(fmt.Errorf("list %s: %w", in.Path, err))
 	}
-	res.Batches, res.LiveNodes, res.Nodes = plan.Batches, plan.LiveNodes, plan.Nodes
-	return res, nil
-}
-
-func sourceOf(in workflows.ListInput) string {
-	if in.IndexFile != "" {
-		return in.IndexFile
+	res := workflows.ListPageResult{Partition: part, Qualified: int64(len(p.entries)), QualifiedSize: p.size}
+	if in.CountOnly || len(p.entries) == 0 {
+		return res, nil
 	}
-	return in.Path
+	res.Plan, err = c.planAndWrite(ctx, in.JobID, in.Type, in.Out, p.entries, true)
+	return res, err
 }
 
-// Plan groups entries by owning node on the current ring.
-func (c *Coordinator) Plan(ctx context.Context, in workflows.PlanInput) (workflows.PlanResult, error) {
-	return c.plan(ctx, in.Type, in.Entries)
+// readBack reads the next manifests of a retry or verify pass: the cursor
+// is the key of the last object read.
+func (c *Coordinator) readBack(ctx context.Context, in workflows.ListPageInput) (page, workflows.Partition, error) {
+	part := in.Partition
+	kind := workflows.ManifestRetry
+	if part.Kind == workflows.PartitionPages {
+		kind = workflows.ManifestPages
+	}
+	var p page
+	for len(p.entries) < max(in.Limit, 1) {
+		keys, err := c.Manifests.Keys(ctx, in.JobID, kind, part.Cursor, 1)
+		if err != nil {
+			return page{}, part, err
+		}
+		if len(keys) == 0 {
+			part.Done = true
+			break
+		}
+		es, err := c.Manifests.ReadEntries(ctx, in.JobID, kind, keys[0], 0, -1)
+		if err != nil {
+			return page{}, part, err
+		}
+		for _, e := range es {
+			p.entries = append(p.entries, e)
+			p.size += max(e.Size, 0)
+		}
+		part.Cursor = keys[0]
+		activity.RecordHeartbeat(ctx, part.Cursor)
+	}
+	return p, part, nil
 }
 
-// plan groups entries into one batch per node. A load goes to the owners of
-// its files on the ring, where readers will look. Copy and move have no
-// cache locality, so their entries are dealt round-robin over the live
-// nodes, starting at a node picked by the first entry, which spreads them
-// evenly whatever the ring's shares (with five points per node the ring
-// can give one node most of the keys).
-func (c *Coordinator) plan(ctx context.Context, typ workflows.JobType, entries []workflows.FileEntry) (workflows.PlanResult, error) {
+// PlanRange groups a range of a manifest by owning node on the current
+// ring into a new manifest.
+func (c *Coordinator) PlanRange(ctx context.Context, in workflows.PlanRangeInput) (workflows.Plan, error) {
+	r := in.Range
+	entries, err := c.Manifests.ReadEntries(ctx, in.JobID, r.Src.Kind, r.Src.Key, r.Start, r.Count)
+	if err != nil {
+		return workflows.Plan{}, toTemporal(err)
+	}
+	return c.planAndWrite(ctx, in.JobID, in.Type, r.Out, entries, false)
+}
+
+// planAndWrite groups entries by node and writes them, grouped, to out.
+// When no node is live (or the ring cannot be read) it returns an unplanned
+// Plan, after writing the entries as they are if writeUnplanned.
+func (c *Coordinator) planAndWrite(ctx context.Context, jobID string, typ workflows.JobType, out workflows.ManifestRef, entries []workflows.FileEntry, writeUnplanned bool) (workflows.Plan, error) {
+	grouped, plan, err := c.plan(ctx, typ, entries)
+	if err != nil {
+		activity.GetLogger(ctx).Info("cannot place entries now; the workflow plans them again", "error", err)
+		if writeUnplanned {
+			if err := c.Manifests.WriteEntries(ctx, jobID, out.Kind, out.Key, entries); err != nil {
+				return workflows.Plan{}, toTemporal(err)
+			}
+		}
+		return workflows.Plan{}, nil
+	}
+	if err := c.Manifests.WriteEntries(ctx, jobID, out.Kind, out.Key, grouped); err != nil {
+		return workflows.Plan{}, toTemporal(err)
+	}
+	return plan, nil
+}
+
+// plan orders entries by the node that gets them and returns the groups. A
+// load goes to the owners of its files on the ring, where readers will look.
+// Copy and move have no cache locality, so their entries are dealt
+// round-robin over the live nodes, starting at a node picked by the first
+// entry, which spreads them evenly whatever the ring's shares.
+func (c *Coordinator) plan(ctx context.Context, typ workflows.JobType, entries []workflows.FileEntry) ([]workflows.FileEntry, workflows.Plan, error) {
 	nodes, err := c.Placement.LiveNodes(ctx)
 	if err != nil {
-		return workflows.PlanResult{}, temporal.NewApplicationErrorWithCause("read the cache ring: "+err.Error(), workflows.ErrTypeUnavailable, err)
+		return nil, workflows.Plan{}, fmt.Errorf("read the cache ring: %w", err)
 	}
 	if len(nodes) == 0 {
-		return workflows.PlanResult{}, temporal.NewApplicationError("no cache node is live", workflows.ErrTypeNoNodes)
+		return nil, workflows.Plan{}, errors.New("no cache node is live")
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
+	index := make(map[string]int, len(nodes))
+	for i, n := range nodes {
+		index[n.ID] = i
+	}
 	start := 0
 	if len(entries) > 0 {
 		h := fnv.New32a()
 		h.Write([]byte(entries[0].URI))
 		start = int(h.Sum32() % uint32(len(nodes)))
 	}
-	byNode := map[string]*workflows.NodeBatch{}
+	byNode := make([][]workflows.FileEntry, len(nodes))
 	for i, e := range entries {
-		var o NodeRef
+		k := (start + i) % len(nodes)
 		if typ == workflows.JobLoad {
 			owners, err := c.Placement.Owners(ctx, e.URI, 1)
 			if err != nil || len(owners) == 0 {
-				return workflows.PlanResult{}, temporal.NewApplicationError(fmt.Sprintf("no owner for %s: %v", e.URI, err), workflows.ErrTypeNoNodes)
+				return nil, workflows.Plan{}, fmt.Errorf("no owner for %s: %v", e.URI, err)
 			}
-			o = owners[0]
-		} else {
-			o = nodes[(start+i)%len(nodes)]
+			var ok bool
+			if k, ok = index[owners[0].ID]; !ok {
+				return nil, workflows.Plan{}, fmt.Errorf("owner %s of %s is not live", owners[0].ID, e.URI)
+			}
 		}
-		b := byNode[o.ID]
-		if b == nil {
-			b = &workflows.NodeBatch{NodeID: o.ID, TaskQueue: o.TaskQueue}
-			byNode[o.ID] = b
-		}
-		b.Entries = append(b.Entries, e)
+		byNode[k] = append(byNode[k], e)
 	}
-	res := workflows.PlanResult{LiveNodes: len(nodes)}
+	plan := workflows.Plan{Planned: true}
+	grouped := make([]workflows.FileEntry, 0, len(entries))
+	for i, n := range nodes {
+		plan.Nodes = append(plan.Nodes, n.ID)
+		if len(byNode[i]) == 0 {
+			continue
+		}
+		plan.Groups = append(plan.Groups, workflows.NodeGroup{NodeID: n.ID, TaskQueue: n.TaskQueue, Start: len(grouped), Count: len(byNode[i])})
+		grouped = append(grouped, byNode[i]...)
+	}
+	return grouped, plan, nil
+}
+
+// LiveNodes reads the ring's members. An unreadable ring is not an error:
+// the answer says so and the workflow keeps its last view.
+func (c *Coordinator) LiveNodes(ctx context.Context) (workflows.LiveNodesResult, error) {
+	nodes, err := c.Placement.LiveNodes(ctx)
+	if err != nil {
+		activity.GetLogger(ctx).Info("membership unavailable", "error", err)
+		return workflows.LiveNodesResult{}, nil
+	}
+	res := workflows.LiveNodesResult{OK: true}
 	for _, n := range nodes {
 		res.Nodes = append(res.Nodes, n.ID)
 	}
 	sort.Strings(res.Nodes)
-	for _, b := range byNode {
-		res.Batches = append(res.Batches, *b)
-	}
-	sort.Slice(res.Batches, func(i, j int) bool { return res.Batches[i].NodeID < res.Batches[j].NodeID })
 	return res, nil
+}
+
+// SaveBatchFailures records the failures of a batch that its node could
+// not record (see workflows.SaveBatchFailuresInput).
+func (c *Coordinator) SaveBatchFailures(ctx context.Context, in workflows.SaveBatchFailuresInput) (workflows.SaveBatchFailuresResult, error) {
+	b := in.Batch
+	entries, err := c.Manifests.ReadEntries(ctx, in.JobID, b.Src.Kind, b.Src.Key, b.Start, b.Count)
+	if err != nil {
+		return workflows.SaveBatchFailuresResult{}, toTemporal(err)
+	}
+	failures := in.Failures
+	if in.FailAll {
+		failures = make([]workflows.Failure, len(entries))
+		for i, e := range entries {
+			failures[i] = workflows.Failure{Path: e.URI, Reason: in.Reason, Message: in.Message}
+		}
+	}
+	res, err := recordFailures(ctx, c.Manifests, in.JobID, in.Key, entries, failures, in.LastAttempt, b.Pass == workflows.PassVerify)
+	return res, toTemporal(err)
+}
+
+// recordFailures writes a batch's permanent failures to its failures object
+// and the entries of its retryable ones (unless lastAttempt) to its retry
+// object; a verify pass writes neither (its files were counted by the main
+// pass). The result carries the counts and the first failures.
+func recordFailures(ctx context.Context, m *manifest.Store, jobID, key string, entries []workflows.FileEntry, failures []workflows.Failure, lastAttempt, verify bool) (workflows.SaveBatchFailuresResult, error) {
+	var final []workflows.Failure
+	var retry []workflows.FileEntry
+	byURI := make(map[string]int, len(entries))
+	for i, e := range entries {
+		byURI[e.URI] = i
+	}
+	for _, f := range failures {
+		if i, ok := byURI[f.Path]; ok && f.Retryable && !lastAttempt {
+			retry = append(retry, entries[i])
+			continue
+		}
+		final = append(final, f)
+	}
+	res := workflows.SaveBatchFailuresResult{Failed: int64(len(final)), Retry: int64(len(retry))}
+	res.Failures = append(res.Failures, final[:min(len(final), workflows.MaxResultFailures)]...)
+	if verify || m == nil {
+		return res, nil
+	}
+	if len(final) > 0 {
+		if err := m.WriteFailures(ctx, jobID, key, final); err != nil {
+			return res, err
+		}
+	}
+	if len(retry) > 0 {
+		if err := m.WriteEntries(ctx, jobID, workflows.ManifestRetry, key, retry); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// FinishJob writes the job's failure list and removes its working
+// manifests.
+func (c *Coordinator) FinishJob(ctx context.Context, in workflows.FinishJobInput) (workflows.FinishJobResult, error) {
+	loc, lines, err := c.Manifests.WriteFailureList(ctx, in.JobID)
+	if err != nil {
+		return workflows.FinishJobResult{}, toTemporal(err)
+	}
+	if !in.KeepWork {
+		if err := c.Manifests.DeleteWork(ctx, in.JobID); err != nil {
+			return workflows.FinishJobResult{}, toTemporal(err)
+		}
+	}
+	return workflows.FinishJobResult{FailuresLocation: loc, FailureLines: lines}, nil
 }
 
 // countProgress is CountSource's heartbeat.
@@ -128,59 +291,48 @@ type countProgress struct {
 }
 
 // CountSource counts the qualifying files and bytes of the source without
-// keeping entries, heartbeating its cursor so a retry resumes.
+// keeping entries, heartbeating its cursor so a retry resumes. With a
+// budget it returns after about that many entries, with its cursor.
 func (c *Coordinator) CountSource(ctx context.Context, in workflows.ListInput) (workflows.CountResult, error) {
 	var p countProgress
 	if activity.HasHeartbeatDetails(ctx) {
-		_ = activity.GetHeartbeatDetails(ctx, &p)
+		if err := activity.GetHeartbeatDetails(ctx, &p); err != nil {
+			activity.GetLogger(ctx).Warn("heartbeat details unreadable; counting from the cursor given", "error", err)
+			p = countProgress{}
+		}
+	}
+	sel, err := compileFilter(in.FileFilterRegx, in.Filter)
+	if err != nil {
+		return workflows.CountResult{}, toTemporal(err)
 	}
 	l := &lister{resolver: c.Resolver}
-	in.Cursor = p.Cursor
+	if p.Cursor == "" && p.Files == 0 {
+		p.Cursor = in.Cursor
+	}
+	var scanned int64
 	for !p.Done {
 		if err := ctx.Err(); err != nil {
 			return workflows.CountResult{}, err
 		}
-		pg, err := l.page(ctx, in, 5000)
+		if in.CountBudget > 0 && scanned >= int64(in.CountBudget) {
+			break
+		}
+		var pg page
+		if in.IndexFile != "" {
+			pg, err = l.indexPage(ctx, in.IndexFile, p.Cursor, sel, 5000)
+		} else {
+			pg, err = l.page(ctx, in.Path, "", p.Cursor, sel, 5000, true)
+		}
 		if err != nil {
-			return workflows.CountResult{}, toTemporal(fmt.Errorf("count %s: %w", sourceOf(in), err))
+			return workflows.CountResult{}, toTemporal(fmt.Errorf("count %s: %w", in.Path, err))
 		}
 		p.Files += int64(len(pg.entries))
 		p.Bytes += pg.size
+		scanned += int64(len(pg.entries)) + 1
 		p.Cursor, p.Done = pg.cursor, pg.done
-		in.Cursor = pg.cursor
 		activity.RecordHeartbeat(ctx, p)
 	}
-	return workflows.CountResult{Files: p.Files, Bytes: p.Bytes}, nil
-}
-
-// SaveFailures writes one list of failed files, named by job and sequence
-// so that a retried call rewrites the same file.
-func (c *Coordinator) SaveFailures(ctx context.Context, in workflows.SaveFailuresInput) (workflows.SaveFailuresResult, error) {
-	if c.FailuresDir == "" {
-		return workflows.SaveFailuresResult{}, nil
-	}
-	dir := storage.Join(c.FailuresDir, in.JobID)
-	uri := storage.Join(dir, fmt.Sprintf("failures-%06d.txt", in.Seq))
-	st, err := c.Resolver.For(uri)
-	if err != nil {
-		return workflows.SaveFailuresResult{}, toTemporal(err)
-	}
-	var b strings.Builder
-	for _, f := range in.Failures {
-		fmt.Fprintf(&b, "%s\t%s\t%s\n", f.Path, f.Reason, strings.ReplaceAll(f.Message, "\n", " "))
-	}
-	w, err := st.Create(ctx, uri, storage.CreateOptions{Overwrite: true, Size: int64(b.Len())})
-	if err != nil {
-		return workflows.SaveFailuresResult{}, toTemporal(err)
-	}
-	if _, err := w.Write([]byte(b.String())); err != nil {
-		_ = w.Abort(ctx)
-		return workflows.SaveFailuresResult{}, toTemporal(err)
-	}
-	if _, err := w.Commit(ctx); err != nil && !errors.Is(err, storage.ErrExists) {
-		return workflows.SaveFailuresResult{}, toTemporal(err)
-	}
-	return workflows.SaveFailuresResult{Location: dir}, nil
+	return workflows.CountResult{Files: p.Files, Bytes: p.Bytes, Cursor: p.Cursor, Done: p.Done}, nil
 }
 
 // RemoveEmptyDirs removes, deepest first, every directory under in.Path
@@ -192,8 +344,14 @@ func (c *Coordinator) RemoveEmptyDirs(ctx context.Context, in workflows.RemoveEm
 		return toTemporal(err)
 	}
 	info, err := st.Stat(ctx, in.Path)
-	if err != nil || !info.IsDir {
-		return nil // a single-file move, or nothing left at all
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil // nothing left at all
+	}
+	if err != nil {
+		return toTemporal(fmt.Errorf("stat %s: %w", in.Path, err))
+	}
+	if !info.IsDir {
+		return nil // a single-file move
 	}
 	_, err = removeIfEmpty(ctx, st, in.Path)
 	return toTemporal(err)
@@ -233,7 +391,14 @@ func removeIfEmpty(ctx context.Context, st storage.Store, dir string) (bool, err
 		return false, nil
 	}
 	if err := st.Delete(ctx, dir); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return false, nil // not empty after all (a file arrived), or not ours to remove
+		if errors.Is(err, storage.ErrExists) || errors.Is(err, storage.ErrInvalidPath) {
+			return false, nil // not empty after all: a file arrived
+		}
+		return false, fmt.Errorf("remove %s: %w", dir, err)
 	}
 	return true, nil
 }
+
+// errNoManifests is returned by activities that need the manifest store
+// when the process has none.
+var errNoManifests = temporal.NewNonRetryableApplicationError("no manifest store configured (--manifest-store)", workflows.ErrTypeInvalidInput, nil)

@@ -34,14 +34,15 @@ func DestinationOf(dst string, e workflows.FileEntry) string {
 	return storage.Join(dst, e.RelPath)
 }
 
-// CopyBatch copies (or, for move jobs, moves) in.Entries, one by one,
-// following spec/jobs.md §5 (see runBatch for heartbeats and resumption).
+// CopyBatch copies (or, for move jobs, moves) the batch's entries,
+// following spec/jobs.md §5 (see runInput and runBatch for how entries
+// arrive, outcomes leave, and heartbeats resume).
 func (n *Node) CopyBatch(ctx context.Context, in workflows.BatchInput) (workflows.BatchResult, error) {
 	var lim Limiter
 	if in.Bandwidth > 0 {
 		lim = rate.NewLimiter(rate.Limit(in.Bandwidth), LimiterBurst)
 	}
-	return runBatch(ctx, in.Entries, n.parallelism(), func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
+	return n.runInput(ctx, in, func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
 		// The job's retry pass gets only files that failed in a way worth
 		// retrying, possibly after their destination was written.
 		wrote := in.LastAttempt
@@ -96,6 +97,10 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 			if !errors.Is(err, errChecksum) {
 				return fileOutcome{}, err // cannot tell now whether it is ours
 			}
+			// A destination this job wrote that does not hold the source's
+			// content is known bad: remove it and fail the attempt (the
+			// next one copies again); never count it as skipped.
+			return fileOutcome{}, removeBad(ctx, dst, dstURI, err)
 		}
 		if move {
 			return fileOutcome{}, storage.NewError("move", dstURI, storage.ErrExists, errors.New("destination already exists (use --overwrite to replace it)"))
@@ -115,8 +120,7 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 		if in.CheckContent || move {
 			if err := verifyCopy(ctx, src, dst, dstURI, srcInfo, srcHash, in.CheckContent); err != nil {
 				// Never leave a destination that is known bad; the source stays.
-				_ = dst.Delete(ctx, dstURI)
-				return fileOutcome{}, err
+				return fileOutcome{}, removeBad(ctx, dst, dstURI, err)
 			}
 		}
 	}
@@ -126,6 +130,15 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 		}
 	}
 	return fileOutcome{bytes: written.Size}, nil
+}
+
+// removeBad deletes a destination that failed its check and returns the
+// check's error, joined with the delete's when the bad file stays.
+func removeBad(ctx context.Context, dst storage.Store, dstURI string, checkErr error) error {
+	if err := dst.Delete(ctx, dstURI); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%w; the bad destination could not be removed: %v", checkErr, err)
+	}
+	return checkErr
 }
 
 // copyFile writes the destination atomically: server-side within one store

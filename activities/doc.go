@@ -1,11 +1,14 @@
 // Package activities holds everything with I/O that Ferry's job workflow asks
 // for. Activities are methods on structs that hold their dependencies:
 //
-//   - Coordinator (task queue ferry-coordinator): list a page of a job's
-//     source and group it by owning cache node, count a source for totals,
-//     re-plan entries on the current ring, save failure lists.
-//   - Node (each cache node's own task queue): load a batch of files into
-//     that node's cache.
+//   - Coordinator (task queue ferry-coordinator): partition a job's source,
+//     list a page of a partition into the manifest store grouped by owning
+//     cache node, re-plan a manifest range on the current ring, read
+//     membership, count a source for totals, record failures a node could
+//     not, write a job's failure list and remove its manifests.
+//   - Node (each cache node's own task queue): load, copy or move a batch of
+//     files, read by reference from the manifest store, writing its
+//     failures and its entries to retry back to it.
 //
 // Errors are classified once, here, by behaviour: storage not-found,
 // permission and invalid-path errors become non-retryable Temporal

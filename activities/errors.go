@@ -49,7 +49,15 @@ func toTemporal(err error) error {
 	return temporal.NewNonRetryableApplicationError(err.Error(), reason, err)
 }
 
+// maxFailureMessage bounds a failure's message, so that a batch's
+// failures fit in its heartbeat whatever the errors say.
+const maxFailureMessage = 1000
+
 // failure describes a failed file for a batch result.
 func failure(uri string, err error) workflows.Failure {
-	return workflows.Failure{Path: uri, Reason: reasonOf(err), Message: err.Error(), Retryable: retryable(err)}
+	msg := err.Error()
+	if len(msg) > maxFailureMessage {
+		msg = msg[:maxFailureMessage] + "…"
+	}
+	return workflows.Failure{Path: uri, Reason: reasonOf(err), Message: msg, Retryable: retryable(err)}
 }

@@ -7,13 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.temporal.io/sdk/activity"
 
-	"github.com/ferryio/ferry/jobs"
+	"github.com/ferryio/ferry/filter"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/workflows"
 )
@@ -23,63 +24,20 @@ import (
 // returns early with a cursor instead of scanning the whole tree in one call.
 const maxScanFactor = 50
 
-// selector evaluates a job's filters on listed entries.
-type selector struct {
-	name   *regexp.Regexp
-	filter workflows.Filter
+// maxTopDirs is the most top-level directories a source is partitioned by;
+// a source with more is listed as one tree.
+const maxTopDirs = 4096
+
+func compileFilter(regx string, rules workflows.Filter) (*filter.Filter, error) {
+	f, err := filter.Compile(rules, regx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", storage.ErrInvalidPath, err)
+	}
+	return f, nil
 }
 
-func newSelector(in workflows.ListInput) (*selector, error) {
-	s := &selector{filter: in.Filter}
-	if in.FileFilterRegx != "" {
-		re, err := regexp.Compile("^(?:" + in.FileFilterRegx + ")$")
-		if err != nil {
-			return nil, fmt.Errorf("%w: fileFilterRegx: %v", storage.ErrInvalidPath, err)
-		}
-		s.name = re
-	}
-	return s, nil
-}
-
-// keep reports whether e qualifies.
-func (s *selector) keep(e storage.Entry) bool {
-	if e.IsDir {
-		return false
-	}
-	f := s.filter
-	if s.name != nil && !s.name.MatchString(storage.Base(e.URI)) {
-		return false
-	}
-	if f.MinSize > 0 && e.Size < f.MinSize {
-		return false
-	}
-	if f.MaxSize > 0 && e.Size > f.MaxSize {
-		return false
-	}
-	if !f.ReferenceTime.IsZero() {
-		age := f.ReferenceTime.Sub(e.ModTime)
-		if f.OlderThan > 0 && age < f.OlderThan {
-			return false
-		}
-		if f.NewerThan > 0 && age > f.NewerThan {
-			return false
-		}
-	}
-	if len(f.Include) > 0 {
-		ok := false
-		for _, g := range f.Include {
-			ok = ok || jobs.MatchGlob(g, e.RelPath)
-		}
-		if !ok {
-			return false
-		}
-	}
-	for _, g := range f.Exclude {
-		if jobs.MatchGlob(g, e.RelPath) {
-			return false
-		}
-	}
-	return true
+func keep(f *filter.Filter, e storage.Entry) bool {
+	return f.Keep(filter.Entry{Name: storage.Base(e.URI), RelPath: e.RelPath, IsDir: e.IsDir, Size: e.Size, ModTime: e.ModTime})
 }
 
 // page is one page of qualifying entries.
@@ -96,43 +54,43 @@ type lister struct {
 	resolver *storage.Resolver
 }
 
-func (l *lister) page(ctx context.Context, in workflows.ListInput, limit int) (page, error) {
-	sel, err := newSelector(in)
+// page lists up to limit qualifying entries of the tree at path from
+// cursor; relPrefix is prepended to the entries' relative paths (the
+// directory of a partition within the source). A path that is a file is
+// one page of one entry.
+func (l *lister) page(ctx context.Context, path, relPrefix, cursor string, sel *filter.Filter, limit int, recursive bool) (page, error) {
+	st, err := l.resolver.For(path)
 	if err != nil {
 		return page{}, err
 	}
-	if in.IndexFile != "" {
-		return l.indexPage(ctx, in, sel, limit)
-	}
-	st, err := l.resolver.For(in.Path)
-	if err != nil {
-		return page{}, err
-	}
-	if in.Cursor == "" {
-		info, err := st.Stat(ctx, in.Path)
+	if cursor == "" && relPrefix == "" && recursive {
+		info, err := st.Stat(ctx, path)
 		if err != nil {
 			return page{}, err
 		}
 		if !info.IsDir {
 			var p page
 			p.done = true
-			if sel.keep(info) {
+			if keep(sel, info) {
 				p.entries = append(p.entries, fileEntry(info, ""))
 				p.size = info.Size
 			}
 			return p, nil
 		}
 	}
-	p := page{cursor: in.Cursor}
+	p := page{cursor: cursor}
 	scanned := 0
 	for len(p.entries) < limit {
-		lp, err := st.List(ctx, in.Path, storage.ListOptions{Recursive: true, Cursor: p.cursor, Limit: limit - len(p.entries)})
+		lp, err := st.List(ctx, path, storage.ListOptions{Recursive: recursive, Cursor: p.cursor, Limit: limit - len(p.entries)})
 		if err != nil {
 			return page{}, err
 		}
 		for _, e := range lp.Entries {
 			scanned++
-			if sel.keep(e) {
+			if relPrefix != "" {
+				e.RelPath = relPrefix + "/" + e.RelPath
+			}
+			if keep(sel, e) {
 				p.entries = append(p.entries, fileEntry(e, e.RelPath))
 				p.size += e.Size
 			}
@@ -158,20 +116,20 @@ func fileEntry(e storage.Entry, rel string) workflows.FileEntry {
 // byte offset of the next line. Each URI is stat'ed for its size and version;
 // one that cannot be stat'ed is still listed (size -1) so that its failure
 // is reported for that file.
-func (l *lister) indexPage(ctx context.Context, in workflows.ListInput, sel *selector, limit int) (page, error) {
+func (l *lister) indexPage(ctx context.Context, indexFile, cursor string, sel *filter.Filter, limit int) (page, error) {
 	var offset int64
-	if in.Cursor != "" {
-		n, err := strconv.ParseInt(in.Cursor, 10, 64)
+	if cursor != "" {
+		n, err := strconv.ParseInt(cursor, 10, 64)
 		if err != nil || n < 0 {
-			return page{}, fmt.Errorf("%w: bad index cursor %q", storage.ErrInvalidPath, in.Cursor)
+			return page{}, fmt.Errorf("%w: bad index cursor %q", storage.ErrInvalidPath, cursor)
 		}
 		offset = n
 	}
-	st, err := l.resolver.For(in.IndexFile)
+	st, err := l.resolver.For(indexFile)
 	if err != nil {
 		return page{}, err
 	}
-	r, err := st.Open(ctx, in.IndexFile, offset, -1)
+	r, err := st.Open(ctx, indexFile, offset, -1)
 	if err != nil {
 		if errors.Is(err, storage.ErrOutOfRange) {
 			return page{done: true}, nil
@@ -198,7 +156,7 @@ func (l *lister) indexPage(ctx context.Context, in workflows.ListInput, sel *sel
 			if fst, err := l.resolver.For(uri); err == nil {
 				if info, err := fst.Stat(ctx, uri); err == nil {
 					info.RelPath = e.RelPath
-					if !sel.keep(info) {
+					if !keep(sel, info) {
 						continue
 					}
 					e.Size, e.Version = info.Size, info.Version
@@ -216,4 +174,113 @@ func (l *lister) indexPage(ctx context.Context, in workflows.ListInput, sel *sel
 		p.cursor = strconv.FormatInt(offset, 10)
 	}
 	return p, nil
+}
+
+// partition splits a source into listing partitions: the files at its top,
+// and its top-level directories in up to max-1 contiguous groups, each
+// listed recursively with its own cursor. A file, an index file, a source
+// with too many top-level directories or with names that are not valid
+// UTF-8 (partitions travel in workflow history as JSON) is one partition.
+func (l *lister) partition(ctx context.Context, in workflows.PartitionInput) ([]workflows.Partition, error) {
+	if in.IndexFile != "" {
+		return []workflows.Partition{{Kind: workflows.PartitionIndex}}, nil
+	}
+	whole := []workflows.Partition{{Kind: workflows.PartitionTree}}
+	st, err := l.resolver.For(in.Path)
+	if err != nil {
+		return nil, err
+	}
+	info, err := st.Stat(ctx, in.Path)
+	if err != nil {
+		return nil, err
+	}
+	if !info.IsDir || in.Max < 2 {
+		return whole, nil
+	}
+	var dirs []string
+	cursor := ""
+	for {
+		lp, err := st.List(ctx, in.Path, storage.ListOptions{Cursor: cursor, Limit: 1000})
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range lp.Entries {
+			if !e.IsDir {
+				continue
+			}
+			if !utf8.ValidString(e.URI) || len(dirs) >= maxTopDirs {
+				return whole, nil
+			}
+			dirs = append(dirs, e.URI)
+		}
+		if lp.Cursor == "" {
+			break
+		}
+		cursor = lp.Cursor
+		activity.RecordHeartbeat(ctx, len(dirs))
+	}
+	sort.Strings(dirs)
+	parts := []workflows.Partition{{ID: 0, Kind: workflows.PartitionTop}}
+	groups := min(in.Max-1, len(dirs))
+	for g := 0; g < groups; g++ {
+		lo, hi := g*len(dirs)/groups, (g+1)*len(dirs)/groups
+		parts = append(parts, workflows.Partition{ID: g + 1, Kind: workflows.PartitionTree, Dirs: dirs[lo:hi]})
+	}
+	return parts, nil
+}
+
+// relOf is the path of dir relative to the source root.
+func relOf(root, dir string) string {
+	return strings.Trim(strings.TrimPrefix(dir, strings.TrimSuffix(root, "/")), "/")
+}
+
+// listPartition lists the next page of a source partition and returns it
+// with the partition moved past it.
+func (l *lister) listPartition(ctx context.Context, in workflows.ListPageInput) (page, workflows.Partition, error) {
+	sel, err := compileFilter(in.FileFilterRegx, in.Filter)
+	if err != nil {
+		return page{}, in.Partition, err
+	}
+	part := in.Partition
+	limit := max(in.Limit, 1)
+	switch part.Kind {
+	case workflows.PartitionIndex:
+		p, err := l.indexPage(ctx, in.Path, part.Cursor, sel, limit)
+		part.Cursor, part.Done = p.cursor, p.done
+		return p, part, err
+	case workflows.PartitionTop:
+		p, err := l.page(ctx, in.Path, "", part.Cursor, sel, limit, false)
+		part.Cursor, part.Done = p.cursor, p.done
+		return p, part, err
+	case workflows.PartitionTree:
+		if len(part.Dirs) == 0 {
+			p, err := l.page(ctx, in.Path, "", part.Cursor, sel, limit, true)
+			part.Cursor, part.Done = p.cursor, p.done
+			return p, part, err
+		}
+		var out page
+		for part.DirIndex < len(part.Dirs) && len(out.entries) < limit {
+			dir := part.Dirs[part.DirIndex]
+			p, err := l.page(ctx, dir, relOf(in.Path, dir), part.Cursor, sel, limit-len(out.entries), true)
+			if err != nil {
+				if errors.Is(err, storage.ErrNotFound) && part.Cursor == "" {
+					// Removed since the source was partitioned: nothing to list.
+					part.DirIndex++
+					continue
+				}
+				return page{}, part, err
+			}
+			out.entries = append(out.entries, p.entries...)
+			out.size += p.size
+			part.Cursor = p.cursor
+			if !p.done {
+				break
+			}
+			part.DirIndex++
+			part.Cursor = ""
+		}
+		part.Done = part.DirIndex >= len(part.Dirs)
+		return out, part, nil
+	}
+	return page{}, part, fmt.Errorf("%w: unknown partition kind %q", storage.ErrInvalidPath, part.Kind)
 }

@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 	"golang.org/x/time/rate"
 
+	"github.com/ferryio/ferry/manifest"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/workflows"
 )
@@ -66,6 +68,9 @@ type Node struct {
 	Replicator Replicator
 	// Resolver reaches the storage systems, for copy and move.
 	Resolver *storage.Resolver
+	// Manifests is the durable store batches are read from and their
+	// failures written to (the coordinator's store).
+	Manifests *manifest.Store
 	// FileAttempts is how many times a file with a retryable error is tried
 	// within one batch. Default 3.
 	FileAttempts int
@@ -78,14 +83,14 @@ type Node struct {
 // large file no longer holds up the rest of its batch.
 const DefaultFileParallelism = 4
 
-// LoadBatch loads in.Entries into this node's cache, one by one (see
-// runBatch for heartbeats and resumption).
+// LoadBatch loads the batch's entries into this node's cache (see
+// runInput for how entries arrive and outcomes leave).
 func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflows.BatchResult, error) {
 	opts := CacheLoadOptions{MetadataOnly: in.MetadataOnly, SkipIfExists: in.SkipIfExists}
 	if in.Bandwidth > 0 {
 		opts.Limiter = rate.NewLimiter(rate.Limit(in.Bandwidth), LimiterBurst)
 	}
-	return runBatch(ctx, in.Entries, n.parallelism(), func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
+	return n.runInput(ctx, in, func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
 		f := CacheFile{URI: e.URI, Size: e.Size, Version: e.Version}
 		res, err := withRetries(ctx, n.FileAttempts, func() (CacheLoadResult, error) { return n.Cache.Load(ctx, f, opts) })
 		if err == nil {
@@ -96,6 +101,45 @@ func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflow
 		}
 		return fileOutcome{bytes: res.BytesLoaded}, err
 	})
+}
+
+// runInput reads a batch's entries (from the manifest store by reference,
+// or inline from a v1 workflow), processes them with do, and reports: with
+// a reference, permanent failures and the entries to retry are written to
+// the manifest store under the batch's key and the result carries counts
+// and the first failures only. A batch cancelled (its node left the ring)
+// returns its progress as the cancellation's details; one whose failures
+// cannot be written returns them, with its progress, in its error, so the
+// workflow records them from the coordinator.
+func (n *Node) runInput(ctx context.Context, in workflows.BatchInput, do func(context.Context, workflows.FileEntry) (fileOutcome, error)) (workflows.BatchResult, error) {
+	entries := in.Entries
+	if in.Ref != nil {
+		if n.Manifests == nil {
+			return workflows.BatchResult{}, errNoManifests
+		}
+		var err error
+		entries, err = n.Manifests.ReadEntries(ctx, in.JobID, in.Ref.Src.Kind, in.Ref.Src.Key, in.Ref.Start, in.Ref.Count)
+		if err != nil {
+			return workflows.BatchResult{}, toTemporal(err)
+		}
+	}
+	p, err := runBatch(ctx, entries, n.parallelism(), do)
+	if err != nil {
+		if ctx.Err() != nil {
+			return p.Result, temporal.NewCanceledError(p)
+		}
+		return p.Result, err
+	}
+	if in.Ref == nil {
+		return p.Result, nil
+	}
+	rec, err := recordFailures(ctx, n.Manifests, in.JobID, in.Ref.Key, entries, p.Result.Failures, in.LastAttempt, in.Verify)
+	if err != nil {
+		return workflows.BatchResult{}, temporal.NewApplicationErrorWithCause("record the batch's failures: "+err.Error(), workflows.ErrTypeUnavailable, err, p)
+	}
+	res := p.Result
+	res.Failed, res.Retry, res.Failures = rec.Failed, rec.Retry, rec.Failures
+	return res, nil
 }
 
 func (n *Node) parallelism() int {
@@ -116,11 +160,16 @@ type fileOutcome struct {
 // entries with their outcomes, so a retried attempt resumes exactly after it
 // (redoing at most the entries that were in flight). It heartbeats after each
 // entry and on a ticker, so that one large or slow file does not look like a
-// dead node.
-func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, do func(context.Context, workflows.FileEntry) (fileOutcome, error)) (workflows.BatchResult, error) {
+// dead node. An entry interrupted by cancellation is not an outcome: it stays
+// outside the prefix, to be done again.
+func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, do func(context.Context, workflows.FileEntry) (fileOutcome, error)) (workflows.BatchProgress, error) {
 	var p workflows.BatchProgress
 	if activity.HasHeartbeatDetails(ctx) {
-		_ = activity.GetHeartbeatDetails(ctx, &p)
+		if err := activity.GetHeartbeatDetails(ctx, &p); err != nil {
+			// Starting over redoes finished files; it never skips one.
+			activity.GetLogger(ctx).Warn("heartbeat details unreadable; the batch starts over", "error", err)
+			p = workflows.BatchProgress{}
+		}
 	}
 	if parallel < 1 {
 		parallel = 1
@@ -169,6 +218,9 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, 
 					return
 				}
 				out, err := do(ctx, entries[i])
+				if err != nil && ctx.Err() != nil {
+					return // cancelled, not failed
+				}
 				mu.Lock()
 				slots[i] = slot{out: out, err: err, done: true}
 				for p.Done < len(entries) && slots[p.Done].done {
@@ -192,10 +244,12 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, 
 		}()
 	}
 	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
 	if err := ctx.Err(); err != nil {
-		return p.Result, err
+		return snapshot(), err
 	}
-	return p.Result, nil
+	return snapshot(), nil
 }
 
 // withRetries calls fn until it succeeds, fails for good, or has been tried

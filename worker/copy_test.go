@@ -93,6 +93,7 @@ func TestCopyJobCopiesExactlyAndSkipsOnSecondRun(t *testing.T) {
 	}
 	sameTree(t, want, hashTree(t, dstDir))
 	sameTree(t, want, hashTree(t, srcDir))
+	recordHistories(t, cl.Client, key.WorkflowID(), "v2-copy")
 
 	if _, err := cl.Svc.Submit(context.Background(), key, opts); err != nil {
 		t.Fatal(err)
@@ -117,6 +118,7 @@ func TestMoveJobMovesEverythingAndRemovesEmptiedDirs(t *testing.T) {
 		t.Fatalf("move: %s %q succeeded %d failed %d %+v", st.Status, st.Reason, st.Succeeded, st.Failed, st.RecentFailures)
 	}
 	sameTree(t, want, hashTree(t, dstDir))
+	recordHistories(t, cl.Client, key.WorkflowID(), "v2-move")
 	if _, err := os.Stat(srcDir); !errors.Is(err, fs.ErrNotExist) {
 		left := hashTree(t, srcDir)
 		t.Fatalf("source directory still exists with %d files", len(left))

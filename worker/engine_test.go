@@ -30,6 +30,7 @@ func TestLoadJobEndToEnd(t *testing.T) {
 	}
 	st := cl.WaitEnd(key, 60*time.Second)
 	enginetest.CheckExact(t, st, 300, total)
+	recordHistories(t, cl.Client, key.WorkflowID(), "v2-load")
 	if !st.TotalsKnown || st.TotalFiles != 300 || st.TotalBytes != total {
 		t.Errorf("totals from the count-only scan: known %v, %d files, %d bytes", st.TotalsKnown, st.TotalFiles, st.TotalBytes)
 	}
@@ -126,7 +127,7 @@ func TestStopAndResumeKeepsJobIDAndExactCounters(t *testing.T) {
 	if st.JobID != res.JobID || st.Runs < 2 {
 		t.Fatalf("resumed job: id %s runs %d", st.JobID, st.Runs)
 	}
-	recordHistories(t, cl.Client, key.WorkflowID(), "stop-resume")
+	recordHistories(t, cl.Client, key.WorkflowID(), "v2-stop-resume")
 	var loads int64
 	for _, c := range cl.Caches {
 		loads += c.Loads()
@@ -150,7 +151,7 @@ func TestContinueAsNewKeepsCounting(t *testing.T) {
 	if st.Runs < 3 {
 		t.Fatalf("job took %d runs; want several continue-as-new", st.Runs)
 	}
-	recordHistories(t, cl.Client, key.WorkflowID(), "continue-as-new")
+	recordHistories(t, cl.Client, key.WorkflowID(), "v2-continue-as-new")
 	var loads int64
 	for _, c := range cl.Caches {
 		loads += c.Loads()
@@ -211,6 +212,7 @@ func TestNodeLossReplansWork(t *testing.T) {
 	if n != 150 {
 		t.Fatalf("checked %d files", n)
 	}
+	recordHistories(t, cl.Client, key.WorkflowID(), "v2-node-loss")
 }
 
 func TestFailuresAreReportedAndSaved(t *testing.T) {
@@ -246,12 +248,13 @@ func TestFailuresAreReportedAndSaved(t *testing.T) {
 	if len(st.RecentFailures) != 1 || st.RecentFailures[0].Reason != workflows.ErrTypeNotFound {
 		t.Fatalf("recent failures %+v", st.RecentFailures)
 	}
-	if !strings.HasPrefix(st.FailuresLocation, cl.FailDir) {
-		t.Fatalf("failures saved to %q, want under %s", st.FailuresLocation, cl.FailDir)
+	recordHistories(t, cl.Client, key.WorkflowID(), "v2-failures")
+	if !strings.HasPrefix(st.FailuresLocation, cl.Manifests.Root()) {
+		t.Fatalf("failures saved to %q, want under %s", st.FailuresLocation, cl.Manifests.Root())
 	}
-	des, err := os.ReadDir(strings.TrimPrefix(st.FailuresLocation, "file://"))
-	if err != nil || len(des) == 0 {
-		t.Fatalf("failure list: %v, %v", des, err)
+	b, err := os.ReadFile(strings.TrimPrefix(st.FailuresLocation, "file://"))
+	if err != nil || !strings.HasPrefix(string(b), src+"/no/such/file\tNOT_FOUND\t") || strings.Count(string(b), "\n") != 1 {
+		t.Fatalf("failure list: %q, %v", b, err)
 	}
 }
 

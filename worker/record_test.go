@@ -18,7 +18,7 @@ import (
 // <name>-<n>.json under $FERRY_RECORD_HISTORIES, for the replay tests in
 // tests/replay. Without the variable it does nothing.
 //
-//	FERRY_RECORD_HISTORIES=$PWD/tests/replay/testdata go test ./worker -run 'Stop|Continue'
+//	FERRY_RECORD_HISTORIES=$PWD/tests/replay/testdata go test ./worker -run 'Stop|Continue|EndToEnd|NodeLoss|Reported|JobCopies|MovesEverything|Passes'
 func recordHistories(t *testing.T, c client.Client, workflowID, name string) {
 	dir := os.Getenv("FERRY_RECORD_HISTORIES")
 	if dir == "" {

@@ -6,24 +6,41 @@
 package worker
 
 import (
+	"runtime/debug"
+
 	"go.temporal.io/sdk/activity"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/ferryio/ferry/activities"
 	"github.com/ferryio/ferry/workflows"
+	"github.com/ferryio/ferry/workflows/legacy"
 )
 
 // RegisterCoordinator registers the job workflow and the coordinator's
-// activities (listing, planning, counting, failure lists) on r. The worker
-// runs on workflows.CoordinatorTaskQueue.
+// activities (partitioning, listing, planning, membership, counting,
+// failure lists) on r, and the frozen first engine (package legacy) with
+// the activities it calls, so that its jobs still running finish. The
+// worker runs on workflows.CoordinatorTaskQueue.
 func RegisterCoordinator(r sdkworker.Registry, c *activities.Coordinator) {
 	r.RegisterWorkflowWithOptions(workflows.JobWorkflow, workflow.RegisterOptions{Name: workflows.JobWorkflowName})
-	r.RegisterActivityWithOptions(c.ListAndPlan, activity.RegisterOptions{Name: workflows.ActivityListAndPlan})
-	r.RegisterActivityWithOptions(c.Plan, activity.RegisterOptions{Name: workflows.ActivityPlan})
-	r.RegisterActivityWithOptions(c.CountSource, activity.RegisterOptions{Name: workflows.ActivityCountSource})
-	r.RegisterActivityWithOptions(c.SaveFailures, activity.RegisterOptions{Name: workflows.ActivitySaveFailures})
-	r.RegisterActivityWithOptions(c.RemoveEmptyDirs, activity.RegisterOptions{Name: workflows.ActivityRemoveEmptyDirs})
+	for name, fn := range map[string]any{
+		workflows.ActivityPartition:         c.Partition,
+		workflows.ActivityListPage:          c.ListPage,
+		workflows.ActivityPlanRange:         c.PlanRange,
+		workflows.ActivityLiveNodes:         c.LiveNodes,
+		workflows.ActivitySaveBatchFailures: c.SaveBatchFailures,
+		workflows.ActivityFinishJob:         c.FinishJob,
+		workflows.ActivityCountSource:       c.CountSource,
+		workflows.ActivityRemoveEmptyDirs:   c.RemoveEmptyDirs,
+		// v1 only.
+		workflows.ActivityListAndPlan:  c.ListAndPlan,
+		workflows.ActivityPlan:         c.Plan,
+		workflows.ActivitySaveFailures: c.SaveFailures,
+	} {
+		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
+	r.RegisterWorkflowWithOptions(legacy.JobWorkflow, workflow.RegisterOptions{Name: legacy.WorkflowName})
 }
 
 // RegisterNode registers a cache node's batch activities on r. The worker
@@ -34,16 +51,40 @@ func RegisterNode(r sdkworker.Registry, n *activities.Node) {
 	r.RegisterActivityWithOptions(n.CopyBatch, activity.RegisterOptions{Name: workflows.ActivityCopyBatch})
 }
 
-// BuildID names this build of Ferry's workers. Without one the SDK hashes
-// the whole executable at start-up (~0.5 s of CPU for a 200 MB binary).
-const BuildID = "ferry"
+// BuildID names this build of Ferry's workers: the module version and VCS
+// revision the binary was built from ("ferry-dev" when the build carries
+// neither, as in tests). It is read from the binary's build information, so
+// every release has its own, without the SDK hashing the whole executable
+// at start-up (~0.5 s of CPU for a 200 MB binary).
+func BuildID() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "ferry-dev"
+	}
+	id := ""
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		id = v
+	}
+	for _, s := range info.Settings {
+		switch {
+		case s.Key == "vcs.revision" && len(s.Value) >= 12:
+			id += "+" + s.Value[:12]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			id += "-dirty"
+		}
+	}
+	if id == "" {
+		return "ferry-dev"
+	}
+	return "ferry-" + id
+}
 
 // CoordinatorOptions are the worker options of the coordinator.
 func CoordinatorOptions() sdkworker.Options {
 	return sdkworker.Options{
 		MaxConcurrentActivityExecutionSize:     16,
 		MaxConcurrentWorkflowTaskExecutionSize: 16,
-		BuildID:                                BuildID,
+		BuildID:                                BuildID(),
 	}
 }
 
@@ -52,6 +93,6 @@ func CoordinatorOptions() sdkworker.Options {
 func NodeOptions() sdkworker.Options {
 	return sdkworker.Options{
 		MaxConcurrentActivityExecutionSize: 8,
-		BuildID:                            BuildID,
+		BuildID:                            BuildID(),
 	}
 }

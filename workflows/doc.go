@@ -10,17 +10,26 @@
 //
 // # The job workflow
 //
-// A job lists its source in pages (an activity returning entries and a
-// cursor), groups each page by the cache node that owns every entry (an
-// activity that reads the placement ring, so the grouping is recorded in
-// history), and runs one batch activity per node on that node's own task
-// queue, keeping a sliding window of batches in flight. Results fold into
-// JobState, which the progress query returns. When Temporal suggests it, the
-// workflow stops dispatching, lets in-flight batches finish, and continues as
-// new carrying the state — listed-but-unfinished entries included — so no page
-// is listed twice and no finished batch is redone. A batch whose node died
-// (its heartbeat or schedule-to-start timeout fires) is re-planned onto the
-// current ring, skipping the files its last heartbeat reported done. After the
-// listing, retryable failures are tried once more; a verify pass may follow.
-// The run ends SUCCEEDED when no file failed permanently, else FAILED.
+// JobWorkflow (type FerryJob2) records decisions, not file lists. It splits
+// the source into partitions (activity Partition), lists up to four of them
+// at once a page at a time (ListPage: the activity writes the page, grouped
+// by the node that owns each entry, to the manifest store and returns the
+// groups), cuts each node's share into batches and runs them on the nodes'
+// own task queues as references to manifest ranges, a sliding window of
+// batchesPerNode per node. Batch results carry counts and a few failures;
+// the nodes write the rest to the manifest store. Results fold into
+// JobCarry, the state a run carries to the next one (continue-as-new, stop
+// and resume); the progress query returns JobState, a view computed from it.
+//
+// Liveness comes from membership: while batches are out the workflow reads
+// the ring every livenessEvery and re-plans the unfinished work of a node
+// that left (PlanRange). The run continues as new when Temporal suggests it
+// or its history passes historySizeLimit or historyLengthLimit, carrying its
+// queue by reference. After the listing, a retry pass and verify passes read
+// the manifests back; FinishJob writes the failure list and removes the
+// job's working manifests. The run ends SUCCEEDED when no file failed
+// permanently, else FAILED.
+//
+// The first engine (type FerryJob) is kept frozen in package legacy so that
+// its running jobs finish after an upgrade.
 package workflows

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -17,17 +18,39 @@ const (
 	// batchesPerNode is how many batches may be in flight on one node.
 	batchesPerNode = 4
 	// maxBatchAttempts bounds how often one piece of work is re-planned after
-	// its node failed it as a whole.
+	// its node failed it as a whole (a node that left is not the work's
+	// fault and does not count).
 	maxBatchAttempts = 5
-	// maxRetryKept bounds the retry set carried in state; failures beyond it
-	// are final at once.
-	maxRetryKept = 5000
-	// nodeScheduleToStart is how long a batch may wait for its node to pick
-	// it up before the node is taken as gone and the work re-planned.
-	nodeScheduleToStart = 20 * time.Second
 	// nodeHeartbeat is the batch heartbeat timeout: a node that dies
-	// mid-batch is noticed within it.
+	// mid-batch is noticed within it. A batch waiting in its node's queue
+	// has no timeout: a busy node is not a dead one; membership says which
+	// nodes are gone.
 	nodeHeartbeat = 15 * time.Second
+	// livenessEvery is how often membership is read while batches are out.
+	livenessEvery = 10 * time.Second
+	// replanWait is how long work waits before it is planned again when
+	// no cache node was live.
+	replanWait = 5 * time.Second
+	// listParallel is how many partitions are listed at once.
+	listParallel = 4
+	// maxPartitions bounds the partitions of a source.
+	maxPartitions = 16
+	// DefaultPageSize is the number of entries of one listing page, at least
+	// the batch size. A page is one activity and one manifest, whatever the
+	// batch size: pages are large so that history grows slowly.
+	DefaultPageSize = 5000
+	// dryRunPageSize is the page of a dry run, which only counts.
+	dryRunPageSize = 20_000
+	// countBudget is how many entries one count-only scan call covers
+	// before it hands its cursor back, so the scan survives continue-as-new.
+	countBudget = 200_000
+	// historySizeLimit and historyLengthLimit end a run by continue-as-new
+	// well inside Temporal's limits (50 MB, 51,200 events), whether or not
+	// the server suggests it.
+	historySizeLimit   = 8 << 20
+	historyLengthLimit = 10_000
+	// recentMessageMax bounds a failure message kept in the state.
+	recentMessageMax = 300
 )
 
 // JobWorkflow runs one load, copy or move job (see the package comment).
@@ -39,122 +62,143 @@ func JobWorkflow(ctx workflow.Context, in JobInput) (JobState, error) {
 	return r.run(ctx)
 }
 
-// work is a batch waiting to be dispatched, with how often it was tried.
-type work struct {
-	batch    NodeBatch
-	attempts int
-	// retry marks the job's retry pass: failures are final.
-	retry bool
-	// verify marks a verify pass: files found cached are not counted again.
-	verify bool
-}
-
 // inflight is a dispatched batch.
 type inflight struct {
-	w      work
+	ref    BatchRef
+	future workflow.Future
+	cancel workflow.CancelFunc
+	// nodeLost: the batch was cancelled because its node left the ring.
+	nodeLost bool
+}
+
+// listing is a ListPage activity in flight for one partition.
+type listing struct {
+	idx    int
+	out    ManifestRef
 	future workflow.Future
 }
 
-type jobRun struct {
-	in    JobInput
-	st    JobState
-	log   interface{ Info(string, ...interface{}) }
-	queue []work // planned, not dispatched; kept sorted by node for fairness
-	// open buffers fill per node across listing pages so batches are full.
-	open        map[string]*work
-	running     []*inflight
-	perNode     map[string]int
-	listing     workflow.Future
-	side        []*sideActivity
-	counting    workflow.Future
-	countCancel workflow.CancelFunc
-	stopReq     bool
-	failEarly   string
-	liveNodes   int
-	failSeq     int64
-	batchesDone int
-	verifyFound int64
+// planning is a PlanRange activity in flight.
+type planning struct {
+	rng    PlanRange
+	future workflow.Future
 }
 
-// sideActivity is a Plan or SaveFailures activity in flight, with what it
-// was started for.
-type sideActivity struct {
-	future        workflow.Future
-	plan          bool
-	retry, verify bool
-	attempts      int
-	entries       []FileEntry
+// saving is a SaveBatchFailures activity in flight.
+type saving struct {
+	batch  BatchRef
+	future workflow.Future
+}
+
+// jobRun is one run of a job: the carried state c and what lives only
+// while this run does (futures, timers, signals received).
+type jobRun struct {
+	in  JobInput
+	c   JobCarry
+	log interface{ Info(string, ...interface{}) }
+
+	status           JobStatus
+	reason           string
+	endTime          time.Time
+	failuresLocation string
+
+	running      []*inflight
+	perNode      map[string]int
+	listings     []*listing
+	plans        []*planning
+	saves        []*saving
+	partitioning workflow.Future
+	counting     workflow.Future
+	countCancel  workflow.CancelFunc
+	liveTimer    workflow.Future
+	liveCheck    workflow.Future
+	replanTimer  workflow.Future
+
+	stopReq     bool
+	failEarly   string
+	batchesDone int
 }
 
 func newJobRun(ctx workflow.Context, in JobInput) (*jobRun, error) {
 	info := workflow.GetInfo(ctx)
 	now := workflow.Now(ctx)
-	r := &jobRun{in: in, log: workflow.GetLogger(ctx), open: map[string]*work{}, perNode: map[string]int{}}
-	if in.Resume != nil {
-		r.st = *in.Resume
-		if r.st.Status == StatusStopped {
-			// A new run after a stop: the clock keeps the time already spent.
-			if !r.st.EndTime.IsZero() {
-				r.st.ElapsedBefore += r.st.EndTime.Sub(r.st.RunStartTime)
-			}
-			r.st.RunStartTime = now
-			r.st.EndTime = time.Time{}
-			r.st.Reason = ""
+	r := &jobRun{in: in, log: workflow.GetLogger(ctx), perNode: map[string]int{}}
+	switch {
+	case in.Carry != nil:
+		r.c = *in.Carry
+	case in.Resume != nil && in.Resume.Carry != nil:
+		// A new run after a stop: the clock keeps the time already spent.
+		r.c = *in.Resume.Carry
+		if !in.Resume.EndTime.IsZero() {
+			r.c.ElapsedBefore += in.Resume.EndTime.Sub(in.Resume.RunStartTime)
 		}
-	} else {
-		r.st = JobState{
+		r.c.RunStartTime = now
+	default:
+		r.c = JobCarry{
 			Type: in.Type, Path: in.Path, Dst: in.Dst, Options: in.Options.WithDefaults(in.Type),
-			SubmitTime: now, RunStartTime: now,
+			SubmitTime: now, RunStartTime: now, Stage: StageListing,
+		}
+		if in.Resume != nil {
+			// A job stopped by the first engine: its work list is not
+			// readable here, so it starts again under the same job ID.
+			r.c.JobID = in.Resume.JobID
 		}
 	}
-	if r.st.JobID == "" {
-		r.st.JobID = info.WorkflowExecution.RunID
+	if r.c.JobID == "" {
+		r.c.JobID = info.WorkflowExecution.RunID
 	}
-	r.st.Runs++
-	r.st.Status = StatusRunning
-	if r.st.Stage == StageVerifying {
-		r.st.Status = StatusVerifying
+	r.c.Runs++
+	r.status = StatusRunning
+	if r.c.Stage == StageVerifying {
+		r.status = StatusVerifying
 	}
-	if r.st.Stage == "" {
-		r.st.Stage = StageListing
-	}
-	// Carried work goes back to planning: its node may be gone.
-	carried := r.st.Pending
-	r.st.Pending = nil
-	if len(carried) > 0 {
-		r.startPlan(ctx, carried, false, false)
-	}
-	if err := workflow.UpsertMemo(ctx, map[string]interface{}{"jobId": r.st.JobID}); err != nil {
+	if err := workflow.UpsertMemo(ctx, map[string]interface{}{"jobId": r.c.JobID}); err != nil {
 		return nil, err
 	}
-	if err := r.setStatus(ctx, r.st.Status); err != nil {
+	if err := r.setStatus(ctx, r.status); err != nil {
 		return nil, err
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (JobState, error) {
-		return r.snapshot(), nil
+		return r.view(), nil
 	}); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-// snapshot is the state a progress query returns: everything but the work
-// lists, which can be large.
-func (r *jobRun) snapshot() JobState {
-	s := r.st
-	s.Pending, s.Retry = nil, nil
-	s.RecentFailures = append([]Failure(nil), r.st.RecentFailures...)
-	return s
+// view is the progress view of the job.
+func (r *jobRun) view() JobState {
+	c := &r.c
+	n := &c.Counters
+	v := JobState{
+		JobID: c.JobID, Type: c.Type, Path: c.Path, Dst: c.Dst, Options: c.Options,
+		Status: r.status, Reason: r.reason, Stage: c.Stage,
+		SubmitTime: c.SubmitTime, RunStartTime: c.RunStartTime, EndTime: r.endTime, ElapsedBefore: c.ElapsedBefore,
+		ListingDone: r.listingDone(), PagesListed: n.PagesListed, Partitions: len(c.Partitions),
+		TotalsKnown: n.TotalsKnown, TotalFiles: n.TotalFiles, TotalBytes: n.TotalBytes,
+		Qualified: n.Qualified, QualifiedSize: n.QualifiedSize,
+		Succeeded: n.Succeeded, Skipped: n.Skipped, Failed: n.Failed,
+		BytesDone: n.BytesDone, BytesSkipped: n.BytesSkipped,
+		RecentFailures:   append([]Failure(nil), c.RecentFailures...),
+		FailuresLocation: r.failuresLocation,
+		InFlight:         len(r.running), Queued: len(c.Queue),
+		VerifyPass: c.VerifyPass, VerifyLoadedFiles: n.VerifyLoadedFiles, VerifyLoadedBytes: n.VerifyLoadedBytes,
+		Nodes: c.Nodes, LostNodes: c.LostNodes, Warnings: c.Warnings, Runs: c.Runs,
+	}
+	if !r.status.Active() {
+		v.Stage = ""
+	}
+	return v
 }
 
 func (r *jobRun) setStatus(ctx workflow.Context, s JobStatus) error {
-	r.st.Status = s
+	r.status = s
 	return workflow.UpsertTypedSearchAttributes(ctx,
 		temporal.NewSearchAttributeKeyKeyword(SearchAttrJobState).ValueSet(string(s)))
 }
 
 func (r *jobRun) workStage() Stage {
-	switch r.st.Type {
+	switch r.c.Type {
 	case JobCopy:
 		return StageCopying
 	case JobMove:
@@ -181,144 +225,141 @@ func coordinatorOptions(ctx workflow.Context, timeout time.Duration) workflow.Co
 
 func (r *jobRun) run(ctx workflow.Context) (JobState, error) {
 	stopCh := workflow.GetSignalChannel(ctx, SignalStop)
-	o := r.st.Options
-	if !o.PartialListing && !r.st.TotalsKnown && !r.st.ListingDone && r.st.VerifyPass == 0 {
-		cctx, cancel := workflow.WithCancel(ctx)
-		r.counting = workflow.ExecuteActivity(coordinatorOptions(cctx, 24*time.Hour), ActivityCountSource, r.listInput())
-		r.countCancel = cancel
-	}
 	for {
-		// Drain stop signals without blocking.
+		// Drain stop signals without blocking (also before a continue-as-new,
+		// so that no stop is lost between runs).
 		for stopCh.ReceiveAsync(nil) {
 			r.stopReq = true
 		}
 		draining := r.stopReq || r.failEarly != "" || r.wantContinueAsNew(ctx)
 		if draining && r.counting != nil {
-			// Totals are not worth delaying a stop for; a later run counts
-			// again.
+			// The scan's progress up to its last budget is carried; the
+			// call in flight is not worth delaying a stop for.
 			r.countCancel()
 			r.counting = nil
 		}
 		if !draining {
+			r.startCounting(ctx)
+			r.startPartitioning(ctx)
 			r.startListing(ctx)
 			r.dispatch(ctx)
-		}
-		if draining && !r.inFlight() {
-			return r.finishDraining(ctx)
-		}
-		if !draining && r.idle() {
-			if r.st.ListingDone {
-				if next := r.nextPass(ctx); next {
-					continue
-				}
-				return r.finish(ctx)
+			r.watchNodes(ctx)
+			if len(r.c.Unplanned) > 0 {
+				// Carried across continue-as-new or stop: place it again soon.
+				r.armReplan(ctx)
 			}
 		}
-		sel := workflow.NewSelector(ctx)
-		sel.AddReceive(stopCh, func(c workflow.ReceiveChannel, more bool) {
-			c.Receive(ctx, nil)
-			r.stopReq = true
-		})
-		if r.listing != nil {
-			f := r.listing
-			sel.AddFuture(f, func(f workflow.Future) { r.listing = nil; r.onListed(ctx, f) })
+		if draining && !r.busy() {
+			return r.finishDraining(ctx)
 		}
-		if r.counting != nil {
-			sel.AddFuture(r.counting, func(f workflow.Future) { r.onCounted(ctx, f) })
+		if !draining && r.idle() && r.listingDone() {
+			if r.nextPass(ctx) {
+				continue
+			}
+			return r.finish(ctx)
 		}
-		for _, a := range r.side {
-			a := a
-			sel.AddFuture(a.future, func(workflow.Future) { r.onSideDone(ctx, a) })
-		}
-		for _, b := range r.running {
-			b := b
-			sel.AddFuture(b.future, func(f workflow.Future) { r.onBatchDone(ctx, b) })
-		}
-		sel.Select(ctx)
+		r.wait(ctx, stopCh)
 	}
 }
 
-// inFlight reports whether any activity is still running.
-func (r *jobRun) inFlight() bool {
-	return r.listing != nil || r.counting != nil || len(r.side) > 0 || len(r.running) > 0
+// wait blocks until one thing in flight completes or a signal arrives.
+func (r *jobRun) wait(ctx workflow.Context, stopCh workflow.ReceiveChannel) {
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(stopCh, func(c workflow.ReceiveChannel, more bool) {
+		c.Receive(ctx, nil)
+		r.stopReq = true
+	})
+	if r.partitioning != nil {
+		sel.AddFuture(r.partitioning, func(f workflow.Future) { r.onPartitioned(ctx, f) })
+	}
+	if r.counting != nil {
+		sel.AddFuture(r.counting, func(f workflow.Future) { r.onCounted(ctx, f) })
+	}
+	if r.liveTimer != nil {
+		sel.AddFuture(r.liveTimer, func(workflow.Future) { r.onLiveTimer(ctx) })
+	}
+	if r.liveCheck != nil {
+		sel.AddFuture(r.liveCheck, func(f workflow.Future) { r.onLiveNodes(ctx, f) })
+	}
+	if r.replanTimer != nil {
+		sel.AddFuture(r.replanTimer, func(workflow.Future) { r.onReplanTimer(ctx) })
+	}
+	for _, l := range r.listings {
+		l := l
+		sel.AddFuture(l.future, func(workflow.Future) { r.onListed(ctx, l) })
+	}
+	for _, p := range r.plans {
+		p := p
+		sel.AddFuture(p.future, func(workflow.Future) { r.onPlanned(ctx, p) })
+	}
+	for _, s := range r.saves {
+		s := s
+		sel.AddFuture(s.future, func(workflow.Future) { r.onSaved(ctx, s) })
+	}
+	for _, b := range r.running {
+		b := b
+		sel.AddFuture(b.future, func(workflow.Future) { r.onBatchDone(ctx, b) })
+	}
+	sel.Select(ctx)
 }
 
-// idle reports that nothing is in flight and nothing is queued.
+// busy reports whether an activity whose result matters is in flight.
+// Timers do not count: they only pace retries.
+func (r *jobRun) busy() bool {
+	return r.partitioning != nil || r.counting != nil || r.liveCheck != nil ||
+		len(r.listings) > 0 || len(r.plans) > 0 || len(r.saves) > 0 || len(r.running) > 0
+}
+
+// idle reports that nothing is in flight and no work waits.
 func (r *jobRun) idle() bool {
-	return !r.inFlight() && len(r.queue) == 0 && len(r.open) == 0
+	return !r.busy() && len(r.c.Queue) == 0 && len(r.c.Unplanned) == 0
 }
 
+func (r *jobRun) listingDone() bool {
+	if !r.c.PassPartitioned {
+		return false
+	}
+	for _, p := range r.c.Partitions {
+		if !p.Done {
+			return false
+		}
+	}
+	return true
+}
+
+// wantContinueAsNew reports whether this run's history is large enough to
+// hand over: when the server suggests it, or by its measured size and length.
 func (r *jobRun) wantContinueAsNew(ctx workflow.Context) bool {
-	if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+	info := workflow.GetInfo(ctx)
+	if info.GetContinueAsNewSuggested() || info.GetCurrentHistorySize() > historySizeLimit || info.GetCurrentHistoryLength() > historyLengthLimit {
 		return true
 	}
-	n := r.st.Options.continueAsNewAfterBatches()
+	n := r.c.Options.TestContinueAsNewAfter
 	return n > 0 && r.batchesDone >= n
 }
 
-func (r *jobRun) listInput() ListInput {
-	o := r.st.Options
-	return ListInput{
-		JobID: r.st.JobID, Type: r.st.Type, Path: r.st.Path, IndexFile: o.IndexFile,
-		Cursor: r.st.Cursor, Limit: o.BatchSize, FileFilterRegx: o.FileFilterRegx, Filter: o.Filter,
+// pageSize is the entries of one listing page. A dry run keeps no page, so
+// its pages are larger: fewer round trips through Temporal.
+func (r *jobRun) pageSize() int {
+	if r.c.Options.DryRun {
+		return max(dryRunPageSize, r.c.Options.BatchSize)
 	}
+	return max(DefaultPageSize, r.c.Options.BatchSize)
 }
 
-// queuedEntries counts entries listed but not dispatched.
-func (r *jobRun) queuedEntries() int {
-	n := 0
-	for _, w := range r.queue {
-		n += len(w.batch.Entries)
-	}
-	for _, w := range r.open {
-		n += len(w.batch.Entries)
-	}
-	return n
-}
-
-// startListing fetches the next page when the queue runs low, so memory stays
-// bounded by the window whatever the size of the source.
-func (r *jobRun) startListing(ctx workflow.Context) {
-	if r.listing != nil || r.st.ListingDone {
+// startCounting runs the count-only scan for totals, a budget at a time.
+func (r *jobRun) startCounting(ctx workflow.Context) {
+	o := r.c.Options
+	if r.counting != nil || o.PartialListing || r.c.Count.Done || r.c.Pass != PassMain {
 		return
 	}
-	nodes := max(r.liveNodes, 1)
-	if r.queuedEntries() >= 2*nodes*r.st.Options.BatchSize {
-		return
+	in := ListInput{
+		JobID: r.c.JobID, Type: r.c.Type, Path: r.c.Path, IndexFile: o.IndexFile, Cursor: r.c.Count.Cursor,
+		FileFilterRegx: o.FileFilterRegx, Filter: o.Filter, CountBudget: countBudget,
 	}
-	r.listing = workflow.ExecuteActivity(coordinatorOptions(ctx, 10*time.Minute), ActivityListAndPlan, r.listInput())
-}
-
-func (r *jobRun) onListed(ctx workflow.Context, f workflow.Future) {
-	var res ListResult
-	if err := f.Get(ctx, &res); err != nil {
-		// The listing itself failed after its retries: the job cannot go on.
-		r.failEarly = "listing failed: " + rootMessage(err)
-		r.st.ListingDone = true
-		return
-	}
-	r.st.PagesListed++
-	r.st.Cursor = res.Cursor
-	r.liveNodes = res.LiveNodes
-	r.noteNodes(res.Nodes)
-	if res.Done {
-		r.st.ListingDone = true
-		r.st.Cursor = ""
-	}
-	if r.st.Stage != StageVerifying {
-		r.st.Qualified += res.Qualified
-		r.st.QualifiedSize += res.QualifiedSize
-	}
-	if r.st.Stage == StageListing {
-		r.st.Stage = r.workStage()
-	}
-	verify := r.st.Stage == StageVerifying
-	for _, b := range res.Batches {
-		r.enqueue(work{batch: b, verify: verify})
-	}
-	if r.st.ListingDone {
-		r.flushOpen()
-	}
+	cctx, cancel := workflow.WithCancel(ctx)
+	r.counting = workflow.ExecuteActivity(coordinatorOptions(cctx, time.Hour), ActivityCountSource, in)
+	r.countCancel = cancel
 }
 
 func (r *jobRun) onCounted(ctx workflow.Context, f workflow.Future) {
@@ -327,290 +368,487 @@ func (r *jobRun) onCounted(ctx workflow.Context, f workflow.Future) {
 	if err := f.Get(ctx, &res); err != nil {
 		// Totals are a nicety; the job goes on without them.
 		r.log.Info("count-only scan failed", "error", err)
+		r.warn("totals unknown: the count-only scan failed: " + rootMessage(err))
+		r.c.Count.Done = true
 		return
 	}
-	r.st.TotalsKnown, r.st.TotalFiles, r.st.TotalBytes = true, res.Files, res.Bytes
+	r.c.Count.Files += res.Files
+	r.c.Count.Bytes += res.Bytes
+	r.c.Count.Cursor = res.Cursor
+	if res.Done {
+		r.c.Count.Done = true
+		n := &r.c.Counters
+		n.TotalsKnown, n.TotalFiles, n.TotalBytes = true, r.c.Count.Files, r.c.Count.Bytes
+	}
 }
 
-// enqueue adds planned work: merged into the node's open batch until that
-// holds BatchSize entries, so pages split over many nodes still make full
-// batches.
-func (r *jobRun) enqueue(w work) {
-	if w.attempts > 0 || w.retry {
-		r.queue = append(r.queue, w)
+// startPartitioning splits the source for the main pass, once per job.
+func (r *jobRun) startPartitioning(ctx workflow.Context) {
+	if r.c.PassPartitioned || r.partitioning != nil {
 		return
 	}
-	size := r.st.Options.BatchSize
-	key := w.batch.NodeID
-	if w.verify {
-		key += "\x00verify"
+	r.partitioning = workflow.ExecuteActivity(coordinatorOptions(ctx, 10*time.Minute), ActivityPartition, PartitionInput{
+		JobID: r.c.JobID, Type: r.c.Type, Path: r.c.Path, IndexFile: r.c.Options.IndexFile, Max: maxPartitions,
+	})
+}
+
+func (r *jobRun) onPartitioned(ctx workflow.Context, f workflow.Future) {
+	r.partitioning = nil
+	var res PartitionResult
+	if err := f.Get(ctx, &res); err != nil {
+		r.failEarly = "listing failed: " + rootMessage(err)
+		return
 	}
-	ob := r.open[key]
-	if ob == nil {
-		ob = &work{batch: NodeBatch{NodeID: w.batch.NodeID, TaskQueue: w.batch.TaskQueue}, verify: w.verify}
-		r.open[key] = ob
+	r.c.Partitions = res.Partitions
+	r.c.PassPartitioned = true
+}
+
+// queuedEntries counts entries listed but not dispatched: planned, waiting
+// for the ring, or being planned.
+func (r *jobRun) queuedEntries() int {
+	n := 0
+	for _, b := range r.c.Queue {
+		n += b.Count
 	}
-	for _, e := range w.batch.Entries {
-		ob.batch.Entries = append(ob.batch.Entries, e)
-		if len(ob.batch.Entries) >= size {
-			r.queue = append(r.queue, *ob)
-			ob.batch.Entries = nil
+	for _, u := range r.c.Unplanned {
+		n += u.Count
+	}
+	for _, p := range r.plans {
+		n += p.rng.Count
+	}
+	return n
+}
+
+// window is how many entries the nodes can have in flight at once.
+func (r *jobRun) window() int {
+	return max(len(r.c.Nodes), 1) * batchesPerNode * r.c.Options.BatchSize
+}
+
+// startListing lists the next page of up to listParallel partitions while
+// the queue holds less than one window of work, so the next page is ready
+// when a batch ends and memory stays bounded whatever the source's size.
+func (r *jobRun) startListing(ctx workflow.Context) {
+	if !r.c.PassPartitioned {
+		return
+	}
+	o := r.c.Options
+	for i := range r.c.Partitions {
+		if len(r.listings) >= listParallel {
+			return
 		}
-	}
-	if len(ob.batch.Entries) == 0 {
-		delete(r.open, key)
-	}
-}
-
-// flushOpen queues every partly filled batch.
-func (r *jobRun) flushOpen() {
-	keys := make([]string, 0, len(r.open))
-	for k := range r.open {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		r.queue = append(r.queue, *r.open[k])
-		delete(r.open, k)
-	}
-}
-
-// dispatch starts queued batches within each node's window.
-func (r *jobRun) dispatch(ctx workflow.Context) {
-	if r.st.Options.DryRun {
-		// A dry run lists and plans, counts what qualifies, changes nothing.
-		r.queue = nil
-		r.open = map[string]*work{}
-		return
-	}
-	if len(r.open) > 0 && r.listing == nil && len(r.queue) == 0 && len(r.running) == 0 {
-		// Nothing else to wait for: do not hold a partial batch back.
-		r.flushOpen()
-	}
-	rest := r.queue[:0]
-	for _, w := range r.queue {
-		if r.perNode[w.batch.NodeID] >= batchesPerNode {
-			rest = append(rest, w)
+		p := r.c.Partitions[i]
+		if p.Done || r.isListing(i) {
 			continue
 		}
-		r.startBatch(ctx, w)
+		if !o.DryRun && r.queuedEntries() >= r.window() {
+			return
+		}
+		out := r.pageRef(p)
+		in := ListPageInput{
+			JobID: r.c.JobID, Type: r.c.Type, Path: r.c.Path, IndexFile: o.IndexFile, Partition: p, Out: out, Limit: r.pageSize(),
+			FileFilterRegx: o.FileFilterRegx, Filter: o.Filter, CountOnly: o.DryRun,
+		}
+		if r.c.Pass != PassMain {
+			// Retry and verify passes read back manifests already filtered.
+			in.FileFilterRegx, in.Filter = "", Filter{}
+		}
+		f := workflow.ExecuteActivity(coordinatorOptions(ctx, 10*time.Minute), ActivityListPage, in)
+		r.listings = append(r.listings, &listing{idx: i, out: out, future: f})
 	}
-	r.queue = rest
 }
 
-func (r *jobRun) batchInput(w work) BatchInput {
-	o := r.st.Options
+func (r *jobRun) isListing(i int) bool {
+	for _, l := range r.listings {
+		if l.idx == i {
+			return true
+		}
+	}
+	return false
+}
+
+// pageRef names the manifest a partition's next page is written to: the
+// main pass writes pages (kept for verify passes), the others plans.
+func (r *jobRun) pageRef(p Partition) ManifestRef {
+	switch r.c.Pass {
+	case PassRetry:
+		return ManifestRef{Kind: ManifestPlans, Key: fmt.Sprintf("r%03d-%08d", p.ID, p.Seq)}
+	case PassVerify:
+		return ManifestRef{Kind: ManifestPlans, Key: fmt.Sprintf("v%d-%03d-%08d", r.c.VerifyPass, p.ID, p.Seq)}
+	}
+	return ManifestRef{Kind: ManifestPages, Key: fmt.Sprintf("p%03d-%08d", p.ID, p.Seq)}
+}
+
+func (r *jobRun) onListed(ctx workflow.Context, l *listing) {
+	r.listings = removeItem(r.listings, l)
+	var res ListPageResult
+	if err := l.future.Get(ctx, &res); err != nil {
+		// The listing itself failed after its retries: the job cannot go on.
+		r.failEarly = "listing failed: " + rootMessage(err)
+		r.c.Partitions[l.idx].Done = true
+		return
+	}
+	seq := r.c.Partitions[l.idx].Seq + 1
+	r.c.Partitions[l.idx] = res.Partition
+	r.c.Partitions[l.idx].Seq = seq
+	if r.c.Pass == PassMain {
+		r.c.Counters.PagesListed++
+		r.c.Counters.Qualified += res.Qualified
+		r.c.Counters.QualifiedSize += res.QualifiedSize
+	}
+	if r.c.Stage == StageListing {
+		r.c.Stage = r.workStage()
+	}
+	if r.c.Options.DryRun || res.Qualified == 0 {
+		return
+	}
+	rng := PlanRange{Src: l.out, Count: int(res.Qualified), Out: l.out, Pass: r.c.Pass}
+	r.onPlan(ctx, rng, res.Plan)
+}
+
+// onPlan queues planned work, or keeps it for later when no node was live.
+func (r *jobRun) onPlan(ctx workflow.Context, rng PlanRange, p Plan) {
+	if !p.Planned {
+		if rng.Out == rng.Src {
+			// A page written unplanned: plan it later into its own object,
+			// keeping the page for verify passes.
+			rng.Out = r.nextPlanRef()
+		}
+		r.c.Unplanned = append(r.c.Unplanned, rng)
+		r.armReplan(ctx)
+		return
+	}
+	r.noteNodes(p.Nodes)
+	size := r.c.Options.BatchSize
+	for _, g := range p.Groups {
+		for off := 0; off < g.Count; off += size {
+			n := min(size, g.Count-off)
+			start := g.Start + off
+			r.c.Queue = append(r.c.Queue, BatchRef{
+				Src: rng.Out, Start: start, Count: n, NodeID: g.NodeID, TaskQueue: g.TaskQueue,
+				Key: rng.Out.Key + "-" + strconv.Itoa(start), Attempts: rng.Attempts, Pass: rng.Pass,
+			})
+		}
+	}
+}
+
+func (r *jobRun) nextPlanRef() ManifestRef {
+	r.c.Seq++
+	return ManifestRef{Kind: ManifestPlans, Key: fmt.Sprintf("q%08d", r.c.Seq)}
+}
+
+func (r *jobRun) armReplan(ctx workflow.Context) {
+	if r.replanTimer == nil {
+		r.replanTimer = workflow.NewTimer(ctx, replanWait)
+	}
+}
+
+func (r *jobRun) onReplanTimer(ctx workflow.Context) {
+	r.replanTimer = nil
+	if r.stopReq || r.failEarly != "" {
+		return
+	}
+	waiting := r.c.Unplanned
+	r.c.Unplanned = nil
+	for _, u := range waiting {
+		r.startPlan(ctx, u)
+	}
+}
+
+// startPlan groups a range of a manifest by node on the current ring.
+func (r *jobRun) startPlan(ctx workflow.Context, rng PlanRange) {
+	f := workflow.ExecuteActivity(coordinatorOptions(ctx, 10*time.Minute), ActivityPlanRange, PlanRangeInput{JobID: r.c.JobID, Type: r.c.Type, Range: rng})
+	r.plans = append(r.plans, &planning{rng: rng, future: f})
+}
+
+func (r *jobRun) onPlanned(ctx workflow.Context, p *planning) {
+	r.plans = removeItem(r.plans, p)
+	var res Plan
+	if err := p.future.Get(ctx, &res); err != nil {
+		// The manifest store is unreachable or the manifest unreadable, after
+		// the activity's retries: nothing can be placed any more.
+		r.failEarly = "cannot plan work: " + rootMessage(err)
+		return
+	}
+	r.onPlan(ctx, p.rng, res)
+}
+
+// dispatch starts queued batches within each node's window. Work for a
+// node that left the ring is planned again instead.
+func (r *jobRun) dispatch(ctx workflow.Context) {
+	if r.c.Options.DryRun {
+		r.c.Queue = nil
+		return
+	}
+	rest := r.c.Queue[:0]
+	var lost []BatchRef
+	for _, b := range r.c.Queue {
+		switch {
+		case len(r.c.Nodes) > 0 && !contains(r.c.Nodes, b.NodeID):
+			lost = append(lost, b)
+		case r.perNode[b.NodeID] >= batchesPerNode:
+			rest = append(rest, b)
+		default:
+			r.startBatch(ctx, b)
+		}
+	}
+	r.c.Queue = rest
+	for _, b := range lost {
+		r.replan(ctx, b, 0, b.Attempts)
+	}
+}
+
+// replan plans the entries of b from index done on again.
+func (r *jobRun) replan(ctx workflow.Context, b BatchRef, done, attempts int) {
+	r.startPlan(ctx, PlanRange{Src: b.Src, Start: b.Start + done, Count: b.Count - done, Out: r.nextPlanRef(), Attempts: attempts, Pass: b.Pass})
+}
+
+func (r *jobRun) batchInput(b BatchRef) BatchInput {
+	o := r.c.Options
+	ref := b
 	in := BatchInput{
-		JobID: r.st.JobID, Type: r.st.Type, Source: r.st.Path, Dst: r.st.Dst, Entries: w.batch.Entries,
-		MetadataOnly: o.MetadataOnly, SkipIfExists: o.SkipIfExists || w.verify, Replicas: o.Replicas,
-		CheckContent: o.CheckContent, Overwrite: o.Overwrite, LastAttempt: w.retry,
+		JobID: r.c.JobID, Type: r.c.Type, Source: r.c.Path, Dst: r.c.Dst, Ref: &ref,
+		MetadataOnly: o.MetadataOnly, SkipIfExists: o.SkipIfExists || b.Pass == PassVerify, Replicas: o.Replicas,
+		CheckContent: o.CheckContent, Overwrite: o.Overwrite,
+		LastAttempt: b.Pass != PassMain, Verify: b.Pass == PassVerify,
 	}
 	if o.Bandwidth > 0 {
 		// Every batch that may run at once gets an equal share, so the job as
 		// a whole never exceeds its limit.
-		slots := int64(max(r.liveNodes, 1) * batchesPerNode)
+		slots := int64(max(len(r.c.Nodes), 1) * batchesPerNode)
 		in.Bandwidth = max(o.Bandwidth/slots, 1)
 	}
 	return in
 }
 
-func (r *jobRun) startBatch(ctx workflow.Context, w work) {
+func (r *jobRun) startBatch(ctx workflow.Context, b BatchRef) {
 	name := ActivityLoadBatch
-	if r.st.Type != JobLoad {
+	if r.c.Type != JobLoad {
 		name = ActivityCopyBatch
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              w.batch.TaskQueue,
-		ScheduleToStartTimeout: nodeScheduleToStart,
-		StartToCloseTimeout:    6 * time.Hour,
-		HeartbeatTimeout:       nodeHeartbeat,
+	bctx, cancel := workflow.WithCancel(ctx)
+	actx := workflow.WithActivityOptions(bctx, workflow.ActivityOptions{
+		TaskQueue:           b.TaskQueue,
+		StartToCloseTimeout: 6 * time.Hour,
+		HeartbeatTimeout:    nodeHeartbeat,
+		// A batch cancelled because its node left reports its progress
+		// (or times out with its last heartbeat) before it is re-planned.
+		WaitForCancellation: true,
 		// The workflow re-plans a failed batch itself (its node may be gone),
 		// so Temporal does not retry it on the same queue.
 		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
 	})
-	f := workflow.ExecuteActivity(actx, name, r.batchInput(w))
-	r.running = append(r.running, &inflight{w: w, future: f})
-	r.perNode[w.batch.NodeID]++
-}
-
-func (r *jobRun) removeRunning(b *inflight) {
-	for i, x := range r.running {
-		if x == b {
-			r.running = append(r.running[:i], r.running[i+1:]...)
-			break
-		}
-	}
-	r.perNode[b.w.batch.NodeID]--
-	if r.perNode[b.w.batch.NodeID] <= 0 {
-		delete(r.perNode, b.w.batch.NodeID)
-	}
+	f := workflow.ExecuteActivity(actx, name, r.batchInput(b))
+	r.running = append(r.running, &inflight{ref: b, future: f, cancel: cancel})
+	r.perNode[b.NodeID]++
 }
 
 func (r *jobRun) onBatchDone(ctx workflow.Context, b *inflight) {
-	r.removeRunning(b)
+	r.running = removeItem(r.running, b)
+	if r.perNode[b.ref.NodeID]--; r.perNode[b.ref.NodeID] <= 0 {
+		delete(r.perNode, b.ref.NodeID)
+	}
 	r.batchesDone++
 	var res BatchResult
 	err := b.future.Get(ctx, &res)
 	if err == nil {
-		r.fold(ctx, b.w, res)
+		r.fold(b.ref.Pass, res)
 		return
 	}
-	// The batch failed as a whole: its node died, timed out, or is gone.
+	// The batch failed as a whole: its node died, timed out, or left.
 	// Keep what its last heartbeat reported done and re-plan the rest.
 	done := 0
 	var p BatchProgress
+	if progressOf(err, &p) {
+		done = min(max(p.Done, 0), b.ref.Count)
+		failures := p.Result.Failures
+		p.Result.Failures = nil
+		r.fold(b.ref.Pass, p.Result)
+		if len(failures) > 0 {
+			// The node could not write them: record them from here.
+			r.startSave(ctx, SaveBatchFailuresInput{JobID: r.c.JobID, Batch: b.ref, Key: b.ref.Key + "-h", Failures: failures,
+				LastAttempt: b.ref.Pass != PassMain})
+		}
+	}
+	if done >= b.ref.Count {
+		return
+	}
+	attempts := b.ref.Attempts
+	if !b.nodeLost {
+		attempts++
+	}
+	if attempts >= maxBatchAttempts {
+		rest := b.ref
+		rest.Start, rest.Count = b.ref.Start+done, b.ref.Count-done
+		r.startSave(ctx, SaveBatchFailuresInput{JobID: r.c.JobID, Batch: rest, Key: b.ref.Key + "-x", FailAll: true,
+			Reason: ErrTypeUnavailable, Message: fmt.Sprintf("batch failed %d times: %s", maxBatchAttempts, rootMessage(err)), LastAttempt: true})
+		return
+	}
+	r.log.Info("re-planning a failed batch", "node", b.ref.NodeID, "entries", b.ref.Count-done, "error", err)
+	r.replan(ctx, b.ref, done, attempts)
+}
+
+// progressOf reads a batch's progress from the error that ended it: the
+// last heartbeat of a timeout, or the details of a cancellation or of an
+// error the node returned with its progress.
+func progressOf(err error, p *BatchProgress) bool {
 	var te *temporal.TimeoutError
-	if errors.As(err, &te) && te.HasLastHeartbeatDetails() && te.LastHeartbeatDetails(&p) == nil {
-		done = min(p.Done, len(b.w.batch.Entries))
-		r.fold(ctx, b.w, p.Result)
+	if errors.As(err, &te) && te.HasLastHeartbeatDetails() {
+		return te.LastHeartbeatDetails(p) == nil
 	}
-	rest := b.w.batch.Entries[done:]
-	if len(rest) == 0 {
-		return
+	var ce *temporal.CanceledError
+	if errors.As(err, &ce) && ce.HasDetails() {
+		return ce.Details(p) == nil
 	}
-	if b.w.attempts+1 >= maxBatchAttempts {
-		r.failEntries(ctx, b.w, rest, ErrTypeUnavailable, "batch failed "+fmt.Sprint(maxBatchAttempts)+" times: "+rootMessage(err))
-		return
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) && ae.HasDetails() {
+		return ae.Details(p) == nil
 	}
-	r.log.Info("re-planning a failed batch", "node", b.w.batch.NodeID, "entries", len(rest), "error", err)
-	r.startPlanAttempt(ctx, rest, b.w.retry, b.w.verify, b.w.attempts+1)
+	return false
+}
+
+func (r *jobRun) startSave(ctx workflow.Context, in SaveBatchFailuresInput) {
+	f := workflow.ExecuteActivity(coordinatorOptions(ctx, 10*time.Minute), ActivitySaveBatchFailures, in)
+	r.saves = append(r.saves, &saving{batch: in.Batch, future: f})
+}
+
+func (r *jobRun) onSaved(ctx workflow.Context, s *saving) {
+	r.saves = removeItem(r.saves, s)
+	var res SaveBatchFailuresResult
+	if err := s.future.Get(ctx, &res); err != nil {
+		// The files still failed; only their names could not be listed.
+		r.warn(fmt.Sprintf("the failures of %d files could not be saved to the failure list: %s", s.batch.Count, rootMessage(err)))
+		res = SaveBatchFailuresResult{Failed: int64(s.batch.Count)}
+	}
+	r.fold(s.batch.Pass, BatchResult{Failed: res.Failed, Retry: res.Retry, Failures: res.Failures})
 }
 
 // fold adds a batch result to the counters and records failures.
-func (r *jobRun) fold(ctx workflow.Context, w work, res BatchResult) {
-	if w.verify {
+func (r *jobRun) fold(pass string, res BatchResult) {
+	n := &r.c.Counters
+	if pass == PassVerify {
 		// A verify pass counts only what it had to load again, apart from
 		// the main counters, which stay exact for the files of the job.
-		r.st.VerifyLoadedFiles += res.Succeeded
-		r.st.VerifyLoadedBytes += res.BytesDone
-		r.verifyFound += res.Succeeded
+		n.VerifyLoadedFiles += res.Succeeded
+		n.VerifyLoadedBytes += res.BytesDone
+		r.c.VerifyFound += res.Succeeded
 		for _, f := range res.Failures {
 			r.recordFailure(f)
 		}
-		r.saveFailures(ctx, res.Failures)
 		return
 	}
-	r.st.Succeeded += res.Succeeded
-	r.st.Skipped += res.Skipped
-	r.st.BytesDone += res.BytesDone
-	r.st.BytesSkipped += res.BytesSkipped
-	var final []Failure
-	var byURI map[string]FileEntry
+	n.Succeeded += res.Succeeded
+	n.Skipped += res.Skipped
+	n.BytesDone += res.BytesDone
+	n.BytesSkipped += res.BytesSkipped
+	n.Failed += res.Failed
+	r.c.Retries += res.Retry
 	for _, f := range res.Failures {
-		if f.Retryable && !w.retry && len(r.st.Retry) < maxRetryKept {
-			if byURI == nil {
-				byURI = make(map[string]FileEntry, len(w.batch.Entries))
-				for _, e := range w.batch.Entries {
-					byURI[e.URI] = e
-				}
-			}
-			if e, ok := byURI[f.Path]; ok {
-				r.st.Retry = append(r.st.Retry, e)
-				continue
-			}
+		if !f.Retryable || pass != PassMain {
+			r.recordFailure(f)
 		}
-		r.st.Failed++
-		r.recordFailure(f)
-		final = append(final, f)
 	}
-	r.saveFailures(ctx, final)
 	r.checkThresholds()
 }
 
-func (r *jobRun) failEntries(ctx workflow.Context, w work, entries []FileEntry, reason, msg string) {
-	var res BatchResult
-	for _, e := range entries {
-		res.Failures = append(res.Failures, Failure{Path: e.URI, Reason: reason, Message: msg})
-	}
-	w.retry = true // final
-	r.fold(ctx, w, res)
-}
-
 func (r *jobRun) recordFailure(f Failure) {
-	if len(f.Message) > 500 {
-		f.Message = f.Message[:500] + "…"
+	if len(f.Message) > recentMessageMax {
+		f.Message = f.Message[:recentMessageMax] + "…"
 	}
-	r.st.RecentFailures = append(r.st.RecentFailures, f)
-	if n := len(r.st.RecentFailures) - RecentFailuresKept; n > 0 {
-		r.st.RecentFailures = append([]Failure(nil), r.st.RecentFailures[n:]...)
+	r.c.RecentFailures = append(r.c.RecentFailures, f)
+	if n := len(r.c.RecentFailures) - RecentFailuresKept; n > 0 {
+		r.c.RecentFailures = append([]Failure(nil), r.c.RecentFailures[n:]...)
 	}
 }
 
-// saveFailures appends final failures to the job's failure list. It is fire
-// and forget for the job's outcome: a failure list that cannot be written
-// does not change what happened to the files.
-func (r *jobRun) saveFailures(ctx workflow.Context, failures []Failure) {
-	if len(failures) == 0 {
-		return
+func (r *jobRun) warn(msg string) {
+	if len(r.c.Warnings) < 20 {
+		r.c.Warnings = append(r.c.Warnings, msg)
 	}
-	r.failSeq++
-	f := workflow.ExecuteActivity(coordinatorOptions(ctx, 5*time.Minute), ActivitySaveFailures,
-		SaveFailuresInput{JobID: r.st.JobID, Seq: r.failSeq, Failures: failures})
-	r.side = append(r.side, &sideActivity{future: f})
 }
 
 func (r *jobRun) checkThresholds() {
-	o := r.st.Options
+	o := r.c.Options
+	n := &r.c.Counters
 	if r.failEarly != "" {
 		return
 	}
-	if o.FailureCountThreshold > 0 && r.st.Failed >= o.FailureCountThreshold {
-		r.failEarly = fmt.Sprintf("%d files failed, reaching the failure count threshold of %d", r.st.Failed, o.FailureCountThreshold)
+	if o.FailureCountThreshold > 0 && n.Failed >= o.FailureCountThreshold {
+		r.failEarly = fmt.Sprintf("%d files failed, reaching the failure count threshold of %d", n.Failed, o.FailureCountThreshold)
 	}
-	done := r.st.Processed()
-	if o.FailureRatioThreshold > 0 && done >= 10 && float64(r.st.Failed)/float64(done) >= o.FailureRatioThreshold {
+	done := n.Succeeded + n.Skipped + n.Failed
+	if o.FailureRatioThreshold > 0 && done >= 10 && float64(n.Failed)/float64(done) >= o.FailureRatioThreshold {
 		r.failEarly = fmt.Sprintf("%.2f%% of files failed, reaching the failure ratio threshold of %.2f%%",
-			100*float64(r.st.Failed)/float64(done), 100*o.FailureRatioThreshold)
+			100*float64(n.Failed)/float64(done), 100*o.FailureRatioThreshold)
 	}
 }
 
-// startPlan groups entries by node on the current ring.
-func (r *jobRun) startPlan(ctx workflow.Context, entries []FileEntry, retry, verify bool) {
-	r.startPlanAttempt(ctx, entries, retry, verify, 0)
-}
-
-func (r *jobRun) startPlanAttempt(ctx workflow.Context, entries []FileEntry, retry, verify bool, attempts int) {
-	f := workflow.ExecuteActivity(coordinatorOptions(ctx, 5*time.Minute), ActivityPlan, PlanInput{Type: r.st.Type, Entries: entries})
-	r.side = append(r.side, &sideActivity{future: f, plan: true, retry: retry, verify: verify, attempts: attempts, entries: entries})
-}
-
-func (r *jobRun) onSideDone(ctx workflow.Context, a *sideActivity) {
-	for i, x := range r.side {
-		if x == a {
-			r.side = append(r.side[:i], r.side[i+1:]...)
-			break
-		}
-	}
-	if !a.plan {
-		var res SaveFailuresResult
-		if err := a.future.Get(ctx, &res); err == nil && res.Location != "" {
-			r.st.FailuresLocation = res.Location
-		}
+// watchNodes reads membership every livenessEvery while work is out, so
+// that work for a node that left is re-planned at once and a busy node is
+// never taken for a dead one.
+func (r *jobRun) watchNodes(ctx workflow.Context) {
+	if r.liveTimer != nil || r.liveCheck != nil || r.c.Options.DryRun {
 		return
 	}
-	var res PlanResult
-	if err := a.future.Get(ctx, &res); err != nil {
-		r.failEntries(ctx, work{retry: true}, a.entries, ErrTypeNoNodes, "cannot place files on the cache: "+rootMessage(err))
+	if len(r.running) == 0 && len(r.c.Queue) == 0 {
 		return
 	}
-	r.liveNodes = res.LiveNodes
+	r.liveTimer = workflow.NewTimer(ctx, livenessEvery)
+}
+
+func (r *jobRun) onLiveTimer(ctx workflow.Context) {
+	r.liveTimer = nil
+	if r.stopReq || r.failEarly != "" {
+		return
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           CoordinatorTaskQueue,
+		StartToCloseTimeout: 30 * time.Second,
+		// An unreadable registry is answered by the next check.
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	r.liveCheck = workflow.ExecuteActivity(actx, ActivityLiveNodes)
+}
+
+func (r *jobRun) onLiveNodes(ctx workflow.Context, f workflow.Future) {
+	r.liveCheck = nil
+	var res LiveNodesResult
+	if err := f.Get(ctx, &res); err != nil || !res.OK {
+		return // the registry is briefly unavailable: keep the last view
+	}
 	r.noteNodes(res.Nodes)
-	for _, b := range res.Batches {
-		r.queue = append(r.queue, work{batch: b, attempts: a.attempts, retry: a.retry, verify: a.verify})
+	for _, b := range r.running {
+		if !contains(r.c.Nodes, b.ref.NodeID) && !b.nodeLost {
+			b.nodeLost = true
+			b.cancel()
+		}
 	}
 }
 
-// noteNodes records the ring's members and which ones left since last seen.
+// noteNodes records the ring's members: those that left and joined since
+// last seen. A load whose ring changed verifies at the end, so that every
+// file is cached on its owner.
 func (r *jobRun) noteNodes(nodes []string) {
 	if len(nodes) == 0 {
 		return
 	}
-	for _, old := range r.st.Nodes {
-		if !contains(nodes, old) && !contains(r.st.LostNodes, old) {
-			r.st.LostNodes = append(r.st.LostNodes, old)
+	nodes = append([]string(nil), nodes...)
+	sort.Strings(nodes)
+	for _, old := range r.c.Nodes {
+		if !contains(nodes, old) {
+			if !contains(r.c.LostNodes, old) {
+				r.c.LostNodes = append(r.c.LostNodes, old)
+			}
+			r.c.NodesChanged = true
 		}
 	}
-	r.st.Nodes = append([]string(nil), nodes...)
+	if len(r.c.Nodes) > 0 {
+		for _, n := range nodes {
+			if !contains(r.c.Nodes, n) {
+				r.c.NodesChanged = true
+			}
+		}
+	}
+	r.c.Nodes = nodes
 }
 
 func contains(xs []string, x string) bool {
@@ -622,100 +860,116 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
+func removeItem[T comparable](xs []T, x T) []T {
+	for i, y := range xs {
+		if y == x {
+			return append(xs[:i], xs[i+1:]...)
+		}
+	}
+	return xs
+}
+
 // nextPass starts the retry pass or a verify pass when one is due, and
-// reports whether it did.
+// reports whether it did. Neither lists the source again: they read back
+// the manifests.
 func (r *jobRun) nextPass(ctx workflow.Context) bool {
-	if r.failEarly != "" || r.st.Options.DryRun {
+	if r.failEarly != "" || r.c.Options.DryRun {
 		return false
 	}
-	if len(r.st.Retry) > 0 {
-		r.st.Stage = StageRetrying
-		retry := r.st.Retry
-		r.st.Retry = nil
-		r.startPlan(ctx, retry, true, false)
+	if r.c.Retries > 0 && r.c.Pass == PassMain {
+		r.c.Pass = PassRetry
+		r.c.Stage = StageRetrying
+		r.c.Retries = 0
+		r.c.Partitions = []Partition{{Kind: PartitionRetry}}
 		return true
 	}
-	lost := len(r.st.LostNodes) > 0 && r.st.Type == JobLoad
-	if (r.st.Options.Verify || lost) && r.st.Type == JobLoad {
-		if r.st.VerifyPass > 0 && r.verifyFound == 0 && !lost {
+	changed := r.c.NodesChanged && r.c.Type == JobLoad
+	if (r.c.Options.Verify || changed) && r.c.Type == JobLoad {
+		if r.c.VerifyPass > 0 && r.c.VerifyFound == 0 && !changed {
 			return false
 		}
-		// A verify pass after lost nodes reloads what they held onto the
-		// files' new owners; files cached there already are skipped.
-		r.st.LostNodes = nil
-		if r.st.VerifyPass >= MaxVerifyPasses {
+		// A verify pass after the ring changed loads what the lost nodes
+		// held onto the files' new owners; files cached there are skipped.
+		r.c.NodesChanged = false
+		r.c.LostNodes = nil
+		if r.c.VerifyPass >= MaxVerifyPasses {
 			return false
 		}
-		r.st.VerifyPass++
-		r.verifyFound = 0
-		r.st.Stage = StageVerifying
-		_ = r.setStatus(ctx, StatusVerifying)
-		r.st.ListingDone = false
-		r.st.Cursor = ""
+		r.c.VerifyPass++
+		r.c.VerifyFound = 0
+		r.c.Pass = PassVerify
+		r.c.Stage = StageVerifying
+		if err := r.setStatus(ctx, StatusVerifying); err != nil {
+			r.warn("search attribute: " + err.Error())
+		}
+		r.c.Partitions = []Partition{{Kind: PartitionPages}}
 		return true
 	}
 	return false
 }
 
-// finish ends the run SUCCEEDED or FAILED by the terminal rule.
+// finish ends the run SUCCEEDED or FAILED by the terminal rule, after the
+// failure list is written and the job's working manifests are removed.
 func (r *jobRun) finish(ctx workflow.Context) (JobState, error) {
-	r.st.EndTime = workflow.Now(ctx)
+	n := &r.c.Counters
 	status := StatusSucceeded
 	switch {
 	case r.failEarly != "":
 		status = StatusFailed
-		r.st.Reason = r.failEarly
-		// Entries listed but never processed were not qualified after all.
-		r.st.Qualified = r.st.Processed()
-	case r.st.Failed > 0:
+		r.reason = r.failEarly
+	case n.Failed > 0:
 		status = StatusFailed
-		r.st.Reason = "Job partially failed."
-	case r.st.Options.DryRun:
-		r.st.Reason = "dry run: nothing was changed"
+		r.reason = "Job partially failed."
+	case r.c.Options.DryRun:
+		r.reason = "dry run: nothing was changed"
 	}
-	if !r.st.Options.DryRun {
-		r.st.Qualified = r.st.Processed()
+	if !r.c.Options.DryRun {
+		// Entries listed but never processed (an early failure) were not
+		// qualified after all.
+		n.Qualified = n.Succeeded + n.Skipped + n.Failed
+		var res FinishJobResult
+		f := workflow.ExecuteActivity(coordinatorOptions(ctx, time.Hour), ActivityFinishJob, FinishJobInput{JobID: r.c.JobID})
+		if err := f.Get(ctx, &res); err != nil {
+			r.warn("the failure list could not be written or the job's manifests removed: " + rootMessage(err))
+		}
+		r.failuresLocation = res.FailuresLocation
 	}
-	r.st.Stage = ""
-	r.st.Pending, r.st.Retry = nil, nil
-	if r.st.Type == JobMove && !r.st.Options.DryRun && r.st.Options.IndexFile == "" && r.st.Succeeded > 0 {
+	r.c.Queue, r.c.Unplanned = nil, nil
+	if r.c.Type == JobMove && !r.c.Options.DryRun && r.c.Options.IndexFile == "" && n.Succeeded > 0 {
 		// Directories are removed only when empty, i.e. when every file
 		// under them moved; a failure here leaves directories, never data.
-		f := workflow.ExecuteActivity(coordinatorOptions(ctx, time.Hour), ActivityRemoveEmptyDirs, RemoveEmptyDirsInput{Path: r.st.Path})
+		f := workflow.ExecuteActivity(coordinatorOptions(ctx, time.Hour), ActivityRemoveEmptyDirs, RemoveEmptyDirsInput{Path: r.c.Path})
 		if err := f.Get(ctx, nil); err != nil {
-			r.log.Info("removing emptied source directories failed", "error", err)
+			r.warn("emptied source directories could not be removed: " + rootMessage(err))
 		}
 	}
+	r.endTime = workflow.Now(ctx)
 	if err := r.setStatus(ctx, status); err != nil {
-		return r.st, err
+		return r.view(), err
 	}
-	return r.st, nil
+	return r.view(), nil
 }
 
 // finishDraining ends a run that stopped dispatching: stop, early failure or
-// continue-as-new.
+// continue-as-new. Work not dispatched is carried by reference.
 func (r *jobRun) finishDraining(ctx workflow.Context) (JobState, error) {
 	if r.failEarly != "" {
-		r.st.Pending = nil
 		return r.finish(ctx)
 	}
-	r.flushOpen()
-	var pending []FileEntry
-	for _, w := range r.queue {
-		pending = append(pending, w.batch.Entries...)
-	}
-	r.queue = nil
-	r.st.Pending = pending
 	if r.stopReq {
-		r.st.EndTime = workflow.Now(ctx)
-		r.st.Reason = "stopped"
+		r.endTime = workflow.Now(ctx)
+		r.reason = "stopped"
 		if err := r.setStatus(ctx, StatusStopped); err != nil {
-			return r.st, err
+			return r.view(), err
 		}
-		return r.st, nil
+		v := r.view()
+		carry := r.c
+		v.Carry = &carry
+		return v, nil
 	}
 	in := r.in
-	in.Resume = &r.st
+	carry := r.c
+	in.Carry, in.Resume = &carry, nil
 	return JobState{}, workflow.NewContinueAsNewError(ctx, JobWorkflowName, in)
 }
 
@@ -729,6 +983,3 @@ func rootMessage(err error) string {
 		err = next
 	}
 }
-
-// continueAsNewAfterBatches is the test knob TestContinueAsNewAfter.
-func (o Options) continueAsNewAfterBatches() int { return o.TestContinueAsNewAfter }

@@ -148,6 +148,7 @@ func (r *registry) nextExpiry() (time.Time, bool) {
 // ids lists member IDs sorted, so iteration never depends on map order.
 func (r *registry) ids() []string {
 	ids := make([]string, 0, len(r.members))
+	//workflowcheck:ignore the keys are sorted below
 	for id := range r.members {
 		ids = append(ids, id)
 	}

@@ -2,6 +2,8 @@ package workflows
 
 import (
 	"time"
+
+	"github.com/ferryio/ferry/filter"
 )
 
 // Names shared by the workflows, the workers and the clients. They are part
@@ -12,12 +14,14 @@ const (
 	// CoordinatorTaskQueue runs job workflows and the listing/planning
 	// activities.
 	CoordinatorTaskQueue = "ferry-coordinator"
-	// JobWorkflowName is the registered name of JobWorkflow.
-	JobWorkflowName = "FerryJob"
+	// JobWorkflowName is the registered name of JobWorkflow. The "2" marks
+	// the cut-over from the first engine (package legacy, "FerryJob"),
+	// whose histories carry file lists: see README "Jobs and Temporal".
+	JobWorkflowName = "FerryJob2"
 	// SignalStop asks a job to stop: no new batch is dispatched, batches
 	// already on a node finish and are counted, the run ends STOPPED.
 	SignalStop = "stop"
-	// QueryProgress returns the job's JobState.
+	// QueryProgress returns the job's JobState, its progress view.
 	QueryProgress = "progress"
 )
 
@@ -126,23 +130,10 @@ type Options struct {
 }
 
 // Filter selects entries while listing, so a run never materialises the
-// tree. Times are measured against ReferenceTime, fixed when the run is
-// submitted, so every page of one run uses the same cut-off.
-type Filter struct {
-	// Include and Exclude are globs on the path relative to the source
-	// ("**" matches any number of segments).
-	Include []string `json:"include,omitempty"`
-	Exclude []string `json:"exclude,omitempty"`
-	// OlderThan keeps files modified at least this long before
-	// ReferenceTime; NewerThan at most this long before it. 0 is off.
-	OlderThan time.Duration `json:"olderThan,omitempty"`
-	NewerThan time.Duration `json:"newerThan,omitempty"`
-	// MinSize and MaxSize bound the file size in bytes; 0 is off.
-	MinSize int64 `json:"minSize,omitempty"`
-	MaxSize int64 `json:"maxSize,omitempty"`
-	// ReferenceTime is "now" for OlderThan/NewerThan.
-	ReferenceTime time.Time `json:"referenceTime,omitzero"`
-}
+// tree: the rules of package filter, carried in the options. Times are
+// measured against ReferenceTime, fixed when the run is submitted, so every
+// page of one run uses the same cut-off.
+type Filter = filter.Rules
 
 // Defaults.
 const (
@@ -191,13 +182,112 @@ type JobInput struct {
 	Path    string  `json:"path"`
 	Dst     string  `json:"dst,omitempty"`
 	Options Options `json:"options"`
-	// Resume is the state to continue from: set by continue-as-new, and by
-	// a submit that resumes a STOPPED job.
+	// Carry is what the previous run handed over (continue-as-new).
+	Carry *JobCarry `json:"carry,omitempty"`
+	// Resume is the result of a STOPPED run, given by a submit that resumes
+	// it; its Carry holds the work to continue.
 	Resume *JobState `json:"resume,omitempty"`
 }
 
-// JobState is a job's whole state: what the progress query returns, what a
-// run returns when it ends, and what continue-as-new carries.
+// Counters are a job's exact counts. Qualified = listed entries that passed
+// the filters; when the job has ended, Qualified == Succeeded + Skipped +
+// Failed.
+type Counters struct {
+	Qualified     int64 `json:"qualified"`
+	QualifiedSize int64 `json:"qualifiedSize"`
+	Succeeded     int64 `json:"succeeded"`
+	Skipped       int64 `json:"skipped"`
+	Failed        int64 `json:"failed"`
+	// BytesDone is bytes loaded, copied or moved; BytesSkipped bytes of
+	// skipped files.
+	BytesDone    int64 `json:"bytesDone"`
+	BytesSkipped int64 `json:"bytesSkipped"`
+	// PagesListed counts listing pages; TotalFiles and TotalBytes are the
+	// count-only scan's totals, known when TotalsKnown.
+	PagesListed int64 `json:"pagesListed,omitempty"`
+	TotalsKnown bool  `json:"totalsKnown,omitempty"`
+	TotalFiles  int64 `json:"totalFiles,omitempty"`
+	TotalBytes  int64 `json:"totalBytes,omitempty"`
+	// VerifyLoadedFiles and VerifyLoadedBytes are what verify passes found
+	// missing and loaded again.
+	VerifyLoadedFiles int64 `json:"verifyLoadedFiles,omitempty"`
+	VerifyLoadedBytes int64 `json:"verifyLoadedBytes,omitempty"`
+}
+
+// JobCarry is what a job carries from one run to the next (continue-as-new,
+// stop and resume): its identity, counters and the references to its
+// unfinished work. It never holds file lists: those live in the manifest
+// store (package manifest) and Queue, Partitions and Unplanned only name
+// them. Everything a run needs to go on is here; nothing else survives.
+type JobCarry struct {
+	JobID   string  `json:"jobId"`
+	Type    JobType `json:"type"`
+	Path    string  `json:"path"`
+	Dst     string  `json:"dst,omitempty"`
+	Options Options `json:"options"`
+	Stage   Stage   `json:"stage"`
+
+	SubmitTime    time.Time     `json:"submitTime"`
+	RunStartTime  time.Time     `json:"runStartTime"`
+	ElapsedBefore time.Duration `json:"elapsedBefore,omitempty"`
+
+	Counters Counters `json:"counters"`
+	// RecentFailures are the latest RecentFailuresKept permanent failures.
+	RecentFailures []Failure `json:"recentFailures,omitempty"`
+	// Retries counts entries set aside for the retry pass (in the
+	// manifest store's retry objects).
+	Retries int64 `json:"retries,omitempty"`
+
+	// Partitions are the listing's partitions, each with its own cursor;
+	// nil until the source has been partitioned.
+	Partitions []Partition `json:"partitions,omitempty"`
+	// PassPartitioned is set once Partitions describe the current pass.
+	PassPartitioned bool `json:"passPartitioned,omitempty"`
+	// Queue is planned work not yet dispatched; Unplanned work waiting for
+	// the ring (no node was live when it was listed or re-planned).
+	Queue     []BatchRef  `json:"queue,omitempty"`
+	Unplanned []PlanRange `json:"unplanned,omitempty"`
+	// Seq numbers the plan objects of the job, so their keys never repeat.
+	Seq int64 `json:"seq,omitempty"`
+	// Count is the count-only scan's progress.
+	Count CountProgress `json:"count,omitzero"`
+
+	// Pass is the pass the job is in: PassMain, PassRetry or PassVerify;
+	// VerifyPass counts verify passes, VerifyFound what the current one found.
+	Pass        string `json:"pass,omitempty"`
+	VerifyPass  int    `json:"verifyPass,omitempty"`
+	VerifyFound int64  `json:"verifyFound,omitempty"`
+	// Nodes are the cache nodes last seen; NodesChanged records that the
+	// ring changed while a load ran, so that a verify pass puts files on
+	// their new owners.
+	Nodes        []string `json:"nodes,omitempty"`
+	LostNodes    []string `json:"lostNodes,omitempty"`
+	NodesChanged bool     `json:"nodesChanged,omitempty"`
+	// Warnings are errors that did not change what happened to the files
+	// but that the report must show (a failure list that could not be
+	// written, directories a move could not remove).
+	Warnings []string `json:"warnings,omitempty"`
+	Runs     int      `json:"runs"`
+}
+
+// Passes of a job.
+const (
+	PassMain   = ""
+	PassRetry  = "retry"
+	PassVerify = "verify"
+)
+
+// CountProgress is the count-only scan's cursor and sums so far.
+type CountProgress struct {
+	Cursor string `json:"cursor,omitempty"`
+	Files  int64  `json:"files,omitempty"`
+	Bytes  int64  `json:"bytes,omitempty"`
+	Done   bool   `json:"done,omitempty"`
+}
+
+// JobState is a job's progress view: what the progress query returns and
+// what a run returns when it ends. The REST API and the CLI render it.
+// It is computed from the carried state; it is never carried itself.
 type JobState struct {
 	// JobID is the UUID of the job: the run ID of its first run, kept
 	// across continue-as-new and across a resume after STOPPED.
@@ -221,48 +311,52 @@ type JobState struct {
 	ElapsedBefore time.Duration `json:"elapsedBefore,omitempty"`
 
 	// Listing progress.
-	Cursor      string `json:"cursor,omitempty"`
-	ListingDone bool   `json:"listingDone,omitempty"`
-	PagesListed int64  `json:"pagesListed,omitempty"`
+	ListingDone bool  `json:"listingDone,omitempty"`
+	PagesListed int64 `json:"pagesListed,omitempty"`
+	Partitions  int   `json:"partitions,omitempty"`
 	// Totals from the count-only scan; TotalsKnown is false with
 	// partialListing or until the scan ends.
 	TotalsKnown bool  `json:"totalsKnown,omitempty"`
 	TotalFiles  int64 `json:"totalFiles,omitempty"`
 	TotalBytes  int64 `json:"totalBytes,omitempty"`
 
-	// Counters. Qualified = listed entries that passed the filters; when
-	// the job has ended, Qualified == Succeeded + Skipped + Failed.
+	// Counters (see Counters).
 	Qualified     int64 `json:"qualified"`
 	QualifiedSize int64 `json:"qualifiedSize"`
 	Succeeded     int64 `json:"succeeded"`
 	Skipped       int64 `json:"skipped"`
 	Failed        int64 `json:"failed"`
-	// BytesDone is bytes loaded, copied or moved; BytesSkipped bytes of
-	// skipped files.
-	BytesDone    int64 `json:"bytesDone"`
-	BytesSkipped int64 `json:"bytesSkipped"`
+	BytesDone     int64 `json:"bytesDone"`
+	BytesSkipped  int64 `json:"bytesSkipped"`
 
 	// RecentFailures are the latest RecentFailuresKept permanent failures.
 	RecentFailures []Failure `json:"recentFailures,omitempty"`
-	// FailuresLocation is where the full list of failed files is saved.
+	// FailuresLocation is where the full list of failed files is saved
+	// (in the manifest store), once the job has ended.
 	FailuresLocation string `json:"failuresLocation,omitempty"`
+	// InFlight is the number of batches running; Queued the planned ones
+	// waiting for a slot.
+	InFlight int `json:"inFlight,omitempty"`
+	Queued   int `json:"queued,omitempty"`
 
-	// Work carried across continue-as-new and stop/resume: entries listed
-	// but not yet finished, and entries to retry after the listing.
-	Pending []FileEntry `json:"pending,omitempty"`
-	Retry   []FileEntry `json:"retry,omitempty"`
 	// VerifyPass counts verify passes done; VerifyLoadedFiles and
 	// VerifyLoadedBytes what they found missing and loaded again.
 	VerifyPass        int   `json:"verifyPass,omitempty"`
 	VerifyLoadedFiles int64 `json:"verifyLoadedFiles,omitempty"`
 	VerifyLoadedBytes int64 `json:"verifyLoadedBytes,omitempty"`
 	// Nodes are the cache nodes of the ring last seen; LostNodes those that
-	// left it while the job ran. A load whose nodes left verifies at the end,
-	// so that files finished on a lost node are cached on their new owner.
+	// left it while the job runs (cleared when a verify pass has put their
+	// files on the new owners).
 	Nodes     []string `json:"nodes,omitempty"`
 	LostNodes []string `json:"lostNodes,omitempty"`
+	// Warnings are errors the job met that did not change its files'
+	// outcomes but deserve attention.
+	Warnings []string `json:"warnings,omitempty"`
 	// Runs counts the workflow runs this job took (continue-as-new, resume).
 	Runs int `json:"runs"`
+	// Carry is set on the result of a STOPPED run: what a resume continues
+	// from. The progress query leaves it out.
+	Carry *JobCarry `json:"carry,omitempty"`
 }
 
 // Processed is the number of files finished, whatever the outcome.

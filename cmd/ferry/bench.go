@@ -61,6 +61,7 @@ func newBenchCommand(g *globals) *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&profile, "cpu-profile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	cmd.AddCommand(newBenchLoadCommand(g), newBenchListCommand(g))
+	cmd.AddCommand(newBenchEngineCommands(g)...) // bench_engine.go: dry-run, copy
 	return cmd
 }
 
@@ -107,7 +108,7 @@ func startBenchEnv(ctx context.Context, g *globals, dir string, nodes int, capac
 		id := fmt.Sprintf("node-%d", i)
 		cfg := cachenode.Config{ID: id, DataDir: filepath.Join(dir, "nodes", id), AdvertiseHost: "127.0.0.1", IdentityName: id,
 			HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Capacity: capacity}
-		n, err := startNode(ctx, p, cfg, c, resolver, tel)
+		n, err := startNode(ctx, p, "file://"+filepath.Join(dir, "failures"), cfg, c, resolver, tel)
 		if err != nil {
 			return fail(err)
 		}

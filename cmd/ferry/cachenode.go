@@ -17,6 +17,7 @@ import (
 	"github.com/ferryio/ferry/activities"
 	"github.com/ferryio/ferry/cachenode"
 	"github.com/ferryio/ferry/internal/telemetry"
+	"github.com/ferryio/ferry/manifest"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/storage/backends"
 	"github.com/ferryio/ferry/worker"
@@ -24,6 +25,7 @@ import (
 
 type cacheNodeOptions struct {
 	id, dataDir, httpAddr, grpcAddr string
+	manifestRoot                    string
 	advertiseHost, identityName     string
 	capacity, pageSize              string
 	jobAPIURL                       string
@@ -63,6 +65,7 @@ same owners. Nodes that share a host on distinct ports need distinct
 	f.StringVar(&o.pageSize, "page-size", "1MiB", "page size; must match the clients' (Alluxio's 1MB means 1MiB)")
 	f.StringVar(&o.jobAPIURL, "job-api-url", envOr("FERRY_JOB_API_URL", ""), "base URL of the REST API that /v1/load is forwarded to (env FERRY_JOB_API_URL)")
 	f.DurationVar(&o.revalidateAfter, "revalidate-after", 0, "trust a file's checked source version this long (0: check on every read)")
+	manifestStoreFlag(f, &o.manifestRoot)
 	return cmd
 }
 
@@ -88,7 +91,11 @@ func runCacheNode(cmd *cobra.Command, g *globals, o *cacheNodeOptions) error {
 	}
 	p, fail := pr.parts, pr.fail
 	c, resolver, tel := pr.client, pr.resolver, pr.tel
-	n, err := startNode(ctx, p, cachenode.Config{
+	root, err := manifestStoreRoot(o.manifestRoot)
+	if err != nil {
+		return fail(err)
+	}
+	n, err := startNode(ctx, p, root, cachenode.Config{
 		ID:              o.id,
 		DataDir:         o.dataDir,
 		HTTPAddr:        o.httpAddr,
@@ -111,8 +118,13 @@ func runCacheNode(cmd *cobra.Command, g *globals, o *cacheNodeOptions) error {
 }
 
 // startNode starts one cache node with the job engine's activities on its
-// own task queue, registers its clean stop in p and its banner lines.
-func startNode(ctx context.Context, p *parts, cfg cachenode.Config, c client.Client, resolver *storage.Resolver, tel *telemetry.Telemetry) (*cachenode.Node, error) {
+// own task queue, registers its clean stop in p and its banner lines. Its
+// batches are read from the manifest store at manifestRoot.
+func startNode(ctx context.Context, p *parts, manifestRoot string, cfg cachenode.Config, c client.Client, resolver *storage.Resolver, tel *telemetry.Telemetry) (*cachenode.Node, error) {
+	manifests, err := manifest.New(resolver, manifestRoot)
+	if err != nil {
+		return nil, err
+	}
 	var n *cachenode.Node
 	cfg.Resolver = resolver
 	cfg.Temporal = c
@@ -122,9 +134,9 @@ func startNode(ctx context.Context, p *parts, cfg cachenode.Config, c client.Cli
 	replicator := &worker.GRPCReplicator{Self: cfg.ID}
 	cfg.RegisterNodeWorker = func(r sdkworker.Registry) {
 		replicator.Ring = n.Ring
-		worker.RegisterNode(r, &activities.Node{Cache: worker.PageStoreCache{Store: n.PageStore()}, Resolver: resolver, Replicator: replicator})
+		worker.RegisterNode(r, &activities.Node{Cache: worker.PageStoreCache{Store: n.PageStore()}, Resolver: resolver, Replicator: replicator, Manifests: manifests})
 	}
-	n, err := cachenode.New(cfg)
+	n, err = cachenode.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -159,12 +171,13 @@ func (d *devNodes) flags(f *pflag.FlagSet) {
 	f.StringVar(&d.capacity, "node-capacity", "1GiB", "cache capacity of each node")
 }
 
-// start runs the nodes, each with its own directory under dataDir/nodes.
+// start runs the nodes, each with its own directory under dataDir/nodes,
+// reading their batches from the manifest store at manifestRoot.
 // On one host they take consecutive ports and identities named after their
 // ids; with --node-hosts each takes one host and the same ports, and its
 // identity comes from the host, as an alluxiofs client given that host list
 // computes it.
-func (d *devNodes) start(ctx context.Context, p *parts, dataDir string, c client.Client, resolver *storage.Resolver, tel *telemetry.Telemetry) error {
+func (d *devNodes) start(ctx context.Context, p *parts, dataDir, manifestRoot string, c client.Client, resolver *storage.Resolver, tel *telemetry.Telemetry) error {
 	capacity, err := backends.ParseByteSize(d.capacity)
 	if err != nil {
 		return fmt.Errorf("--node-capacity %q: %w", d.capacity, err)
@@ -208,7 +221,7 @@ func (d *devNodes) start(ctx context.Context, p *parts, dataDir string, c client
 		}
 		cfg.HTTPAddr = net.JoinHostPort(cfg.AdvertiseHost, port(d.httpPort, i))
 		cfg.GRPCAddr = net.JoinHostPort(cfg.AdvertiseHost, port(d.grpcPort, i))
-		if _, err := startNode(ctx, p, cfg, c, resolver, tel); err != nil {
+		if _, err := startNode(ctx, p, manifestRoot, cfg, c, resolver, tel); err != nil {
 			return err
 		}
 	}

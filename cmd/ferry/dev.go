@@ -106,7 +106,8 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 	if err != nil {
 		return fail(err)
 	}
-	if err := startCoordinator(p, c, resolver, "file://"+filepath.Join(absData, "failures")); err != nil {
+	manifestRoot := "file://" + filepath.Join(absData, "manifests")
+	if err := startCoordinator(p, c, resolver, manifestRoot); err != nil {
 		return fail(err)
 	}
 	apiAddr, err := startAPI(ctx, p, o.apiListen, jobs.NewService(c, resolver), tel)
@@ -114,7 +115,7 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 		return fail(err)
 	}
 	o.nodes.jobAPIURL = "http://" + apiAddr
-	if err := o.nodes.start(ctx, p, o.dataDir, c, resolver, tel); err != nil {
+	if err := o.nodes.start(ctx, p, o.dataDir, manifestRoot, c, resolver, tel); err != nil {
 		return fail(err)
 	}
 

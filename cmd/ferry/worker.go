@@ -3,22 +3,25 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/ferryio/ferry/activities"
 	"github.com/ferryio/ferry/cachenode/membership"
+	"github.com/ferryio/ferry/manifest"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/worker"
 	"github.com/ferryio/ferry/workflows"
 )
 
 func newWorkerCommand(g *globals) *cobra.Command {
-	var failuresDir, dataDir string
+	var failuresDir, dataDir, manifestRoot string
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run a coordinator: the Temporal worker that runs job workflows and their listing and planning",
@@ -33,11 +36,11 @@ another one from its recorded history.`,
 				return err
 			}
 			p := pr.parts
-			if failuresDir == "" {
-				abs, _ := filepath.Abs(filepath.Join(dataDir, "failures"))
-				failuresDir = "file://" + abs
+			root, err := manifestStoreRoot(manifestRoot)
+			if err != nil {
+				return pr.fail(err)
 			}
-			if err := startCoordinator(p, pr.client, pr.resolver, failuresDir); err != nil {
+			if err := startCoordinator(p, pr.client, pr.resolver, root); err != nil {
 				return pr.fail(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Ferry coordinator is running (task queue %s, Temporal %s)\n", workflows.CoordinatorTaskQueue, g.temporalAddress)
@@ -45,8 +48,10 @@ another one from its recorded history.`,
 			return p.stopAll(30 * time.Second)
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data-dir", envOr("FERRY_DATA_DIR", ".ferry"), "directory for local state (failure lists by default)")
-	cmd.Flags().StringVar(&failuresDir, "failures-dir", "", "directory URI where lists of failed files are saved (default <data-dir>/failures)")
+	cmd.Flags().StringVar(&dataDir, "data-dir", envOr("FERRY_DATA_DIR", ".ferry"), "directory for local state")
+	cmd.Flags().StringVar(&failuresDir, "failures-dir", "", "no longer used: failure lists live in the manifest store")
+	_ = cmd.Flags().MarkDeprecated("failures-dir", "failure lists are saved in the manifest store (--manifest-store)")
+	manifestStoreFlag(cmd.Flags(), &manifestRoot)
 	return cmd
 }
 
@@ -54,13 +59,21 @@ another one from its recorded history.`,
 // with their listing and planning activities on the coordinator queue, and
 // the membership registry workflow on its own queue (every coordinator and
 // node serves it, so it outlives any one of them).
-func startCoordinator(p *parts, c client.Client, resolver *storage.Resolver, failuresDir string) error {
+//
+// manifestRoot is the URI of the manifest store, where jobs keep their file
+// lists and failure lists; every coordinator and cache node must reach the
+// same one.
+func startCoordinator(p *parts, c client.Client, resolver *storage.Resolver, manifestRoot string) error {
+	manifests, err := manifest.New(resolver, manifestRoot)
+	if err != nil {
+		return err
+	}
 	view := membership.NewView(c, membership.ViewOptions{})
 	w := sdkworker.New(c, workflows.CoordinatorTaskQueue, worker.CoordinatorOptions())
 	worker.RegisterCoordinator(w, &activities.Coordinator{
-		Resolver:    resolver,
-		Placement:   worker.RingPlacement{Current: view.Current},
-		FailuresDir: failuresDir,
+		Resolver:  resolver,
+		Placement: worker.RingPlacement{Current: view.Current},
+		Manifests: manifests,
 	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start coordinator worker: %w", err)
@@ -73,4 +86,30 @@ func startCoordinator(p *parts, c client.Client, resolver *storage.Resolver, fai
 	}
 	p.add("membership worker", func(context.Context) error { mw.Stop(); return nil })
 	return nil
+}
+
+// manifestStoreFlag adds --manifest-store, the durable store of the jobs'
+// file lists (package manifest), to a command.
+func manifestStoreFlag(f *pflag.FlagSet, root *string) {
+	f.StringVar(root, "manifest-store", envOr("FERRY_MANIFEST_STORE", ""),
+		"directory URI of the store of job file lists and failure lists, shared by every coordinator and cache node, "+
+			"e.g. s3://bucket/ferry/manifests (env FERRY_MANIFEST_STORE; default: ferry/manifests in this user's cache "+
+			"directory, which only serves processes on one machine)")
+}
+
+// manifestStoreRoot returns root, or the default store of this machine's
+// user, created private to it.
+func manifestStoreRoot(root string) (string, error) {
+	if root != "" {
+		return root, nil
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	dir = filepath.Join(dir, "ferry", "manifests")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("manifest store %s: %w", dir, err)
+	}
+	return "file://" + dir, nil
 }

@@ -7,6 +7,7 @@ package enginetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,7 +23,9 @@ import (
 	"github.com/ferryio/ferry/activities"
 	"github.com/ferryio/ferry/cachenode/ring"
 	"github.com/ferryio/ferry/internal/ferrytest"
+	"github.com/ferryio/ferry/internal/historystat"
 	"github.com/ferryio/ferry/jobs"
+	"github.com/ferryio/ferry/manifest"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/storage/local"
 	temporaldev "github.com/ferryio/ferry/temporal-dev"
@@ -37,7 +40,12 @@ type MemCache struct {
 	mu       sync.Mutex
 	files    map[string]int64
 	// Gate, when set before the job starts, makes each load wait for a token.
-	Gate  chan struct{}
+	Gate chan struct{}
+	// Delay, when set before the job starts, makes each load take this long.
+	Delay time.Duration
+	// Fail, when set before the job starts, is asked first on every load;
+	// an error it returns is the load's.
+	Fail  func(uri string) error
 	loads atomic.Int64
 }
 
@@ -47,6 +55,20 @@ func (c *MemCache) Load(ctx context.Context, f activities.CacheFile, opts activi
 		select {
 		case <-c.Gate:
 		case <-ctx.Done():
+			return activities.CacheLoadResult{}, ctx.Err()
+		}
+	}
+	if c.Fail != nil {
+		if err := c.Fail(f.URI); err != nil {
+			return activities.CacheLoadResult{}, err
+		}
+	}
+	if c.Delay > 0 {
+		t := time.NewTimer(c.Delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
 			return activities.CacheLoadResult{}, ctx.Err()
 		}
 	}
@@ -101,14 +123,16 @@ type Cluster struct {
 	// a test may replace it (for example with a fault-injecting store)
 	// before adding nodes.
 	Resolver *storage.Resolver
-	// FailDir is where failure lists are written.
-	FailDir string
+	// Manifests is the manifest store shared by the coordinator and the
+	// nodes (a directory of the test).
+	Manifests *manifest.Store
 	// Caches are the nodes' caches by node ID.
 	Caches map[string]*MemCache
 
-	mu      sync.Mutex
-	members []ring.Member
-	workers map[string]sdkworker.Worker
+	mu       sync.Mutex
+	members  []ring.Member
+	workers  map[string]sdkworker.Worker
+	ringDown bool
 }
 
 // NewCluster starts a cluster with nodes node-1 … node-N and the local
@@ -132,15 +156,17 @@ func NewCluster(t testing.TB, nodes int, extra ...storage.Store) *Cluster {
 	cl := &Cluster{
 		T: t, Client: c, Resolver: storage.NewResolver(append([]storage.Store{st}, extra...)...),
 		Caches: map[string]*MemCache{}, workers: map[string]sdkworker.Worker{},
-		FailDir: "file://" + t.TempDir(),
+	}
+	if cl.Manifests, err = manifest.New(cl.Resolver, "file://"+t.TempDir()); err != nil {
+		t.Fatal(err)
 	}
 	cl.Svc = jobs.NewService(c, cl.Resolver)
 
 	coord := sdkworker.New(c, workflows.CoordinatorTaskQueue, worker.CoordinatorOptions())
 	worker.RegisterCoordinator(coord, &activities.Coordinator{
-		Resolver:    cl.Resolver,
-		Placement:   worker.RingPlacement{Current: cl.Ring},
-		FailuresDir: cl.FailDir,
+		Resolver:  cl.Resolver,
+		Placement: worker.RingPlacement{Current: cl.Ring},
+		Manifests: cl.Manifests,
 	})
 	if err := coord.Start(); err != nil {
 		t.Fatal(err)
@@ -156,14 +182,30 @@ func NewCluster(t testing.TB, nodes int, extra ...storage.Store) *Cluster {
 func (c *Cluster) Ring(ctx context.Context) (*ring.Ring, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.ringDown {
+		return nil, errors.New("membership registry unavailable (test)")
+	}
 	return ring.New(c.members, 0), nil
+}
+
+// SetRingDown makes the ring unreadable (down) or readable again, as when
+// the membership registry is briefly unavailable.
+func (c *Cluster) SetRingDown(down bool) {
+	c.mu.Lock()
+	c.ringDown = down
+	c.mu.Unlock()
+}
+
+// History measures every run of a workflow ID: events and encoded bytes.
+func (c *Cluster) History(ctx context.Context, workflowID string) (historystat.Stats, error) {
+	return historystat.Of(ctx, c.Client, workflowID)
 }
 
 // AddNode starts a node worker with a fresh MemCache and puts it on the ring.
 func (c *Cluster) AddNode(id string) {
 	cache := &MemCache{resolver: c.Resolver, files: map[string]int64{}}
 	w := sdkworker.New(c.Client, ring.TaskQueueFor(id), worker.NodeOptions())
-	worker.RegisterNode(w, &activities.Node{Cache: cache, Resolver: c.Resolver})
+	worker.RegisterNode(w, &activities.Node{Cache: cache, Resolver: c.Resolver, Manifests: c.Manifests})
 	if err := w.Start(); err != nil {
 		c.T.Fatal(err)
 	}

@@ -2,7 +2,10 @@
 // workflow code: a change that would break running workflows fails here and
 // needs workflow.GetVersion. Re-record with
 //
-//	FERRY_RECORD_HISTORIES=$PWD/tests/replay/testdata go test ./worker -run 'Stop|Continue'
+//	FERRY_RECORD_HISTORIES=$PWD/tests/replay/testdata go test ./worker -run 'Stop|Continue|EndToEnd|NodeLoss|Reported|JobCopies|MovesEverything|Passes'
+//
+// Files named v1-* are histories of the first engine (workflow type
+// "FerryJob", package legacy); v2-* of the current one.
 package replay
 
 import (
@@ -15,6 +18,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/ferryio/ferry/workflows"
+	"github.com/ferryio/ferry/workflows/legacy"
 )
 
 func TestReplayRecordedHistories(t *testing.T) {
@@ -22,13 +26,17 @@ func TestReplayRecordedHistories(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) < 2 {
-		t.Fatalf("found %d recorded histories; want at least a continue-as-new and a stop/resume", len(files))
+	for _, want := range []string{"v1-continue-as-new", "v1-stop-resume", "v2-load", "v2-continue-as-new", "v2-stop-resume",
+		"v2-node-loss", "v2-failures", "v2-copy", "v2-move", "v2-dry-run", "v2-verify", "v2-retry", "v2-early-failure"} {
+		if m, _ := filepath.Glob("testdata/" + want + "-*.json"); len(m) == 0 {
+			t.Errorf("no recorded history %s-*.json: the corpus must cover every path of the job workflow", want)
+		}
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(workflows.JobWorkflow, workflow.RegisterOptions{Name: workflows.JobWorkflowName})
+			r.RegisterWorkflowWithOptions(legacy.JobWorkflow, workflow.RegisterOptions{Name: legacy.WorkflowName})
 			fh, err := os.Open(f)
 			if err != nil {
 				t.Fatal(err)

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferryio/ferry/internal/historystat"
+	"github.com/ferryio/ferry/jobs"
+	"github.com/ferryio/ferry/workflows"
+)
+
+// The job engine's benchmarks (issue 10): Ferry against a plain baseline on
+// the same tree, in the same run, alternating A B A B after a warm-up pair,
+// reporting the median and the range of the per-pair ratios, and what the
+// job cost in Temporal history per 1,000 files.
+
+// abResult is one A/B comparison: per-pair times of Ferry (a) and the
+// baseline (b).
+type abResult struct {
+	a, b []time.Duration
+}
+
+// runAB runs warm-up once (a then b, not counted), then pairs times a then
+// b. The shared A/B runner of `ferry bench` (issue 17) was not on main when
+// this was written; this is the minimal one the engine's benchmarks need.
+func runAB(pairs int, a, b func(i int) (time.Duration, error)) (abResult, error) {
+	var r abResult
+	if _, err := a(-1); err != nil {
+		return r, err
+	}
+	if _, err := b(-1); err != nil {
+		return r, err
+	}
+	for i := 0; i < pairs; i++ {
+		ta, err := a(i)
+		if err != nil {
+			return r, err
+		}
+		tb, err := b(i)
+		if err != nil {
+			return r, err
+		}
+		r.a, r.b = append(r.a, ta), append(r.b, tb)
+	}
+	return r, nil
+}
+
+// print writes the medians and the median and min-max of the per-pair
+// ratios a/b.
+func (r abResult) print(w io.Writer, what, aName, bName string) {
+	ratios := make([]float64, len(r.a))
+	for i := range r.a {
+		ratios[i] = r.a[i].Seconds() / max(r.b[i].Seconds(), 1e-9)
+	}
+	med := func(xs []float64) float64 {
+		s := append([]float64(nil), xs...)
+		sort.Float64s(s)
+		return s[len(s)/2]
+	}
+	secs := func(ds []time.Duration) []float64 {
+		out := make([]float64, len(ds))
+		for i, d := range ds {
+			out[i] = d.Seconds()
+		}
+		return out
+	}
+	lo, hi := ratios[0], ratios[0]
+	for _, x := range ratios {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	fmt.Fprintf(w, "%s: %s median %.3fs, %s median %.3fs; %s/%s per pair: median %.2f× (min %.2f×, max %.2f×, %d pairs)\n",
+		what, aName, med(secs(r.a)), bName, med(secs(r.b)), aName, bName, med(ratios), lo, hi, len(ratios))
+}
+
+// printHistory writes what one job cost in Temporal history.
+func printHistory(w io.Writer, h historystat.Stats, files int64) {
+	ev, kb := h.PerThousand(files)
+	fmt.Fprintf(w, "history of one job: %d runs, %d events, %d bytes (%.1f events and %.2f KB per 1,000 files)\n",
+		h.Runs, h.Events, h.Bytes, ev, kb)
+}
+
+func newBenchEngineCommands(g *globals) []*cobra.Command {
+	return []*cobra.Command{newBenchDryRunCommand(g), newBenchCopyCommand(g)}
+}
+
+func newBenchDryRunCommand(g *globals) *cobra.Command {
+	var dir string
+	var entries, pairs int
+	cmd := &cobra.Command{
+		Use:   "dry-run",
+		Short: "Dry-run listing of a large local tree against find -type f | wc -l, A B A B",
+		Long: `Creates --entries empty files (1,000 per directory), then alternates a dry-run
+load job (list, filter and count every entry; embedded Temporal, in-process
+coordinator) with "find <tree> -type f | wc -l", after one warm-up pair.
+Prints the median and range of the per-pair time ratios and the job's history
+events and bytes per 1,000 files.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			out := cmd.OutOrStdout()
+			root, err := os.MkdirTemp(dir, "ferry-bench-dry-run-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(root)
+			tree := filepath.Join(root, "tree")
+			fmt.Fprintf(out, "creating %d empty files…\n", entries)
+			if err := makeEmpty(tree, entries); err != nil {
+				return err
+			}
+			env, err := startBenchEnv(ctx, g, filepath.Join(root, "ferry"), 3, 1<<30, true)
+			if err != nil {
+				return err
+			}
+			defer env.p.stopAll(30 * time.Second)
+			var hist historystat.Stats
+			ferry := func(i int) (time.Duration, error) {
+				key := jobs.Key{Type: workflows.JobLoad, Path: "file://" + tree}
+				st, took, err := env.runJob(ctx, key, workflows.Options{DryRun: true})
+				if err != nil {
+					return 0, err
+				}
+				if st.Qualified != int64(entries) {
+					return 0, fmt.Errorf("dry run counted %d entries, the tree has %d", st.Qualified, entries)
+				}
+				if i < 0 {
+					// The warm-up is the only job of its workflow ID so far.
+					if hist, err = historystat.Of(ctx, env.c, key.WorkflowID()); err != nil {
+						return 0, err
+					}
+				}
+				return took, nil
+			}
+			find := func(int) (time.Duration, error) {
+				start := time.Now()
+				b, err := exec.CommandContext(ctx, "sh", "-c", `find "$1" -type f | wc -l`, "sh", tree).Output()
+				took := time.Since(start)
+				if err != nil {
+					return 0, fmt.Errorf("find: %w", err)
+				}
+				if n, _ := strconv.Atoi(strings.TrimSpace(string(b))); n != entries {
+					return 0, fmt.Errorf("find counted %d files, want %d", n, entries)
+				}
+				return took, nil
+			}
+			r, err := runAB(pairs, ferry, find)
+			if err != nil {
+				return err
+			}
+			r.print(out, fmt.Sprintf("dry-run listing of %d files", entries), "ferry", "find")
+			printHistory(out, hist, int64(entries))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", "", "where to create the tree (default: the system temp dir)")
+	f.IntVar(&entries, "entries", 1_000_000, "number of files in the tree")
+	f.IntVar(&pairs, "pairs", 3, "measured A B pairs after the warm-up pair")
+	return cmd
+}
+
+func newBenchCopyCommand(g *globals) *cobra.Command {
+	var dir string
+	var files, pairs int
+	var size int64
+	cmd := &cobra.Command{
+		Use:   "copy",
+		Short: "Copy job of many small local files against cp -r, A B A B",
+		Long: `Creates --files files of --size bytes, then alternates a copy job into a fresh
+directory (3 in-process cache nodes, embedded Temporal) with cp -r into a
+fresh directory, after one warm-up pair. Prints the median and range of the
+per-pair time ratios and the job's history events and bytes per 1,000 files.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			out := cmd.OutOrStdout()
+			root, err := os.MkdirTemp(dir, "ferry-bench-copy-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(root)
+			src := filepath.Join(root, "src")
+			fmt.Fprintf(out, "creating %d files of %d bytes…\n", files, size)
+			if err := makeFiles(src, files, size); err != nil {
+				return err
+			}
+			env, err := startBenchEnv(ctx, g, filepath.Join(root, "ferry"), 3, 1<<30, true)
+			if err != nil {
+				return err
+			}
+			defer env.p.stopAll(30 * time.Second)
+			var hist historystat.Stats
+			ferry := func(i int) (time.Duration, error) {
+				dst := filepath.Join(root, fmt.Sprintf("ferry-%d", i+1))
+				key := jobs.Key{Type: workflows.JobCopy, Path: "file://" + src, Dst: "file://" + dst}
+				st, took, err := env.runJob(ctx, key, workflows.Options{})
+				if err != nil {
+					return 0, err
+				}
+				if st.Succeeded != int64(files) {
+					return 0, fmt.Errorf("copy job: %s, %d of %d files copied", st.Status, st.Succeeded, files)
+				}
+				if i < 0 {
+					// The warm-up is the only job of its workflow ID so far.
+					if hist, err = historystat.Of(ctx, env.c, key.WorkflowID()); err != nil {
+						return 0, err
+					}
+				}
+				return took, os.RemoveAll(dst)
+			}
+			cp := func(i int) (time.Duration, error) {
+				dst := filepath.Join(root, fmt.Sprintf("cp-%d", i+1))
+				took, err := timeCp(ctx, src, dst)
+				if err != nil {
+					return 0, err
+				}
+				return took, os.RemoveAll(dst)
+			}
+			r, err := runAB(pairs, ferry, cp)
+			if err != nil {
+				return err
+			}
+			r.print(out, fmt.Sprintf("copy of %d × %d B", files, size), "ferry", "cp -r")
+			printHistory(out, hist, int64(files))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", "", "where to create the trees (default: the system temp dir)")
+	f.IntVar(&files, "files", 20_000, "number of files")
+	f.Int64Var(&size, "size", 16<<10, "bytes per file")
+	f.IntVar(&pairs, "pairs", 3, "measured A B pairs after the warm-up pair")
+	return cmd
+}

@@ -1,0 +1,74 @@
+package filter
+
+import (
+	"testing"
+	"time"
+)
+
+func TestKeep(t *testing.T) {
+	ref := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	cases := []struct {
+		name    string
+		rules   Rules
+		pattern string
+		e       Entry
+		want    bool
+	}{
+		{"zero keeps files", Rules{}, "", Entry{Name: "a", RelPath: "a"}, true},
+		{"never directories", Rules{}, "", Entry{Name: "d", IsDir: true}, false},
+		{"name pattern whole", Rules{}, `.*\.csv`, Entry{Name: "x.csv"}, true},
+		{"name pattern partial is no match", Rules{}, `x`, Entry{Name: "x.csv"}, false},
+		{"min size", Rules{MinSize: 10}, "", Entry{Size: 9}, false},
+		{"max size", Rules{MaxSize: 10}, "", Entry{Size: 10}, true},
+		{"older than", Rules{OlderThan: 2 * day, ReferenceTime: ref}, "", Entry{ModTime: ref.Add(-3 * day)}, true},
+		{"not older", Rules{OlderThan: 2 * day, ReferenceTime: ref}, "", Entry{ModTime: ref.Add(-day)}, false},
+		{"newer than", Rules{NewerThan: 2 * day, ReferenceTime: ref}, "", Entry{ModTime: ref.Add(-3 * day)}, false},
+		{"age off without reference", Rules{OlderThan: 2 * day}, "", Entry{ModTime: ref}, true},
+		{"include", Rules{Include: []string{"**/*.log"}}, "", Entry{RelPath: "a/b/c.log"}, true},
+		{"include miss", Rules{Include: []string{"**/*.log"}}, "", Entry{RelPath: "a/b/c.txt"}, false},
+		{"exclude", Rules{Exclude: []string{"tmp/**"}}, "", Entry{RelPath: "tmp/x/y"}, false},
+	}
+	for _, c := range cases {
+		f, err := Compile(c.rules, c.pattern)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := f.Keep(c.e); got != c.want {
+			t.Errorf("%s: Keep = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestCompileRejects(t *testing.T) {
+	for _, c := range []struct {
+		rules   Rules
+		pattern string
+	}{
+		{Rules{}, "("},
+		{Rules{Include: []string{"a/[b"}}, ""},
+		{Rules{MinSize: 5, MaxSize: 4}, ""},
+		{Rules{OlderThan: -1}, ""},
+	} {
+		if _, err := Compile(c.rules, c.pattern); err == nil {
+			t.Errorf("Compile(%+v, %q) accepted", c.rules, c.pattern)
+		}
+	}
+}
+
+func TestMatchGlob(t *testing.T) {
+	for _, c := range []struct {
+		glob, path string
+		want       bool
+	}{
+		{"*.txt", "a.txt", true},
+		{"*.txt", "d/a.txt", false},
+		{"**/a.txt", "a.txt", true},
+		{"d/**", "d/x/y", true},
+		{"d/*/y", "d/x/y", true},
+	} {
+		if got := MatchGlob(c.glob, c.path); got != c.want {
+			t.Errorf("MatchGlob(%q, %q) = %v", c.glob, c.path, got)
+		}
+	}
+}

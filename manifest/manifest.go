@@ -1,0 +1,353 @@
+// Package manifest is the job engine's durable store of file lists: the
+// pages a listing produced, the batches planned from them, the entries to
+// retry and the failed files. Workflow history only holds references to
+// these objects (a name, an index range, counts), so the cost of a job in
+// Temporal grows with its pages, not with its files.
+//
+// A Store keeps its objects under a root URI, one directory per job:
+//
+//	<root>/<jobID>/pages/<key>      a listing page, entries grouped by node
+//	<root>/<jobID>/plans/<key>      entries re-planned onto the current ring
+//	<root>/<jobID>/retry/<key>      a batch's entries to retry after listing
+//	<root>/<jobID>/failures/<key>   a batch's permanent failures
+//	<root>/<jobID>/failures.txt     the job's full failure list, when it ends
+//
+// Keys are chosen by the workflow and are deterministic (job, partition,
+// page, batch, attempt), so an activity that is retried rewrites the same
+// object and never leaves a second copy. The store sits on the
+// storage.Store interface, so any backend can hold it: a directory under the
+// data dir for `ferry dev`, a bucket prefix shared by every worker and cache
+// node in production.
+//
+// Objects are written in a small binary format (a magic line, then
+// length-prefixed fields), not JSON: file names are bytes, and encoding/json
+// would turn invalid UTF-8 into U+FFFD.
+package manifest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/workflows"
+)
+
+// Object kinds: the directories of a job.
+const (
+	KindPages    = "pages"
+	KindPlans    = "plans"
+	KindRetry    = "retry"
+	KindFailures = "failures"
+)
+
+// FailuresFile is the name of a job's full failure list.
+const FailuresFile = "failures.txt"
+
+const (
+	magicEntries  = "FERRY-MANIFEST-ENTRIES-1\n"
+	magicFailures = "FERRY-MANIFEST-FAILURES-1\n"
+	// maxField bounds one decoded field, so a corrupt object cannot make a
+	// reader allocate without limit.
+	maxField = 1 << 20
+)
+
+// ErrCorrupt marks an object that does not decode.
+var ErrCorrupt = errors.New("manifest: corrupt object")
+
+// Store reads and writes manifests under a root URI.
+type Store struct {
+	st   storage.Store
+	root string
+}
+
+// New opens the manifest store at root (a directory URI) through r.
+func New(r *storage.Resolver, root string) (*Store, error) {
+	if root == "" {
+		return nil, errors.New("manifest: no store configured (set --manifest-store)")
+	}
+	st, err := r.For(root)
+	if err != nil {
+		return nil, fmt.Errorf("manifest store %s: %w", root, err)
+	}
+	return &Store{st: st, root: strings.TrimSuffix(root, "/")}, nil
+}
+
+// Root is the URI the store keeps its objects under.
+func (s *Store) Root() string { return s.root }
+
+// JobDir is the URI of a job's directory.
+func (s *Store) JobDir(jobID string) string { return s.root + "/" + jobID }
+
+// URI is the URI of one object: kind is one of the Kind constants.
+func (s *Store) URI(jobID, kind, key string) string {
+	return s.root + "/" + jobID + "/" + kind + "/" + key
+}
+
+// WriteEntries writes entries as object key of kind, replacing it.
+func (s *Store) WriteEntries(ctx context.Context, jobID, kind, key string, entries []workflows.FileEntry) error {
+	var b bytes.Buffer
+	b.WriteString(magicEntries)
+	b.Write(binary.AppendUvarint(nil, uint64(len(entries))))
+	for _, e := range entries {
+		putString(&b, e.URI)
+		putString(&b, e.RelPath)
+		b.Write(binary.AppendVarint(nil, e.Size))
+		putString(&b, e.Version)
+	}
+	return s.put(ctx, s.URI(jobID, kind, key), b.Bytes())
+}
+
+// ReadEntries reads count entries from index start of an entries object;
+// count < 0 reads to the end.
+func (s *Store) ReadEntries(ctx context.Context, jobID, kind, key string, start, count int) ([]workflows.FileEntry, error) {
+	uri := s.URI(jobID, kind, key)
+	r, err := s.open(ctx, uri, magicEntries)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, corrupt(uri, err)
+	}
+	end := int(n)
+	if count >= 0 && start+count < end {
+		end = start + count
+	}
+	out := make([]workflows.FileEntry, 0, max(end-start, 0))
+	for i := 0; i < end; i++ {
+		var e workflows.FileEntry
+		if e.URI, err = getString(r); err == nil {
+			if e.RelPath, err = getString(r); err == nil {
+				if e.Size, err = binary.ReadVarint(r); err == nil {
+					e.Version, err = getString(r)
+				}
+			}
+		}
+		if err != nil {
+			return nil, corrupt(uri, err)
+		}
+		if i >= start {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// WriteFailures writes failures as object key of KindFailures, replacing it.
+func (s *Store) WriteFailures(ctx context.Context, jobID, key string, failures []workflows.Failure) error {
+	var b bytes.Buffer
+	b.WriteString(magicFailures)
+	b.Write(binary.AppendUvarint(nil, uint64(len(failures))))
+	for _, f := range failures {
+		putString(&b, f.Path)
+		putString(&b, f.Reason)
+		putString(&b, f.Message)
+		if f.Retryable {
+			b.WriteByte(1)
+		} else {
+			b.WriteByte(0)
+		}
+	}
+	return s.put(ctx, s.URI(jobID, KindFailures, key), b.Bytes())
+}
+
+// ReadFailures reads a failures object.
+func (s *Store) ReadFailures(ctx context.Context, jobID, key string) ([]workflows.Failure, error) {
+	uri := s.URI(jobID, KindFailures, key)
+	r, err := s.open(ctx, uri, magicFailures)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	n, err := binary.ReadUvarint(r)
+	if err != nil || n > maxField {
+		return nil, corrupt(uri, err)
+	}
+	out := make([]workflows.Failure, 0, n)
+	for i := uint64(0); i < n; i++ {
+		var f workflows.Failure
+		var flag byte
+		if f.Path, err = getString(r); err == nil {
+			if f.Reason, err = getString(r); err == nil {
+				if f.Message, err = getString(r); err == nil {
+					flag, err = r.ReadByte()
+				}
+			}
+		}
+		if err != nil {
+			return nil, corrupt(uri, err)
+		}
+		f.Retryable = flag == 1
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// Keys lists the keys of one kind of a job, sorted, starting after the key
+// after ("" from the first), at most limit of them (limit <= 0: all).
+func (s *Store) Keys(ctx context.Context, jobID, kind, after string, limit int) ([]string, error) {
+	dir := s.root + "/" + jobID + "/" + kind
+	var keys []string
+	cursor := ""
+	for {
+		p, err := s.st.List(ctx, dir, storage.ListOptions{Cursor: cursor, Limit: 1000})
+		if err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				break
+			}
+			return nil, fmt.Errorf("list %s: %w", dir, err)
+		}
+		for _, e := range p.Entries {
+			if !e.IsDir {
+				keys = append(keys, storage.Base(e.URI))
+			}
+		}
+		if p.Cursor == "" {
+			break
+		}
+		cursor = p.Cursor
+	}
+	sort.Strings(keys)
+	i := sort.SearchStrings(keys, after)
+	if after != "" && i < len(keys) && keys[i] == after {
+		i++
+	}
+	keys = keys[i:]
+	if limit > 0 && len(keys) > limit {
+		keys = keys[:limit]
+	}
+	return keys, nil
+}
+
+// WriteFailureList concatenates every failures object of a job into its
+// FailuresFile, one line per file ("<path>\t<reason>\t<message>"), and
+// returns its URI and line count. Names are written as their bytes.
+func (s *Store) WriteFailureList(ctx context.Context, jobID string) (string, int64, error) {
+	keys, err := s.Keys(ctx, jobID, KindFailures, "", 0)
+	if err != nil {
+		return "", 0, err
+	}
+	if len(keys) == 0 {
+		return "", 0, nil
+	}
+	uri := s.JobDir(jobID) + "/" + FailuresFile
+	w, err := s.st.Create(ctx, uri, storage.CreateOptions{Overwrite: true, Size: -1})
+	if err != nil {
+		return "", 0, fmt.Errorf("create %s: %w", uri, err)
+	}
+	bw := bufio.NewWriter(w)
+	var lines int64
+	for _, k := range keys {
+		fs, err := s.ReadFailures(ctx, jobID, k)
+		if err != nil {
+			_ = w.Abort(ctx)
+			return "", 0, err
+		}
+		for _, f := range fs {
+			msg := strings.NewReplacer("\n", " ", "\t", " ").Replace(f.Message)
+			fmt.Fprintf(bw, "%s\t%s\t%s\n", f.Path, f.Reason, msg)
+			lines++
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		_ = w.Abort(ctx)
+		return "", 0, fmt.Errorf("write %s: %w", uri, err)
+	}
+	if _, err := w.Commit(ctx); err != nil {
+		return "", 0, fmt.Errorf("commit %s: %w", uri, err)
+	}
+	return uri, lines, nil
+}
+
+// DeleteWork removes a job's working objects (pages, plans, retry entries,
+// per-batch failures), keeping its failure list. Objects already gone are
+// not an error.
+func (s *Store) DeleteWork(ctx context.Context, jobID string) error {
+	var errs []error
+	for _, kind := range []string{KindPages, KindPlans, KindRetry, KindFailures} {
+		keys, err := s.Keys(ctx, jobID, kind, "", 0)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, k := range keys {
+			if err := s.st.Delete(ctx, s.URI(jobID, kind, k)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				errs = append(errs, fmt.Errorf("delete %s: %w", s.URI(jobID, kind, k), err))
+			}
+		}
+		dir := s.root + "/" + jobID + "/" + kind
+		if err := s.st.Delete(ctx, dir); err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrInvalidPath) {
+			errs = append(errs, fmt.Errorf("delete %s: %w", dir, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Store) put(ctx context.Context, uri string, data []byte) error {
+	w, err := s.st.Create(ctx, uri, storage.CreateOptions{Overwrite: true, Size: int64(len(data))})
+	if err != nil {
+		return fmt.Errorf("create %s: %w", uri, err)
+	}
+	if _, err := w.Write(data); err != nil {
+		_ = w.Abort(ctx)
+		return fmt.Errorf("write %s: %w", uri, err)
+	}
+	if _, err := w.Commit(ctx); err != nil {
+		return fmt.Errorf("commit %s: %w", uri, err)
+	}
+	return nil
+}
+
+type reader struct {
+	*bufio.Reader
+	io.Closer
+}
+
+func (s *Store) open(ctx context.Context, uri, magic string) (*reader, error) {
+	rc, err := s.st.Open(ctx, uri, 0, -1)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", uri, err)
+	}
+	r := &reader{Reader: bufio.NewReaderSize(rc, 64<<10), Closer: rc}
+	head := make([]byte, len(magic))
+	if _, err := io.ReadFull(r, head); err != nil || string(head) != magic {
+		rc.Close()
+		return nil, corrupt(uri, err)
+	}
+	return r, nil
+}
+
+func corrupt(uri string, err error) error {
+	if err == nil {
+		err = errors.New("bad header or size")
+	}
+	return fmt.Errorf("%w: %s: %v", ErrCorrupt, uri, err)
+}
+
+func putString(b *bytes.Buffer, s string) {
+	b.Write(binary.AppendUvarint(nil, uint64(len(s))))
+	b.WriteString(s)
+}
+
+func getString(r *reader) (string, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return "", err
+	}
+	if n > maxField {
+		return "", fmt.Errorf("field of %d bytes", n)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return "", err
+	}
+	return string(buf), nil
+}

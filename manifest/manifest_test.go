@@ -1,0 +1,117 @@
+package manifest
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/storage/local"
+	"github.com/ferryio/ferry/workflows"
+)
+
+func newStore(t *testing.T) (*Store, string) {
+	t.Helper()
+	st, err := local.New(local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s, err := New(storage.NewResolver(st), "file://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, dir
+}
+
+// TestNamesSurviveAsBytes writes names that are not valid UTF-8: they come
+// back byte for byte (encoding/json would have replaced them with U+FFFD).
+func TestNamesSurviveAsBytes(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	in := []workflows.FileEntry{
+		{URI: "file:///a/\xff\xfe-latin1-\xe9", RelPath: "\xff\xfe-latin1-\xe9", Size: 7, Version: "v1"},
+		{URI: "file:///a/ok", RelPath: "ok", Size: 0},
+		{URI: "file:///a/neg", Size: -1},
+	}
+	if err := s.WriteEntries(ctx, "job", KindPages, "p000-00000001", in); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ReadEntries(ctx, "job", KindPages, "p000-00000001", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(in) {
+		t.Fatalf("read %d entries, wrote %d", len(got), len(in))
+	}
+	for i := range in {
+		if got[i] != in[i] {
+			t.Fatalf("entry %d: %+q, wrote %+q", i, got[i].URI, in[i].URI)
+		}
+	}
+	part, err := s.ReadEntries(ctx, "job", KindPages, "p000-00000001", 1, 1)
+	if err != nil || len(part) != 1 || part[0] != in[1] {
+		t.Fatalf("range read: %+v, %v", part, err)
+	}
+	// A retried write replaces the object, it does not add a second one.
+	if err := s.WriteEntries(ctx, "job", KindPages, "p000-00000001", in[:1]); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := s.Keys(ctx, "job", KindPages, "", 0)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("keys %v, %v", keys, err)
+	}
+}
+
+func TestFailureListAndGC(t *testing.T) {
+	s, dir := newStore(t)
+	ctx := context.Background()
+	for _, k := range []string{"b2", "b1"} {
+		fs := []workflows.Failure{{Path: "file:///x/" + k + "\xff", Reason: "NOT_FOUND", Message: "gone\nreally"}, {Path: "file:///y/" + k, Reason: "INTERNAL", Retryable: true}}
+		if err := s.WriteFailures(ctx, "job", k, fs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.WriteEntries(ctx, "job", KindRetry, "b1", []workflows.FileEntry{{URI: "file:///y/b1"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ReadFailures(ctx, "job", "b1")
+	if err != nil || len(got) != 2 || got[0].Path != "file:///x/b1\xff" || !got[1].Retryable {
+		t.Fatalf("failures %+v, %v", got, err)
+	}
+	uri, lines, err := s.WriteFailureList(ctx, "job")
+	if err != nil || lines != 4 {
+		t.Fatalf("failure list %s: %d lines, %v", uri, lines, err)
+	}
+	b, err := os.ReadFile(strings.TrimPrefix(uri, "file://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "file:///x/b1\xff\tNOT_FOUND\tgone really\n"; !strings.HasPrefix(string(b), want) {
+		t.Fatalf("failure list starts %q, want %q", b, want)
+	}
+	if err := s.DeleteWork(ctx, "job"); err != nil {
+		t.Fatal(err)
+	}
+	left, err := filepath.Glob(filepath.Join(dir, "job", "*"))
+	if err != nil || len(left) != 1 || filepath.Base(left[0]) != FailuresFile {
+		t.Fatalf("after GC the job holds %v, %v", left, err)
+	}
+}
+
+func TestCorruptObjectIsAnError(t *testing.T) {
+	s, dir := newStore(t)
+	p := filepath.Join(dir, "job", KindPages, "bad")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(magicEntries+"\x05\x03ab"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReadEntries(context.Background(), "job", KindPages, "bad", 0, -1); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("corrupt object read: %v", err)
+	}
+}
