@@ -1,18 +1,19 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferryio/ferry/internal/abbench"
 	"github.com/ferryio/ferry/internal/historystat"
 	"github.com/ferryio/ferry/jobs"
 	"github.com/ferryio/ferry/workflows"
@@ -23,62 +24,15 @@ import (
 // reporting the median and the range of the per-pair ratios, and what the
 // job cost in Temporal history per 1,000 files.
 
-// abResult is one A/B comparison: per-pair times of Ferry (a) and the
-// baseline (b).
-type abResult struct {
-	a, b []time.Duration
-}
-
-// runAB runs warm-up once (a then b, not counted), then pairs times a then
-// b. The shared A/B runner of `ferry bench` (issue 17) was not on main when
-// this was written; this is the minimal one the engine's benchmarks need.
-func runAB(pairs int, a, b func(i int) (time.Duration, error)) (abResult, error) {
-	var r abResult
-	if _, err := a(-1); err != nil {
-		return r, err
+// abSide adapts a numbered run (i = -1 for the warm-up, then 0, 1, …) to the
+// shared A/B runner, which warms up both sides once and then alternates them.
+func abSide(run func(i int) (time.Duration, error)) abbench.Side {
+	i := -1
+	return func(context.Context) (time.Duration, error) {
+		d, err := run(i)
+		i++
+		return d, err
 	}
-	if _, err := b(-1); err != nil {
-		return r, err
-	}
-	for i := 0; i < pairs; i++ {
-		ta, err := a(i)
-		if err != nil {
-			return r, err
-		}
-		tb, err := b(i)
-		if err != nil {
-			return r, err
-		}
-		r.a, r.b = append(r.a, ta), append(r.b, tb)
-	}
-	return r, nil
-}
-
-// print writes the medians and the median and min-max of the per-pair
-// ratios a/b.
-func (r abResult) print(w io.Writer, what, aName, bName string) {
-	ratios := make([]float64, len(r.a))
-	for i := range r.a {
-		ratios[i] = r.a[i].Seconds() / max(r.b[i].Seconds(), 1e-9)
-	}
-	med := func(xs []float64) float64 {
-		s := append([]float64(nil), xs...)
-		sort.Float64s(s)
-		return s[len(s)/2]
-	}
-	secs := func(ds []time.Duration) []float64 {
-		out := make([]float64, len(ds))
-		for i, d := range ds {
-			out[i] = d.Seconds()
-		}
-		return out
-	}
-	lo, hi := ratios[0], ratios[0]
-	for _, x := range ratios {
-		lo, hi = min(lo, x), max(hi, x)
-	}
-	fmt.Fprintf(w, "%s: %s median %.3fs, %s median %.3fs; %s/%s per pair: median %.2f× (min %.2f×, max %.2f×, %d pairs)\n",
-		what, aName, med(secs(r.a)), bName, med(secs(r.b)), aName, bName, med(ratios), lo, hi, len(ratios))
 }
 
 // printHistory writes what one job cost in Temporal history.
@@ -152,11 +106,11 @@ events and bytes per 1,000 files.`,
 				}
 				return took, nil
 			}
-			r, err := runAB(pairs, ferry, find)
+			r, err := abbench.Run(ctx, abbench.Options{Pairs: pairs}, abSide(ferry), abSide(find))
 			if err != nil {
 				return err
 			}
-			r.print(out, fmt.Sprintf("dry-run listing of %d files", entries), "ferry", "find")
+			fmt.Fprintf(out, "dry-run listing of %d files: %s\n", entries, r.Summary("ferry", "find"))
 			printHistory(out, hist, int64(entries))
 			return nil
 		},
@@ -219,17 +173,17 @@ per-pair time ratios and the job's history events and bytes per 1,000 files.`,
 			}
 			cp := func(i int) (time.Duration, error) {
 				dst := filepath.Join(root, fmt.Sprintf("cp-%d", i+1))
-				took, err := timeCp(ctx, src, dst)
+				took, err := cpSide(src, dst)(ctx)
 				if err != nil {
 					return 0, err
 				}
 				return took, os.RemoveAll(dst)
 			}
-			r, err := runAB(pairs, ferry, cp)
+			r, err := abbench.Run(ctx, abbench.Options{Pairs: pairs}, abSide(ferry), abSide(cp))
 			if err != nil {
 				return err
 			}
-			r.print(out, fmt.Sprintf("copy of %d × %d B", files, size), "ferry", "cp -r")
+			fmt.Fprintf(out, "copy of %d × %d B: %s\n", files, size, r.Summary("ferry", "cp -r"))
 			printHistory(out, hist, int64(files))
 			return nil
 		},
