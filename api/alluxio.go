@@ -45,7 +45,18 @@ func (s *Server) workerLoad(c echo.Context) error {
 	}
 	key := jobs.Key{Type: workflows.JobLoad, Path: q.Get("path")}
 	ctx := c.Request().Context()
-	switch strings.ToLower(q.Get("opType")) {
+	op := strings.ToLower(q.Get("opType"))
+	if err := checkWorkerRequest(c, q, op); err != nil {
+		code, body := classify(err)
+		switch op {
+		case "progress":
+			return c.JSON(code, workerProgressBody{JobState: string(workflows.StatusFailed), Path: key.Path, Message: body.Message, RespProperties: map[string]string{}})
+		case "stop":
+			return c.JSON(code, workerStopBody{Path: key.Path, Message: body.Message})
+		}
+		return c.JSON(code, workerSubmitBody{Path: key.Path, Message: body.Message})
+	}
+	switch op {
 	case "submit":
 		fail := func(err error) error {
 			code, body := classify(err)
@@ -158,29 +169,12 @@ type jobSummary struct {
 	Policy    string    `json:"policy,omitempty"`
 }
 
-// parseRequest reads a coordinator-style or Ferry request: the JSON body,
-// then the query for what the body left out.
-func parseRequest(c echo.Context) (*jobRequest, error) {
-	req := &jobRequest{}
-	if err := decodeBody(c, req); err != nil {
-		return nil, err
-	}
-	q, err := query(c)
-	if err != nil {
-		return nil, err
-	}
-	if err := req.fromQuery(q); err != nil {
-		return nil, err
-	}
-	return req, nil
-}
-
 func (s *Server) masterSubmit(c echo.Context) error {
-	t, err := parseType("type", c.Param("type"))
+	rt, err := parseType("type", c.Param("type"))
 	if err != nil {
 		return err
 	}
-	req, err := parseRequest(c)
+	t, req, err := parseRequest(c, opSubmit, rt)
 	if err != nil {
 		return err
 	}
@@ -218,11 +212,11 @@ func (s *Server) submit(c echo.Context, t workflows.JobType, req *jobRequest) (s
 }
 
 func (s *Server) masterProgress(c echo.Context) error {
-	t, err := parseType("type", c.Param("type"))
+	rt, err := parseType("type", c.Param("type"))
 	if err != nil {
 		return err
 	}
-	req, err := parseRequest(c)
+	t, req, err := parseRequest(c, opProgress, rt)
 	if err != nil {
 		return err
 	}
@@ -259,11 +253,11 @@ func (s *Server) progress(c echo.Context, t workflows.JobType, req *jobRequest) 
 }
 
 func (s *Server) masterStop(c echo.Context) error {
-	t, err := parseType("type", c.Param("type"))
+	rt, err := parseType("type", c.Param("type"))
 	if err != nil {
 		return err
 	}
-	req, err := parseRequest(c)
+	t, req, err := parseRequest(c, opStop, rt)
 	if err != nil {
 		return err
 	}
@@ -293,7 +287,7 @@ func (s *Server) stop(c echo.Context, t workflows.JobType, req *jobRequest) (sto
 }
 
 func (s *Server) masterList(c echo.Context) error {
-	q, err := query(c)
+	q, err := listQuery(c, "job-type", "job-state")
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ferryio/ferry/jobs"
+	"github.com/ferryio/ferry/workflows"
 )
 
 // Ferry's resource-style routes. They take the job type in the request
@@ -17,11 +18,7 @@ import (
 // createJob serves POST /api/v1/jobs: 201 when a run started, 200 when a
 // stopped job resumed, 409 when the job is already running.
 func (s *Server) createJob(c echo.Context) error {
-	req, err := parseRequest(c)
-	if err != nil {
-		return err
-	}
-	t, err := parseType("type", req.Type)
+	t, req, err := parseRequest(c, opSubmit, "")
 	if err != nil {
 		return err
 	}
@@ -43,15 +40,15 @@ func (s *Server) createJob(c echo.Context) error {
 // progressURL is where a new job's progress is read.
 func progressURL(b submitBody) string {
 	q := url.Values{"type": {string(b.JobType)}, "path": {b.Path}}
-	if b.Dst != "" {
-		q.Set("dst", b.Dst)
+	if b.JobType != workflows.JobLoad {
+		q = url.Values{"type": {string(b.JobType)}, "src": {b.Path}, "dst": {b.Dst}}
 	}
 	return "/api/v1/jobs/progress?" + q.Encode()
 }
 
 // listJobs serves GET /api/v1/jobs?type=&state=.
 func (s *Server) listJobs(c echo.Context) error {
-	q, err := query(c)
+	q, err := listQuery(c, "type", "state")
 	if err != nil {
 		return err
 	}
@@ -66,13 +63,9 @@ func (s *Server) listJobs(c echo.Context) error {
 	return c.JSON(http.StatusOK, body)
 }
 
-// jobProgress serves GET /api/v1/jobs/progress?type=&path=&dst=&format=&verbose=.
+// jobProgress serves GET /api/v1/jobs/progress?type=&path=|src=&dst=&format=&verbose=.
 func (s *Server) jobProgress(c echo.Context) error {
-	req, err := parseRequest(c)
-	if err != nil {
-		return err
-	}
-	t, err := parseType("type", req.Type)
+	t, req, err := parseRequest(c, opProgress, "")
 	if err != nil {
 		return err
 	}
@@ -82,11 +75,7 @@ func (s *Server) jobProgress(c echo.Context) error {
 // stopJob serves POST /api/v1/jobs/stop: 200 when stopped, 404 when no run
 // of the job is active.
 func (s *Server) stopJob(c echo.Context) error {
-	req, err := parseRequest(c)
-	if err != nil {
-		return err
-	}
-	t, err := parseType("type", req.Type)
+	t, req, err := parseRequest(c, opStop, "")
 	if err != nil {
 		return err
 	}

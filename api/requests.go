@@ -1,12 +1,8 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"strings"
 
@@ -19,13 +15,14 @@ import (
 
 // jobRequest is the JSON body of the coordinator-style and Ferry routes.
 // Query parameters of the same names fill the fields the body leaves empty,
-// so a GET without a body works as well as one with.
+// so a GET without a body works as well as one with; parseRequest (strict.go)
+// refuses whatever does not fit the route.
 type jobRequest struct {
 	// Type is the job type on Ferry's routes (the others take it from the
 	// URL path).
 	Type string `json:"type"`
 	// Path is the load path; Src and Dst the copy/move source and
-	// destination. Path and Src stand in for each other.
+	// destination.
 	Path string `json:"path"`
 	Src  string `json:"src"`
 	Dst  string `json:"dst"`
@@ -75,57 +72,6 @@ func parseBool(s string) (bool, error) {
 	return false, fmt.Errorf("want true or false, got %q", s)
 }
 
-// decodeBody reads an optional JSON body into req. Unknown fields are
-// refused so that a misspelt "options" does not silently drop every option.
-func decodeBody(c echo.Context, req *jobRequest) error {
-	body, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit))
-		}
-		return badInput("body", "cannot read the request body: %v", err)
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber() // keep 300 as "300" for ParseOptions, never 3e2
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(req); err != nil {
-		return badInput("body", "malformed JSON body: %v", strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if dec.More() {
-		return badInput("body", "malformed JSON body: more than one JSON value")
-	}
-	return nil
-}
-
-// fromQuery fills empty fields from query parameters.
-func (r *jobRequest) fromQuery(q url.Values) error {
-	fill := func(dst *string, names ...string) {
-		for _, n := range names {
-			if *dst == "" {
-				*dst = q.Get(n)
-			}
-		}
-	}
-	fill(&r.Type, "type")
-	fill(&r.Path, "path")
-	fill(&r.Src, "src")
-	fill(&r.Dst, "dst")
-	fill(&r.IndexFile, "indexFile")
-	fill(&r.Format, "format", "progressFormat")
-	if !r.Verbose.set && q.Has("verbose") {
-		v, err := parseBool(q.Get("verbose"))
-		if err != nil {
-			return badInput("verbose", "%v", err)
-		}
-		r.Verbose = flexBool{set: true, value: v}
-	}
-	return nil
-}
-
 // query parses the request's query string. url.ParseQuery, behind echo's
 // QueryParams, silently drops every pair that contains a ';', which would
 // turn path=file:///a;b into a missing path; here only '&' separates pairs.
@@ -165,9 +111,9 @@ func parseType(field, s string) (workflows.JobType, error) {
 
 // key is the job the request addresses.
 func (r *jobRequest) key(t workflows.JobType) jobs.Key {
-	src := r.Path
-	if t != workflows.JobLoad || src == "" {
-		src = firstNonEmpty(r.Src, r.Path)
+	src := r.Src
+	if t == workflows.JobLoad {
+		src = r.Path
 	}
 	if src == "" {
 		// A job over an index file is named by it, as in Alluxio.
@@ -221,15 +167,6 @@ func queryOptions(q url.Values) map[string]any {
 		raw[k] = vs[0]
 	}
 	return raw
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // queryBool reads a boolean query parameter; absent is false.

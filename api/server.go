@@ -73,8 +73,11 @@ type Config struct {
 	Now func() time.Time
 	// Location is the time zone of dates in TEXT reports. Default time.Local.
 	Location *time.Location
-	// MaxBodyBytes limits request bodies. Default 1 MiB.
+	// MaxBodyBytes limits request bodies. Default 64 KiB.
 	MaxBodyBytes int64
+	// Limits bound concurrent work and set the caching of listings and
+	// progress (limits.go). Zero fields take their defaults.
+	Limits Limits
 }
 
 // Server is the REST facade. Serve its Handler with any http.Server.
@@ -95,7 +98,7 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = 1 << 20
+		cfg.MaxBodyBytes = 64 << 10
 	}
 	s := &Server{
 		jobs:   cfg.Jobs,
@@ -117,6 +120,7 @@ func New(cfg Config) *Server {
 		},
 	}))
 	e.Use(bodyLimit(cfg.MaxBodyBytes))
+	s.jobs = limitJobs(e, cfg.Jobs, cfg.Limits)
 	s.routes(cfg.Telemetry)
 	return s
 }

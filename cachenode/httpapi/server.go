@@ -119,6 +119,7 @@ func New(cfg Config) (*Server, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.Logger.SetOutput(io.Discard)
 	e.HTTPErrorHandler = s.routeError
+	e.Use(newLimiter().middleware)
 	s.e = e
 
 	e.GET("/v1/files", s.op("list_files", s.listFiles))

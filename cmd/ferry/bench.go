@@ -60,7 +60,7 @@ func newBenchCommand(g *globals) *cobra.Command {
 		},
 	}
 	cmd.PersistentFlags().StringVar(&profile, "cpu-profile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
-	cmd.AddCommand(newBenchLoadCommand(g), newBenchListCommand(g))
+	cmd.AddCommand(newBenchLoadCommand(g), newBenchListCommand(g), newBenchAPICommand())
 	cmd.AddCommand(newBenchEngineCommands(g)...) // bench_engine.go: dry-run, copy
 	return cmd
 }

@@ -267,6 +267,9 @@ func (j *jobCommand) validate() error {
 	if _, err := report.ParseFormat(j.format); err != nil {
 		return fmt.Errorf("--format: %w", err)
 	}
+	if !j.progress && !j.watch && (j.flags.Changed("verbose") || j.flags.Changed("format")) {
+		return errors.New("--verbose and --format go with --progress or --watch")
+	}
 	if !j.submit {
 		for _, o := range optionFlags {
 			if fl := j.flags.Lookup(o.flag); fl != nil && fl.Changed {
@@ -636,11 +639,11 @@ func (e *statusError) Error() string {
 	return e.message
 }
 
-// transient reports errors --watch waits out: no answer, or 502/503/504.
+// transient reports errors --watch waits out: no answer, or 429/502/503/504.
 func transient(err error) bool {
 	var u *unreachableError
 	var s *statusError
-	return errors.As(err, &u) || errors.As(err, &s) && (s.code == 502 || s.code == 503 || s.code == 504)
+	return errors.As(err, &u) || errors.As(err, &s) && (s.code == 429 || s.code == 502 || s.code == 503 || s.code == 504)
 }
 
 func (a *apiClient) post(ctx context.Context, path string, body, out any) error {
