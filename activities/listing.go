@@ -145,7 +145,9 @@ func (l *lister) page(ctx context.Context, in workflows.ListInput, limit int) (p
 		if scanned >= maxScanFactor*limit {
 			break
 		}
-		activity.RecordHeartbeat(ctx, p.cursor)
+		if activity.IsActivity(ctx) { // Select runs outside activities
+			activity.RecordHeartbeat(ctx, p.cursor)
+		}
 	}
 	return p, nil
 }

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/ferryio/ferry/activities"
+	"github.com/ferryio/ferry/policies"
 	"github.com/ferryio/ferry/workflows"
 )
 
@@ -24,6 +25,10 @@ func RegisterCoordinator(r sdkworker.Registry, c *activities.Coordinator) {
 	r.RegisterActivityWithOptions(c.CountSource, activity.RegisterOptions{Name: workflows.ActivityCountSource})
 	r.RegisterActivityWithOptions(c.SaveFailures, activity.RegisterOptions{Name: workflows.ActivitySaveFailures})
 	r.RegisterActivityWithOptions(c.RemoveEmptyDirs, activity.RegisterOptions{Name: workflows.ActivityRemoveEmptyDirs})
+	// Policy runs: the workflow a policy's schedule starts, and the local
+	// activity that turns the policy into its job.
+	r.RegisterWorkflowWithOptions(workflows.PolicyRunWorkflow, workflow.RegisterOptions{Name: workflows.PolicyRunWorkflowName})
+	r.RegisterActivityWithOptions(policies.PrepareRun, activity.RegisterOptions{Name: workflows.ActivityPreparePolicyRun})
 }
 
 // RegisterNode registers a cache node's batch activities on r. The worker
