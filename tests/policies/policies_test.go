@@ -29,7 +29,9 @@ filter: {olderThan: 1h}
 // listings, pause with a trigger and a backfill, resume, and deletes that
 // keep or stop running jobs.
 func TestPolicyLifecycle(t *testing.T) {
+	start := time.Now()
 	e := startDev(t)
+	t.Logf("%v: ferry dev ready", time.Since(start).Round(time.Second))
 	root := t.TempDir()
 	src, dst := filepath.Join(root, "hot"), filepath.Join(root, "cold")
 	now := time.Now()
@@ -74,6 +76,7 @@ func TestPolicyLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Logf("%v: bad input checked", time.Since(start).Round(time.Second))
 	// Preview first: what the first run will move.
 	var pv policies.Preview
 	if code, m := e.call("POST", "/api/v1/policies/preview?limit=2", doc, &pv); code != 200 {
@@ -93,6 +96,7 @@ func TestPolicyLifecycle(t *testing.T) {
 	}
 	e.cliFails("already exists", "policy", "add", "-f", docFile)
 
+	t.Logf("%v: policy added", time.Since(start).Round(time.Second))
 	// The first run happens on its own and moves exactly the old files.
 	first := e.waitRun("tidy", 2*time.Minute, "first run", func(r policies.Run) bool { return r.Outcome == "STARTED" })
 	if first.JobState != "SUCCEEDED" || first.Succeeded != 3 || first.Qualified != 3 || first.BytesDone != bytesOf(old...) {
@@ -101,6 +105,7 @@ func TestPolicyLifecycle(t *testing.T) {
 	expectIn(t, src, dst, "dst", old...)
 	expectIn(t, src, dst, "src", young...)
 
+	t.Logf("%v: first run done", time.Since(start).Round(time.Second))
 	// Files added between runs, two of them on either side of the cut-off
 	// of a run scheduled at least 4 s ahead.
 	in, err := e.describe("tidy")
@@ -159,6 +164,7 @@ func TestPolicyLifecycle(t *testing.T) {
 	}
 	expectIn(t, src, dst, "src", young...)
 
+	t.Logf("%v: cut-off runs done", time.Since(start).Round(time.Second))
 	// Every run is a job tagged with the policy: REST, CLI, Temporal.
 	var jobs struct {
 		Jobs []struct {
@@ -201,6 +207,7 @@ func TestPolicyLifecycle(t *testing.T) {
 		t.Errorf("list:\n%s", out)
 	}
 
+	t.Logf("%v: listings checked", time.Since(start).Round(time.Second))
 	// Pause: no scheduled run starts; a trigger and a backfill still run.
 	e.cliOK("policy", "pause", "tidy", "--note", "maintenance")
 	pausedAt := time.Now()
@@ -225,6 +232,7 @@ func TestPolicyLifecycle(t *testing.T) {
 	}
 	expectIn(t, src, dst, "dst", trig)
 
+	t.Logf("%v: trigger done", time.Since(start).Round(time.Second))
 	base := pausedAt.Truncate(10 * time.Second)
 	b1, b3 := base.Add(-40*time.Second), base.Add(-20*time.Second)
 	bf := []file{
@@ -234,10 +242,13 @@ func TestPolicyLifecycle(t *testing.T) {
 		{"bf/d.txt", 4, b3.Add(time.Second - time.Hour)},    // none of them
 	}
 	writeFiles(t, src, bf...)
+	backfillAt := time.Now()
 	e.cliOK("policy", "backfill", "tidy", "--from", b1.UTC().Format(time.RFC3339), "--to", b3.UTC().Format(time.RFC3339))
 	for i := 0; i < 3; i++ {
 		s := b1.Add(time.Duration(i) * 10 * time.Second)
-		r := e.waitRun("tidy", time.Minute, "backfill at "+s.String(), func(r policies.Run) bool { return r.ScheduledTime.Equal(s) })
+		r := e.waitRun("tidy", time.Minute, "backfill at "+s.String(), func(r policies.Run) bool {
+			return r.ScheduledTime.Equal(s) && r.StartTime.After(backfillAt)
+		})
 		if r.JobState != "SUCCEEDED" || r.Succeeded != 1 {
 			t.Errorf("backfilled run at %v: %+v, want 1 file", s, r)
 		}
@@ -255,6 +266,7 @@ func TestPolicyLifecycle(t *testing.T) {
 	if in.Actions != actionsAtPause+4 {
 		t.Errorf("%d actions while paused, want 4 (a trigger, 3 backfills)", in.Actions-actionsAtPause)
 	}
+	t.Logf("%v: backfill done", time.Since(start).Round(time.Second))
 	e.cliOK("policy", "resume", "tidy")
 	resumedAt := time.Now()
 	in, _ = e.describe("tidy")
@@ -267,10 +279,11 @@ func TestPolicyLifecycle(t *testing.T) {
 	expectIn(t, src, dst, "dst", bf[3])
 	expectIn(t, src, dst, "src", young...)
 
+	t.Logf("%v: resume done", time.Since(start).Round(time.Second))
 	t.Run("delete leaves running jobs alone unless asked", func(t *testing.T) {
 		e := e
 		e.t = t
-		big := file{"big.bin", 10 << 20, time.Now()}
+		big := file{"big.bin", 2 << 20, time.Now()}
 		slowSrc := filepath.Join(root, "slow")
 		writeFiles(t, slowSrc, big)
 		for i, stop := range []bool{false, true} {
@@ -279,6 +292,7 @@ func TestPolicyLifecycle(t *testing.T) {
 			doc := fmt.Sprintf("name: %s\nschedule: {cron: '0 0 1 1 *'}\naction: copy\nsrc: file://%s\ndst: file://%s\noptions: {bandwidth: 1MB}\n", name, slowSrc, slowDst)
 			e.cliOK("policy", "add", "-f", policyYAML(t, doc))
 			e.cliOK("policy", "trigger", name)
+			t.Logf("%v: %s triggered", time.Since(start).Round(time.Second), name)
 			ferrytest.Eventually(t, time.Minute, func() error {
 				in, err := e.describe(name)
 				if err != nil {
@@ -293,6 +307,7 @@ func TestPolicyLifecycle(t *testing.T) {
 			if stop {
 				args = append(args, "--stop-running")
 			}
+			t.Logf("%v: %s running", time.Since(start).Round(time.Second), name)
 			out := e.cliOK(args...)
 			if stop && !strings.Contains(out, "Asked 1 running job(s) to stop") {
 				t.Errorf("delete --stop-running: %s", out)
@@ -318,6 +333,7 @@ func TestPolicyLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Logf("%v: delete subtest done", time.Since(start).Round(time.Second))
 	e.cliOK("policy", "delete", "tidy")
 	var list struct{ Policies []policies.Summary }
 	ferrytest.Eventually(t, 30*time.Second, func() error {
