@@ -20,6 +20,7 @@ func TestPolicyRunSurvivesCoordinatorKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("failover in -short mode")
 	}
+	t.Parallel()
 	dataDir := t.TempDir()
 	tp := ferrytest.Start(t, "temporal-dev", "--memory", "--listen", "127.0.0.1:0", "--ui-listen", "")
 	temporal := tp.WaitFor(frontendLine, 2*time.Minute)[1]
@@ -39,7 +40,10 @@ func TestPolicyRunSurvivesCoordinatorKill(t *testing.T) {
 	src, dst := filepath.Join(root, "hot"), filepath.Join(root, "cold")
 	old := time.Now().Add(-2 * time.Hour)
 	files := []file{{"big.bin", 8 << 20, old}, {"a.txt", 10, old}, {"b/c.txt", 20, old}}
-	writeFiles(t, src, files...)
+	// A young file stays: a move that empties its source removes the
+	// source directory, and the next run would find nothing to list.
+	young := file{"young.txt", 5, time.Now()}
+	writeFiles(t, src, append(files, young)...)
 	// 1 MB/s after a 4 MiB burst: the run's job takes a few seconds.
 	doc := fmt.Sprintf("name: failover\nschedule: {every: 10s}\naction: move\nsrc: file://%s\ndst: file://%s\nfilter: {olderThan: 1h}\noptions: {bandwidth: 1MB, batchSize: 1}\n", src, dst)
 	e.cliOK("policy", "add", "-f", policyYAML(t, doc))
@@ -66,6 +70,7 @@ func TestPolicyRunSurvivesCoordinatorKill(t *testing.T) {
 		t.Fatalf("run after the coordinator was killed: %+v", r)
 	}
 	expectIn(t, src, dst, "dst", files...)
+	expectIn(t, src, dst, "src", young)
 	next := e.waitRun("failover", time.Minute, "the next scheduled run", func(x policies.Run) bool { return x.ScheduledTime.After(r.ScheduledTime) })
 	if next.JobState != "SUCCEEDED" || next.Qualified != 0 {
 		t.Fatalf("next run %+v", next)

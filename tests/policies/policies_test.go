@@ -29,6 +29,7 @@ filter: {olderThan: 1h}
 // listings, pause with a trigger and a backfill, resume, and deletes that
 // keep or stop running jobs.
 func TestPolicyLifecycle(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	e := startDev(t)
 	t.Logf("%v: ferry dev ready", time.Since(start).Round(time.Second))
