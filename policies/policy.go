@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -130,7 +131,7 @@ func Parse(data []byte) (Policy, error) {
 			}
 		}
 		for _, k := range sortedKeys(m) {
-			if !contains(knownKeys[section], k) {
+			if !slices.Contains(knownKeys[section], k) {
 				problems = append(problems, Problem{join(section, k), fmt.Sprintf("unknown key (known: %s)", strings.Join(knownKeys[section], ", "))})
 				delete(m, k)
 			}
@@ -222,15 +223,6 @@ func sortedKeys(m map[string]any) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func join(section, key string) string {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,7 +78,7 @@ func (p Policy) problems() []Problem {
 		add("name", "is required")
 	case !nameRE.MatchString(p.Name):
 		add("name", "%q: want 1 to 63 characters of a-z, 0-9 and -", p.Name)
-	case contains(reservedNames, p.Name):
+	case slices.Contains(reservedNames, p.Name):
 		add("name", "%q is reserved", p.Name)
 	}
 
