@@ -2,6 +2,7 @@ package policytest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -280,17 +281,34 @@ func TestPolicyLifecycle(t *testing.T) {
 	expectIn(t, src, dst, "dst", bf[3])
 	expectIn(t, src, dst, "src", young...)
 
+	var info policies.Info
+	if err := json.Unmarshal([]byte(e.cliOK("policy", "describe", "tidy", "--format", "JSON")), &info); err != nil || len(info.NextRuns) != 5 || info.Paused {
+		t.Fatalf("describe --format JSON: %v %+v", err, info)
+	}
+	updated := strings.Replace(doc, "{olderThan: 1h}", "{olderThan: 1h, exclude: ['**/*.tmp']}", 1)
+	e.cliOK("policy", "update", "-f", policyYAML(t, updated))
+	if in, err := e.describe("tidy"); err != nil || len(in.Policy.Filter.Exclude) != 1 || in.Paused || in.Actions < info.Actions {
+		t.Fatalf("after update: %v %+v", err, in)
+	}
+	if code, m := e.call("PUT", "/api/v1/policies/other", updated, nil); code != http.StatusBadRequest || m["field"] != "name" {
+		t.Errorf("PUT with another name: %d %v", code, m)
+	}
+	if code, m := e.call("PUT", "/api/v1/policies/nope", strings.Replace(updated, "name: tidy", "name: nope", 1), nil); code != http.StatusNotFound {
+		t.Errorf("PUT of an unknown policy: %d %v", code, m)
+	}
 	t.Logf("%v: resume done", time.Since(start).Round(time.Second))
 	t.Run("delete leaves running jobs alone unless asked", func(t *testing.T) {
 		e := e
 		e.t = t
-		big := file{"big.bin", 2 << 20, time.Now()}
+		big := file{"big.bin", 6 << 20, time.Now()}
 		slowSrc := filepath.Join(root, "slow")
 		writeFiles(t, slowSrc, big)
 		for i, stop := range []bool{false, true} {
 			name := fmt.Sprintf("slow-%d", i)
 			slowDst := filepath.Join(root, name)
-			doc := fmt.Sprintf("name: %s\nschedule: {cron: '0 0 1 1 *'}\naction: copy\nsrc: file://%s\ndst: file://%s\noptions: {bandwidth: 1MB}\n", name, slowSrc, slowDst)
+			// allow-all: a second run while the first one's job runs must
+			// find the job's workflow ID busy and start nothing.
+			doc := fmt.Sprintf("name: %s\nschedule: {cron: '0 0 1 1 *', overlap: allow-all}\naction: copy\nsrc: file://%s\ndst: file://%s\noptions: {bandwidth: 1MB}\n", name, slowSrc, slowDst)
 			e.cliOK("policy", "add", "-f", policyYAML(t, doc))
 			e.cliOK("policy", "trigger", name)
 			t.Logf("%v: %s triggered", time.Since(start).Round(time.Second), name)
@@ -304,6 +322,13 @@ func TestPolicyLifecycle(t *testing.T) {
 				}
 				return nil
 			})
+			if !stop {
+				e.cliOK("policy", "trigger", name)
+				busy := e.waitRun(name, 30*time.Second, "the second run", func(r policies.Run) bool { return r.Outcome == "ALREADY_RUNNING" })
+				if busy.Status != "COMPLETED" || busy.JobState != "" {
+					t.Errorf("second run while the job ran: %+v", busy)
+				}
+			}
 			args := []string{"policy", "delete", name}
 			if stop {
 				args = append(args, "--stop-running")
