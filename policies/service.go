@@ -449,6 +449,9 @@ func (s *Service) Preview(ctx context.Context, p Policy, at time.Time, maxPaths 
 	if err := s.check(ctx, p); err != nil {
 		return Preview{}, err
 	}
+	if s.resolver == nil {
+		return Preview{}, fmt.Errorf("%w: this API has no storage backends to preview with", jobs.ErrUnavailable)
+	}
 	if at.IsZero() {
 		at = s.now()
 	}
