@@ -103,7 +103,9 @@ func (l *lister) page(ctx context.Context, path, relPrefix, cursor string, sel *
 		if scanned >= maxScanFactor*limit {
 			break
 		}
-		activity.RecordHeartbeat(ctx, p.cursor)
+		if activity.IsActivity(ctx) { // Select runs outside activities
+			activity.RecordHeartbeat(ctx, p.cursor)
+		}
 	}
 	return p, nil
 }

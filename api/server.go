@@ -62,6 +62,8 @@ var _ JobService = (*jobs.Service)(nil)
 type Config struct {
 	// Jobs is the job service. Required.
 	Jobs JobService
+	// Policies is the policy service; nil answers the policy routes 503.
+	Policies PolicyService
 	// Telemetry provides the request metrics, the request spans and the
 	// /metrics route. Nil disables all three.
 	Telemetry *telemetry.Telemetry
@@ -82,10 +84,11 @@ type Config struct {
 
 // Server is the REST facade. Serve its Handler with any http.Server.
 type Server struct {
-	jobs   JobService
-	log    *slog.Logger
-	report report.Renderer
-	echo   *echo.Echo
+	jobs     JobService
+	policies PolicyService
+	log      *slog.Logger
+	report   report.Renderer
+	echo     *echo.Echo
 }
 
 // New builds the server and registers every route. It panics when
@@ -101,10 +104,11 @@ func New(cfg Config) *Server {
 		cfg.MaxBodyBytes = 64 << 10
 	}
 	s := &Server{
-		jobs:   cfg.Jobs,
-		log:    cfg.Logger,
-		report: report.Renderer{Now: cfg.Now, Location: cfg.Location},
-		echo:   echo.New(),
+		jobs:     cfg.Jobs,
+		policies: cfg.Policies,
+		log:      cfg.Logger,
+		report:   report.Renderer{Now: cfg.Now, Location: cfg.Location},
+		echo:     echo.New(),
 	}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
@@ -168,6 +172,7 @@ func (s *Server) routes(tel *telemetry.Telemetry) {
 	e.GET("/api/v1/jobs", s.listJobs)
 	e.GET("/api/v1/jobs/progress", s.jobProgress)
 	e.POST("/api/v1/jobs/stop", s.stopJob)
+	s.policyRoutes()
 
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})

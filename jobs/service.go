@@ -232,6 +232,16 @@ func (s *Service) Submit(ctx context.Context, key Key, opts workflows.Options) (
 	return SubmitResult{Outcome: outcome, JobID: jobID, OptionsIgnored: ignored}, nil
 }
 
+// Check validates key and checks, as Submit does before it starts a job,
+// that the source (or index file) exists and that a backend serves the
+// destination. Policies use it when they are added.
+func (s *Service) Check(ctx context.Context, key Key, opts workflows.Options) error {
+	if err := key.Validate(); err != nil {
+		return err
+	}
+	return s.checkSources(ctx, key, opts)
+}
+
 // comparableOptions drops what a submit fills in itself, so that two submits
 // with the same flags compare equal.
 func comparableOptions(o workflows.Options) workflows.Options {

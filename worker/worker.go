@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/ferryio/ferry/activities"
+	"github.com/ferryio/ferry/policies"
 	"github.com/ferryio/ferry/workflows"
 	"github.com/ferryio/ferry/workflows/legacy"
 )
@@ -41,6 +42,10 @@ func RegisterCoordinator(r sdkworker.Registry, c *activities.Coordinator) {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
 	r.RegisterWorkflowWithOptions(legacy.JobWorkflow, workflow.RegisterOptions{Name: legacy.WorkflowName})
+	// Policy runs: the workflow a policy's schedule starts, and the local
+	// activity that turns the policy into its job.
+	r.RegisterWorkflowWithOptions(workflows.PolicyRunWorkflow, workflow.RegisterOptions{Name: workflows.PolicyRunWorkflowName})
+	r.RegisterActivityWithOptions(policies.PrepareRun, activity.RegisterOptions{Name: workflows.ActivityPreparePolicyRun})
 }
 
 // RegisterNode registers a cache node's batch activities on r. The worker

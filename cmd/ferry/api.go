@@ -8,10 +8,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/ferryio/ferry/api"
 	"github.com/ferryio/ferry/internal/telemetry"
 	"github.com/ferryio/ferry/jobs"
+	"github.com/ferryio/ferry/policies"
+	"github.com/ferryio/ferry/storage"
 )
 
 // defaultAPIAddress is where `ferry api` listens and where the CLI looks for
@@ -43,7 +46,7 @@ func runAPI(ctx context.Context, g *globals, listen string, out io.Writer) error
 	p, fail := pr.parts, pr.fail
 	// The service checks that a job's source exists before starting it,
 	// with the same backends as the rest of the process.
-	if _, err := startAPI(ctx, p, listen, jobs.NewService(pr.client, pr.resolver), pr.tel); err != nil {
+	if _, err := startAPI(ctx, p, listen, newServices(pr.client, pr.resolver), pr.tel); err != nil {
 		return fail(err)
 	}
 	p.endpoint("Temporal frontend", g.temporalAddress+"  (namespace "+g.namespace+")")
@@ -59,15 +62,28 @@ func runAPI(ctx context.Context, g *globals, listen string, out io.Writer) error
 // startAPI serves the REST API for svc on addr (port 0 picks a free one),
 // registers its shutdown in p and a banner line, and returns the bound
 // address. It fails at once when addr cannot be bound.
-func startAPI(ctx context.Context, p *parts, addr string, svc api.JobService, tel *telemetry.Telemetry) (string, error) {
+func startAPI(ctx context.Context, p *parts, addr string, svc services, tel *telemetry.Telemetry) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	srv := api.New(api.Config{Jobs: svc, Telemetry: tel, Logger: slog.Default()})
+	srv := api.New(api.Config{Jobs: svc.jobs, Policies: svc.policies, Telemetry: tel, Logger: slog.Default()})
 	bound, err := p.serveHTTP("api", addr, srv.Handler())
 	if err != nil {
 		return "", err
 	}
 	p.endpoint("REST API", "http://"+bound+"  (routes: /openapi.json)")
 	return bound, nil
+}
+
+// services are what the REST API serves: jobs and policies.
+type services struct {
+	jobs     api.JobService
+	policies api.PolicyService
+}
+
+// newServices builds the job and policy services on one Temporal client;
+// both check that a source exists with the process's storage backends.
+func newServices(c client.Client, resolver *storage.Resolver) services {
+	js := jobs.NewService(c, resolver)
+	return services{jobs: js, policies: policies.NewService(c, js, resolver)}
 }

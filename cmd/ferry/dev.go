@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferryio/ferry/internal/telemetry"
-	"github.com/ferryio/ferry/jobs"
 	temporaldev "github.com/ferryio/ferry/temporal-dev"
 )
 
@@ -110,7 +109,7 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 	if err := startCoordinator(p, c, resolver, manifestRoot); err != nil {
 		return fail(err)
 	}
-	apiAddr, err := startAPI(ctx, p, o.apiListen, jobs.NewService(c, resolver), tel)
+	apiAddr, err := startAPI(ctx, p, o.apiListen, newServices(c, resolver), tel)
 	if err != nil {
 		return fail(err)
 	}

@@ -83,6 +83,7 @@ func newRootCommand() *cobra.Command {
 		newCacheNodeCommand(g),
 		newAPICommand(g),
 		newJobCommand(),
+		newPolicyCommand(),
 		newBenchCommand(g),
 		newVersionCommand(),
 	)

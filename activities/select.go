@@ -1,0 +1,47 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/workflows"
+)
+
+// Selection is what a job's listing selects: totals and the first URIs.
+type Selection struct {
+	Files int64
+	Bytes int64
+	// Paths are the first selected URIs, in listing order.
+	Paths []string
+}
+
+// Select pages through in's source with in's filters — the lister and
+// filters of the listing activity, so a preview selects exactly what a job
+// would — and returns the totals and the first maxPaths URIs. It keeps no
+// entries beyond those and needs no activity context.
+func Select(ctx context.Context, resolver *storage.Resolver, in workflows.ListInput, maxPaths int) (Selection, error) {
+	l := &lister{resolver: resolver}
+	var s Selection
+	in.Cursor = ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return s, err
+		}
+		p, err := l.page(ctx, in, max(in.Limit, 1))
+		if err != nil {
+			return s, fmt.Errorf("list %s: %w", sourceOf(in), err)
+		}
+		for _, e := range p.entries {
+			if len(s.Paths) < maxPaths {
+				s.Paths = append(s.Paths, e.URI)
+			}
+		}
+		s.Files += int64(len(p.entries))
+		s.Bytes += p.size
+		if p.done {
+			return s, nil
+		}
+		in.Cursor = p.cursor
+	}
+}
