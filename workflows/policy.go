@@ -140,7 +140,7 @@ func PolicyRunWorkflow(ctx workflow.Context, in PolicyRunInput) (PolicyRunResult
 	var st JobState
 	err := child.Get(jobCtx, &st)
 	if err == nil {
-		st.Pending, st.Retry = nil, nil
+		st.Carry = nil
 		res.Job = &st
 	}
 	switch {
