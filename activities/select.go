@@ -22,15 +22,26 @@ type Selection struct {
 // entries beyond those and needs no activity context.
 func Select(ctx context.Context, resolver *storage.Resolver, in workflows.ListInput, maxPaths int) (Selection, error) {
 	l := &lister{resolver: resolver}
+	kind := workflows.PartitionTree
+	if in.IndexFile != "" {
+		kind = workflows.PartitionIndex
+	}
+	page := workflows.ListPageInput{
+		Type: in.Type, Path: in.Path, IndexFile: in.IndexFile, Limit: max(in.Limit, 1),
+		FileFilterRegx: in.FileFilterRegx, Filter: in.Filter,
+		Partition: workflows.Partition{Kind: kind},
+	}
+	if in.IndexFile != "" {
+		page.Path = in.IndexFile
+	}
 	var s Selection
-	in.Cursor = ""
 	for {
 		if err := ctx.Err(); err != nil {
 			return s, err
 		}
-		p, err := l.page(ctx, in, max(in.Limit, 1))
+		p, part, err := l.listPartition(ctx, page)
 		if err != nil {
-			return s, fmt.Errorf("list %s: %w", sourceOf(in), err)
+			return s, fmt.Errorf("list %s: %w", page.Path, err)
 		}
 		for _, e := range p.entries {
 			if len(s.Paths) < maxPaths {
@@ -39,9 +50,9 @@ func Select(ctx context.Context, resolver *storage.Resolver, in workflows.ListIn
 		}
 		s.Files += int64(len(p.entries))
 		s.Bytes += p.size
-		if p.done {
+		if part.Done {
 			return s, nil
 		}
-		in.Cursor = p.cursor
+		page.Partition = part
 	}
 }
