@@ -91,7 +91,7 @@ func startBenchEnv(ctx context.Context, g *globals, dir string, nodes int, capac
 		return fail(err)
 	}
 	p.add("temporal client", func(context.Context) error { c.Close(); return nil })
-	resolver, err := newResolver(ctx, g)
+	resolver, err := newResolver(ctx, g, dir)
 	if err != nil {
 		return fail(err)
 	}
@@ -104,7 +104,7 @@ func startBenchEnv(ctx context.Context, g *globals, dir string, nodes int, capac
 		id := fmt.Sprintf("node-%d", i)
 		cfg := cachenode.Config{ID: id, DataDir: filepath.Join(dir, "nodes", id), AdvertiseHost: "127.0.0.1", IdentityName: id,
 			HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Capacity: capacity}
-		if _, err := startNode(ctx, p, cfg, c, resolver, tel); err != nil {
+		if _, err := startNode(ctx, p, cfg, c, resolver, tel, nil); err != nil {
 			return fail(err)
 		}
 	}

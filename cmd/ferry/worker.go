@@ -28,15 +28,17 @@ another one from its recorded history.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if failuresDir == "" {
+				abs, _ := filepath.Abs(filepath.Join(dataDir, "failures"))
+				failuresDir = "file://" + abs
+			}
+			// The coordinator writes its failure lists there: mounted.
+			g.mounts = append(g.mounts, failuresDir)
 			pr, err := startProcess(ctx, g, "ferry-worker")
 			if err != nil {
 				return err
 			}
 			p := pr.parts
-			if failuresDir == "" {
-				abs, _ := filepath.Abs(filepath.Join(dataDir, "failures"))
-				failuresDir = "file://" + abs
-			}
 			if err := startCoordinator(p, pr.client, pr.resolver, failuresDir); err != nil {
 				return pr.fail(err)
 			}
