@@ -83,10 +83,10 @@ type Tokens struct {
 	file  string
 	fixed map[[32]byte]Principal
 
-	mu      sync.Mutex
-	stamp   fileStamp
+	mu       sync.Mutex
+	stamp    fileStamp
 	fromFile map[[32]byte]Principal
-	loadErr error
+	loadErr  error
 }
 
 type fileStamp struct {

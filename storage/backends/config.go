@@ -26,9 +26,9 @@ type Config struct {
 	// read-only one. Env FERRY_MOUNTS (comma-separated) adds to them.
 	Mounts []string    `yaml:"mounts" json:"mounts"`
 	Local  LocalConfig `yaml:"local" json:"local"`
-	S3    S3Config    `yaml:"s3" json:"s3"`
-	GCS   GCSConfig   `yaml:"gcs" json:"gcs"`
-	HDFS  HDFSConfig  `yaml:"hdfs" json:"hdfs"`
+	S3     S3Config    `yaml:"s3" json:"s3"`
+	GCS    GCSConfig   `yaml:"gcs" json:"gcs"`
+	HDFS   HDFSConfig  `yaml:"hdfs" json:"hdfs"`
 }
 
 // LocalConfig configures file:// URIs.
