@@ -506,3 +506,14 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// runCLI runs the ferry binary with the test token and extra environment.
+func runCLI(t *testing.T, env []string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ferrytest.Binary(t), args...)
+	cmd.Env = append(append(os.Environ(), ferrytest.SecurityEnv()...), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
