@@ -36,6 +36,10 @@ copies can run behind a load balancer. Routes are listed at /openapi.json.`,
 }
 
 func runAPI(ctx context.Context, g *globals, listen string, out io.Writer) error {
+	acc, err := g.sec.buildAccess("", "", listen)
+	if err != nil {
+		return err
+	}
 	pr, err := startProcess(ctx, g, "ferry-api")
 	if err != nil {
 		return err
@@ -43,10 +47,6 @@ func runAPI(ctx context.Context, g *globals, listen string, out io.Writer) error
 	p, fail := pr.parts, pr.fail
 	// The service checks that a job's source exists before starting it,
 	// with the same backends as the rest of the process.
-	acc, err := g.sec.buildAccess("", "", listen)
-	if err != nil {
-		return fail(err)
-	}
 	if _, err := startAPI(ctx, p, listen, jobs.NewService(pr.client, pr.resolver), pr.tel, acc); err != nil {
 		return fail(err)
 	}

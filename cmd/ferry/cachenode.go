@@ -82,16 +82,16 @@ func runCacheNode(cmd *cobra.Command, g *globals, o *cacheNodeOptions) error {
 	if o.dataDir == "" {
 		o.dataDir = filepath.Join(".ferry", o.id)
 	}
+	acc, err := g.sec.buildAccess("", "", o.httpAddr, o.grpcAddr)
+	if err != nil {
+		return err
+	}
 	pr, err := startProcess(ctx, g, "ferry-cachenode")
 	if err != nil {
 		return err
 	}
 	p, fail := pr.parts, pr.fail
 	c, resolver, tel := pr.client, pr.resolver, pr.tel
-	acc, err := g.sec.buildAccess("", "", o.httpAddr, o.grpcAddr)
-	if err != nil {
-		return fail(err)
-	}
 	n, err := startNode(ctx, p, cachenode.Config{
 		ID:              o.id,
 		DataDir:         o.dataDir,

@@ -57,7 +57,7 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
 	}
-	sec, err := devSecurity(g, o.dataDir, o.apiListen, o.metricsListen)
+	sec, err := devSecurity(g, o.dataDir, append(nodeListeners(o.nodes.hosts), o.apiListen, o.metricsListen)...)
 	if err != nil {
 		return err
 	}

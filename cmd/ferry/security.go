@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -330,6 +331,17 @@ func (d *devAccess) print(w interface{ Write([]byte) (int, error) }) {
 	if d.created {
 		state = "created in"
 	}
-	fmt.Fprintf(w, "API token %s %s (mode 0600; `ferry job` run from this directory picks it up; elsewhere set FERRY_TOKEN_FILE)\n", state, d.tokenPath)
+	fmt.Fprintf(w, "API token %s %s (mode 0600; `ferry job` finds it when FERRY_DATA_DIR names this directory (default .ferry); else set FERRY_TOKEN_FILE)\n", state, d.tokenPath)
 	fmt.Fprintf(w, "Storage mounts: %s and --mount paths; cache-node reads without a token: %s\n", strings.Join(d.mounts, ", "), d.acc.anonymous)
+}
+
+// nodeListeners are the listen addresses ferry dev's --node-hosts gives its
+// nodes (port 0 stands for any: only the host matters to the loopback
+// rule).
+func nodeListeners(hosts string) []string {
+	var out []string
+	for _, h := range splitList(hosts) {
+		out = append(out, net.JoinHostPort(h, "0"))
+	}
+	return out
 }

@@ -129,3 +129,19 @@ func TestJobOverMutualTLS(t *testing.T) {
 		t.Errorf("healthz with a certificate: %d", resp.StatusCode)
 	}
 }
+
+// TestNoAuthOnlyOnLoopback: serving without authentication must be asked
+// for, and is refused on any listener reachable from the network.
+func TestNoAuthOnlyOnLoopback(t *testing.T) {
+	for _, args := range [][]string{
+		{"api", "--listen", "0.0.0.0:0", "--insecure-no-auth"},
+		{"cachenode", "--id", "n1", "--data-dir", t.TempDir(), "--http-addr", ":0", "--insecure-no-auth"},
+		{"dev", "--data-dir", t.TempDir(), "--api-listen", "0.0.0.0:0", "--insecure-no-auth", "--temporal-listen", "127.0.0.1:0"},
+		{"dev", "--data-dir", t.TempDir(), "--node-hosts", "192.0.2.1", "--insecure-no-auth", "--temporal-listen", "127.0.0.1:0"},
+	} {
+		out, err := runCLI(t, nil, args...)
+		if err == nil || !strings.Contains(out, "--insecure-no-auth is only allowed when every listener is on loopback") {
+			t.Errorf("ferry %v: %v\n%s", args, err, out)
+		}
+	}
+}
