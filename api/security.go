@@ -27,11 +27,7 @@ func Classify(r *http.Request) auth.Route {
 		return auth.Route{Name: strings.TrimPrefix(p, "/"), Role: auth.RoleNone}
 	case p == "/v1/load":
 		q := r.URL.Query()
-		rt := auth.Route{Name: "load:" + strings.ToLower(q.Get("opType")), Role: auth.RoleRead, Targets: nonEmpty(q.Get("path"))}
-		if !strings.EqualFold(q.Get("opType"), "progress") {
-			rt.Role, rt.Mutating, rt.GetWithToken, rt.JSON = auth.RoleWrite, true, true, true
-		}
-		return rt
+		return auth.LoadRoute(q.Get("opType"), auth.Targets(q.Get("path")))
 	case strings.HasPrefix(p, "/api/v1/master/progress_job/"), p == "/api/v1/master/list_job",
 		p == "/api/v1/jobs/progress", p == "/metrics":
 		return auth.Route{Name: routeName(p), Role: auth.RoleRead}
@@ -47,20 +43,10 @@ func routeName(p string) string {
 	return strings.Trim(strings.TrimPrefix(strings.TrimPrefix(p, "/api/v1"), "/master"), "/")
 }
 
-func nonEmpty(s ...string) []string {
-	var out []string
-	for _, v := range s {
-		if v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
 // bodyTargets reads the path fields of a JSON body and puts the body back.
 func bodyTargets(r *http.Request) []string {
 	if r.Body == nil || r.Body == http.NoBody {
-		return nonEmpty(r.URL.Query().Get("path"))
+		return auth.Targets(r.URL.Query().Get("path"))
 	}
 	raw, err := io.ReadAll(io.LimitReader(r.Body, maxAuditBody+1))
 	rest := r.Body
@@ -76,5 +62,5 @@ func bodyTargets(r *http.Request) []string {
 		Name                      string
 	}
 	_ = json.Unmarshal(raw, &b)
-	return nonEmpty(b.Path, b.Src, b.Dst, b.IndexFile, b.Name)
+	return auth.Targets(b.Path, b.Src, b.Dst, b.IndexFile, b.Name)
 }

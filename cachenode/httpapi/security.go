@@ -19,7 +19,7 @@ func Classify(r *http.Request) auth.Route {
 	p := r.URL.Path
 	q := r.URL.Query()
 	rq := parseQuery(r.URL.RawQuery)
-	targets := nonEmpty(q.Get("path"), rq["ufsFullPath"], rq["srcPath"], rq["dstPath"])
+	targets := auth.Targets(q.Get("path"), rq["ufsFullPath"], rq["srcPath"], rq["dstPath"])
 	seg := strings.Split(strings.Trim(p, "/"), "/")
 	switch {
 	case p == "/healthz":
@@ -27,11 +27,7 @@ func Classify(r *http.Request) auth.Route {
 	case p == "/metrics":
 		return auth.Route{Name: "metrics", Role: auth.RoleRead}
 	case p == "/v1/load":
-		rt := auth.Route{Name: "load:" + strings.ToLower(q.Get("opType")), Role: auth.RoleRead, Targets: targets}
-		if !strings.EqualFold(q.Get("opType"), "progress") {
-			rt.Role, rt.Mutating, rt.GetWithToken, rt.JSON = auth.RoleWrite, true, true, true
-		}
-		return rt
+		return auth.LoadRoute(q.Get("opType"), targets)
 	case len(seg) >= 2 && seg[0] == "v1" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		return auth.Route{Name: seg[1], Role: auth.RoleRead, AnonymousRead: true, Targets: targets}
 	case len(seg) >= 2 && seg[0] == "v1":
@@ -40,14 +36,4 @@ func Classify(r *http.Request) auth.Route {
 		return auth.Route{Name: p, Role: auth.RoleRead}
 	}
 	return auth.Route{Name: p, Role: auth.RoleWrite, Mutating: true}
-}
-
-func nonEmpty(s ...string) []string {
-	var out []string
-	for _, v := range s {
-		if v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
 }

@@ -414,3 +414,24 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.Header.Set("Authorization", h)
 	return base.RoundTrip(r)
 }
+
+// Targets keeps the non-empty URIs, for Route.Targets.
+func Targets(uris ...string) []string {
+	var out []string
+	for _, v := range uris {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// LoadRoute classifies the Alluxio worker route /v1/load: progress reads;
+// submit and stop write, and may come as GET only with a token.
+func LoadRoute(opType string, targets []string) Route {
+	rt := Route{Name: "load:" + strings.ToLower(opType), Role: RoleRead, Targets: targets}
+	if !strings.EqualFold(opType, "progress") {
+		rt.Role, rt.Mutating, rt.GetWithToken, rt.JSON = RoleWrite, true, true, true
+	}
+	return rt
+}

@@ -76,6 +76,13 @@ func (t Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return base.RoundTrip(r)
 }
 
+// Main runs a test package whose requests all carry Token() (call it from
+// TestMain: os.Exit(ferrytest.Main(m))).
+func Main(m *testing.M) int {
+	http.DefaultTransport = Transport{Base: http.DefaultTransport}
+	return m.Run()
+}
+
 var build struct {
 	once sync.Once
 	path string
