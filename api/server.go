@@ -214,6 +214,7 @@ func classify(err error) (int, errorBody) {
 	var in *inputError
 	var ie *jobs.InputError
 	var oe *jobs.OptionError
+	var fe *jobs.ForbiddenError
 	var he *echo.HTTPError
 	switch {
 	case errors.As(err, &in):
@@ -222,6 +223,8 @@ func classify(err error) (int, errorBody) {
 		return http.StatusBadRequest, errorBody{Message: ie.Error(), Field: ie.Field}
 	case errors.As(err, &oe):
 		return http.StatusBadRequest, errorBody{Message: oe.Error(), Field: oe.Option}
+	case errors.As(err, &fe):
+		return http.StatusForbidden, errorBody{Message: fe.Error(), Field: fe.Field}
 	case errors.Is(err, jobs.ErrNotFound):
 		return http.StatusNotFound, errorBody{Message: err.Error()}
 	case errors.Is(err, jobs.ErrUnavailable):

@@ -16,6 +16,7 @@ package cachenode
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log"
@@ -33,6 +34,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/ferryio/ferry/cachenode/grpcapi"
 	"github.com/ferryio/ferry/cachenode/httpapi"
@@ -46,8 +48,10 @@ import (
 
 // Defaults.
 const (
-	DefaultHTTPAddr = ":28080"
-	DefaultGRPCAddr = ":29080"
+	// Loopback unless told otherwise: a node reachable from the network is
+	// a choice, made with an address and, then, tokens and TLS.
+	DefaultHTTPAddr = "127.0.0.1:28080"
+	DefaultGRPCAddr = "127.0.0.1:29080"
 )
 
 // Config describes one node. Validate fills the defaults.
@@ -98,6 +102,17 @@ type Config struct {
 	View membership.ViewOptions
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
+	// WrapHTTP, when set, wraps the HTTP API (the access policy of package
+	// internal/auth).
+	WrapHTTP func(http.Handler) http.Handler
+	// GRPCOptions are extra options of the gRPC server (the access policy's
+	// interceptors).
+	GRPCOptions []grpc.ServerOption
+	// TLS, when set, makes both listeners serve TLS (mutual TLS when it
+	// asks for client certificates).
+	TLS *tls.Config
+	// ForwardClient forwards /v1/load. Default: httpapi's.
+	ForwardClient *http.Client
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -266,6 +281,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		Metrics:   n.tel.Handler(),
 		Meter:     n.tel.Meter("ferry-cachenode"),
 		Logger:    n.log,
+
+		HTTPClient: n.cfg.ForwardClient,
 	})
 	if err != nil {
 		_ = httpL.Close()
@@ -273,8 +290,15 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.api = api
+	var handler http.Handler = api
+	if n.cfg.WrapHTTP != nil {
+		handler = n.cfg.WrapHTTP(api)
+	}
+	if n.cfg.TLS != nil {
+		httpL = tls.NewListener(httpL, n.cfg.TLS)
+	}
 	n.httpServer = &http.Server{
-		Handler:           api,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		// Requests with ';' in their query make net/http log a warning;
 		// the API reads such queries itself, so that is noise.
@@ -285,7 +309,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			n.log.Error("HTTP API stopped", "err", err)
 		}
 	}()
-	n.grpcServer = grpc.NewServer()
+	gopts := n.cfg.GRPCOptions
+	if n.cfg.TLS != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(n.cfg.TLS)))
+	}
+	n.grpcServer = grpc.NewServer(gopts...)
 	(&grpcapi.Service{NodeID: n.cfg.ID, Store: n.store, Resolver: n.cfg.Resolver}).Register(n.grpcServer)
 	go func() {
 		if err := n.grpcServer.Serve(grpcL); err != nil && !errors.Is(err, grpc.ErrServerStopped) {

@@ -53,6 +53,15 @@ type InputError struct {
 
 func (e *InputError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Message) }
 
+// ForbiddenError is a job whose source or destination lies outside the
+// storage mounts of the process (or in a read-only one): HTTP 403.
+type ForbiddenError struct {
+	Field   string
+	Message string
+}
+
+func (e *ForbiddenError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Message) }
+
 // ErrNotFound means no job with that key exists (for progress and stop).
 var ErrNotFound = errors.New("job not found")
 
@@ -268,7 +277,9 @@ func (s *Service) checkSources(ctx context.Context, key Key, opts workflows.Opti
 			switch {
 			case errors.Is(err, storage.ErrNotFound):
 				return &InputError{field, fmt.Sprintf("%s does not exist", uri)}
-			case errors.Is(err, storage.ErrPermission), errors.Is(err, storage.ErrInvalidPath):
+			case errors.Is(err, storage.ErrPermission):
+				return &ForbiddenError{field, err.Error()}
+			case errors.Is(err, storage.ErrInvalidPath):
 				return &InputError{field, err.Error()}
 			}
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -282,7 +293,10 @@ func (s *Service) checkSources(ctx context.Context, key Key, opts workflows.Opti
 		return err
 	}
 	if key.Type != workflows.JobLoad {
-		if _, err := s.resolver.For(key.Dst); err != nil {
+		if err := s.resolver.Check(key.Dst, storage.Write); err != nil {
+			if errors.Is(err, storage.ErrPermission) {
+				return &ForbiddenError{"dst", err.Error()}
+			}
 			return &InputError{"dst", err.Error()}
 		}
 	}

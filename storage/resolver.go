@@ -9,6 +9,9 @@ import (
 // Resolver picks the Store that serves a URI, by scheme.
 type Resolver struct {
 	stores map[string]Store
+	// confinement, when set, is checked on every call of every store (see
+	// NewConfinedResolver).
+	confinement *confinement
 }
 
 // NewResolver returns a resolver over the given stores; a later store with

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryio/ferry/internal/ferrytest"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/storage/gcs/gcstest"
 	"github.com/ferryio/ferry/storage/hdfs/hdfstest"
@@ -68,6 +69,7 @@ func TestDevLoadsFromS3AndGCS(t *testing.T) {
 		"FERRY_S3_ENDPOINT=" + s3srv.URL, "FERRY_S3_PATH_STYLE=true", "FERRY_S3_REGION=us-east-1",
 		"FERRY_S3_ACCESS_KEY_ID=" + s3test.AccessKeyID, "FERRY_S3_SECRET_ACCESS_KEY=" + s3test.SecretAccessKey,
 		"FERRY_GCS_ENDPOINT=" + gsrv.URL, "FERRY_GCS_ANONYMOUS=true",
+		"FERRY_MOUNTS=" + ferrytest.Mounts() + ",s3://" + s3bucket + ",gs://" + gbucket,
 	}
 	p, c := startFullDevEnv(t, env, t.TempDir())
 	for _, tc := range []struct {

@@ -147,6 +147,8 @@ func TestDevLoadThroughTheCLI(t *testing.T) {
 	path := "file://" + src
 	ferry := func(args ...string) (string, string, error) {
 		cmd := exec.Command(ferrytest.Binary(t), append(args, "--api", c.api)...)
+		// The CLI finds ferry dev's token in its data directory, as a user's does.
+		cmd.Env = append(os.Environ(), "FERRY_DATA_DIR="+dataDir)
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		err := cmd.Run()
@@ -198,7 +200,7 @@ func TestDevLoadThroughTheCLI(t *testing.T) {
 		{map[string]any{"path": path, "options": map[string]any{"nope": "1"}}, "nope"},
 		{map[string]any{"path": path, "options": map[string]any{"bandwidth": "abc"}}, "bandwidth"},
 		{map[string]any{"path": path, "options": map[string]any{"fileFilterRegx": "("}}, "fileFilterRegx"},
-		{map[string]any{"path": "file:///no/such/source"}, "does not exist"},
+		{map[string]any{"path": path + "/no/such/source"}, "does not exist"},
 	} {
 		code, resp := call(t, "POST", c.api+"/api/v1/master/submit_job/load", tc.body)
 		if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(resp["message"]), tc.want) {

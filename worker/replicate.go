@@ -25,6 +25,9 @@ type GRPCReplicator struct {
 	Self string
 	// Ring is the node's current view of the ring.
 	Ring func(ctx context.Context) (*ring.Ring, error)
+	// DialOptions are added to every connection to another node (TLS, the
+	// process's token).
+	DialOptions []grpc.DialOption
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
@@ -78,7 +81,7 @@ func (r *GRPCReplicator) client(addr string) (cachenodepb.CacheNodeClient, error
 	if conn, ok := r.conns[addr]; ok {
 		return cachenodepb.NewCacheNodeClient(conn), nil
 	}
-	c, conn, err := grpcapi.Dial(addr)
+	c, conn, err := grpcapi.Dial(addr, r.DialOptions...)
 	if err != nil {
 		return nil, err
 	}

@@ -37,8 +37,10 @@ var _ pb.CacheNodeServer = (*Service)(nil)
 // Register adds the service to s.
 func (svc *Service) Register(s *grpc.Server) { pb.RegisterCacheNodeServer(s, svc) }
 
-// Dial connects to a node's gRPC address (host:port), without TLS: nodes
-// talk on the cluster's private network.
+// Dial connects to a node's gRPC address (host:port). Without options the
+// connection is plaintext and sends no token; nodes that serve TLS and
+// check tokens are dialled with grpc.WithTransportCredentials and
+// grpc.WithPerRPCCredentials in opts, which take precedence.
 func Dial(target string, opts ...grpc.DialOption) (pb.CacheNodeClient, *grpc.ClientConn, error) {
 	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
 	conn, err := grpc.NewClient(target, opts...)

@@ -39,6 +39,10 @@ copies can run behind a load balancer. Routes are listed at /openapi.json.`,
 }
 
 func runAPI(ctx context.Context, g *globals, listen string, out io.Writer) error {
+	acc, err := g.sec.buildAccess("", "", listen)
+	if err != nil {
+		return err
+	}
 	pr, err := startProcess(ctx, g, "ferry-api")
 	if err != nil {
 		return err
@@ -46,7 +50,7 @@ func runAPI(ctx context.Context, g *globals, listen string, out io.Writer) error
 	p, fail := pr.parts, pr.fail
 	// The service checks that a job's source exists before starting it,
 	// with the same backends as the rest of the process.
-	if _, err := startAPI(ctx, p, listen, newServices(pr.client, pr.resolver), pr.tel); err != nil {
+	if _, err := startAPI(ctx, p, listen, newServices(pr.client, pr.resolver), pr.tel, acc); err != nil {
 		return fail(err)
 	}
 	p.endpoint("Temporal frontend", g.temporalAddress+"  (namespace "+g.namespace+")")
@@ -62,16 +66,16 @@ func runAPI(ctx context.Context, g *globals, listen string, out io.Writer) error
 // startAPI serves the REST API for svc on addr (port 0 picks a free one),
 // registers its shutdown in p and a banner line, and returns the bound
 // address. It fails at once when addr cannot be bound.
-func startAPI(ctx context.Context, p *parts, addr string, svc services, tel *telemetry.Telemetry) (string, error) {
+func startAPI(ctx context.Context, p *parts, addr string, svc services, tel *telemetry.Telemetry, acc *access) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
 	srv := api.New(api.Config{Jobs: svc.jobs, Policies: svc.policies, Telemetry: tel, Logger: slog.Default()})
-	bound, err := p.serveHTTP("api", addr, srv.Handler())
+	bound, err := p.serveHTTP("api", addr, acc.apiHandler(srv.Handler()), acc.server)
 	if err != nil {
 		return "", err
 	}
-	p.endpoint("REST API", "http://"+bound+"  (routes: /openapi.json)")
+	p.endpoint("REST API", acc.scheme()+"://"+bound+"  (routes: /openapi.json)")
 	return bound, nil
 }
 

@@ -94,7 +94,7 @@ func startBenchEnv(ctx context.Context, g *globals, dir string, nodes int, capac
 		return fail(err)
 	}
 	p.add("temporal client", func(context.Context) error { c.Close(); return nil })
-	resolver, err := newResolver(ctx, g)
+	resolver, err := newResolver(ctx, g, dir)
 	if err != nil {
 		return fail(err)
 	}
@@ -108,7 +108,7 @@ func startBenchEnv(ctx context.Context, g *globals, dir string, nodes int, capac
 		id := fmt.Sprintf("node-%d", i)
 		cfg := cachenode.Config{ID: id, DataDir: filepath.Join(dir, "nodes", id), AdvertiseHost: "127.0.0.1", IdentityName: id,
 			HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Capacity: capacity}
-		n, err := startNode(ctx, p, "file://"+filepath.Join(dir, "failures"), cfg, c, resolver, tel)
+		n, err := startNode(ctx, p, "file://"+filepath.Join(dir, "failures"), cfg, c, resolver, tel, nil)
 		if err != nil {
 			return fail(err)
 		}

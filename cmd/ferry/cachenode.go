@@ -57,8 +57,8 @@ same owners. Nodes that share a host on distinct ports need distinct
 	f := cmd.Flags()
 	f.StringVar(&o.id, "id", envOr("FERRY_NODE_ID", ""), "node id, stable across restarts, e.g. node-1 (env FERRY_NODE_ID; required)")
 	f.StringVar(&o.dataDir, "data-dir", "", "directory of the page store (default .ferry/<id>)")
-	f.StringVar(&o.httpAddr, "http-addr", cachenode.DefaultHTTPAddr, "listen address of the HTTP data API")
-	f.StringVar(&o.grpcAddr, "grpc-addr", cachenode.DefaultGRPCAddr, "listen address of the gRPC data service")
+	f.StringVar(&o.httpAddr, "http-addr", cachenode.DefaultHTTPAddr, "listen address of the HTTP data API (loopback by default; give an address such as 0.0.0.0:28080 to serve other hosts)")
+	f.StringVar(&o.grpcAddr, "grpc-addr", cachenode.DefaultGRPCAddr, "listen address of the gRPC data service (loopback by default)")
 	f.StringVar(&o.advertiseHost, "advertise-host", "", "host clients dial (default: the host of --http-addr, or this machine's name)")
 	f.StringVar(&o.identityName, "identity-name", "", "string the ring identity is derived from (default: the advertised host)")
 	f.StringVar(&o.capacity, "capacity", "10GiB", "most bytes of pages to keep, e.g. 512MiB, 100GiB")
@@ -85,16 +85,22 @@ func runCacheNode(cmd *cobra.Command, g *globals, o *cacheNodeOptions) error {
 	if o.dataDir == "" {
 		o.dataDir = filepath.Join(".ferry", o.id)
 	}
+	acc, err := g.sec.buildAccess("", "", o.httpAddr, o.grpcAddr)
+	if err != nil {
+		return err
+	}
+	root, err := manifestStoreRoot(o.manifestRoot)
+	if err != nil {
+		return err
+	}
+	// The node reads its batches and writes failure lists there: mounted.
+	g.mounts = append(g.mounts, root)
 	pr, err := startProcess(ctx, g, "ferry-cachenode")
 	if err != nil {
 		return err
 	}
 	p, fail := pr.parts, pr.fail
 	c, resolver, tel := pr.client, pr.resolver, pr.tel
-	root, err := manifestStoreRoot(o.manifestRoot)
-	if err != nil {
-		return fail(err)
-	}
 	n, err := startNode(ctx, p, root, cachenode.Config{
 		ID:              o.id,
 		DataDir:         o.dataDir,
@@ -106,7 +112,7 @@ func runCacheNode(cmd *cobra.Command, g *globals, o *cacheNodeOptions) error {
 		PageSize:        int64(pageSize),
 		RevalidateAfter: o.revalidateAfter,
 		JobAPIURL:       o.jobAPIURL,
-	}, c, resolver, tel)
+	}, c, resolver, tel, acc)
 	if err != nil {
 		return fail(err)
 	}
@@ -119,8 +125,10 @@ func runCacheNode(cmd *cobra.Command, g *globals, o *cacheNodeOptions) error {
 
 // startNode starts one cache node with the job engine's activities on its
 // own task queue, registers its clean stop in p and its banner lines. Its
-// batches are read from the manifest store at manifestRoot.
-func startNode(ctx context.Context, p *parts, manifestRoot string, cfg cachenode.Config, c client.Client, resolver *storage.Resolver, tel *telemetry.Telemetry) (*cachenode.Node, error) {
+// batches are read from the manifest store at manifestRoot. acc, when set,
+// is the process's access control (tokens, TLS); nil serves without it
+// (in-process benchmarks on loopback).
+func startNode(ctx context.Context, p *parts, manifestRoot string, cfg cachenode.Config, c client.Client, resolver *storage.Resolver, tel *telemetry.Telemetry, acc *access) (*cachenode.Node, error) {
 	manifests, err := manifest.New(resolver, manifestRoot)
 	if err != nil {
 		return nil, err
@@ -132,6 +140,12 @@ func startNode(ctx context.Context, p *parts, manifestRoot string, cfg cachenode
 	cfg.NodeWorkerOptions = worker.NodeOptions()
 	// Called by Start, after New has set n.
 	replicator := &worker.GRPCReplicator{Self: cfg.ID}
+	scheme := "http"
+	if acc != nil {
+		acc.nodeSecurity(&cfg)
+		replicator.DialOptions = acc.grpcDialOptions()
+		scheme = acc.scheme()
+	}
 	cfg.RegisterNodeWorker = func(r sdkworker.Registry) {
 		replicator.Ring = n.Ring
 		worker.RegisterNode(r, &activities.Node{Cache: worker.PageStoreCache{Store: n.PageStore()}, Resolver: resolver, Replicator: replicator, Manifests: manifests})
@@ -146,7 +160,7 @@ func startNode(ctx context.Context, p *parts, manifestRoot string, cfg cachenode
 	p.add("cache node "+cfg.ID, n.Stop)
 	p.add("replica connections of "+cfg.ID, func(context.Context) error { return replicator.Close() })
 	m := n.Member()
-	p.endpoint("Cache node "+cfg.ID, fmt.Sprintf("http://%s  grpc %s",
+	p.endpoint("Cache node "+cfg.ID, fmt.Sprintf(scheme+"://%s  grpc %s",
 		net.JoinHostPort(m.Host, strconv.Itoa(m.HTTPPort)), net.JoinHostPort(m.Host, strconv.Itoa(m.GRPCPort))))
 	return n, nil
 }
@@ -177,7 +191,7 @@ func (d *devNodes) flags(f *pflag.FlagSet) {
 // ids; with --node-hosts each takes one host and the same ports, and its
 // identity comes from the host, as an alluxiofs client given that host list
 // computes it.
-func (d *devNodes) start(ctx context.Context, p *parts, dataDir, manifestRoot string, c client.Client, resolver *storage.Resolver, tel *telemetry.Telemetry) error {
+func (d *devNodes) start(ctx context.Context, p *parts, dataDir, manifestRoot string, c client.Client, resolver *storage.Resolver, tel *telemetry.Telemetry, acc *access) error {
 	capacity, err := backends.ParseByteSize(d.capacity)
 	if err != nil {
 		return fmt.Errorf("--node-capacity %q: %w", d.capacity, err)
@@ -221,7 +235,7 @@ func (d *devNodes) start(ctx context.Context, p *parts, dataDir, manifestRoot st
 		}
 		cfg.HTTPAddr = net.JoinHostPort(cfg.AdvertiseHost, port(d.httpPort, i))
 		cfg.GRPCAddr = net.JoinHostPort(cfg.AdvertiseHost, port(d.grpcPort, i))
-		if _, err := startNode(ctx, p, manifestRoot, cfg, c, resolver, tel); err != nil {
+		if _, err := startNode(ctx, p, manifestRoot, cfg, c, resolver, tel, acc); err != nil {
 			return err
 		}
 	}

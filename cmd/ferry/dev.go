@@ -56,6 +56,10 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
 	}
+	sec, err := devSecurity(g, o.dataDir, append(nodeListeners(o.nodes.hosts), o.apiListen, o.metricsListen)...)
+	if err != nil {
+		return err
+	}
 	tel, err := telemetry.Setup(ctx, "ferry-dev")
 	if err != nil {
 		return err
@@ -97,11 +101,11 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 		return fail(err)
 	}
 	p.add("temporal client", func(context.Context) error { c.Close(); return nil })
-	resolver, err := newResolver(ctx, g)
+	absData, err := filepath.Abs(o.dataDir)
 	if err != nil {
 		return fail(err)
 	}
-	absData, err := filepath.Abs(o.dataDir)
+	resolver, err := newResolver(ctx, g)
 	if err != nil {
 		return fail(err)
 	}
@@ -109,28 +113,29 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 	if err := startCoordinator(p, c, resolver, manifestRoot); err != nil {
 		return fail(err)
 	}
-	apiAddr, err := startAPI(ctx, p, o.apiListen, newServices(c, resolver), tel)
+	apiAddr, err := startAPI(ctx, p, o.apiListen, newServices(c, resolver), tel, sec.acc)
 	if err != nil {
 		return fail(err)
 	}
-	o.nodes.jobAPIURL = "http://" + apiAddr
-	if err := o.nodes.start(ctx, p, o.dataDir, manifestRoot, c, resolver, tel); err != nil {
+	o.nodes.jobAPIURL = sec.acc.scheme() + "://" + apiAddr
+	if err := o.nodes.start(ctx, p, o.dataDir, manifestRoot, c, resolver, tel, sec.acc); err != nil {
 		return fail(err)
 	}
 
 	if o.metricsListen != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", tel.Handler())
-		addr, err := p.serveHTTP("metrics", o.metricsListen, mux)
+		addr, err := p.serveHTTP("metrics", o.metricsListen, sec.acc.apiHandler(mux), sec.acc.server)
 		if err != nil {
 			return fail(err)
 		}
-		p.endpoint("Metrics", "http://"+addr+"/metrics")
+		p.endpoint("Metrics", sec.acc.scheme()+"://"+addr+"/metrics")
 	}
 
 	out := os.Stdout
 	fmt.Fprintf(out, "Ferry dev is running (state in %s)\n", absData)
 	p.printEndpoints(out)
+	sec.print(out)
 	fmt.Fprintln(out, "Press Ctrl-C to stop.")
 
 	<-ctx.Done()

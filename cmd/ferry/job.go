@@ -39,7 +39,7 @@ const watchInterval = 500 * time.Millisecond
 // unavailable API (a restart, a Temporal failover) before giving up.
 const watchTolerance = 30 * time.Second
 
-func newJobCommand() *cobra.Command {
+func newJobCommand(g *globals) *cobra.Command {
 	var apiURL string
 	cmd := &cobra.Command{
 		Use:   "job",
@@ -60,7 +60,7 @@ not running), 1 on any error, 2 when a job watched with --watch ends FAILED.`,
 		},
 	}
 	cmd.PersistentFlags().StringVar(&apiURL, "api", envOr("FERRY_API", "http://"+defaultAPIAddress), "URL of the Ferry REST API (env FERRY_API)")
-	api := func() (*apiClient, error) { return newAPIClient(apiURL) }
+	api := func() (*apiClient, error) { return newAPIClient(apiURL, g) }
 	cmd.AddCommand(
 		newJobTypeCommand(workflows.JobLoad, api),
 		newJobTypeCommand(workflows.JobCopy, api),
@@ -602,7 +602,7 @@ type apiClient struct {
 }
 
 // newAPIClient checks the --api URL; "host:port" means http://host:port.
-func newAPIClient(raw string) (*apiClient, error) {
+func newAPIClient(raw string, g *globals) (*apiClient, error) {
 	s := strings.TrimSpace(raw)
 	if !strings.Contains(s, "://") {
 		s = "http://" + s
@@ -613,7 +613,11 @@ func newAPIClient(raw string) (*apiClient, error) {
 	}
 	// Progress answers within the API's own query timeout (15 s); the rest
 	// is slack for a slow Temporal.
-	return &apiClient{base: strings.TrimRight(u.String(), "/"), http: &http.Client{Timeout: time.Minute}}, nil
+	rt, err := g.sec.cliTransport()
+	if err != nil {
+		return nil, err
+	}
+	return &apiClient{base: strings.TrimRight(u.String(), "/"), http: &http.Client{Timeout: time.Minute, Transport: rt}}, nil
 }
 
 // unreachableError is a request that never got an HTTP answer.

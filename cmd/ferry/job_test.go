@@ -48,7 +48,7 @@ func ferryAt(t *testing.T, apiURL string, args ...string) (string, string, int) 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ferrytest.Binary(t), args...)
-	cmd.Env = append(os.Environ(), "FERRY_API="+apiURL)
+	cmd.Env = append(append(os.Environ(), ferrytest.SecurityEnv()...), "FERRY_API="+apiURL)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -56,10 +57,13 @@ func (p *parts) stopAll(timeout time.Duration) error {
 
 // serveHTTP serves h on addr in the background and registers its shutdown.
 // It fails at once when addr cannot be bound.
-func (p *parts) serveHTTP(name, addr string, h http.Handler) (string, error) {
+func (p *parts) serveHTTP(name, addr string, h http.Handler, tlsCfg ...*tls.Config) (string, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("%s: listen on %s: %w", name, addr, err)
+	}
+	if len(tlsCfg) > 0 && tlsCfg[0] != nil {
+		l = tls.NewListener(l, tlsCfg[0])
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {

@@ -23,6 +23,10 @@ type globals struct {
 	namespace       string
 	logLevel        string
 	storageConfig   string
+	sec             securityFlags
+	// mounts are storage locations the command mounts for its own files
+	// (failure lists), added to the configured ones.
+	mounts []string
 }
 
 func main() {
@@ -72,6 +76,7 @@ func newRootCommand() *cobra.Command {
 	pf.StringVar(&g.storageConfig, "storage-config", os.Getenv("FERRY_STORAGE_CONFIG"),
 		"storage configuration file for S3, GCS and HDFS (YAML or JSON; env FERRY_STORAGE_CONFIG)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("FERRY_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	g.sec.register(pf)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())
 	})
@@ -82,8 +87,8 @@ func newRootCommand() *cobra.Command {
 		newWorkerCommand(g),
 		newCacheNodeCommand(g),
 		newAPICommand(g),
-		newJobCommand(),
-		newPolicyCommand(),
+		newJobCommand(g),
+		newPolicyCommand(g),
 		newBenchCommand(g),
 		newVersionCommand(),
 	)

@@ -23,7 +23,7 @@ import (
 // /api/v1/policies routes. Every command prints a short text answer, or the
 // API's JSON answer with --format JSON; every error is one line and exit 1.
 
-func newPolicyCommand() *cobra.Command {
+func newPolicyCommand(g *globals) *cobra.Command {
 	var apiURL, format string
 	cmd := &cobra.Command{
 		Use:   "policy",
@@ -43,7 +43,7 @@ Ferry's REST API (--api, env FERRY_API).`,
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&apiURL, "api", envOr("FERRY_API", "http://"+defaultAPIAddress), "URL of the Ferry REST API (env FERRY_API)")
 	pf.StringVar(&format, "format", "TEXT", "output format: TEXT or JSON")
-	pc := &policyCLI{apiURL: &apiURL, format: &format}
+	pc := &policyCLI{apiURL: &apiURL, format: &format, g: g}
 	cmd.AddCommand(
 		pc.addCommand(), pc.listCommand(), pc.describeCommand(), pc.updateCommand(),
 		pc.pauseCommand(true), pc.pauseCommand(false), pc.triggerCommand(), pc.backfillCommand(),
@@ -55,6 +55,7 @@ Ferry's REST API (--api, env FERRY_API).`,
 // policyCLI holds what every policy subcommand shares.
 type policyCLI struct {
 	apiURL, format *string
+	g              *globals
 }
 
 // call sends one request and prints the answer: the raw JSON with --format
@@ -64,7 +65,7 @@ func (pc *policyCLI) call(cmd *cobra.Command, method, path string, body any, tex
 	if err != nil {
 		return fmt.Errorf("--format: %w", err)
 	}
-	c, err := newAPIClient(*pc.apiURL)
+	c, err := newAPIClient(*pc.apiURL, pc.g)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,9 @@ func dialTemporal(ctx context.Context, g *globals, tel *telemetry.Telemetry) (cl
 		Namespace: g.namespace,
 		Logger:    sdklog.NewStructuredLogger(slog.Default()),
 	}
+	if err := g.sec.temporalConnection(&opts); err != nil {
+		return nil, err
+	}
 	if tel != nil {
 		interceptors, err := tel.TemporalInterceptors()
 		if err != nil {

@@ -21,7 +21,7 @@ import (
 )
 
 func newWorkerCommand(g *globals) *cobra.Command {
-	var failuresDir, dataDir, manifestRoot string
+	var failuresDir, dataDir, manifestRoot string // failuresDir: deprecated, ignored
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run a coordinator: the Temporal worker that runs job workflows and their listing and planning",
@@ -31,15 +31,17 @@ another one from its recorded history.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			root, err := manifestStoreRoot(manifestRoot)
+			if err != nil {
+				return err
+			}
+			// The coordinator keeps file and failure lists there: mounted.
+			g.mounts = append(g.mounts, root)
 			pr, err := startProcess(ctx, g, "ferry-worker")
 			if err != nil {
 				return err
 			}
 			p := pr.parts
-			root, err := manifestStoreRoot(manifestRoot)
-			if err != nil {
-				return pr.fail(err)
-			}
 			if err := startCoordinator(p, pr.client, pr.resolver, root); err != nil {
 				return pr.fail(err)
 			}

@@ -2,12 +2,22 @@
 // ./cmd/ferry once per test process, starts subcommands as child processes,
 // captures their output, and waits for lines with a deadline — never a fixed
 // sleep.
+//
+// Every process it starts is secured as in production, with settings the
+// test process shares: the accepted token Token() (FERRY_AUTH_TOKENS, with
+// the write role, and FERRY_TOKEN for the process's own calls) and the
+// storage mount Mounts (the system's temporary directory, where t.TempDir
+// puts test data). A test overrides either by passing the variable in env.
+// Transport sends Token() on requests from the test itself.
 package ferrytest
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +27,61 @@ import (
 	"testing"
 	"time"
 )
+
+var token struct {
+	once sync.Once
+	tok  string
+}
+
+// Token is the bearer token (write role) every process started here
+// accepts, the same for the whole test process.
+func Token() string {
+	token.once.Do(func() {
+		b := make([]byte, 24)
+		if _, err := rand.Read(b); err != nil {
+			panic(err)
+		}
+		token.tok = hex.EncodeToString(b)
+	})
+	return token.tok
+}
+
+// Mounts is the FERRY_MOUNTS value processes started here get by default.
+func Mounts() string { return "file://" + os.TempDir() }
+
+// SecurityEnv is the environment that secures a process as described in
+// the package comment.
+func SecurityEnv() []string {
+	return []string{
+		"FERRY_AUTH_TOKENS=ferrytest:write:" + Token(),
+		"FERRY_TOKEN=" + Token(),
+		"FERRY_MOUNTS=" + Mounts(),
+	}
+}
+
+// Transport sends Token() on every request; base nil means
+// http.DefaultTransport.
+type Transport struct{ Base http.RoundTripper }
+
+// RoundTrip implements http.RoundTripper.
+func (t Transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	base := t.Base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	if r.Header.Get("Authorization") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+Token())
+	}
+	return base.RoundTrip(r)
+}
+
+// Main runs a test package whose requests all carry Token() (call it from
+// TestMain: os.Exit(ferrytest.Main(m))).
+func Main(m *testing.M) int {
+	http.DefaultTransport = Transport{Base: http.DefaultTransport}
+	return m.Run()
+}
 
 var build struct {
 	once sync.Once
@@ -98,7 +163,7 @@ func StartEnv(t testing.TB, env []string, args ...string) *Proc {
 	p := &Proc{t: t}
 	p.cond = sync.NewCond(&p.mu)
 	p.cmd = exec.Command(Binary(t), args...)
-	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Env = append(append(os.Environ(), SecurityEnv()...), env...)
 	p.cmd.Stdout = (*procWriter)(p)
 	p.cmd.Stderr = (*procWriter)(p)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -13,16 +13,22 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ferryio/ferry/storage"
 )
 
 // Config is the storage configuration of a Ferry process: one section per
 // scheme. The zero Config is valid: every backend on, local confined to
 // "/", S3, GCS and HDFS with their standard credential sources.
 type Config struct {
-	Local LocalConfig `yaml:"local" json:"local"`
-	S3    S3Config    `yaml:"s3" json:"s3"`
-	GCS   GCSConfig   `yaml:"gcs" json:"gcs"`
-	HDFS  HDFSConfig  `yaml:"hdfs" json:"hdfs"`
+	// Mounts are the storage locations the process may touch (see
+	// storage.Mount): a URI or local path each, "ro:" in front for a
+	// read-only one. Env FERRY_MOUNTS (comma-separated) adds to them.
+	Mounts []string    `yaml:"mounts" json:"mounts"`
+	Local  LocalConfig `yaml:"local" json:"local"`
+	S3     S3Config    `yaml:"s3" json:"s3"`
+	GCS    GCSConfig   `yaml:"gcs" json:"gcs"`
+	HDFS   HDFSConfig  `yaml:"hdfs" json:"hdfs"`
 }
 
 // LocalConfig configures file:// URIs.
@@ -210,6 +216,7 @@ func quietError(err error) error {
 // KRB5_CONFIG and KRB5CCNAME variables are read by the SDKs themselves when
 // the configuration leaves the matching field empty.
 //
+//	FERRY_MOUNTS                          mounts (comma-separated, added to the file's)
 //	FERRY_LOCAL_ROOT                      local.root
 //	FERRY_S3_ENDPOINT                     s3.endpoint (MinIO, Ceph …)
 //	FERRY_S3_REGION                       s3.region
@@ -252,6 +259,9 @@ func (c *Config) ApplyEnv(lookupEnv func(string) (string, bool)) error {
 		}
 	}
 	str("FERRY_LOCAL_ROOT", &c.Local.Root)
+	if v, ok := lookupEnv("FERRY_MOUNTS"); ok {
+		c.Mounts = append(c.Mounts, SplitMounts(v)...)
+	}
 
 	str("FERRY_S3_ENDPOINT", &c.S3.Endpoint)
 	str("FERRY_S3_REGION", &c.S3.Region)
@@ -308,6 +318,9 @@ func (c *Config) ApplyEnv(lookupEnv func(string) (string, bool)) error {
 // see them.
 func (c Config) Validate() error {
 	var errs []error
+	if _, err := c.ParsedMounts(); err != nil {
+		errs = append(errs, err)
+	}
 	if !c.S3.Disabled {
 		errs = append(errs, c.s3Options().Validate())
 	}
@@ -340,4 +353,31 @@ func sortedNames[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// SplitMounts splits a comma-separated list of mounts, dropping empty
+// items.
+func SplitMounts(v string) []string {
+	var out []string
+	for _, m := range strings.Split(v, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// ParsedMounts parses c.Mounts, reporting every bad one.
+func (c Config) ParsedMounts() ([]storage.Mount, error) {
+	var out []storage.Mount
+	var errs []error
+	for _, s := range c.Mounts {
+		m, err := storage.ParseMount(s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, m)
+	}
+	return out, errors.Join(errs...)
 }

@@ -13,11 +13,36 @@ import (
 )
 
 // NewResolver builds the stores cfg enables — file, s3, gs and hdfs — and a
-// resolver over them. No store connects anywhere yet: S3 credentials are
-// resolved on the first request, GCS clients and HDFS connections are made
-// on first use, so a process that never touches a scheme does not need its
-// credentials.
+// resolver over them, confined to cfg.Mounts when there are any. No store
+// connects anywhere yet: S3 credentials are resolved on the first request,
+// GCS clients and HDFS connections are made on first use, so a process that
+// never touches a scheme does not need its credentials.
 func NewResolver(ctx context.Context, cfg Config) (*storage.Resolver, error) {
+	if len(cfg.Mounts) > 0 {
+		return NewConfinedResolver(ctx, cfg)
+	}
+	stores, err := newStores(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return storage.NewResolver(stores...), nil
+}
+
+// NewConfinedResolver is NewResolver always confined to cfg.Mounts: with no
+// mount every URI is refused. Ferry's processes use it.
+func NewConfinedResolver(ctx context.Context, cfg Config) (*storage.Resolver, error) {
+	stores, err := newStores(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := cfg.ParsedMounts()
+	if err != nil {
+		return nil, fmt.Errorf("storage configuration: %w", err)
+	}
+	return storage.NewConfinedResolver(mounts, stores...)
+}
+
+func newStores(ctx context.Context, cfg Config) ([]storage.Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("storage configuration: %w", err)
 	}
@@ -50,7 +75,7 @@ func NewResolver(ctx context.Context, cfg Config) (*storage.Resolver, error) {
 		}
 		stores = append(stores, st)
 	}
-	return storage.NewResolver(stores...), nil
+	return stores, nil
 }
 
 func (c S3Connection) options() s3.Connection {
