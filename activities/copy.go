@@ -208,8 +208,37 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 		if err := src.Delete(ctx, e.URI); err != nil {
 			return fileOutcome{}, fmt.Errorf("copied to %s, but the source could not be deleted (the file is in both places): %w", dstURI, err)
 		}
+		removeEmptiedDirs(ctx, src, in.Source, e.URI)
 	}
 	return fileOutcome{bytes: written.Size}, nil
+}
+
+// removeEmptiedDirs removes the directories that deleting the moved file
+// uri emptied, from its parent up to the job's source root, and stops at
+// the first one that still holds something. A move thus removes only
+// directories it emptied itself: an empty directory that held no moved
+// file (one that was empty before, or one that --include left alone) stays.
+// Of several files deleted at once from one directory, the last to finish
+// its delete finds the directory empty. Failures are ignored: the directory
+// is then left, never a file lost.
+func removeEmptiedDirs(ctx context.Context, st storage.Store, root, uri string) {
+	root = strings.TrimSuffix(root, "/")
+	if root == "" || !strings.HasPrefix(uri, root+"/") {
+		return // a single-file source
+	}
+	for dir := uri; ; {
+		i := strings.LastIndexByte(strings.TrimSuffix(dir, "/"), '/')
+		if i < len(root) {
+			return
+		}
+		dir = dir[:i]
+		if err := st.Delete(ctx, dir); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return // not empty
+		}
+		if dir == root {
+			return
+		}
+	}
 }
 
 // copyFile writes the destination atomically: server-side within one store
