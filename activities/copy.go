@@ -125,9 +125,7 @@ func (n *Node) CopyBatch(ctx context.Context, in workflows.BatchInput) (workflow
 func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflows.FileEntry, lim Limiter, wrote *bool) (fileOutcome, error) {
 	move := in.Type == workflows.JobMove
 	if e.Irregular != "" {
-		// Listed so that it is accounted for; never opened.
-		activity.GetLogger(ctx).Info("skipped: not a regular file", "path", e.URI, "kind", e.Irregular)
-		return fileOutcome{skipped: true}, nil
+		return skipIrregular(ctx, e.URI, e.Irregular), nil
 	}
 	if err := checkDestinationName(in.Dst, e); err != nil {
 		return fileOutcome{}, err
@@ -154,8 +152,7 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 	case srcInfo.IsDir:
 		return fileOutcome{}, storage.NewError("copy", e.URI, storage.ErrInvalidPath, errors.New("is a directory"))
 	case srcInfo.Irregular != "":
-		activity.GetLogger(ctx).Info("skipped: not a regular file", "path", e.URI, "kind", srcInfo.Irregular)
-		return fileOutcome{skipped: true}, nil
+		return skipIrregular(ctx, e.URI, srcInfo.Irregular), nil
 	case dstErr == nil && dstInfo.IsDir:
 		return fileOutcome{}, storage.NewError("copy", dstURI, storage.ErrInvalidPath, errors.New("type mismatch: the destination is a directory, the source a file"))
 	case dstErr == nil && !in.Overwrite:
@@ -211,6 +208,13 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 		removeEmptiedDirs(ctx, src, in.Source, e.URI)
 	}
 	return fileOutcome{bytes: written.Size}, nil
+}
+
+// skipIrregular accounts for an entry that is not a regular file (a pipe, a
+// device, a link not followed): listed, counted as skipped, never opened.
+func skipIrregular(ctx context.Context, uri, kind string) fileOutcome {
+	activity.GetLogger(ctx).Info("skipped: not a regular file", "path", uri, "kind", kind)
+	return fileOutcome{skipped: true}
 }
 
 // removeEmptiedDirs removes the directories that deleting the moved file

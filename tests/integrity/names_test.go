@@ -157,6 +157,10 @@ func TestSpecialFilesAreAccounted(t *testing.T) {
 	if err := os.Symlink(filepath.Join(src, "d"), filepath.Join(src, "dirlink")); err != nil {
 		t.Fatal(err)
 	}
+	t.Run("load", func(t *testing.T) {
+		st := runJob(t, cl, jobs.Key{Type: workflows.JobLoad, Path: "file://" + src}, nil)
+		check(t, st, want{status: workflows.StatusSucceeded, succeeded: 2, skipped: 3, bytes: int64(len("regular") + len("inner"))})
+	})
 	for _, typ := range []workflows.JobType{workflows.JobCopy, workflows.JobMove} {
 		t.Run(string(typ), func(t *testing.T) {
 			dst := filepath.Join(base, string(typ))
