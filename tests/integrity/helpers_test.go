@@ -14,7 +14,6 @@ import (
 
 	"github.com/ferryio/ferry/internal/enginetest"
 	"github.com/ferryio/ferry/jobs"
-	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/workflows"
 )
 
@@ -131,22 +130,6 @@ func sameFiles(t testing.TB, where string, got, want map[string]string) {
 }
 
 func quote(s string) string { return strconv.Quote(s) }
-
-// put writes data under uri through st.
-func put(t testing.TB, st storage.Store, uri string, data []byte) {
-	t.Helper()
-	ctx := context.Background()
-	w, err := st.Create(ctx, uri, storage.CreateOptions{Size: int64(len(data))})
-	if err != nil {
-		t.Fatalf("create %s: %v", uri, err)
-	}
-	if _, err := w.Write(data); err != nil {
-		t.Fatalf("write %s: %v", uri, err)
-	}
-	if _, err := w.Commit(ctx); err != nil {
-		t.Fatalf("commit %s: %v", uri, err)
-	}
-}
 
 // cached returns the URIs the cluster's caches hold, sorted.
 func cached(cl *enginetest.Cluster) []string {

@@ -11,6 +11,7 @@ import (
 	"github.com/ferryio/ferry/internal/enginetest"
 	"github.com/ferryio/ferry/jobs"
 	"github.com/ferryio/ferry/storage/s3/s3test"
+	"github.com/ferryio/ferry/storage/storagetest"
 	"github.com/ferryio/ferry/workflows"
 )
 
@@ -84,12 +85,12 @@ func TestObjectKeysThatAreNotFileNames(t *testing.T) {
 	bucket := s3srv.NewBucket(t)
 	obj := func(k string) string { return "s3://" + bucket + "/" + k }
 	body := strings.Repeat("b", 39)
-	put(t, s3st, obj("coll/a//x.txt"), []byte("double slash"))
-	put(t, s3st, obj("coll/a/x.txt"), []byte("single slash"))
-	put(t, s3st, obj("mark/withbody/"), []byte(body))
-	put(t, s3st, obj("mark/plain.txt"), []byte("plain"))
-	put(t, s3st, obj("mark/sub/"), nil)
-	put(t, s3st, obj("mark/sub/file.txt"), []byte("file"))
+	storagetest.Put(t, s3st, obj("coll/a//x.txt"), []byte("double slash"))
+	storagetest.Put(t, s3st, obj("coll/a/x.txt"), []byte("single slash"))
+	storagetest.Put(t, s3st, obj("mark/withbody/"), []byte(body))
+	storagetest.Put(t, s3st, obj("mark/plain.txt"), []byte("plain"))
+	storagetest.Put(t, s3st, obj("mark/sub/"), nil)
+	storagetest.Put(t, s3st, obj("mark/sub/file.txt"), []byte("file"))
 
 	t.Run("collision to local", func(t *testing.T) {
 		dst := filepath.Join(t.TempDir(), "coll")
