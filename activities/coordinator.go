@@ -335,68 +335,14 @@ func (c *Coordinator) CountSource(ctx context.Context, in workflows.ListInput) (
 	return workflows.CountResult{Files: p.Files, Bytes: p.Bytes, Cursor: p.Cursor, Done: p.Done}, nil
 }
 
-// RemoveEmptyDirs removes, deepest first, every directory under in.Path
-// (and in.Path itself) that holds nothing. A directory that still holds a
-// file — one that did not move — is kept.
+// RemoveEmptyDirs is kept for the workflows that call it at the end of a
+// move, and removes nothing: a move removes only the directories it emptied
+// itself, as each batch deletes the last moved file of a directory (see
+// removeEmptiedDirs). Sweeping the whole source here would also remove
+// empty directories the move never touched (ones that were empty before,
+// or that an --include filter left alone).
 func (c *Coordinator) RemoveEmptyDirs(ctx context.Context, in workflows.RemoveEmptyDirsInput) error {
-	st, err := c.Resolver.For(in.Path)
-	if err != nil {
-		return toTemporal(err)
-	}
-	info, err := st.Stat(ctx, in.Path)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil // nothing left at all
-	}
-	if err != nil {
-		return toTemporal(fmt.Errorf("stat %s: %w", in.Path, err))
-	}
-	if !info.IsDir {
-		return nil // a single-file move
-	}
-	_, err = removeIfEmpty(ctx, st, in.Path)
-	return toTemporal(err)
-}
-
-// removeIfEmpty removes the empty directories below dir, then dir if it is
-// empty, and reports whether dir is gone.
-func removeIfEmpty(ctx context.Context, st storage.Store, dir string) (bool, error) {
-	empty := true
-	cursor := ""
-	for {
-		p, err := st.List(ctx, dir, storage.ListOptions{Cursor: cursor, Limit: 1000})
-		if err != nil {
-			if errors.Is(err, storage.ErrNotFound) {
-				return true, nil
-			}
-			return false, err
-		}
-		for _, e := range p.Entries {
-			if !e.IsDir {
-				empty = false
-				continue
-			}
-			gone, err := removeIfEmpty(ctx, st, e.URI)
-			if err != nil {
-				return false, err
-			}
-			empty = empty && gone
-		}
-		activity.RecordHeartbeat(ctx, dir)
-		if p.Cursor == "" {
-			break
-		}
-		cursor = p.Cursor
-	}
-	if !empty {
-		return false, nil
-	}
-	if err := st.Delete(ctx, dir); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		if errors.Is(err, storage.ErrExists) || errors.Is(err, storage.ErrInvalidPath) {
-			return false, nil // not empty after all: a file arrived
-		}
-		return false, fmt.Errorf("remove %s: %w", dir, err)
-	}
-	return true, nil
+	return nil
 }
 
 // errNoManifests is returned by activities that need the manifest store

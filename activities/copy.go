@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 
+	"go.temporal.io/sdk/activity"
 	"golang.org/x/time/rate"
 
 	"github.com/ferryio/ferry/storage"
@@ -24,6 +26,65 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize);
 
 // errChecksum marks a destination whose bytes differ from the source's.
 var errChecksum = errors.New("content check failed")
+
+// errSourceChanged marks a source whose size or version changed between the
+// stat before its read and the end of the read (or the delete of a move).
+var errSourceChanged = errors.New("source changed during transfer")
+
+// fileSystemSchemes are the destinations whose names are paths: an empty
+// segment, a "." or ".." segment or a trailing "/" in an entry's relative
+// path would name another file there (or none).
+var fileSystemSchemes = []string{"file://", "hdfs://"}
+
+// checkDestinationName fails an entry whose relative path a file-system
+// destination cannot hold as it is: object keys such as "a//x.txt" or
+// "mark/withbody/" would land on another name ("a/x.txt", "mark/withbody"),
+// which may be another entry's: a collision. It names the clash.
+func checkDestinationName(dst string, e workflows.FileEntry) error {
+	fs := false
+	for _, s := range fileSystemSchemes {
+		fs = fs || strings.HasPrefix(strings.ToLower(dst), s)
+	}
+	if !fs || e.RelPath == "" {
+		return nil
+	}
+	fail := func(why string) error {
+		return storage.NewError("copy", e.URI, storage.ErrInvalidPath, fmt.Errorf("the destination file system cannot hold the name %q: %s", e.RelPath, why))
+	}
+	if strings.HasSuffix(e.RelPath, "/") {
+		return fail(`it ends in "/" (an object with bytes under a directory's name); it would collide with the directory ` + strconv.Quote(strings.TrimRight(e.RelPath, "/")))
+	}
+	segs := strings.Split(e.RelPath, "/")
+	clean := make([]string, 0, len(segs))
+	for _, seg := range segs {
+		switch seg {
+		case "", ".":
+		case "..":
+			return fail(`it holds a ".." segment, which would leave the destination`)
+		default:
+			clean = append(clean, seg)
+		}
+	}
+	if len(clean) != len(segs) {
+		return fail("name collision: on a file system it is the same name as " + strconv.Quote(strings.Join(clean, "/")))
+	}
+	return nil
+}
+
+// unchanged fails with errSourceChanged (retryable: a later attempt reads
+// the source again from the start) unless the source still has the size
+// and version of before.
+func unchanged(ctx context.Context, src storage.Store, before storage.Entry, when string) error {
+	now, err := src.Stat(ctx, before.URI)
+	if err != nil {
+		return err
+	}
+	if now.Size != before.Size || now.Version != before.Version || now.IsDir != before.IsDir {
+		return storage.NewError("copy", before.URI, storage.ErrUnavailable,
+			fmt.Errorf("%w %s: size %d → %d, version %q → %q", errSourceChanged, when, before.Size, now.Size, before.Version, now.Version))
+	}
+	return nil
+}
 
 // DestinationOf maps a listed entry onto the destination: dst + the entry's
 // path relative to the source; a single-file source maps to exactly dst.
@@ -64,6 +125,12 @@ func (n *Node) CopyBatch(ctx context.Context, in workflows.BatchInput) (workflow
 // places (move). Content that differs keeps the rules of spec/jobs.md §5.
 func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflows.FileEntry, lim Limiter, wrote *bool) (fileOutcome, error) {
 	move := in.Type == workflows.JobMove
+	if e.Irregular != "" {
+		return skipIrregular(ctx, e.URI, e.Irregular), nil
+	}
+	if err := checkDestinationName(in.Dst, e); err != nil {
+		return fileOutcome{}, err
+	}
 	dstURI := DestinationOf(in.Dst, e)
 	src, err := n.Resolver.For(e.URI)
 	if err != nil {
@@ -85,10 +152,15 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 		return fileOutcome{}, srcErr
 	case srcInfo.IsDir:
 		return fileOutcome{}, storage.NewError("copy", e.URI, storage.ErrInvalidPath, errors.New("is a directory"))
+	case srcInfo.Irregular != "":
+		return skipIrregular(ctx, e.URI, srcInfo.Irregular), nil
 	case dstErr == nil && dstInfo.IsDir:
 		return fileOutcome{}, storage.NewError("copy", dstURI, storage.ErrInvalidPath, errors.New("type mismatch: the destination is a directory, the source a file"))
 	case dstErr == nil && !in.Overwrite:
-		if *wrote {
+		// A move whose destination already holds the source's bytes (left
+		// by an attempt that died after its commit, even in another
+		// process) finishes: it deletes the source.
+		if *wrote || move {
 			err := verifyCopy(ctx, src, dst, dstURI, srcInfo, "", true)
 			if err == nil {
 				adopted = true
@@ -125,9 +197,19 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 		}
 	}
 	if move {
+		// Delete only the version that was read: a source rewritten since
+		// stays, and the copy of its earlier version goes (a retry copies
+		// the new one).
+		if err := unchanged(ctx, src, srcInfo, "before its delete"); err != nil {
+			if errors.Is(err, errSourceChanged) && !adopted && !in.Overwrite {
+				_ = dst.Delete(ctx, dstURI)
+			}
+			return fileOutcome{}, err
+		}
 		if err := src.Delete(ctx, e.URI); err != nil {
 			return fileOutcome{}, fmt.Errorf("copied to %s, but the source could not be deleted (the file is in both places): %w", dstURI, err)
 		}
+		removeEmptiedDirs(ctx, src, in.Source, e.URI)
 	}
 	return fileOutcome{bytes: written.Size}, nil
 }
@@ -141,6 +223,41 @@ func removeBad(ctx context.Context, dst storage.Store, dstURI string, checkErr e
 	return checkErr
 }
 
+// skipIrregular accounts for an entry that is not a regular file (a pipe, a
+// device, a link not followed): listed, counted as skipped, never opened.
+func skipIrregular(ctx context.Context, uri, kind string) fileOutcome {
+	activity.GetLogger(ctx).Info("skipped: not a regular file", "path", uri, "kind", kind)
+	return fileOutcome{skipped: true}
+}
+
+// removeEmptiedDirs removes the directories that deleting the moved file
+// uri emptied, from its parent up to the job's source root, and stops at
+// the first one that still holds something. A move thus removes only
+// directories it emptied itself: an empty directory that held no moved
+// file (one that was empty before, or one that --include left alone) stays.
+// Of several files deleted at once from one directory, the last to finish
+// its delete finds the directory empty. Failures are ignored: the directory
+// is then left, never a file lost.
+func removeEmptiedDirs(ctx context.Context, st storage.Store, root, uri string) {
+	root = strings.TrimSuffix(root, "/")
+	if root == "" || !strings.HasPrefix(uri, root+"/") {
+		return // a single-file source
+	}
+	for dir := uri; ; {
+		i := strings.LastIndexByte(strings.TrimSuffix(dir, "/"), '/')
+		if i < len(root) {
+			return
+		}
+		dir = dir[:i]
+		if err := st.Delete(ctx, dir); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return // not empty
+		}
+		if dir == root {
+			return
+		}
+	}
+}
+
 // copyFile writes the destination atomically: server-side within one store
 // that can, else streamed through this node. It returns the committed entry
 // and, when the bytes passed through here and checkContent asks, their MD5.
@@ -148,7 +265,16 @@ func (n *Node) copyFile(ctx context.Context, src, dst storage.Store, srcInfo sto
 	opts := storage.CreateOptions{Overwrite: in.Overwrite, Size: srcInfo.Size}
 	if c, ok := src.(storage.Copier); ok && src == dst && lim == nil {
 		ent, err := c.Copy(ctx, srcInfo.URI, dstURI, opts)
-		return ent, "", err
+		if err != nil {
+			return ent, "", err
+		}
+		if err := unchanged(ctx, src, srcInfo, "while it was copied"); err != nil {
+			if !in.Overwrite {
+				_ = dst.Delete(ctx, dstURI) // a copy of an unknown mix
+			}
+			return storage.Entry{}, "", err
+		}
+		return ent, "", nil
 	}
 	r, err := src.Open(ctx, srcInfo.URI, 0, -1)
 	if err != nil {
@@ -172,7 +298,11 @@ func (n *Node) copyFile(ctx context.Context, src, dst storage.Store, srcInfo sto
 	n64, err := io.CopyBuffer(writerOnly{w}, reader, *bufp)
 	copyBuffers.Put(bufp)
 	if err == nil && n64 != srcInfo.Size {
-		err = storage.NewError("copy", srcInfo.URI, storage.ErrUnavailable, fmt.Errorf("read %d bytes, the source has %d (changed while copying?)", n64, srcInfo.Size))
+		err = storage.NewError("copy", srcInfo.URI, storage.ErrUnavailable, fmt.Errorf("%w: read %d bytes, the source had %d", errSourceChanged, n64, srcInfo.Size))
+	}
+	if err == nil {
+		// A rewrite in place keeps the size: only the version tells.
+		err = unchanged(ctx, src, srcInfo, "while it was read")
 	}
 	if err != nil {
 		_ = w.Abort(ctx)

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -43,10 +44,13 @@ func toTemporal(err error) error {
 		return err
 	}
 	reason := reasonOf(err)
+	// Temporal's messages are protobuf strings, which must be UTF-8; a name
+	// that is not keeps its exact bytes in the payloads, not here.
+	msg := strings.ToValidUTF8(err.Error(), "\uFFFD")
 	if retryable(err) {
-		return temporal.NewApplicationErrorWithCause(err.Error(), reason, err)
+		return temporal.NewApplicationErrorWithCause(msg, reason, err)
 	}
-	return temporal.NewNonRetryableApplicationError(err.Error(), reason, err)
+	return temporal.NewNonRetryableApplicationError(msg, reason, err)
 }
 
 // maxFailureMessage bounds a failure's message, so that a batch's

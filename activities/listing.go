@@ -111,7 +111,7 @@ func (l *lister) page(ctx context.Context, path, relPrefix, cursor string, sel *
 }
 
 func fileEntry(e storage.Entry, rel string) workflows.FileEntry {
-	return workflows.FileEntry{URI: e.URI, RelPath: rel, Size: e.Size, Version: e.Version}
+	return workflows.FileEntry{URI: e.URI, RelPath: rel, Size: e.Size, Version: e.Version, Irregular: e.Irregular}
 }
 
 // indexPage reads URIs from an index file, one per line; the cursor is the

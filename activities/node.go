@@ -91,6 +91,9 @@ func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflow
 		opts.Limiter = rate.NewLimiter(rate.Limit(in.Bandwidth), LimiterBurst)
 	}
 	return n.runInput(ctx, in, func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
+		if e.Irregular != "" {
+			return skipIrregular(ctx, e.URI, e.Irregular), nil
+		}
 		f := CacheFile{URI: e.URI, Size: e.Size, Version: e.Version}
 		res, err := withRetries(ctx, n.FileAttempts, func() (CacheLoadResult, error) { return n.Cache.Load(ctx, f, opts) })
 		if err == nil {

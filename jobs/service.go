@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -25,11 +26,11 @@ import (
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/workflows"
+	"github.com/ferryio/ferry/workflows/bytesjson"
 )
 
 // Key addresses a job.
@@ -41,8 +42,27 @@ type Key struct {
 	Dst string
 }
 
-// WorkflowID is the job's Temporal workflow ID.
-func (k Key) WorkflowID() string { return workflows.JobWorkflowID(k.Type, k.Path, k.Dst) }
+// WorkflowID is the job's Temporal workflow ID (see WorkflowID).
+func (k Key) WorkflowID() string { return WorkflowID(k.Type, k.Path, k.Dst) }
+
+// WorkflowID is the Temporal workflow ID of the job of type t on path (and
+// dst, for copy and move): what a Go program passes to SignalWorkflow,
+// QueryWorkflow or DescribeWorkflowExecution to drive a job that Ferry
+// started. Every spelling of one location gives the same ID
+// ("file:///x/small" and "file:///x/small/"). An ID is the job's identity
+// in full ("load:file:///data/x", "copy:s3://b/in:gs://c/out") when that is
+// printable ASCII of at most workflows.MaxReadableWorkflowID bytes, else a
+// bounded, header-safe hash of it ("load:~<hash>:<readable prefix>"); the
+// job's full path(s) are in its memo ("path", "dst") and its state.
+func WorkflowID(t workflows.JobType, path, dst string) string {
+	return workflows.JobWorkflowID(t, path, dst)
+}
+
+// MaxPathLength is the longest job path (or source, destination, index
+// file) accepted, in bytes. Object keys reach 1,024 bytes and file paths
+// 4,096; the bound keeps a job's memo, which carries its full paths, well
+// inside Temporal's memo limit.
+const MaxPathLength = 8192
 
 // InputError is a request that can never succeed as given; Field names the
 // offending field ("path", "src", "dst", or an option key).
@@ -125,7 +145,7 @@ func (k Key) Validate() error {
 	if strings.TrimSpace(k.Path) == "" {
 		return &InputError{srcField, "is required"}
 	}
-	if _, err := storage.ParseURI(k.Path); err != nil {
+	if err := checkJobPath(k.Path); err != nil {
 		return &InputError{srcField, err.Error()}
 	}
 	if k.Type == workflows.JobLoad {
@@ -137,36 +157,48 @@ func (k Key) Validate() error {
 	if strings.TrimSpace(k.Dst) == "" {
 		return &InputError{"dst", "is required for " + string(k.Type) + " jobs"}
 	}
-	if _, err := storage.ParseURI(k.Dst); err != nil {
+	if err := checkJobPath(k.Dst); err != nil {
 		return &InputError{"dst", err.Error()}
 	}
-	src, dst := canonical(k.Path), canonical(k.Dst)
-	if src == dst {
-		return &InputError{"dst", "is the same as the source"}
-	}
-	if strings.HasPrefix(dst, src+"/") {
-		return &InputError{"dst", "is inside the source"}
+	return overlap(canonical(k.Path), canonical(k.Dst), "")
+}
+
+// overlap refuses a destination that is the source, lies inside it, or
+// holds it: the job would read what it writes. how says by which route the
+// two locations were found to overlap ("" for their spelling).
+func overlap(src, dst, how string) error {
+	switch {
+	case src == dst:
+		return &InputError{"dst", "is the same as the source" + how}
+	case strings.HasPrefix(dst, strings.TrimSuffix(src, "/")+"/"):
+		return &InputError{"dst", "is inside the source" + how}
+	case strings.HasPrefix(src, strings.TrimSuffix(dst, "/")+"/"):
+		return &InputError{"dst", "holds the source" + how}
 	}
 	return nil
 }
 
-// canonical spells a URI one way for comparing locations: lower-case
-// scheme, file://localhost as file://, no repeated or trailing slashes, so
-// that FILE://a, file://localhost/a and file:///a//b/ compare as they should.
-func canonical(uri string) string {
-	u, err := storage.ParseURI(uri)
+// checkJobPath checks a path as a user typed it: a full URI, no longer
+// than MaxPathLength, naming one file or directory. Wildcards are refused
+// here only; names found by listing may hold any byte.
+func checkJobPath(p string) error {
+	if len(p) > MaxPathLength {
+		return fmt.Errorf("is %d bytes long; the longest path a job takes is %d bytes", len(p), MaxPathLength)
+	}
+	u, err := storage.ParseURI(p)
 	if err != nil {
-		return uri
+		return err
 	}
-	if u.Scheme == "file" && strings.EqualFold(u.Authority, "localhost") {
-		u.Authority = ""
+	if strings.ContainsAny(u.Authority+u.Path, "*?[") {
+		return fmt.Errorf("%w: %q contains a wildcard; name a file or a directory", storage.ErrInvalidPath, p)
 	}
-	p := u.Path
-	for strings.Contains(p, "//") {
-		p = strings.ReplaceAll(p, "//", "/")
-	}
-	return u.Scheme + "://" + u.Authority + strings.TrimSuffix(p, "/")
+	return nil
 }
+
+// canonical spells a URI one way for comparing locations (see
+// workflows.CanonicalLocation), so that FILE://a, file://localhost/a and
+// file:///a//b/ compare as they should.
+func canonical(uri string) string { return workflows.CanonicalLocation(uri) }
 
 // Submit starts, resumes or reports an already running job.
 func (s *Service) Submit(ctx context.Context, key Key, opts workflows.Options) (SubmitResult, error) {
@@ -202,25 +234,24 @@ func (s *Service) Submit(ctx context.Context, key Key, opts workflows.Options) (
 		outcome = Resumed
 	}
 
-	sa := temporal.NewSearchAttributes(
+	attrs := []temporal.SearchAttributeUpdate{
 		temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrJobType).ValueSet(string(key.Type)),
-		temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrJobPath).ValueSet(key.Path),
+		temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrJobPath).ValueSet(searchablePath(key.Path)),
 		temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrJobState).ValueSet(string(workflows.StatusRunning)),
-	)
-	if opts.Policy != "" {
-		sa = temporal.NewSearchAttributes(
-			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrJobType).ValueSet(string(key.Type)),
-			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrJobPath).ValueSet(key.Path),
-			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrJobState).ValueSet(string(workflows.StatusRunning)),
-			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrPolicy).ValueSet(opts.Policy),
-		)
 	}
+	if opts.Policy != "" {
+		attrs = append(attrs, temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrPolicy).ValueSet(opts.Policy))
+	}
+	sa := temporal.NewSearchAttributes(attrs...)
 	run, err := s.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       key.WorkflowID(),
 		TaskQueue:                workflows.CoordinatorTaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		TypedSearchAttributes:    sa,
+		// The full paths, byte for byte: the ID may be a hash of them and
+		// the search attribute a shortened, UTF-8 spelling.
+		Memo: map[string]any{MemoPath: key.Path, MemoDst: key.Dst},
 	}, workflows.JobWorkflowName, input)
 	if err != nil {
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -249,6 +280,33 @@ func (s *Service) Check(ctx context.Context, key Key, opts workflows.Options) er
 		return err
 	}
 	return s.checkSources(ctx, key, opts)
+}
+
+// Memo fields every job run carries, besides "jobId".
+const (
+	// MemoPath is the job's path (load) or source (copy, move), in full.
+	MemoPath = "path"
+	// MemoDst is the destination of a copy or move, in full.
+	MemoDst = "dst"
+)
+
+// maxSearchablePath bounds the FerryJobPath search attribute, in bytes
+// (Temporal bounds the size of a search attribute's value).
+const maxSearchablePath = 1000
+
+// searchablePath is p as the FerryJobPath keyword search attribute holds
+// it: valid UTF-8 (other bytes become U+FFFD), cut to maxSearchablePath
+// bytes on a character boundary. The memo holds the exact path.
+func searchablePath(p string) string {
+	p = strings.ToValidUTF8(p, "\uFFFD")
+	if len(p) <= maxSearchablePath {
+		return p
+	}
+	cut := maxSearchablePath
+	for cut > 0 && !utf8.RuneStart(p[cut]) {
+		cut--
+	}
+	return p[:cut]
 }
 
 // comparableOptions drops what a submit fills in itself, so that two submits
@@ -299,8 +357,35 @@ func (s *Service) checkSources(ctx context.Context, key Key, opts workflows.Opti
 			}
 			return &InputError{"dst", err.Error()}
 		}
+		dst, err := s.resolver.For(key.Dst)
+		if err != nil {
+			return &InputError{"dst", err.Error()}
+		}
+		if src, _ := s.resolver.For(key.Path); src == dst {
+			return realOverlap(ctx, dst, key)
+		}
 	}
 	return nil
+}
+
+// realOverlap refuses a source and destination that overlap once symbolic
+// links are resolved (a destination reached through a link into the
+// source, a source through a link into the destination), as Validate
+// refuses their spelling.
+func realOverlap(ctx context.Context, st storage.Store, key Key) error {
+	rl, ok := st.(storage.RealLocator)
+	if !ok {
+		return nil
+	}
+	src, err := rl.RealURI(ctx, key.Path)
+	if err != nil {
+		return &InputError{"src", err.Error()}
+	}
+	dst, err := rl.RealURI(ctx, key.Dst)
+	if err != nil {
+		return &InputError{"dst", err.Error()}
+	}
+	return overlap(canonical(src), canonical(dst), fmt.Sprintf(" once symbolic links are resolved (%s and %s)", src, dst))
 }
 
 type runInfo struct {
@@ -349,7 +434,7 @@ func memoString(m *commonpb.Memo, key string) string {
 		return ""
 	}
 	var s string
-	if err := converter.GetDefaultDataConverter().FromPayload(p, &s); err != nil {
+	if err := bytesjson.DataConverter().FromPayload(p, &s); err != nil {
 		return ""
 	}
 	return s
@@ -469,7 +554,7 @@ func summaryOf(e *workflowpb.WorkflowExecutionInfo) Summary {
 	if sum.JobID == "" {
 		sum.JobID = e.GetExecution().GetRunId()
 	}
-	dc := converter.GetDefaultDataConverter()
+	dc := bytesjson.DataConverter()
 	get := func(name string) string {
 		p, ok := e.GetSearchAttributes().GetIndexedFields()[name]
 		if !ok {
@@ -483,7 +568,11 @@ func summaryOf(e *workflowpb.WorkflowExecutionInfo) Summary {
 	sum.Path = get(workflows.SearchAttrJobPath)
 	sum.Status = workflows.JobStatus(get(workflows.SearchAttrJobState))
 	sum.Policy = get(workflows.SearchAttrPolicy)
-	if sum.Type != workflows.JobLoad {
+	if p := memoString(e.GetMemo(), MemoPath); p != "" {
+		sum.Path = p
+		sum.Dst = memoString(e.GetMemo(), MemoDst)
+	} else if sum.Type != workflows.JobLoad {
+		// A run started before the memo held the paths: its ID spells them.
 		prefix := string(sum.Type) + ":" + sum.Path + ":"
 		sum.Dst = strings.TrimPrefix(e.GetExecution().GetWorkflowId(), prefix)
 	}

@@ -278,6 +278,19 @@ func (g *guarded) MakeDir(ctx context.Context, uri string) error {
 	return g.Store.MakeDir(ctx, uri)
 }
 
+// RealURI resolves uri as the guarded store does (symbolic links on a file
+// system), so that the guard hides no capability that checks rely on (the
+// overlap check of a copy or move through links). A store without links
+// reaches every location by one path only: uri itself.
+func (g *guarded) RealURI(ctx context.Context, uri string) (string, error) {
+	if rl, ok := g.Store.(RealLocator); ok {
+		return rl.RealURI(ctx, uri)
+	}
+	return uri, nil
+}
+
+var _ RealLocator = (*guarded)(nil)
+
 // guardedCopier is guarded for a store with server-side copy.
 type guardedCopier struct {
 	*guarded

@@ -26,6 +26,11 @@ type Entry struct {
 	// ContentHash is "<algorithm>:<value>" (for example "md5:9e10…") where the
 	// storage system keeps one, else empty.
 	ContentHash string
+	// Irregular, when set, says what the entry is that is neither a regular
+	// file nor a directory: "named pipe", "socket", "character device",
+	// "dangling symbolic link", "symbolic link to a directory"… Such an
+	// entry is listed so that it is accounted for, but never opened.
+	Irregular string
 }
 
 // ListOptions selects one page of a listing.
@@ -85,6 +90,14 @@ type Store interface {
 	// MakeDir creates a directory and its parents; an existing directory is
 	// not an error. Stores without directories may do nothing.
 	MakeDir(ctx context.Context, uri string) error
+}
+
+// RealLocator is implemented by stores in which one location can be reached
+// by several paths (symbolic links on a file system).
+type RealLocator interface {
+	// RealURI is the URI of the location uri reaches, with every link in
+	// its longest existing prefix resolved; the rest is kept as spelled.
+	RealURI(ctx context.Context, uri string) (string, error)
 }
 
 // Copier is implemented by stores that copy within themselves without moving

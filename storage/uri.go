@@ -17,8 +17,10 @@ type URI struct {
 }
 
 // ParseURI splits s into scheme, authority and path. It rejects strings with
-// no "scheme://", with wildcards, with NUL bytes, and with "." or ".."
-// segments, which would name something other than what they say.
+// no "scheme://", with NUL bytes, and with "." or ".." segments, which would
+// name something other than what they say. Any other byte is part of a name:
+// "[", "*" and "?" are ordinary characters in names found by listing (the
+// job service refuses wildcards only in the paths a user types).
 func ParseURI(s string) (URI, error) {
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok || scheme == "" {
@@ -31,9 +33,6 @@ func ParseURI(s string) (URI, error) {
 	}
 	if strings.ContainsRune(s, 0) {
 		return URI{}, fmt.Errorf("%w: %q contains a NUL byte", ErrInvalidPath, s)
-	}
-	if strings.ContainsAny(rest, "*?[") {
-		return URI{}, fmt.Errorf("%w: %q contains a wildcard; name a file or a directory", ErrInvalidPath, s)
 	}
 	u := URI{Scheme: strings.ToLower(scheme)}
 	if i := strings.IndexByte(rest, '/'); i >= 0 {

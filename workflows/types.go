@@ -46,15 +46,6 @@ const (
 // Valid reports whether t is a known job type.
 func (t JobType) Valid() bool { return t == JobLoad || t == JobCopy || t == JobMove }
 
-// JobWorkflowID is the workflow ID of a job, as users address it: by type
-// and path (load) or type, source and destination (copy, move).
-func JobWorkflowID(t JobType, path, dst string) string {
-	if t == JobLoad {
-		return "load:" + path
-	}
-	return string(t) + ":" + path + ":" + dst
-}
-
 // JobStatus is the state users see (spec/jobs.md §1).
 type JobStatus string
 
@@ -164,6 +155,10 @@ type FileEntry struct {
 	RelPath string `json:"r,omitempty"`
 	Size    int64  `json:"s"`
 	Version string `json:"v,omitempty"`
+	// Irregular says what the entry is when it is neither a regular file
+	// nor a directory (a named pipe, a dangling symbolic link…): batches
+	// count it as skipped and never open it.
+	Irregular string `json:"x,omitempty"`
 }
 
 // Failure is one file that failed, with why.

@@ -31,6 +31,7 @@ import (
 	"github.com/ferryio/ferry/storage/local"
 	temporaldev "github.com/ferryio/ferry/temporal-dev"
 	"github.com/ferryio/ferry/workflows"
+	"github.com/ferryio/ferry/workflows/bytesjson"
 )
 
 // Env is a running API with its Temporal server and stand-in worker.
@@ -76,6 +77,7 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 	quiet := sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if e.Temporal, err = client.DialContext(ctx, client.Options{
 		HostPort: e.temporal.FrontendAddress(), Namespace: e.temporal.Namespace(), Logger: quiet,
+		DataConverter: bytesjson.DataConverter(),
 	}); err != nil {
 		return nil, fmt.Errorf("dial temporal: %w", err)
 	}

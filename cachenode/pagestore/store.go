@@ -20,6 +20,7 @@ import (
 	"github.com/cockroachdb/pebble"
 
 	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/workflows/bytesjson"
 )
 
 // DefaultPageSize is the page size of the Alluxio clients (1 MiB); a node
@@ -536,10 +537,14 @@ func (s *Store) getMeta(fid [32]byte) (meta, bool, error) {
 	if err := json.Unmarshal(v, &m); err != nil {
 		return meta{}, false, fmt.Errorf("page store: corrupt file metadata: %w", err)
 	}
+	m.URI = bytesjson.Decode(m.URI)
 	return m, true, nil
 }
 
 func setMeta(b *pebble.Batch, fid [32]byte, m meta) {
+	// Names are bytes: a URI that is not UTF-8 is kept in its marked form,
+	// which encoding/json does not rewrite.
+	m.URI = bytesjson.Encode(m.URI)
 	v, _ := json.Marshal(m) // plain struct: cannot fail
 	_ = b.Set(metaKey(fid), v, nil)
 }

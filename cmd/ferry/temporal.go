@@ -10,6 +10,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/ferryio/ferry/internal/telemetry"
+	"github.com/ferryio/ferry/workflows/bytesjson"
 )
 
 // temporalDialTimeout bounds the first contact with Temporal, so a wrong
@@ -24,6 +25,8 @@ func dialTemporal(ctx context.Context, g *globals, tel *telemetry.Telemetry) (cl
 		HostPort:  g.temporalAddress,
 		Namespace: g.namespace,
 		Logger:    sdklog.NewStructuredLogger(slog.Default()),
+		// Names are bytes: payloads keep names that are not UTF-8.
+		DataConverter: bytesjson.DataConverter(),
 	}
 	if err := g.sec.temporalConnection(&opts); err != nil {
 		return nil, err

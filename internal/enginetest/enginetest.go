@@ -31,6 +31,7 @@ import (
 	temporaldev "github.com/ferryio/ferry/temporal-dev"
 	"github.com/ferryio/ferry/worker"
 	"github.com/ferryio/ferry/workflows"
+	"github.com/ferryio/ferry/workflows/bytesjson"
 )
 
 // MemCache stands in for a node's page store: it reads each file through
@@ -144,7 +145,7 @@ func NewCluster(t testing.TB, nodes int, extra ...storage.Store) *Cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Namespace: srv.Namespace(), Logger: quietLogger{}})
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Namespace: srv.Namespace(), Logger: quietLogger{}, DataConverter: bytesjson.DataConverter()})
 	if err != nil {
 		t.Fatal(err)
 	}

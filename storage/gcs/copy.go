@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	gcs "cloud.google.com/go/storage"
 
@@ -34,7 +33,7 @@ func (s *Store) Copy(ctx context.Context, src, dst string, opts storage.CreateOp
 		loc location
 		uri string
 	}{{sl, src}, {dl, dst}} {
-		if l.loc.key == "" || strings.HasSuffix(l.loc.key, "/") {
+		if l.loc.key == "" {
 			return storage.Entry{}, storage.NewError("copy", l.uri, storage.ErrInvalidPath, errors.New("names a directory, not an object"))
 		}
 	}

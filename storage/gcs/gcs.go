@@ -288,14 +288,12 @@ func (s *Store) Stat(ctx context.Context, uri string) (storage.Entry, error) {
 		}
 		return storage.Entry{URI: uri, IsDir: true}, nil
 	}
-	if !strings.HasSuffix(loc.key, "/") {
-		a, err := c.object(loc).Attrs(ctx)
-		if err == nil {
-			return entry(uri, a), nil
-		}
-		if !isNotFound(err) {
-			return storage.Entry{}, c.fail("stat", uri, err)
-		}
+	a, err := c.object(loc).Attrs(ctx)
+	switch {
+	case err == nil && !isMarker(loc.key, a.Size):
+		return entry(uri, a), nil
+	case err != nil && !isNotFound(err):
+		return storage.Entry{}, c.fail("stat", uri, err)
 	}
 	isDir, err := hasChildren(ctx, c, loc)
 	if err != nil {
@@ -319,6 +317,10 @@ func hasChildren(ctx context.Context, c *conn, loc location) (bool, error) {
 	return err == nil, err
 }
 
+// isMarker reports a directory placeholder: an empty object whose name
+// ends in "/". An object with bytes under such a name is data.
+func isMarker(key string, size int64) bool { return strings.HasSuffix(key, "/") && size == 0 }
+
 // Open reads length bytes of the object at uri from offset; length < 0
 // reads to the end. The client library resumes a read cut by the network,
 // pinned to the object's generation.
@@ -330,7 +332,7 @@ func (s *Store) Open(ctx context.Context, uri string, offset, length int64) (io.
 	if offset < 0 {
 		return nil, storage.NewError("open", uri, storage.ErrOutOfRange, fmt.Errorf("negative offset %d", offset))
 	}
-	if loc.key == "" || strings.HasSuffix(loc.key, "/") {
+	if loc.key == "" {
 		return nil, storage.NewError("open", uri, storage.ErrInvalidPath, errors.New("is a directory"))
 	}
 	if length == 0 {
@@ -403,8 +405,7 @@ func (s *Store) Delete(ctx context.Context, uri string) error {
 	if loc.key == "" {
 		return storage.NewError("delete", uri, storage.ErrPermission, errors.New("refusing to delete a bucket"))
 	}
-	if !strings.HasSuffix(loc.key, "/") {
-		a, err := c.object(loc).Attrs(ctx)
+	if a, err := c.object(loc).Attrs(ctx); err != nil || !isMarker(loc.key, a.Size) {
 		if err == nil {
 			// Pinned to the generation seen, the delete is idempotent, so
 			// the client retries it; a 404 then means a retry of ours.

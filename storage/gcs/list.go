@@ -88,7 +88,7 @@ func (s *Store) List(ctx context.Context, uri string, opts storage.ListOptions) 
 				lastObj = max(lastObj, a.Name)
 			}
 			rel := strings.TrimPrefix(name, prefix)
-			if rel == "" || (!isDir && strings.HasSuffix(rel, "/")) {
+			if rel == "" || (!isDir && isMarker(rel, a.Size)) {
 				continue // a directory placeholder
 			}
 			if last != "" && rel <= last {
@@ -129,7 +129,10 @@ func (s *Store) List(ctx context.Context, uri string, opts storage.ListOptions) 
 				break
 			}
 			e := it.entry
-			e.RelPath = strings.TrimSuffix(it.key, "/")
+			e.RelPath = it.key
+			if e.IsDir {
+				e.RelPath = strings.TrimSuffix(it.key, "/")
+			}
 			e.URI = storage.Join(uri, e.RelPath)
 			page.Entries = append(page.Entries, e)
 			last = it.key

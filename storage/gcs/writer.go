@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"strings"
 	"sync/atomic"
 
 	gcs "cloud.google.com/go/storage"
@@ -38,7 +37,7 @@ func (s *Store) Create(ctx context.Context, uri string, opts storage.CreateOptio
 	if err != nil {
 		return nil, err
 	}
-	if loc.key == "" || strings.HasSuffix(loc.key, "/") {
+	if loc.key == "" {
 		return nil, storage.NewError("create", uri, storage.ErrInvalidPath, errors.New("names a directory, not an object"))
 	}
 	if err := s.ensureBucket(ctx, c, "create", uri, loc.bucket); err != nil {

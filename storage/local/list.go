@@ -78,6 +78,8 @@ type dent struct {
 	name  string
 	key   string
 	isDir bool
+	// link says why a symbolic link is not followed; "" for others.
+	link string
 }
 
 type frame struct {
@@ -145,17 +147,25 @@ func (w *walker) frame(dir, rel string) (*frame, error) {
 			continue
 		}
 		isDir := de.IsDir()
+		link := ""
 		if de.Type()&os.ModeSymlink != 0 {
 			// Follow links to files inside the root; never descend linked
 			// directories (no loops) nor expose anything outside the root.
+			// Those are listed as irregular entries, so that they are
+			// reported rather than silently dropped.
 			target := filepath.Join(dir, name)
 			real, err := filepath.EvalSymlinks(target)
-			if err != nil || (w.store.root != "/" && !within(w.store.root, real)) {
-				continue
+			var fi os.FileInfo
+			if err == nil {
+				fi, err = os.Stat(real)
 			}
-			fi, err := os.Stat(real)
-			if err != nil || fi.IsDir() {
-				continue
+			switch {
+			case err != nil:
+				link = "dangling symbolic link"
+			case w.store.root != "/" && !within(w.store.root, real):
+				link = "symbolic link outside the storage root"
+			case fi.IsDir():
+				link = "symbolic link to a directory (not followed)"
 			}
 		}
 		if isDir && !w.recursive {
@@ -166,7 +176,7 @@ func (w *walker) frame(dir, rel string) (*frame, error) {
 		if isDir {
 			key += "/"
 		}
-		dents = append(dents, dent{name: name, key: key, isDir: isDir})
+		dents = append(dents, dent{name: name, key: key, isDir: isDir, link: link})
 	}
 	sort.Slice(dents, func(i, j int) bool { return dents[i].key < dents[j].key })
 	return &frame{dir: dir, rel: rel, dents: dents}, nil
@@ -195,6 +205,10 @@ func (w *walker) next() (storage.Entry, bool, error) {
 			w.stack = append(w.stack, child)
 			continue
 		}
+		w.lastKey = full
+		if d.link != "" {
+			return storage.Entry{RelPath: strings.TrimSuffix(full, "/"), Irregular: d.link}, true, nil
+		}
 		fi, err := os.Stat(p)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
@@ -202,7 +216,6 @@ func (w *walker) next() (storage.Entry, bool, error) {
 			}
 			return storage.Entry{}, false, err
 		}
-		w.lastKey = full
 		rel := strings.TrimSuffix(full, "/")
 		return entry("", rel, fi), true, nil
 	}

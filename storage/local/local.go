@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/storage/internal/cursorcache"
 )
@@ -126,6 +128,21 @@ func evalExisting(p string) (string, error) {
 	}
 }
 
+var _ storage.RealLocator = (*Store)(nil)
+
+// RealURI resolves the symbolic links of uri's longest existing prefix.
+func (s *Store) RealURI(ctx context.Context, uri string) (string, error) {
+	p, err := s.path("resolve", uri)
+	if err != nil {
+		return "", err
+	}
+	real, err := evalExisting(p)
+	if err != nil {
+		return "", mapError("resolve", uri, err)
+	}
+	return "file://" + real, nil
+}
+
 // Stat describes the file or directory at uri.
 func (s *Store) Stat(ctx context.Context, uri string) (storage.Entry, error) {
 	p, err := s.path("stat", uri)
@@ -140,12 +157,32 @@ func (s *Store) Stat(ctx context.Context, uri string) (storage.Entry, error) {
 }
 
 func entry(uri, rel string, fi fs.FileInfo) storage.Entry {
-	e := storage.Entry{URI: uri, RelPath: rel, IsDir: fi.IsDir(), ModTime: fi.ModTime()}
-	if !e.IsDir {
+	e := storage.Entry{URI: uri, RelPath: rel, IsDir: fi.IsDir(), ModTime: fi.ModTime(), Irregular: irregular(fi.Mode())}
+	if !e.IsDir && e.Irregular == "" {
 		e.Size = fi.Size()
 		e.Version = fmt.Sprintf("%d-%d", fi.Size(), fi.ModTime().UnixNano())
 	}
 	return e
+}
+
+// irregular names what a file of this mode is when it is neither a regular
+// file nor a directory (after symbolic links are followed).
+func irregular(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case !m.IsRegular() && !m.IsDir():
+		return "special file"
+	}
+	return ""
 }
 
 // Open reads length bytes of uri from offset; length < 0 reads to the end.
@@ -157,7 +194,14 @@ func (s *Store) Open(ctx context.Context, uri string, offset, length int64) (io.
 	if offset < 0 {
 		return nil, storage.NewError("open", uri, storage.ErrOutOfRange, fmt.Errorf("negative offset %d", offset))
 	}
-	f, err := os.Open(p)
+	// Never open what is not a regular file: a pipe's open blocks until a
+	// writer comes, a device's read never ends.
+	if fi, err := os.Stat(p); err != nil {
+		return nil, mapError("open", uri, err)
+	} else if kind := irregular(fi.Mode()); kind != "" {
+		return nil, storage.NewError("open", uri, storage.ErrInvalidPath, fmt.Errorf("not a regular file: a %s", kind))
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, mapError("open", uri, err)
 	}
@@ -165,6 +209,10 @@ func (s *Store) Open(ctx context.Context, uri string, offset, length int64) (io.
 	if err != nil {
 		_ = f.Close()
 		return nil, mapError("open", uri, err)
+	}
+	if kind := irregular(fi.Mode()); kind != "" && !fi.IsDir() {
+		_ = f.Close()
+		return nil, storage.NewError("open", uri, storage.ErrInvalidPath, fmt.Errorf("not a regular file: a %s", kind))
 	}
 	if fi.IsDir() {
 		_ = f.Close()
@@ -285,14 +333,8 @@ func (w *writer) Commit(ctx context.Context) (storage.Entry, error) {
 		if err := os.Rename(w.tmp, w.final); err != nil {
 			return fail(err)
 		}
-	} else {
-		// link fails if the final name was taken meanwhile; rename would not.
-		if err := os.Link(w.tmp, w.final); err != nil {
-			return fail(err)
-		}
-		if err := os.Remove(w.tmp); err != nil {
-			return fail(err)
-		}
+	} else if err := renameNoReplace(w.tmp, w.final); err != nil {
+		return fail(err)
 	}
 	fi, err := w.f.Stat()
 	_ = w.f.Close()
@@ -317,6 +359,25 @@ func (w *writer) Abort(ctx context.Context) error {
 		return mapError("abort", w.uri, err)
 	}
 	return nil
+}
+
+// renameNoReplace renames tmp to final unless final exists, in one step
+// (renameat2 RENAME_NOREPLACE), so that no crash can leave the file under
+// both names. A file system without that flag gets link then unlink, whose
+// window a retry closes: the leftover partial name is reused.
+func renameNoReplace(tmp, final string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
+		return &os.LinkError{Op: "rename", Old: tmp, New: final, Err: err}
+	}
+	// link fails if the final name was taken meanwhile; rename would not.
+	if err := os.Link(tmp, final); err != nil {
+		return err
+	}
+	return os.Remove(tmp)
 }
 
 func syncDir(dir string) error {

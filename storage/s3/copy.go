@@ -39,7 +39,7 @@ func (s *Store) Copy(ctx context.Context, src, dst string, opts storage.CreateOp
 		loc location
 		uri string
 	}{{sl, src}, {dl, dst}} {
-		if l.loc.key == "" || strings.HasSuffix(l.loc.key, "/") {
+		if l.loc.key == "" {
 			return storage.Entry{}, storage.NewError("copy", l.uri, storage.ErrInvalidPath, errors.New("names a directory, not an object"))
 		}
 	}

@@ -22,8 +22,10 @@ type item struct {
 
 // List returns one page of the directory (key prefix) at uri.
 //
-// A recursive listing has no delimiter and returns objects only; keys that
-// end in "/" (directory markers made by other tools) are skipped. A flat
+// A recursive listing has no delimiter and returns objects only. A key that
+// ends in "/" with no bytes is a directory marker made by other tools and is
+// skipped; one that holds bytes is an object like any other, listed under
+// its whole key (RelPath keeps the trailing "/"). A flat
 // listing uses the delimiter "/" and returns common prefixes as directories.
 // Entries come in byte order of their key relative to the prefix, which is
 // the order S3 lists in.
@@ -72,7 +74,7 @@ func (s *Store) List(ctx context.Context, uri string, opts storage.ListOptions) 
 		for _, it := range merge(out) {
 			seen = true
 			rel := strings.TrimPrefix(it.key, prefix)
-			if rel == "" || (!it.isDir && strings.HasSuffix(rel, "/")) {
+			if rel == "" || (!it.isDir && isMarker(rel, it.entry.Size)) {
 				continue // a directory marker
 			}
 			if last != "" && rel <= last {
@@ -83,7 +85,10 @@ func (s *Store) List(ctx context.Context, uri string, opts storage.ListOptions) 
 				break
 			}
 			e := it.entry
-			e.RelPath = strings.TrimSuffix(rel, "/")
+			e.RelPath = rel
+			if it.isDir {
+				e.RelPath = strings.TrimSuffix(rel, "/")
+			}
 			e.URI = storage.Join(uri, e.RelPath)
 			page.Entries = append(page.Entries, e)
 			last = rel
@@ -107,6 +112,10 @@ func (s *Store) List(ctx context.Context, uri string, opts storage.ListOptions) 
 	}
 	return page, nil
 }
+
+// isMarker reports a directory marker: an empty object whose key ends in
+// "/". An object with bytes under such a key is data.
+func isMarker(key string, size int64) bool { return strings.HasSuffix(key, "/") && size == 0 }
 
 // emptyListing explains why nothing is below uri: an object by that name, or
 // nothing at all. The HEAD happens only on this rare path.

@@ -258,14 +258,12 @@ func (s *Store) Stat(ctx context.Context, uri string) (storage.Entry, error) {
 		}
 		return storage.Entry{URI: uri, IsDir: true}, nil
 	}
-	if !strings.HasSuffix(loc.key, "/") {
-		out, err := c.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &loc.bucket, Key: &loc.key})
-		if err == nil {
-			return headEntry(uri, out), nil
-		}
-		if !errors.Is(classify(err), storage.ErrNotFound) {
-			return storage.Entry{}, s.failHead(ctx, c, "stat", uri, loc, err)
-		}
+	out, err := c.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &loc.bucket, Key: &loc.key})
+	switch {
+	case err == nil && !isMarker(loc.key, aws.ToInt64(out.ContentLength)):
+		return headEntry(uri, out), nil
+	case err != nil && !errors.Is(classify(err), storage.ErrNotFound):
+		return storage.Entry{}, s.failHead(ctx, c, "stat", uri, loc, err)
 	}
 	isDir, err := s.hasChildren(ctx, c, loc)
 	if err != nil {
@@ -370,7 +368,7 @@ func (s *Store) Open(ctx context.Context, uri string, offset, length int64) (io.
 	if offset < 0 {
 		return nil, storage.NewError("open", uri, storage.ErrOutOfRange, fmt.Errorf("negative offset %d", offset))
 	}
-	if loc.key == "" || strings.HasSuffix(loc.key, "/") {
+	if loc.key == "" {
 		return nil, storage.NewError("open", uri, storage.ErrInvalidPath, errors.New("is a directory"))
 	}
 	r := &reader{ctx: ctx, c: c, loc: loc, uri: uri, pos: offset, end: -1, attempts: s.opts.MaxAttempts}
@@ -430,14 +428,12 @@ func (s *Store) Delete(ctx context.Context, uri string) error {
 	if loc.key == "" {
 		return storage.NewError("delete", uri, storage.ErrPermission, errors.New("refusing to delete a bucket"))
 	}
-	if !strings.HasSuffix(loc.key, "/") {
-		_, err := c.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &loc.bucket, Key: &loc.key})
-		if err == nil {
-			return s.deleteKey(ctx, c, uri, loc.bucket, loc.key)
-		}
-		if !errors.Is(classify(err), storage.ErrNotFound) {
-			return s.failHead(ctx, c, "delete", uri, loc, err)
-		}
+	head, herr := c.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &loc.bucket, Key: &loc.key})
+	switch {
+	case herr == nil && !isMarker(loc.key, aws.ToInt64(head.ContentLength)):
+		return s.deleteKey(ctx, c, uri, loc.bucket, loc.key)
+	case herr != nil && !errors.Is(classify(herr), storage.ErrNotFound):
+		return s.failHead(ctx, c, "delete", uri, loc, herr)
 	}
 	// A directory: only an empty one (nothing but its own marker) goes.
 	prefix := dirPrefix(loc.key)

@@ -49,8 +49,8 @@ func (s *Store) Create(ctx context.Context, uri string, opts storage.CreateOptio
 	if err != nil {
 		return nil, err
 	}
-	if loc.key == "" || strings.HasSuffix(loc.key, "/") {
-		return nil, storage.NewError("create", uri, storage.ErrInvalidPath, errors.New("names a directory, not an object"))
+	if loc.key == "" {
+		return nil, storage.NewError("create", uri, storage.ErrInvalidPath, errors.New("names a bucket, not an object"))
 	}
 	if err := s.ensureBucket(ctx, c, "create", uri, loc.bucket); err != nil {
 		return nil, err

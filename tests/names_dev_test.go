@@ -1,0 +1,63 @@
+package tests
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestDevNamesAreBytes is issue 11 cases 1, 2 and 3 through `ferry dev`
+// and its REST API: a job path with non-ASCII characters holding names
+// with glob characters and a name with the byte 0xE9 (not UTF-8) is
+// submitted and reported like any other, every file is loaded, and each
+// one is read back from the cache node that owns it, by its exact name,
+// without read-through.
+func TestDevNamesAreBytes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end in -short mode")
+	}
+	_, c := startFullDev(t, t.TempDir())
+	src := filepath.Join(t.TempDir(), "ünïcødé dir", "日本")
+	files := map[string]string{
+		"photo[1].jpg":      "jpeg",
+		"take [2]/clip.txt": "clip",
+		"star*.txt":         "star",
+		"what?.txt":         "what",
+		"plain.txt":         "plain",
+		"caf\xe9.txt":       "latin-1",
+	}
+	for rel, data := range files {
+		p := filepath.Join(src, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := "file://" + src
+	key := map[string]any{"path": path}
+	code, resp := call(t, "POST", c.api+"/api/v1/master/submit_job/load", map[string]any{"path": path})
+	if code != http.StatusOK || resp["jobId"] == nil {
+		t.Fatalf("submit: %d %v", code, resp)
+	}
+	rep := waitJobState(t, c, "load", key, 3*time.Minute, "SUCCEEDED", "FAILED")
+	if rep["mJobState"] != "SUCCEEDED" || rep["mProcessedInodesCount"] != float64(len(files)) || rep["mFailedFileCount"] != 0.0 {
+		t.Fatalf("report: %v", rep)
+	}
+	for rel, data := range files {
+		uri := path + "/" + rel
+		owner := ownerOf(t, anyNode(c), uri)
+		status, got, err := cachedPage(owner, uri, 0)
+		if err != nil || status != http.StatusOK || string(got) != data {
+			t.Errorf("page 0 of %q on %s: %d %q %v; want %q", uri, owner, status, got, err, data)
+		}
+	}
+	// Stop of the finished job finds it (and answers that it is not running).
+	code, resp = call(t, "POST", c.api+"/api/v1/master/stop_job/load", key)
+	if code >= 500 {
+		t.Fatalf("stop: %d %v", code, resp)
+	}
+}
