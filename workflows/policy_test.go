@@ -35,7 +35,7 @@ func TestPolicyRunUsesTheScheduledTime(t *testing.T) {
 	var got JobInput
 	env, seen := policyRunEnv(t, func(ctx workflow.Context, in JobInput) (JobState, error) {
 		got = in
-		return JobState{JobID: "j1", Status: StatusSucceeded, Qualified: 3, Succeeded: 3, Pending: []FileEntry{{URI: "x"}}}, nil
+		return JobState{JobID: "j1", Status: StatusSucceeded, Qualified: 3, Succeeded: 3, Carry: &JobCarry{}}, nil
 	})
 	scheduled := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	env.SetTypedSearchAttributesOnStart(temporal.NewSearchAttributes(
