@@ -52,7 +52,7 @@ func TestPolicyRunUsesTheScheduledTime(t *testing.T) {
 		t.Fatalf("scheduled time %v, job reference %v, want %v", *seen, got.Options.Filter.ReferenceTime, scheduled)
 	}
 	if res.Outcome != PolicyRunStarted || res.JobWorkflowID != "move:file:///a:file:///b" || res.Job == nil ||
-		res.Job.Succeeded != 3 || res.Job.Pending != nil || !res.ScheduledTime.Equal(scheduled) {
+		res.Job.Succeeded != 3 || res.Job.Carry != nil || !res.ScheduledTime.Equal(scheduled) {
 		t.Fatalf("result %+v", res)
 	}
 }
