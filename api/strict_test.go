@@ -132,7 +132,9 @@ func TestEveryRouteIsStrict(t *testing.T) {
 	types := []workflows.JobType{workflows.JobLoad, workflows.JobCopy, workflows.JobMove}
 	for _, r := range env.Server.Routes() {
 		name := r.Method + " " + r.Path
-		if inputless[name] {
+		if inputless[name] || strings.HasPrefix(r.Path, "/api/v1/policies") {
+			// Policy routes decode policy documents, whose unknown keys are
+			// errors naming them (policies.Decode, tested in policies/).
 			continue
 		}
 		rc, ok := routeCases[name]
