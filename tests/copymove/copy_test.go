@@ -21,6 +21,12 @@ const jobTimeout = 3 * time.Minute
 // final state.
 func runJob(t *testing.T, cl *enginetest.Cluster, key jobs.Key, raw map[string]any) workflows.JobState {
 	t.Helper()
+	return runJobWithin(t, cl, key, raw, jobTimeout)
+}
+
+// runJobWithin is runJob with its own bound on the job's time.
+func runJobWithin(t *testing.T, cl *enginetest.Cluster, key jobs.Key, raw map[string]any, timeout time.Duration) workflows.JobState {
+	t.Helper()
 	opts, err := jobs.ParseOptions(key.Type, raw)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +38,7 @@ func runJob(t *testing.T, cl *enginetest.Cluster, key jobs.Key, raw map[string]a
 	if res.Outcome != jobs.Started {
 		t.Fatalf("submit %s: %s, want a new run", key.WorkflowID(), res.Outcome)
 	}
-	return cl.WaitEnd(key, jobTimeout)
+	return cl.WaitEnd(key, timeout)
 }
 
 // checkCounters fails unless the ended job counted files and bytes exactly:

@@ -86,9 +86,9 @@ func failoverAfter(srv *hdfstest.Server, method string, n int64, to int) *atomic
 // has 300 files; FERRY_TEST_HDFS_FILES=2000 runs the acceptance size
 // (about 2.5 minutes here).
 func TestChainThroughHDFS(t *testing.T) {
-	n := 300
+	n, timeout := 300, jobTimeout
 	if v, err := strconv.Atoi(os.Getenv("FERRY_TEST_HDFS_FILES")); err == nil && v > 0 {
-		n = v
+		n, timeout = v, max(jobTimeout, time.Duration(v)*300*time.Millisecond)
 	}
 	hsrv := hdfstest.Start(t, hdfstest.Config{Namenodes: 2, BlockSize: hdfsBlock, ListLimit: 100, Seed: 7})
 	hst := hdfstest.NewStore(t, hsrv.Options())
@@ -130,7 +130,7 @@ func TestChainThroughHDFS(t *testing.T) {
 			to := (i + 1) % 2
 			calls := failoverAfter(hsrv, step.method, int64(tr.n/2), to)
 			start := time.Now()
-			st := runJob(t, cl, jobs.Key{Type: step.typ, Path: step.src, Dst: step.dst}, map[string]any{})
+			st := runJobWithin(t, cl, jobs.Key{Type: step.typ, Path: step.src, Dst: step.dst}, map[string]any{}, timeout)
 			t.Logf("%d files, %d bytes: %v; %d %s calls, failover to nn%d, %d standby answers", tr.n, total,
 				time.Since(start).Round(time.Millisecond), calls.Load(), step.method, to, hsrv.Faults().Count(hdfstest.Standby))
 			if hsrv.Active() != to {

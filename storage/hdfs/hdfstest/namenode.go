@@ -38,8 +38,7 @@ func (nn *namenode) serve() { nn.conns.serve(func() bool { return !nn.down.Load(
 
 // rpcConn is the state of one client connection.
 type rpcConn struct {
-	user     string
-	clientID []byte
+	user string
 }
 
 // call is one decoded request.
@@ -94,7 +93,6 @@ func (nn *namenode) serveConn(c net.Conn) error {
 				return err
 			}
 			st.user = ctx.sub(2).str(1)
-			st.clientID = rh.bytes(4)
 			continue
 		}
 		if id < 0 || len(parts) < 3 {

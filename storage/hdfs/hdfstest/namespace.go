@@ -28,7 +28,6 @@ const (
 	excStandby           = "org.apache.hadoop.ipc.StandbyException"
 	excInvalidPath       = "org.apache.hadoop.fs.InvalidPathException"
 	excNoSuchMethod      = "org.apache.hadoop.ipc.RpcNoSuchMethodException"
-	excIllegalArgument   = "org.apache.hadoop.HadoopIllegalArgumentException"
 	excRetriable         = "org.apache.hadoop.ipc.RetriableException"
 	defaultPermFile      = 0o644
 	defaultPermDirectory = 0o755
@@ -311,9 +310,8 @@ func (n *namespace) leaseLive(holder string) bool {
 	return ok && n.now().Sub(t) < n.leaseTime
 }
 
-// Create flags (CreateFlagProto).
+// Create flags (CreateFlagProto); CREATE is 0x01.
 const (
-	flagCreate    = 0x01
 	flagOverwrite = 0x02
 	flagAppend    = 0x04
 )
