@@ -393,3 +393,58 @@ func removeDir(b *testing.B, dir string) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkReloadVsFill alternates a second load of 1,000 cached 16 KiB
+// files (A: every one AlreadyCached, nothing read from the source) with a
+// cold load of the same files (B: evicted first, outside the clock): the
+// page store's share of "a second load of an unchanged tree".
+func BenchmarkReloadVsFill(b *testing.B) {
+	ctx := context.Background()
+	const files, size = 1000, 16 << 10
+	data := benchData()[:size]
+	mem := testsource.NewMem()
+	refs := make([]pagestore.FileRef, files)
+	for i := range refs {
+		refs[i] = pagestore.FileRef{URI: fmt.Sprintf("mem://bench/reload/f%05d", i), Size: size, Version: "v1"}
+		mem.Put(refs[i].URI, data)
+	}
+	s, err := pagestore.Open(pagestore.Options{Dir: b.TempDir(), Capacity: 4 * benchPages * benchPage, Resolver: storage.NewResolver(mem)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	load := func(want pagestore.Outcome) (time.Duration, error) {
+		start := time.Now()
+		for _, r := range refs {
+			res, err := s.LoadFile(ctx, r, pagestore.LoadOptions{}, nil)
+			if err != nil || res.Outcome != want {
+				return 0, fmt.Errorf("%+v %v, want %v", res, err, want)
+			}
+		}
+		return time.Since(start), nil
+	}
+	reload := func(context.Context) (time.Duration, error) {
+		read := s.Stats().BytesFromStorage
+		d, err := load(pagestore.AlreadyCached)
+		if err == nil && s.Stats().BytesFromStorage != read {
+			err = fmt.Errorf("a reload read %d bytes from the source", s.Stats().BytesFromStorage-read)
+		}
+		return d, err
+	}
+	cold := func(context.Context) (time.Duration, error) {
+		if _, err := s.Evict(ctx, "mem://bench/reload/"); err != nil {
+			return 0, err
+		}
+		return load(pagestore.Loaded)
+	}
+	if _, err := cold(ctx); err != nil { // what the first reload finds
+		b.Fatal(err)
+	}
+	res, err := abbench.Run(ctx, abbench.Options{Pairs: max(b.N, 3)}, reload, cold)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(res.MedianA().Microseconds())/files, "reload-µs/file")
+	b.ReportMetric(float64(res.MedianB().Microseconds())/files, "cold-µs/file")
+	res.Report(b)
+}

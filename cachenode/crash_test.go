@@ -67,10 +67,12 @@ func TestCrashChildNode(t *testing.T) {
 	os.Exit(3)
 }
 
-// crashNode is a cache node in a child process.
+// crashNode is a cache node in a child process, with a gRPC client.
 type crashNode struct {
-	cmd        *exec.Cmd
-	http, grpc string
+	cmd    *exec.Cmd
+	exited chan error
+	http   string
+	c      pb.CacheNodeClient
 }
 
 func startCrashNode(t *testing.T, dataDir, src string) *crashNode {
@@ -95,7 +97,15 @@ func startCrashNode(t *testing.T, dataDir, src string) *crashNode {
 	for {
 		if b, err := os.ReadFile(addrs); err == nil {
 			f := strings.Fields(string(b))
-			return &crashNode{cmd: cmd, http: f[0], grpc: f[1]}
+			n := &crashNode{cmd: cmd, exited: exited, http: f[0]}
+			t.Cleanup(n.kill) // a test that fails leaves no process behind
+			c, conn, err := grpcapi.Dial(f[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = conn.Close() })
+			n.c = c
+			return n
 		}
 		select {
 		case err := <-exited:
@@ -109,10 +119,14 @@ func startCrashNode(t *testing.T, dataDir, src string) *crashNode {
 	}
 }
 
-// kill sends SIGKILL and waits for the process to be gone.
+// kill sends SIGKILL and waits for the process to be gone (again: a no-op).
 func (n *crashNode) kill() {
 	_ = n.cmd.Process.Signal(syscall.SIGKILL)
-	_, _ = n.cmd.Process.Wait()
+	// The first call receives the exit status (killed) and closes the
+	// channel, so that a later call returns at once.
+	if _, ok := <-n.exited; ok {
+		close(n.exited)
+	}
 }
 
 // TestKillDuringSmallFileLoad kills a cache node process with SIGKILL at
@@ -151,20 +165,14 @@ func TestKillDuringSmallFileLoad(t *testing.T) {
 	var cachedAfterKill, total int
 	for round := range rounds {
 		node := startCrashNode(t, dataDir, src)
-		c, conn, err := grpcapi.Dial(node.grpc)
-		if err != nil {
-			node.kill()
-			t.Fatal(err)
-		}
+		c := node.c
 		ctx := context.Background()
 		// Start from an empty cache, so the load has everything to write.
 		if _, err := c.Evict(ctx, &pb.EvictRequest{UriPrefix: "file://" + src}); err != nil {
-			node.kill()
 			t.Fatal(err)
 		}
 		st, err := c.NodeStats(ctx, &pb.NodeStatsRequest{})
 		if err != nil {
-			node.kill()
 			t.Fatal(err)
 		}
 		// Kill once a random number of pages has been stored.
@@ -200,7 +208,6 @@ func TestKillDuringSmallFileLoad(t *testing.T) {
 		}
 		node.kill()
 		wg.Wait()
-		_ = conn.Close()
 
 		// Some files change while the node is down.
 		for range 20 {
@@ -208,14 +215,9 @@ func TestKillDuringSmallFileLoad(t *testing.T) {
 		}
 
 		node = startCrashNode(t, dataDir, src)
-		c, conn, err = grpcapi.Dial(node.grpc)
-		if err != nil {
-			node.kill()
-			t.Fatal(err)
-		}
+		c = node.c
 		before, err := c.NodeStats(ctx, &pb.NodeStatsRequest{})
 		if err != nil {
-			node.kill()
 			t.Fatal(err)
 		}
 		cached := 0
@@ -226,19 +228,16 @@ func TestKillDuringSmallFileLoad(t *testing.T) {
 			url := fmt.Sprintf("http://%s/v1/file/%s/page/0?ufsFullPath=%s", node.http, fileID(u), u)
 			resp, err := hc.Get(url)
 			if err != nil {
-				node.kill()
 				t.Fatal(err)
 			}
 			got, err := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(got, want[i]) {
-				node.kill()
 				t.Fatalf("round %d: %s: status %d, %d bytes (want %d) %v: wrong bytes after a kill", round, u, resp.StatusCode, len(got), len(want[i]), err)
 			}
 		}
 		after, err := c.NodeStats(ctx, &pb.NodeStatsRequest{})
 		node.kill()
-		_ = conn.Close()
 		if err != nil {
 			t.Fatal(err)
 		}

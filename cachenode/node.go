@@ -79,6 +79,13 @@ type Config struct {
 	Capacity int64
 	// PageSize in bytes. Default pagestore.DefaultPageSize (1 MiB).
 	PageSize int64
+	// VirtualNodes is the number of ring points per node. Every node of a
+	// cluster must use the same count, and so must the alluxiofs clients
+	// (alluxio.user.consistent.hash.virtual.node.count.per.worker); nodes
+	// advertise it in the registry, so Ferry's own readers follow it.
+	// Default ring.DefaultVirtualNodes (5, the Alluxio clients' default);
+	// more points spread keys more evenly (see the README).
+	VirtualNodes int
 	// RevalidateAfter: see pagestore.Options. Default 0 (check the source's
 	// version on every read).
 	RevalidateAfter time.Duration
@@ -139,6 +146,15 @@ func (c *Config) Validate() error {
 	}
 	if c.PageSize == 0 {
 		c.PageSize = pagestore.DefaultPageSize
+	}
+	if c.VirtualNodes == 0 {
+		c.VirtualNodes = ring.DefaultVirtualNodes
+	}
+	if c.VirtualNodes < 1 || c.VirtualNodes > ring.MaxVirtualNodes {
+		errs = append(errs, fmt.Errorf("virtual nodes %d: want 1 to %d", c.VirtualNodes, ring.MaxVirtualNodes))
+	}
+	if c.View.VirtualNodes == 0 {
+		c.View.VirtualNodes = c.VirtualNodes
 	}
 	if c.Capacity <= 0 {
 		errs = append(errs, errors.New("capacity must be positive"))
@@ -269,7 +285,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		_ = grpcL.Close()
 		return err
 	}
-	n.selfRing = ring.New([]ring.Member{n.member}, n.cfg.View.VirtualNodes)
+	n.selfRing = ring.New([]ring.Member{n.member}, n.cfg.VirtualNodes)
 
 	api, err := httpapi.New(httpapi.Config{
 		NodeID:    n.cfg.ID,
@@ -379,12 +395,13 @@ func (n *Node) self() (ring.Member, error) {
 		name = host
 	}
 	return ring.Member{
-		ID:        n.cfg.ID,
-		Identity:  ring.IdentityFromName(name),
-		Host:      host,
-		HTTPPort:  httpPort,
-		GRPCPort:  grpcPort,
-		TaskQueue: n.TaskQueue(),
+		ID:           n.cfg.ID,
+		Identity:     ring.IdentityFromName(name),
+		Host:         host,
+		HTTPPort:     httpPort,
+		GRPCPort:     grpcPort,
+		TaskQueue:    n.TaskQueue(),
+		VirtualNodes: n.cfg.VirtualNodes,
 	}, nil
 }
 

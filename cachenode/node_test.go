@@ -185,7 +185,7 @@ func owner(t *testing.T, base, uri string) string {
 		Host           string
 		HttpServerPort int
 	}
-	if err := json.Unmarshal(mustGet(t, base, "/v1/node?path="+url.QueryEscape(uri)), &o); err != nil {
+	if err := json.Unmarshal(mustGet(t, base, "/v1/node?path="+url.PathEscape(uri)), &o); err != nil {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("%s:%d", o.Host, o.HttpServerPort)

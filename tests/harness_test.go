@@ -136,7 +136,7 @@ func fileID(uri string) string {
 // ownerOf asks a node which node owns uri.
 func ownerOf(t *testing.T, node, uri string) string {
 	t.Helper()
-	code, resp := call(t, "GET", node+"/v1/node?path="+url.QueryEscape(uri), nil)
+	code, resp := call(t, "GET", node+"/v1/node?path="+url.PathEscape(uri), nil)
 	if code != http.StatusOK {
 		t.Fatalf("/v1/node for %s: %d %v", uri, code, resp)
 	}

@@ -83,7 +83,7 @@ func members(addr string) (string, clusterView, error) {
 }
 
 func ownerOf(addr, uri string) (string, error) {
-	code, b, err := get(addr + "/v1/node?path=" + url.QueryEscape(uri))
+	code, b, err := get(addr + "/v1/node?path=" + url.PathEscape(uri))
 	if err != nil {
 		return "", err
 	}

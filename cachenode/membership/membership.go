@@ -127,10 +127,19 @@ func (s Snapshot) has(id string) bool {
 	return false
 }
 
-// Ring builds the placement ring of the snapshot's members. When two
-// members claim the same identity (a misconfiguration: two nodes started
-// with the same identity name), the one that joined first keeps it.
+// Ring builds the placement ring of the snapshot's members, with the
+// virtual-node count the members advertise (the largest, should they
+// disagree, which is a misconfiguration), or virtualNodes when none does.
+// When two members claim the same identity (a misconfiguration: two nodes
+// started with the same identity name), the one that joined first keeps it.
 func (s Snapshot) Ring(virtualNodes int) *ring.Ring {
+	advertised := 0
+	for _, r := range s.Members {
+		advertised = max(advertised, r.Member.VirtualNodes)
+	}
+	if advertised > 0 {
+		virtualNodes = advertised
+	}
 	recs := append([]Record(nil), s.Members...)
 	sort.SliceStable(recs, func(i, j int) bool {
 		if !recs[i].JoinedAt.Equal(recs[j].JoinedAt) {

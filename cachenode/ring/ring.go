@@ -35,6 +35,10 @@ import (
 // (alluxio.user.consistent.hash.virtual.node.count.per.worker).
 const DefaultVirtualNodes = 5
 
+// MaxVirtualNodes bounds the points per node a configuration may ask for
+// (a ring of 100 nodes at this count has a million points).
+const MaxVirtualNodes = 10000
+
 // maxAttempts bounds the search for distinct owners, as in the Alluxio
 // clients; with few nodes and many points it is never reached in practice.
 const maxAttempts = 100
@@ -102,6 +106,11 @@ type Member struct {
 	// TaskQueue is the node's own Temporal task queue, where the activities
 	// that work on its disk run.
 	TaskQueue string `json:"taskQueue"`
+	// VirtualNodes is the number of ring points per node the node was
+	// started with. Readers build the ring with the count the members
+	// advertise, so that nodes and every reader agree; 0 (a node that does
+	// not say) leaves the reader's own setting.
+	VirtualNodes int `json:"virtualNodes,omitempty"`
 }
 
 // TaskQueueFor is the task queue of the node with the given ID.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -356,8 +357,9 @@ with every figure: on a shared machine they are noisy.`,
 					return err
 				}
 			}
-			fmt.Fprintf(out, "\nferry bench load (%d cache nodes, same disk, same run; medians of %d alternated pairs after a warm-up; %s)\n",
-				nodes, pairs, abbench.Result{LoadBefore: abbench.LoadAverage(), LoadAfter: abbench.LoadAverage()}.LoadString())
+			l := abbench.LoadAverage()
+			fmt.Fprintf(out, "\nferry bench load (%d cache nodes, same disk, same run; medians of %d alternated pairs after a warm-up; load average now %.2f %.2f %.2f, %d CPUs)\n",
+				nodes, pairs, l[0], l[1], l[2], runtime.NumCPU())
 			printRows(out, vsCp, "ferry", "cp")
 			fmt.Fprintln(out)
 			printRows(out, vsCold, "reload", "cold")

@@ -30,6 +30,7 @@ type cacheNodeOptions struct {
 	capacity, pageSize              string
 	jobAPIURL                       string
 	revalidateAfter                 time.Duration
+	virtualNodes                    int
 }
 
 func newCacheNodeCommand(g *globals) *cobra.Command {
@@ -63,6 +64,7 @@ same owners. Nodes that share a host on distinct ports need distinct
 	f.StringVar(&o.identityName, "identity-name", "", "string the ring identity is derived from (default: the advertised host)")
 	f.StringVar(&o.capacity, "capacity", "10GiB", "most bytes of pages to keep, e.g. 512MiB, 100GiB")
 	f.StringVar(&o.pageSize, "page-size", "1MiB", "page size; must match the clients' (Alluxio's 1MB means 1MiB)")
+	f.IntVar(&o.virtualNodes, "virtual-nodes", 5, "ring points per node; the same on every node and in the alluxiofs clients (5 is their default; 2000 spreads keys evenly)")
 	f.StringVar(&o.jobAPIURL, "job-api-url", envOr("FERRY_JOB_API_URL", ""), "base URL of the REST API that /v1/load is forwarded to (env FERRY_JOB_API_URL)")
 	f.DurationVar(&o.revalidateAfter, "revalidate-after", 0, "trust a file's checked source version this long (0: check on every read)")
 	manifestStoreFlag(f, &o.manifestRoot)
@@ -111,6 +113,7 @@ func runCacheNode(cmd *cobra.Command, g *globals, o *cacheNodeOptions) error {
 		Capacity:        int64(capacity),
 		PageSize:        int64(pageSize),
 		RevalidateAfter: o.revalidateAfter,
+		VirtualNodes:    o.virtualNodes,
 		JobAPIURL:       o.jobAPIURL,
 	}, c, resolver, tel, acc)
 	if err != nil {
@@ -173,6 +176,8 @@ type devNodes struct {
 	httpPort int
 	grpcPort int
 	capacity string
+	// virtualNodes is the ring points per node.
+	virtualNodes int
 	// jobAPIURL is where the nodes forward /v1/load.
 	jobAPIURL string
 }
@@ -183,6 +188,7 @@ func (d *devNodes) flags(f *pflag.FlagSet) {
 	f.IntVar(&d.httpPort, "node-http-port", 28080, "HTTP port of the first node; node i uses this + i unless --node-hosts is set (0: free ports)")
 	f.IntVar(&d.grpcPort, "node-grpc-port", 29080, "gRPC port of the first node, numbered like --node-http-port")
 	f.StringVar(&d.capacity, "node-capacity", "1GiB", "cache capacity of each node")
+	f.IntVar(&d.virtualNodes, "node-virtual-nodes", 5, "ring points per node (5: the alluxiofs default; clients must use the same count)")
 }
 
 // start runs the nodes, each with its own directory under dataDir/nodes,
@@ -228,6 +234,7 @@ func (d *devNodes) start(ctx context.Context, p *parts, dataDir, manifestRoot st
 			AdvertiseHost: "127.0.0.1",
 			IdentityName:  id,
 			Capacity:      int64(capacity),
+			VirtualNodes:  d.virtualNodes,
 			JobAPIURL:     d.jobAPIURL,
 		}
 		if hosts != nil {
