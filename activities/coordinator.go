@@ -73,6 +73,7 @@ func (c *Coordinator) ListPage(ctx context.Context, in workflows.ListPageInput) 
 	if err != nil {
 		return workflows.ListPageResult{}, toTemporal(fmt.Errorf("list %s: %w", in.Path, err))
 	}
+	part.Dirs = nil // the workflow has them
 	res := workflows.ListPageResult{Partition: part, Qualified: int64(len(p.entries)), QualifiedSize: p.size}
 	if in.CountOnly || len(p.entries) == 0 {
 		return res, nil

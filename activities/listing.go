@@ -24,9 +24,10 @@ import (
 // returns early with a cursor instead of scanning the whole tree in one call.
 const maxScanFactor = 50
 
-// maxTopDirs is the most top-level directories a source is partitioned by;
+// maxTopDirs is the most top-level directories a source is partitioned by
+// (their names are in the workflow state);
 // a source with more is listed as one tree.
-const maxTopDirs = 4096
+const maxTopDirs = 1024
 
 func compileFilter(regx string, rules workflows.Filter) (*filter.Filter, error) {
 	f, err := filter.Compile(rules, regx)

@@ -59,7 +59,9 @@ func (c *procCluster) startNode(id string) {
 }
 
 // manifestStore is the manifest store every process of the cluster shares.
-func (c *procCluster) manifestStore() string { return "file://" + filepath.Join(c.dataDir, "manifests") }
+func (c *procCluster) manifestStore() string {
+	return "file://" + filepath.Join(c.dataDir, "manifests")
+}
 
 func (c *procCluster) startWorker() {
 	c.worker = ferrytest.Start(c.t, "worker", "--temporal-address", c.temporal, "--data-dir", c.dataDir, "--manifest-store", c.manifestStore())

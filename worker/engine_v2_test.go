@@ -95,7 +95,7 @@ func TestListingPageOverPayloadLimit(t *testing.T) {
 func TestHistoryPerThousandFiles(t *testing.T) {
 	cl := enginetest.NewCluster(t, 3)
 	const n = 6000
-	src := emptyFiles(t, n, 4, 20)
+	src := emptyFiles(t, n, 200, 20)
 	key := jobs.Key{Type: workflows.JobLoad, Path: src}
 	if _, err := cl.Svc.Submit(context.Background(), key, workflows.Options{}); err != nil {
 		t.Fatal(err)

@@ -251,7 +251,8 @@ type ListPageInput struct {
 
 // ListPageResult is one page: where it went and how it is placed.
 type ListPageResult struct {
-	// Partition is the partition with its cursor moved past this page.
+	// Partition is the partition with its cursor moved past this page
+	// (without its Dirs, which the workflow keeps).
 	Partition     Partition `json:"partition"`
 	Qualified     int64     `json:"qualified"`
 	QualifiedSize int64     `json:"qualifiedSize"`

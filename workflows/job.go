@@ -35,6 +35,9 @@ const (
 	listParallel = 4
 	// maxPartitions bounds the partitions of a source.
 	maxPartitions = 16
+	// dirWindow is the most directories of a partition one listing page
+	// is given (and may reach).
+	dirWindow = 64
 	// DefaultPageSize is the number of entries of one listing page, at least
 	// the batch size. A page is one activity and one manifest, whatever the
 	// batch size: pages are large so that history grows slowly.
@@ -444,6 +447,11 @@ func (r *jobRun) startListing(ctx workflow.Context) {
 			return
 		}
 		out := r.pageRef(p)
+		if len(p.Dirs) > 0 {
+			// Only the directories this page may reach travel in history.
+			p.Dirs = p.Dirs[p.DirIndex:min(len(p.Dirs), p.DirIndex+dirWindow)]
+			p.DirIndex = 0
+		}
 		in := ListPageInput{
 			JobID: r.c.JobID, Type: r.c.Type, Path: r.c.Path, IndexFile: o.IndexFile, Partition: p, Out: out, Limit: r.pageSize(),
 			FileFilterRegx: o.FileFilterRegx, Filter: o.Filter, CountOnly: o.DryRun,
@@ -487,9 +495,16 @@ func (r *jobRun) onListed(ctx workflow.Context, l *listing) {
 		r.c.Partitions[l.idx].Done = true
 		return
 	}
-	seq := r.c.Partitions[l.idx].Seq + 1
-	r.c.Partitions[l.idx] = res.Partition
-	r.c.Partitions[l.idx].Seq = seq
+	old := r.c.Partitions[l.idx]
+	part := res.Partition
+	if len(old.Dirs) > 0 {
+		// The activity saw a window of the directories from DirIndex on.
+		part.Dirs = old.Dirs
+		part.DirIndex = old.DirIndex + res.Partition.DirIndex
+		part.Done = part.DirIndex >= len(old.Dirs)
+	}
+	part.ID, part.Kind, part.Seq = old.ID, old.Kind, old.Seq+1
+	r.c.Partitions[l.idx] = part
 	if r.c.Pass == PassMain {
 		r.c.Counters.PagesListed++
 		r.c.Counters.Qualified += res.Qualified
