@@ -5,9 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,17 +144,57 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 	})
 }
 
-func TestDevRefusesABusyPort(t *testing.T) {
-	dataDir := t.TempDir()
-	_, frontend, _ := startDev(t, dataDir)
-	p := ferrytest.Start(t, "dev", "--data-dir", t.TempDir(), "--temporal-listen", frontend, "--ui-listen", "", "--metrics-listen", "",
-		"--api-listen", "127.0.0.1:0", "--nodes", "0")
-	err := p.Wait(60 * time.Second)
-	if err == nil {
-		t.Fatalf("second ferry dev on a busy port exited 0:\n%s", p.Output())
+// TestDevRefusesABusyPortOrDataDir: a second ferry dev on a taken port or
+// data directory prints exactly one line naming the port (or directory)
+// and the flag, before it starts or logs anything.
+func TestDevRefusesABusyPortOrDataDir(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	out := p.Output()
-	if !strings.Contains(out, "not free") || strings.Contains(out, "goroutine ") {
-		t.Fatalf("want a one-line 'not free' error, got:\n%s", out)
+	defer busy.Close()
+	addr := busy.Addr().String()
+	_, port, _ := net.SplitHostPort(addr)
+	free := []string{"--temporal-listen", "127.0.0.1:0", "--ui-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+		"--api-listen", "127.0.0.1:0", "--node-http-port", "0", "--node-grpc-port", "0"}
+	lockedDir := t.TempDir()
+	lock, err := os.OpenFile(filepath.Join(lockedDir, "ferry-dev.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	portNum, _ := strconv.Atoi(port)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"temporal", []string{"--temporal-listen", addr}, []string{"--temporal-listen", "port " + port, "not free"}},
+		{"ui", []string{"--ui-listen", addr}, []string{"--ui-listen", "port " + port}},
+		{"api", []string{"--api-listen", addr}, []string{"--api-listen", "port " + port, "the REST API"}},
+		{"node http", []string{"--node-http-port", port}, []string{"--node-http-port", "port " + port, "node-1"}},
+		{"second node grpc", []string{"--node-grpc-port", strconv.Itoa(portNum - 1)}, []string{"--node-grpc-port", "port " + port, "node-2"}},
+		{"data dir", []string{"--data-dir", lockedDir}, []string{"--data-dir " + lockedDir, "in use"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"dev", "--data-dir", t.TempDir()}, free...)
+			args = append(args, tc.args...) // later flags win
+			p := ferrytest.Start(t, args...)
+			if err := p.Wait(60 * time.Second); err == nil {
+				t.Fatalf("ferry dev with a busy %s exited 0:\n%s", tc.name, p.Output())
+			}
+			out := p.Output()
+			if !strings.HasPrefix(out, "ferry: ") || strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") {
+				t.Fatalf("want exactly one 'ferry: ' line, got:\n%s", out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("the line does not name %q: %s", w, out)
+				}
+			}
+		})
 	}
 }

@@ -88,7 +88,9 @@ func runCacheNode(cmd *cobra.Command, g *globals, o *cacheNodeOptions) error {
 	}
 	p, fail := pr.parts, pr.fail
 	c, resolver, tel := pr.client, pr.resolver, pr.tel
-	n, err := startNode(ctx, p, cachenode.Config{
+	sctx, cancel := g.startupContext(ctx)
+	defer cancel()
+	n, err := startNode(sctx, p, cachenode.Config{
 		ID:              o.id,
 		DataDir:         o.dataDir,
 		HTTPAddr:        o.httpAddr,
@@ -111,7 +113,9 @@ func runCacheNode(cmd *cobra.Command, g *globals, o *cacheNodeOptions) error {
 }
 
 // startNode starts one cache node with the job engine's activities on its
-// own task queue, registers its clean stop in p and its banner lines.
+// own task queue, registers its clean stop in p and its banner lines. ctx
+// bounds the node's start-up waits (Temporal, the membership registry) and
+// nothing after them.
 func startNode(ctx context.Context, p *parts, cfg cachenode.Config, c client.Client, resolver *storage.Resolver, tel *telemetry.Telemetry) (*cachenode.Node, error) {
 	var n *cachenode.Node
 	cfg.Resolver = resolver
@@ -159,17 +163,18 @@ func (d *devNodes) flags(f *pflag.FlagSet) {
 	f.StringVar(&d.capacity, "node-capacity", "1GiB", "cache capacity of each node")
 }
 
-// start runs the nodes, each with its own directory under dataDir/nodes.
-// On one host they take consecutive ports and identities named after their
-// ids; with --node-hosts each takes one host and the same ports, and its
-// identity comes from the host, as an alluxiofs client given that host list
-// computes it.
-func (d *devNodes) start(ctx context.Context, p *parts, dataDir string, c client.Client, resolver *storage.Resolver, tel *telemetry.Telemetry) error {
+// plan is the configuration of each node, each with its own directory
+// under dataDir/nodes. On one host they take consecutive ports and
+// identities named after their ids; with --node-hosts each takes one host
+// and the same ports, and its identity comes from the host, as an alluxiofs
+// client given that host list computes it.
+func (d *devNodes) plan(dataDir string) ([]cachenode.Config, error) {
 	capacity, err := backends.ParseByteSize(d.capacity)
 	if err != nil {
-		return fmt.Errorf("--node-capacity %q: %w", d.capacity, err)
+		return nil, fmt.Errorf("--node-capacity %q: %w", d.capacity, err)
 	}
 	var hosts []string
+	count := d.count
 	if d.hosts != "" {
 		for _, h := range strings.Split(d.hosts, ",") {
 			if h = strings.TrimSpace(h); h != "" {
@@ -177,12 +182,12 @@ func (d *devNodes) start(ctx context.Context, p *parts, dataDir string, c client
 			}
 		}
 		if d.countSet && d.count != len(hosts) {
-			return fmt.Errorf("--nodes %d and --node-hosts with %d hosts disagree", d.count, len(hosts))
+			return nil, fmt.Errorf("--nodes %d and --node-hosts with %d hosts disagree", d.count, len(hosts))
 		}
-		d.count = len(hosts)
+		count = len(hosts)
 	}
-	if d.count < 0 {
-		return fmt.Errorf("--nodes %d: must not be negative", d.count)
+	if count < 0 {
+		return nil, fmt.Errorf("--nodes %d: must not be negative", count)
 	}
 	port := func(base, i int) string {
 		if base == 0 {
@@ -193,7 +198,8 @@ func (d *devNodes) start(ctx context.Context, p *parts, dataDir string, c client
 		}
 		return strconv.Itoa(base + i)
 	}
-	for i := range d.count {
+	cfgs := make([]cachenode.Config, 0, count)
+	for i := range count {
 		id := fmt.Sprintf("node-%d", i+1)
 		cfg := cachenode.Config{
 			ID:            id,
@@ -208,6 +214,19 @@ func (d *devNodes) start(ctx context.Context, p *parts, dataDir string, c client
 		}
 		cfg.HTTPAddr = net.JoinHostPort(cfg.AdvertiseHost, port(d.httpPort, i))
 		cfg.GRPCAddr = net.JoinHostPort(cfg.AdvertiseHost, port(d.grpcPort, i))
+		cfgs = append(cfgs, cfg)
+	}
+	return cfgs, nil
+}
+
+// start runs the nodes of plan.
+func (d *devNodes) start(ctx context.Context, p *parts, dataDir string, c client.Client, resolver *storage.Resolver, tel *telemetry.Telemetry) error {
+	cfgs, err := d.plan(dataDir)
+	if err != nil {
+		return err
+	}
+	for _, cfg := range cfgs {
+		cfg.JobAPIURL = d.jobAPIURL
 		if _, err := startNode(ctx, p, cfg, c, resolver, tel); err != nil {
 			return err
 		}
