@@ -61,6 +61,7 @@ func startDevEnv(t *testing.T, env []string, dataDir string, extra ...string) (*
 func TestDevSurvivesSIGKILL(t *testing.T) {
 	dataDir := t.TempDir()
 	dev, frontend, ui := startDev(t, dataDir)
+	checkBannerAsInREADME(t, dev.Output())
 
 	c, err := client.Dial(client.Options{HostPort: frontend})
 	if err != nil {
@@ -196,5 +197,53 @@ func TestDevRefusesABusyPortOrDataDir(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkBannerAsInREADME compares what ferry dev printed (stderr and stdout
+// in order) with the Quick start's example: the same banner lines, after
+// every start-up log line, and worker identities without a stray "@".
+func checkBannerAsInREADME(t *testing.T, out string) {
+	t.Helper()
+	root, err := ferrytest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	example := regexp.MustCompile(`(?s)\n(Ferry dev is running \(state in [^\n]*\)\n.*?Press Ctrl-C to stop\.\n)`).FindStringSubmatch(string(readme))
+	if example == nil {
+		t.Fatal("README has no ferry dev banner")
+	}
+	start := strings.Index(out, "Ferry dev is running")
+	if start < 0 {
+		t.Fatalf("no banner in:\n%s", out)
+	}
+	got := strings.Split(strings.TrimSuffix(out[start:], "\n"), "\n")
+	want := strings.Split(strings.TrimSuffix(example[1], "\n"), "\n")
+	if len(got) < len(want) {
+		t.Fatalf("banner has %d lines, the README's %d:\n%s", len(got), len(want), out[start:])
+	}
+	// Addresses and the state directory differ (free ports, temp dirs);
+	// the rest must be the same, line for line, with nothing in between.
+	addr := regexp.MustCompile(`127\\\.0\\\.0\\\.1:\d+`)
+	for i, w := range want {
+		re := regexp.QuoteMeta(w)
+		re = addr.ReplaceAllString(re, `127\.0\.0\.1:\d+`)
+		re = strings.Replace(re, regexp.QuoteMeta("/home/you/ferry/.ferry"), `/\S+`, 1)
+		if !regexp.MustCompile("^" + re + "$").MatchString(got[i]) {
+			t.Errorf("banner line %d is %q; the README shows %q", i+1, got[i], w)
+		}
+	}
+	if ids := regexp.MustCompile(`WorkerID=(\S*)`).FindAllStringSubmatch(out[:start], -1); len(ids) == 0 {
+		t.Errorf("no worker start-up log line before the banner:\n%s", out)
+	} else {
+		for _, id := range ids {
+			if strings.HasSuffix(id[1], "@") {
+				t.Errorf("worker identity %q ends in @", id[1])
+			}
+		}
 	}
 }
