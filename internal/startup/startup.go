@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"time"
 
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/worker"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -66,11 +67,23 @@ func Transient(err error) bool {
 	if errors.As(err, &p) {
 		return false
 	}
-	switch status.Code(err) {
+	switch code(err) {
 	case codes.InvalidArgument, codes.PermissionDenied, codes.Unauthenticated, codes.Unimplemented:
 		return false
 	}
 	return true
+}
+
+// code is the gRPC code of err: Temporal's service errors carry it in
+// Status(), others as gRPC status errors (codes.Unknown when neither).
+func code(err error) codes.Code {
+	var se serviceerror.ServiceError
+	if errors.As(err, &se) {
+		if st := se.Status(); st != nil {
+			return st.Code()
+		}
+	}
+	return status.Code(err)
 }
 
 // TimeoutError is the error of a wait that ran out of time.
