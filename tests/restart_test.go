@@ -79,7 +79,7 @@ func TestDevComesBackAfterRepeatedSIGKILL(t *testing.T) {
 		dir := writeSmallTree(t, filepath.Join(src, name), files)
 		key := map[string]any{"path": "file://" + dir}
 		submitJob(t, c, "file://"+dir)
-		rep := waitJobState(t, c, "load", key, 2*time.Minute, "SUCCEEDED", "FAILED")
+		rep := waitJobState(t, c, "load", key, 3*time.Minute, "SUCCEEDED", "FAILED")
 		if rep["mJobState"] != "SUCCEEDED" || rep["mProcessedInodesCount"] != float64(files) {
 			t.Fatalf("%s: %v", name, rep)
 		}
@@ -100,7 +100,7 @@ func TestDevComesBackAfterRepeatedSIGKILL(t *testing.T) {
 		case "idle":
 			p.Kill()
 		case "mid-job":
-			const victimFiles = 200
+			const victimFiles = 60
 			dir := writeSmallTree(t, filepath.Join(src, fmt.Sprintf("victim-%02d", i)), victimFiles)
 			victims = append(victims, "file://"+dir)
 			submitJob(t, c, "file://"+dir)

@@ -68,7 +68,10 @@ func startCoordinator(p *parts, c client.Client, resolver *storage.Resolver, fai
 //
 // ctx bounds the start-up waits (see package startup).
 func startCoordinatorContext(ctx context.Context, p *parts, c client.Client, resolver *storage.Resolver, failuresDir string) error {
-	view := membership.NewView(c, membership.ViewOptions{})
+	// A registry that has just moved to a new worker (after a crash) answers
+	// its first query only after replaying its history: give queries more
+	// time than the default, so placement waits rather than fails.
+	view := membership.NewView(c, membership.ViewOptions{QueryTimeout: 15 * time.Second})
 	w, err := startup.StartWorker(ctx, "Temporal to start the coordinator worker", func() sdkworker.Worker {
 		w := sdkworker.New(c, workflows.CoordinatorTaskQueue, worker.CoordinatorOptions())
 		worker.RegisterCoordinator(w, &activities.Coordinator{
