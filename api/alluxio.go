@@ -167,6 +167,9 @@ type jobSummary struct {
 	StartTime time.Time `json:"startTime,omitzero"`
 	EndTime   time.Time `json:"endTime,omitzero"`
 	Policy    string    `json:"policy,omitempty"`
+	// SubmitTime is the start of the job's first run; StartTime is its
+	// latest run's (later when the job was resumed).
+	SubmitTime time.Time `json:"submitTime,omitzero"`
 }
 
 func (s *Server) masterSubmit(c echo.Context) error {
@@ -340,6 +343,7 @@ func (s *Server) list(c echo.Context, f jobs.ListFilter, typeCase func(string) s
 		out.Jobs = append(out.Jobs, jobSummary{
 			JobID: j.JobID, JobType: typeCase(string(j.Type)), JobState: string(j.Status),
 			Path: j.Path, Dst: j.Dst, StartTime: j.StartTime, EndTime: j.EndTime, Policy: j.Policy,
+			SubmitTime: j.SubmitTime,
 		})
 	}
 	return out, nil

@@ -41,6 +41,7 @@ import (
 	"github.com/ferryio/ferry/cachenode/membership"
 	"github.com/ferryio/ferry/cachenode/pagestore"
 	"github.com/ferryio/ferry/cachenode/ring"
+	"github.com/ferryio/ferry/internal/startup"
 	"github.com/ferryio/ferry/internal/telemetry"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/workflows"
@@ -342,16 +343,24 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		n.log.Info("cache node started without Temporal: no membership, no workers", "http", n.httpAddr, "grpc", n.grpcAddr)
 		return nil
 	}
-	mw := worker.New(c, membership.TaskQueue, membership.WorkerOptions())
-	workflows.RegisterMembership(mw)
-	if err := mw.Start(); err != nil {
+	// The workers start before the first registry query: after a crash the
+	// registry's task may wait for a membership worker, maybe this one.
+	mw, err := startup.StartWorker(ctx, "Temporal to start the membership worker", func() worker.Worker {
+		mw := worker.New(c, membership.TaskQueue, membership.WorkerOptions())
+		workflows.RegisterMembership(mw)
+		return mw
+	})
+	if err != nil {
 		return fmt.Errorf("membership worker: %w", err)
 	}
 	n.workers = append(n.workers, mw)
 	if n.cfg.RegisterNodeWorker != nil {
-		nw := worker.New(c, n.TaskQueue(), n.cfg.NodeWorkerOptions)
-		n.cfg.RegisterNodeWorker(nw)
-		if err := nw.Start(); err != nil {
+		nw, err := startup.StartWorker(ctx, "Temporal to start the worker on "+n.TaskQueue(), func() worker.Worker {
+			nw := worker.New(c, n.TaskQueue(), n.cfg.NodeWorkerOptions)
+			n.cfg.RegisterNodeWorker(nw)
+			return nw
+		})
+		if err != nil {
 			return fmt.Errorf("worker on %s: %w", n.TaskQueue(), err)
 		}
 		n.workers = append(n.workers, nw)

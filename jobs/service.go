@@ -116,6 +116,9 @@ type Summary struct {
 	StartTime time.Time
 	EndTime   time.Time
 	Policy    string
+	// SubmitTime is when the job was submitted: the start of its first run
+	// (the run whose ID is the job id). StartTime is its latest run's.
+	SubmitTime time.Time
 }
 
 // Service submits and inspects jobs.
@@ -509,12 +512,15 @@ func (s *Service) List(ctx context.Context, f ListFilter) ([]Summary, error) {
 	// The state filter applies to each job's latest run, so it is applied
 	// here rather than in the query (an old STOPPED run of a job running
 	// again must not list it as STOPPED).
-	q := []string{fmt.Sprintf("%s IS NOT NULL", workflows.SearchAttrJobType), "ExecutionStatus != 'ContinuedAsNew'"}
+	// Runs that continued as new are listed too, for the start time of a
+	// job's first run; they are never a job's latest run.
+	q := []string{fmt.Sprintf("%s IS NOT NULL", workflows.SearchAttrJobType)}
 	if f.Type != "" {
 		q = append(q, fmt.Sprintf("%s = '%s'", workflows.SearchAttrJobType, f.Type))
 	}
 	query := strings.Join(q, " AND ")
 	latest := map[string]Summary{}
+	runStart := map[string]time.Time{} // run ID → start time
 	var out []Summary
 	var token []byte
 	for {
@@ -524,6 +530,12 @@ func (s *Service) List(ctx context.Context, f ListFilter) ([]Summary, error) {
 		}
 		for _, e := range resp.GetExecutions() {
 			id := e.GetExecution().GetWorkflowId()
+			if e.GetStartTime() != nil {
+				runStart[e.GetExecution().GetRunId()] = e.GetStartTime().AsTime()
+			}
+			if e.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW {
+				continue
+			}
 			sum := summaryOf(e)
 			if prev, ok := latest[id]; ok && !sum.StartTime.After(prev.StartTime) {
 				continue // an older run of a job already seen
@@ -541,8 +553,13 @@ func (s *Service) List(ctx context.Context, f ListFilter) ([]Summary, error) {
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		if f.Status == "" || latest[id].Status == f.Status {
-			out = append(out, latest[id])
+		sum := latest[id]
+		sum.SubmitTime = sum.StartTime
+		if t, ok := runStart[sum.JobID]; ok {
+			sum.SubmitTime = t
+		}
+		if f.Status == "" || sum.Status == f.Status {
+			out = append(out, sum)
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].StartTime.After(out[j].StartTime) })

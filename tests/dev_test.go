@@ -5,9 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,6 +61,7 @@ func startDevEnv(t *testing.T, env []string, dataDir string, extra ...string) (*
 func TestDevSurvivesSIGKILL(t *testing.T) {
 	dataDir := t.TempDir()
 	dev, frontend, ui := startDev(t, dataDir)
+	checkBannerAsInREADME(t, dev.Output())
 
 	c, err := client.Dial(client.Options{HostPort: frontend})
 	if err != nil {
@@ -139,17 +145,105 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 	})
 }
 
-func TestDevRefusesABusyPort(t *testing.T) {
-	dataDir := t.TempDir()
-	_, frontend, _ := startDev(t, dataDir)
-	p := ferrytest.Start(t, "dev", "--data-dir", t.TempDir(), "--temporal-listen", frontend, "--ui-listen", "", "--metrics-listen", "",
-		"--api-listen", "127.0.0.1:0", "--nodes", "0")
-	err := p.Wait(60 * time.Second)
-	if err == nil {
-		t.Fatalf("second ferry dev on a busy port exited 0:\n%s", p.Output())
+// TestDevRefusesABusyPortOrDataDir: a second ferry dev on a taken port or
+// data directory prints exactly one line naming the port (or directory)
+// and the flag, before it starts or logs anything.
+func TestDevRefusesABusyPortOrDataDir(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	out := p.Output()
-	if !strings.Contains(out, "not free") || strings.Contains(out, "goroutine ") {
-		t.Fatalf("want a one-line 'not free' error, got:\n%s", out)
+	defer busy.Close()
+	addr := busy.Addr().String()
+	_, port, _ := net.SplitHostPort(addr)
+	free := []string{"--temporal-listen", "127.0.0.1:0", "--ui-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+		"--api-listen", "127.0.0.1:0", "--node-http-port", "0", "--node-grpc-port", "0"}
+	lockedDir := t.TempDir()
+	lock, err := os.OpenFile(filepath.Join(lockedDir, "ferry-dev.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	portNum, _ := strconv.Atoi(port)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"temporal", []string{"--temporal-listen", addr}, []string{"--temporal-listen", "port " + port, "not free"}},
+		{"ui", []string{"--ui-listen", addr}, []string{"--ui-listen", "port " + port}},
+		{"api", []string{"--api-listen", addr}, []string{"--api-listen", "port " + port, "the REST API"}},
+		{"node http", []string{"--node-http-port", port}, []string{"--node-http-port", "port " + port, "node-1"}},
+		{"second node grpc", []string{"--node-grpc-port", strconv.Itoa(portNum - 1)}, []string{"--node-grpc-port", "port " + port, "node-2"}},
+		{"data dir", []string{"--data-dir", lockedDir}, []string{"--data-dir " + lockedDir, "in use"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"dev", "--data-dir", t.TempDir()}, free...)
+			args = append(args, tc.args...) // later flags win
+			p := ferrytest.Start(t, args...)
+			if err := p.Wait(60 * time.Second); err == nil {
+				t.Fatalf("ferry dev with a busy %s exited 0:\n%s", tc.name, p.Output())
+			}
+			out := p.Output()
+			if !strings.HasPrefix(out, "ferry: ") || strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") {
+				t.Fatalf("want exactly one 'ferry: ' line, got:\n%s", out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("the line does not name %q: %s", w, out)
+				}
+			}
+		})
+	}
+}
+
+// checkBannerAsInREADME compares what ferry dev printed (stderr and stdout
+// in order) with the Quick start's example: the same banner lines, after
+// every start-up log line, and worker identities without a stray "@".
+func checkBannerAsInREADME(t *testing.T, out string) {
+	t.Helper()
+	root, err := ferrytest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	example := regexp.MustCompile(`(?s)\n(Ferry dev is running \(state in [^\n]*\)\n.*?Press Ctrl-C to stop\.\n)`).FindStringSubmatch(string(readme))
+	if example == nil {
+		t.Fatal("README has no ferry dev banner")
+	}
+	start := strings.Index(out, "Ferry dev is running")
+	if start < 0 {
+		t.Fatalf("no banner in:\n%s", out)
+	}
+	got := strings.Split(strings.TrimSuffix(out[start:], "\n"), "\n")
+	want := strings.Split(strings.TrimSuffix(example[1], "\n"), "\n")
+	if len(got) < len(want) {
+		t.Fatalf("banner has %d lines, the README's %d:\n%s", len(got), len(want), out[start:])
+	}
+	// Addresses and the state directory differ (free ports, temp dirs);
+	// the rest must be the same, line for line, with nothing in between.
+	addr := regexp.MustCompile(`127\\\.0\\\.0\\\.1:\d+`)
+	for i, w := range want {
+		re := regexp.QuoteMeta(w)
+		re = addr.ReplaceAllString(re, `127\.0\.0\.1:\d+`)
+		re = strings.Replace(re, regexp.QuoteMeta("/home/you/ferry/.ferry"), `/\S+`, 1)
+		if !regexp.MustCompile("^" + re + "$").MatchString(got[i]) {
+			t.Errorf("banner line %d is %q; the README shows %q", i+1, got[i], w)
+		}
+	}
+	if ids := regexp.MustCompile(`WorkerID=(\S*)`).FindAllStringSubmatch(out[:start], -1); len(ids) == 0 {
+		t.Errorf("no worker start-up log line before the banner:\n%s", out)
+	} else {
+		for _, id := range ids {
+			if strings.HasSuffix(id[1], "@") {
+				t.Errorf("worker identity %q ends in @", id[1])
+			}
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/ferryio/ferry/cachenode/ring"
+	"github.com/ferryio/ferry/internal/startup"
 )
 
 // JoinOptions configure a node's stay in the registry.
@@ -38,7 +39,9 @@ type Registration struct {
 
 // Join announces m to the registry (starting the registry if needed) and
 // keeps announcing it every HeartbeatInterval. The first heartbeat is sent
-// before Join returns, so an unreachable Temporal fails here.
+// before Join returns: it is retried while the error may go away (see
+// package startup) until ctx's deadline, so an unreachable Temporal fails
+// here, with the last error.
 func Join(ctx context.Context, c client.Client, m ring.Member, opts JoinOptions) (*Registration, error) {
 	if opts.HeartbeatInterval <= 0 {
 		opts.HeartbeatInterval = DefaultHeartbeatInterval
@@ -53,7 +56,7 @@ func Join(ctx context.Context, c client.Client, m ring.Member, opts JoinOptions)
 		return nil, fmt.Errorf("membership: heartbeat interval %s must be shorter than the expiry %s", opts.HeartbeatInterval, opts.ExpireAfter)
 	}
 	r := &Registration{c: c, member: m, opts: opts, stop: make(chan struct{}), done: make(chan struct{})}
-	if err := r.heartbeat(ctx); err != nil {
+	if err := startup.Retry(ctx, "the membership registry to take "+m.ID+"'s first heartbeat", r.heartbeat); err != nil {
 		return nil, fmt.Errorf("join the membership registry: %w", err)
 	}
 	go r.loop()
@@ -129,9 +132,10 @@ func (r *Registration) Abandon() {
 
 // CheckIdentity fails when another live member already announces the
 // identity of m: two nodes with one identity would split the same ring
-// points, so the second one must not start.
+// points, so the second one must not start. It waits for the registry to
+// answer (View.Await).
 func CheckIdentity(ctx context.Context, v *View, m ring.Member) error {
-	snap, err := v.Snapshot(ctx)
+	snap, err := v.Await(ctx)
 	if err != nil {
 		return err
 	}

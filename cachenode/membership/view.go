@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/ferryio/ferry/cachenode/ring"
+	"github.com/ferryio/ferry/internal/startup"
 )
 
 // ViewOptions configure a View.
@@ -98,6 +99,28 @@ func (v *View) current(ctx context.Context) (*ring.Ring, Snapshot, error) {
 		return v.ring, v.snap, nil
 	}
 	return nil, Snapshot{}, fmt.Errorf("membership registry unavailable: %w", v.err)
+}
+
+// Await asks the registry now, waiting (see package startup) until it
+// answers: at start the registry may not be reachable yet, or its workflow
+// task may be "in failed state" after a crash until a membership worker (the
+// caller's own, started before) runs it. The answer is cached as Current's
+// is. The wait is bounded by ctx's deadline (startup.DefaultTimeout without
+// one).
+func (v *View) Await(ctx context.Context) (Snapshot, error) {
+	var snap Snapshot
+	err := startup.Retry(ctx, "the membership registry (workflow "+WorkflowID+")", func(ctx context.Context) error {
+		var err error
+		snap, err = v.query(ctx)
+		return err
+	})
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("membership registry unavailable: %w", err)
+	}
+	v.mu.Lock()
+	v.snap, v.ring, v.at, v.tried, v.err = snap, snap.Ring(v.opts.VirtualNodes), time.Now(), time.Now(), nil
+	v.mu.Unlock()
+	return snap, nil
 }
 
 // Refresh forgets the cached answer, so the next Current asks the registry.

@@ -11,34 +11,9 @@ import (
 	"github.com/ferryio/ferry/cachenode/ring"
 )
 
-// vectorDir finds ../shared/testdata/alluxio-ring beside the repository: the
-// test runs in the package directory, so walk up to go.mod first.
-func vectorDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory; cannot locate ../shared/testdata")
-		}
-		dir = parent
-	}
-	vectors := filepath.Join(filepath.Dir(dir), "shared", "testdata", "alluxio-ring")
-	if _, err := os.Stat(vectors); err != nil {
-		t.Fatalf("Alluxio ring test vectors missing: expected them at %s (shared/ beside the repository): %v", vectors, err)
-	}
-	return vectors
-}
-
 func load(t *testing.T, name string, v any) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(vectorDir(t), name))
+	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}

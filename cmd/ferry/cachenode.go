@@ -103,7 +103,9 @@ func runCacheNode(cmd *cobra.Command, g *globals, o *cacheNodeOptions) error {
 	}
 	p, fail := pr.parts, pr.fail
 	c, resolver, tel := pr.client, pr.resolver, pr.tel
-	n, err := startNode(ctx, p, root, cachenode.Config{
+	sctx, cancel := g.startupContext(ctx)
+	defer cancel()
+	n, err := startNode(sctx, p, root, cachenode.Config{
 		ID:              o.id,
 		DataDir:         o.dataDir,
 		HTTPAddr:        o.httpAddr,
@@ -130,7 +132,8 @@ func runCacheNode(cmd *cobra.Command, g *globals, o *cacheNodeOptions) error {
 // own task queue, registers its clean stop in p and its banner lines. Its
 // batches are read from the manifest store at manifestRoot. acc, when set,
 // is the process's access control (tokens, TLS); nil serves without it
-// (in-process benchmarks on loopback).
+// (in-process benchmarks on loopback). ctx bounds the node's start-up waits
+// (Temporal, the membership registry) and nothing after them.
 func startNode(ctx context.Context, p *parts, manifestRoot string, cfg cachenode.Config, c client.Client, resolver *storage.Resolver, tel *telemetry.Telemetry, acc *access) (*cachenode.Node, error) {
 	manifests, err := manifest.New(resolver, manifestRoot)
 	if err != nil {
@@ -191,18 +194,18 @@ func (d *devNodes) flags(f *pflag.FlagSet) {
 	f.IntVar(&d.virtualNodes, "node-virtual-nodes", 5, "ring points per node (5: the alluxiofs default; clients must use the same count)")
 }
 
-// start runs the nodes, each with its own directory under dataDir/nodes,
-// reading their batches from the manifest store at manifestRoot.
-// On one host they take consecutive ports and identities named after their
-// ids; with --node-hosts each takes one host and the same ports, and its
-// identity comes from the host, as an alluxiofs client given that host list
-// computes it.
-func (d *devNodes) start(ctx context.Context, p *parts, dataDir, manifestRoot string, c client.Client, resolver *storage.Resolver, tel *telemetry.Telemetry, acc *access) error {
+// plan is the configuration of each node, each with its own directory
+// under dataDir/nodes. On one host they take consecutive ports and
+// identities named after their ids; with --node-hosts each takes one host
+// and the same ports, and its identity comes from the host, as an alluxiofs
+// client given that host list computes it.
+func (d *devNodes) plan(dataDir string) ([]cachenode.Config, error) {
 	capacity, err := backends.ParseByteSize(d.capacity)
 	if err != nil {
-		return fmt.Errorf("--node-capacity %q: %w", d.capacity, err)
+		return nil, fmt.Errorf("--node-capacity %q: %w", d.capacity, err)
 	}
 	var hosts []string
+	count := d.count
 	if d.hosts != "" {
 		for _, h := range strings.Split(d.hosts, ",") {
 			if h = strings.TrimSpace(h); h != "" {
@@ -210,12 +213,12 @@ func (d *devNodes) start(ctx context.Context, p *parts, dataDir, manifestRoot st
 			}
 		}
 		if d.countSet && d.count != len(hosts) {
-			return fmt.Errorf("--nodes %d and --node-hosts with %d hosts disagree", d.count, len(hosts))
+			return nil, fmt.Errorf("--nodes %d and --node-hosts with %d hosts disagree", d.count, len(hosts))
 		}
-		d.count = len(hosts)
+		count = len(hosts)
 	}
-	if d.count < 0 {
-		return fmt.Errorf("--nodes %d: must not be negative", d.count)
+	if count < 0 {
+		return nil, fmt.Errorf("--nodes %d: must not be negative", count)
 	}
 	port := func(base, i int) string {
 		if base == 0 {
@@ -226,7 +229,8 @@ func (d *devNodes) start(ctx context.Context, p *parts, dataDir, manifestRoot st
 		}
 		return strconv.Itoa(base + i)
 	}
-	for i := range d.count {
+	cfgs := make([]cachenode.Config, 0, count)
+	for i := range count {
 		id := fmt.Sprintf("node-%d", i+1)
 		cfg := cachenode.Config{
 			ID:            id,
@@ -242,6 +246,21 @@ func (d *devNodes) start(ctx context.Context, p *parts, dataDir, manifestRoot st
 		}
 		cfg.HTTPAddr = net.JoinHostPort(cfg.AdvertiseHost, port(d.httpPort, i))
 		cfg.GRPCAddr = net.JoinHostPort(cfg.AdvertiseHost, port(d.grpcPort, i))
+		cfgs = append(cfgs, cfg)
+	}
+	return cfgs, nil
+}
+
+// start runs the nodes of plan.
+//
+// The nodes read their batches from the manifest store at manifestRoot.
+func (d *devNodes) start(ctx context.Context, p *parts, dataDir, manifestRoot string, c client.Client, resolver *storage.Resolver, tel *telemetry.Telemetry, acc *access) error {
+	cfgs, err := d.plan(dataDir)
+	if err != nil {
+		return err
+	}
+	for _, cfg := range cfgs {
+		cfg.JobAPIURL = d.jobAPIURL
 		if _, err := startNode(ctx, p, manifestRoot, cfg, c, resolver, tel, acc); err != nil {
 			return err
 		}

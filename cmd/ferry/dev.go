@@ -4,13 +4,16 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferryio/ferry/cachenode"
 	"github.com/ferryio/ferry/internal/telemetry"
 	temporaldev "github.com/ferryio/ferry/temporal-dev"
 )
@@ -53,13 +56,25 @@ Temporal cluster instead.`,
 }
 
 func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal bool) error {
-	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
-		return fmt.Errorf("--data-dir: %w", err)
+	// Everything that can make this start fail at once is checked before
+	// anything starts or logs: a second ferry dev gets one line.
+	unlock, err := lockDataDir(o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	nodeCfgs, err := o.nodes.plan(o.dataDir)
+	if err != nil {
+		return err
+	}
+	if err := o.checkPorts(externalTemporal, nodeCfgs); err != nil {
+		return err
 	}
 	sec, err := devSecurity(g, o.dataDir, append(nodeListeners(o.nodes.hosts), o.apiListen, o.metricsListen)...)
 	if err != nil {
 		return err
 	}
+
 	tel, err := telemetry.Setup(ctx, "ferry-dev")
 	if err != nil {
 		return err
@@ -70,6 +85,10 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 		_ = p.stopAll(30 * time.Second)
 		return err
 	}
+	// Start-up waits (Temporal, the registry) are bounded by
+	// --startup-timeout; the parts started keep the process's ctx.
+	sctx, cancel := g.startupContext(ctx)
+	defer cancel()
 
 	temporalAddr := g.temporalAddress
 	if !externalTemporal {
@@ -96,7 +115,7 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 	// The process's one Temporal client, for every part that runs here.
 	dg := *g
 	dg.temporalAddress = temporalAddr
-	c, err := dialTemporal(ctx, &dg, tel)
+	c, err := dialTemporal(sctx, &dg, tel)
 	if err != nil {
 		return fail(err)
 	}
@@ -110,7 +129,9 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 		return fail(err)
 	}
 	manifestRoot := "file://" + filepath.Join(absData, "manifests")
-	if err := startCoordinator(p, c, resolver, manifestRoot); err != nil {
+	// The coordinator's workers, the membership worker among them, start
+	// before the nodes wait for the registry, which they may have to run.
+	if err := startCoordinatorContext(sctx, p, c, resolver, manifestRoot); err != nil {
 		return fail(err)
 	}
 	apiAddr, err := startAPI(ctx, p, o.apiListen, newServices(c, resolver), tel, sec.acc)
@@ -118,7 +139,7 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 		return fail(err)
 	}
 	o.nodes.jobAPIURL = sec.acc.scheme() + "://" + apiAddr
-	if err := o.nodes.start(ctx, p, o.dataDir, manifestRoot, c, resolver, tel, sec.acc); err != nil {
+	if err := o.nodes.start(sctx, p, o.dataDir, manifestRoot, c, resolver, tel, sec.acc); err != nil {
 		return fail(err)
 	}
 
@@ -133,6 +154,7 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 	}
 
 	out := os.Stdout
+	// The banner comes last, after every start-up log line.
 	fmt.Fprintf(out, "Ferry dev is running (state in %s)\n", absData)
 	p.printEndpoints(out)
 	sec.print(out)
@@ -144,5 +166,62 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 		return err
 	}
 	fmt.Fprintln(out, "Ferry dev stopped.")
+	return nil
+}
+
+// lockDataDir takes --data-dir for this process (creating it), so that a
+// second ferry dev on it fails at once with one line, before it starts
+// anything. The lock goes with the process, also on SIGKILL.
+func lockDataDir(dir string) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("--data-dir: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "ferry-dev.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("--data-dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		abs, _ := filepath.Abs(dir)
+		return nil, fmt.Errorf("--data-dir %s is in use by another ferry dev; stop it or choose another --data-dir", abs)
+	}
+	return func() { _ = f.Close() }, nil
+}
+
+// checkPorts fails, naming the port and its flag, when an address this
+// ferry dev is to listen on is taken. Port 0 (a free port) is not checked.
+func (o *devOptions) checkPorts(externalTemporal bool, nodes []cachenode.Config) error {
+	type want struct{ flag, addr, what string }
+	var wants []want
+	if !externalTemporal {
+		wants = append(wants, want{"--temporal-listen", o.temporalListen, "the Temporal frontend"},
+			want{"--ui-listen", o.uiListen, "the Temporal Web UI"})
+	}
+	wants = append(wants, want{"--api-listen", o.apiListen, "the REST API"}, want{"--metrics-listen", o.metricsListen, "metrics"})
+	for _, n := range nodes {
+		wants = append(wants, want{"--node-http-port", n.HTTPAddr, "the HTTP API of " + n.ID},
+			want{"--node-grpc-port", n.GRPCAddr, "the gRPC service of " + n.ID})
+	}
+	for _, w := range wants {
+		if w.addr == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(w.addr)
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", w.flag, w.addr, err)
+		}
+		if port == "0" {
+			continue
+		}
+		l, err := net.Listen("tcp", w.addr)
+		if err != nil {
+			if host == "" {
+				host = "*"
+			}
+			return fmt.Errorf("%s: port %s on %s (%s) is not free (is another ferry dev running?); choose another with %s",
+				w.flag, port, host, w.what, w.flag)
+		}
+		_ = l.Close()
+	}
 	return nil
 }

@@ -35,9 +35,10 @@ const exitJobFailed = 2
 // watchInterval is how often --watch polls the job's progress.
 const watchInterval = 500 * time.Millisecond
 
-// watchTolerance is how long --watch rides out an unreachable or
-// unavailable API (a restart, a Temporal failover) before giving up.
-const watchTolerance = 30 * time.Second
+// defaultAPIWait is how long --watch and --progress ride out an unreachable
+// or unavailable API (a restart, a coordinator still catching up, a Temporal
+// failover) before giving up; --api-wait changes it.
+const defaultAPIWait = time.Minute
 
 func newJobCommand(g *globals) *cobra.Command {
 	var apiURL string
@@ -49,15 +50,11 @@ FERRY_API). The verbs, flags and messages are those of the Alluxio CLI.
 
 Exit status: 0 on success (also "already running" and stopping a job that is
 not running), 1 on any error, 2 when a job watched with --watch ends FAILED.`,
-		// Runnable so that a misspelt subcommand is an error, not help and
-		// exit 0, which cobra gives a parent command without Run.
+		// Runnable so that a misspelt subcommand is an error with a
+		// suggestion, not help and exit 0, which cobra gives a parent
+		// command without Run.
 		Args: cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())
-			}
-			return cmd.Help()
-		},
+		RunE: helpOrUnknown,
 	}
 	cmd.PersistentFlags().StringVar(&apiURL, "api", envOr("FERRY_API", "http://"+defaultAPIAddress), "URL of the Ferry REST API (env FERRY_API)")
 	api := func() (*apiClient, error) { return newAPIClient(apiURL, g) }
@@ -122,9 +119,12 @@ type jobCommand struct {
 	submit, progress, stop bool
 	watch, verbose         bool
 	format                 string
+	apiWait                time.Duration
 	flags                  *pflag.FlagSet
 	api                    *apiClient
 	out                    *output
+	// errOut takes the status lines of a wait for the API.
+	errOut io.Writer
 }
 
 // output is a command's stdout. It keeps the first write error, so that a
@@ -180,8 +180,8 @@ func newJobTypeCommand(t workflows.JobType, api func() (*apiClient, error)) *cob
 			if err != nil {
 				return err
 			}
-			j.api, j.out, j.flags = c, &output{w: cmd.OutOrStdout()}, cmd.Flags()
-			return j.run(cmd.Context())
+			j.api, j.out, j.flags, j.errOut = c, &output{w: cmd.OutOrStdout()}, cmd.Flags(), cmd.ErrOrStderr()
+			return flagError(j.run(cmd.Context()), j.fieldFlags())
 		},
 	}
 	f := cmd.Flags()
@@ -202,6 +202,7 @@ func newJobTypeCommand(t workflows.JobType, api func() (*apiClient, error)) *cob
 	f.BoolVar(&j.watch, "watch", false, "with --submit or --progress: show a live progress bar until the job ends")
 	f.BoolVar(&j.verbose, "verbose", false, "add the running stage and the recent failures to the report")
 	f.StringVar(&j.format, "format", "TEXT", "report format: TEXT or JSON")
+	f.DurationVar(&j.apiWait, "api-wait", defaultAPIWait, "with --watch or --progress: how long to wait for an API or coordinator that is not answering yet (0: fail at once)")
 	for _, o := range optionFlags {
 		if !o.appliesTo(t) {
 			continue
@@ -330,13 +331,49 @@ func (j *jobCommand) run(ctx context.Context) error {
 	if j.watch {
 		return j.watchJob(ctx)
 	}
-	res, err := j.fetchProgress(ctx, j.format, j.verbose)
+	res, err := j.awaitProgress(ctx, j.format, j.verbose)
 	if err != nil {
 		return err
 	}
 	j.printReport(res.Message)
 	return j.out.err
 }
+
+// awaitProgress is fetchProgress that rides out an API or coordinator that
+// does not answer yet (no connection, 502, 503, 504) for up to --api-wait,
+// with a status line on stderr for each new reason to wait.
+func (j *jobCommand) awaitProgress(ctx context.Context, format string, verbose bool) (progressAnswer, error) {
+	deadline := time.Now().Add(j.apiWait)
+	said := ""
+	for {
+		res, err := j.fetchProgress(ctx, format, verbose)
+		if err == nil || !transient(err) {
+			return res, err
+		}
+		if ctx.Err() != nil {
+			return res, errInterrupted
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			if j.apiWait <= 0 {
+				return res, err
+			}
+			return res, fmt.Errorf("%w (waited %s; --api-wait waits longer)", err, j.apiWait)
+		}
+		if msg := oneLine(err); msg != said {
+			said = msg
+			fmt.Fprintf(j.errOut, "ferry: waiting for the API: %s (retrying for up to %s)\n", msg, left.Round(time.Second))
+		}
+		select {
+		case <-ctx.Done():
+			return res, errInterrupted
+		case <-time.After(min(watchInterval, left)):
+		}
+	}
+}
+
+// errInterrupted ends a watch or a wait on Ctrl-C.
+var errInterrupted = errors.New("interrupted: stopped watching; the job keeps running (use --stop to stop it)")
 
 // progressAnswer is the part of the progress_job answer the CLI reads.
 type progressAnswer struct {
@@ -366,24 +403,15 @@ func (j *jobCommand) printReport(msg string) {
 func (j *jobCommand) watchJob(ctx context.Context) error {
 	w := newWatchView(j.out)
 	var final *report.Progress
-	var answered bool
-	var troubleSince time.Time
 	for {
-		res, err := j.fetchProgress(ctx, "JSON", false)
+		// A coordinator that is still catching up after a restart answers
+		// 503 for a while: awaitProgress rides that out, at the start of
+		// the watch as in its middle.
+		res, err := j.awaitProgress(ctx, "JSON", false)
 		switch {
 		case ctx.Err() != nil:
 			w.close()
-			return fmt.Errorf("interrupted: stopped watching; the job keeps running (use --stop to stop it)")
-		case err != nil && transient(err) && answered:
-			// Ride out an API restart mid-watch; an API that never answered
-			// is a wrong --api and fails at once.
-			if troubleSince.IsZero() {
-				troubleSince = time.Now()
-			}
-			if time.Since(troubleSince) > watchTolerance {
-				w.close()
-				return err
-			}
+			return errInterrupted
 		case err != nil:
 			w.close()
 			return err
@@ -391,7 +419,6 @@ func (j *jobCommand) watchJob(ctx context.Context) error {
 			w.close()
 			return fmt.Errorf("the Ferry API answered progress without a progress object (is it older than this CLI?)")
 		default:
-			answered, troubleSince = true, time.Time{}
 			w.update(*res.Progress)
 			if !res.Progress.Active() {
 				final = res.Progress
@@ -406,7 +433,7 @@ func (j *jobCommand) watchJob(ctx context.Context) error {
 		}
 	}
 	w.close()
-	res, err := j.fetchProgress(ctx, j.format, j.verbose)
+	res, err := j.awaitProgress(ctx, j.format, j.verbose)
 	if err != nil {
 		return err
 	}
@@ -539,7 +566,7 @@ func newJobListCommand(api func() (*apiClient, error)) *cobra.Command {
 			}
 			var raw json.RawMessage
 			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/master/list_job?"+q.Encode(), nil, &raw); err != nil {
-				return err
+				return flagError(err, listFieldFlags)
 			}
 			out := &output{w: cmd.OutOrStdout()}
 			if f == report.JSON {
@@ -559,12 +586,13 @@ func newJobListCommand(api func() (*apiClient, error)) *cobra.Command {
 func printJobTable(out *output, raw json.RawMessage) error {
 	var list struct {
 		Jobs []struct {
-			JobID     string    `json:"jobId"`
-			JobType   string    `json:"jobType"`
-			JobState  string    `json:"jobState"`
-			Path      string    `json:"path"`
-			Dst       string    `json:"dst"`
-			StartTime time.Time `json:"startTime"`
+			JobID      string    `json:"jobId"`
+			JobType    string    `json:"jobType"`
+			JobState   string    `json:"jobState"`
+			Path       string    `json:"path"`
+			Dst        string    `json:"dst"`
+			SubmitTime time.Time `json:"submitTime"`
+			StartTime  time.Time `json:"startTime"`
 		} `json:"jobs"`
 	}
 	if err := json.Unmarshal(raw, &list); err != nil {
@@ -578,21 +606,32 @@ func printJobTable(out *output, raw json.RawMessage) error {
 	// buffer's writes cannot fail.
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
-	_, _ = fmt.Fprintln(tw, "JOB ID\tTYPE\tSTATE\tSTARTED\tPATH\tDESTINATION")
+	// SUBMITTED is when the job was submitted (its first run), STARTED when
+	// its latest run began: later when it was stopped and resumed.
+	_, _ = fmt.Fprintln(tw, "JOB ID\tTYPE\tSTATE\tSUBMITTED\tSTARTED\tPATH\tDESTINATION")
 	for _, j := range list.Jobs {
-		started := "-"
-		if !j.StartTime.IsZero() {
-			started = j.StartTime.Local().Format("2006-01-02 15:04:05")
+		submitted := j.SubmitTime
+		if submitted.IsZero() {
+			submitted = j.StartTime // an API older than submitTime
 		}
 		dst := j.Dst
 		if dst == "" {
 			dst = "-"
 		}
-		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.JobID, j.JobType, j.JobState, started, j.Path, dst)
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.JobID, j.JobType, j.JobState,
+			tableTime(submitted), tableTime(j.StartTime), j.Path, dst)
 	}
 	_ = tw.Flush()
 	out.printf("%s", buf.String())
 	return out.err
+}
+
+// tableTime formats a time for the job table in local time; "-" when unset.
+func tableTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
 }
 
 // apiClient calls the Ferry REST API.
@@ -634,6 +673,9 @@ func (e *unreachableError) Error() string {
 type statusError struct {
 	code    int
 	message string
+	// field is the request field or option the API names as at fault
+	// (REST names: "job-state", "bandwidth"), if any.
+	field string
 }
 
 func (e *statusError) Error() string {
@@ -642,6 +684,46 @@ func (e *statusError) Error() string {
 	}
 	return e.message
 }
+
+// flagError rewrites an API error that names a request field (the REST
+// name, such as "job-state" or "bandwidth") to name the CLI flag that set it
+// (--state, --bandwidth), by flags: REST field → flag name. Other errors are
+// returned as they are.
+func flagError(err error, flags map[string]string) error {
+	var se *statusError
+	if !errors.As(err, &se) || se.field == "" {
+		return err
+	}
+	flag, ok := flags[se.field]
+	if !ok {
+		return err
+	}
+	msg := se.message
+	for _, prefix := range []string{se.field + ": ", fmt.Sprintf("option %q: ", se.field)} {
+		msg = strings.TrimPrefix(msg, prefix)
+	}
+	return &statusError{code: se.code, message: "--" + flag + ": " + msg, field: se.field}
+}
+
+// fieldFlags maps the REST names of a job command's fields and options to
+// its flags.
+func (j *jobCommand) fieldFlags() map[string]string {
+	m := map[string]string{"path": "path", "src": "src", "dst": "dst", "indexFile": "index-file", "format": "format"}
+	if j.typ != workflows.JobLoad {
+		// copy and move name their source --src; a load's is --path.
+		m["path"] = "src"
+	}
+	for _, o := range optionFlags {
+		if o.appliesTo(j.typ) {
+			m[o.key] = o.flag
+		}
+	}
+	return m
+}
+
+// listFieldFlags maps the list_job query parameters to `ferry job list`'s
+// flags.
+var listFieldFlags = map[string]string{"job-type": "type", "job-state": "state"}
 
 // transient reports errors --watch waits out: no answer, or 429/502/503/504.
 func transient(err error) bool {
@@ -689,6 +771,7 @@ func (a *apiClient) do(ctx context.Context, method, path string, body, out any) 
 	if resp.StatusCode >= 300 {
 		var e struct {
 			Message string `json:"message"`
+			Field   string `json:"field"`
 		}
 		if json.Unmarshal(raw, &e) != nil || e.Message == "" {
 			e.Message = strings.TrimSpace(string(raw))
@@ -696,7 +779,7 @@ func (a *apiClient) do(ctx context.Context, method, path string, body, out any) 
 				e.Message = http.StatusText(resp.StatusCode)
 			}
 		}
-		return &statusError{code: resp.StatusCode, message: e.Message}
+		return &statusError{code: resp.StatusCode, message: e.Message, field: e.Field}
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {

@@ -229,21 +229,32 @@ func TestJobBadInputExitsNonZeroWithOneLine(t *testing.T) {
 		{"--watch goes with --submit or --progress", []string{"job", "load", "--path", p, "--stop", "--watch"}},
 		{"--format", []string{"job", "load", "--path", p, "--progress", "--format", "XML"}},
 		{"--dst is required", []string{"job", "copy", "--src", p, "--submit"}},
-		{`option "bandwidth"`, []string{"job", "load", "--path", p, "--submit", "--bandwidth", "abc"}},
-		{`option "fileFilterRegx"`, []string{"job", "load", "--path", p, "--submit", "--file-filter-regx", "(a"}},
-		{`option "replicas"`, []string{"job", "load", "--path", p, "--submit", "--replicas", "0"}},
-		{`option "olderThan"`, []string{"job", "load", "--path", p, "--submit", "--older-than", "soon"}},
+		// The API names its fields (bandwidth, fileFilterRegx, job-state);
+		// the CLI names the flags that set them.
+		{`ferry: --bandwidth: invalid size "abc"`, []string{"job", "load", "--path", p, "--submit", "--bandwidth", "abc"}},
+		{"ferry: --file-filter-regx: ", []string{"job", "load", "--path", p, "--submit", "--file-filter-regx", "(a"}},
+		{"ferry: --replicas: ", []string{"job", "load", "--path", p, "--submit", "--replicas", "0"}},
+		{"ferry: --older-than: ", []string{"job", "load", "--path", p, "--submit", "--older-than", "soon"}},
 		{"does not exist", []string{"job", "load", "--path", p + "/missing", "--submit"}},
 		{"wildcard", []string{"job", "load", "--path", p + "/*.csv", "--submit"}},
 		{"inside the source", []string{"job", "copy", "--src", p, "--dst", p + "/sub", "--submit"}},
 		{fmt.Sprintf("Load for path '%s' cannot be found.", p), []string{"job", "load", "--path", p, "--progress"}},
-		{"job-state", []string{"job", "list", "--state", "DONE"}},
+		{`ferry: --state: unknown job state "DONE"`, []string{"job", "list", "--state", "DONE"}},
+		{`ferry: --type: unknown job type "FETCH"`, []string{"job", "list", "--type", "fetch"}},
 		{"--api", []string{"job", "list", "--api", "ftp://host"}},
 		{"unknown command", []string{"job", "fetch"}},
+		{`unknown command "lst" for "ferry job"; did you mean "list"?`, []string{"job", "lst"}},
+		{`unknown command "dve" for "ferry"; did you mean "dev"?`, []string{"dve"}},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			if code := fails(t, tc.want, tc.args...); code != 1 {
 				t.Errorf("exit %d, want 1", code)
+			}
+			out, errOut, _ := ferry(t, tc.args...)
+			for _, rest := range []string{"job-state", "job-type", `option "`} {
+				if strings.Contains(errOut, rest) {
+					t.Errorf("the error names the REST parameter %s, not the flag: %q", rest, errOut+out)
+				}
 			}
 		})
 	}
@@ -258,7 +269,8 @@ func TestJobUnreachableAPI(t *testing.T) {
 	l.Close() // nothing listens there any more
 	for _, args := range [][]string{
 		{"job", "load", "--path", "file:///data", "--submit"},
-		{"job", "load", "--path", "file:///data", "--progress", "--watch"},
+		{"job", "load", "--path", "file:///data", "--progress", "--watch", "--api-wait", "0"},
+		{"job", "load", "--path", "file:///data", "--progress", "--api-wait", "0"},
 		{"job", "list"},
 	} {
 		out, errOut, code := ferryAt(t, closed, args...)
@@ -345,7 +357,8 @@ func TestJobList(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := ok(t, "job", "list", "--type", "load", "--state", "running")
-	if !strings.HasPrefix(out, "JOB ID") || !regexp.MustCompile(`(?m)^[0-9a-f-]{36}\s+LOAD\s+RUNNING\s+\S+ \S+\s+`+regexp.QuoteMeta(p)+`\s+-$`).MatchString(out) {
+	if !regexp.MustCompile(`^JOB ID\s+TYPE\s+STATE\s+SUBMITTED\s+STARTED\s+PATH\s+DESTINATION\n`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^[0-9a-f-]{36}\s+LOAD\s+RUNNING\s+\S+ \S+\s+\S+ \S+\s+`+regexp.QuoteMeta(p)+`\s+-$`).MatchString(out) {
 		t.Errorf("list printed:\n%s", out)
 	}
 	out = ok(t, "job", "list", "--format", "JSON")

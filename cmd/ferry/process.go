@@ -29,7 +29,9 @@ func startProcess(ctx context.Context, g *globals, service string) (*process, er
 	}
 	pr := &process{parts: &parts{}, tel: tel}
 	pr.parts.add("telemetry", tel.Shutdown)
-	if pr.client, err = dialTemporal(ctx, g, tel); err != nil {
+	sctx, cancel := g.startupContext(ctx)
+	defer cancel()
+	if pr.client, err = dialTemporal(sctx, g, tel); err != nil {
 		return nil, pr.fail(err)
 	}
 	c := pr.client
@@ -44,4 +46,14 @@ func startProcess(ctx context.Context, g *globals, service string) (*process, er
 func (pr *process) fail(err error) error {
 	_ = pr.parts.stopAll(30 * time.Second)
 	return err
+}
+
+// startupContext bounds the waits of a process's start-up by
+// --startup-timeout. Only start-up calls get it: nothing that lives on may
+// keep it.
+func (g *globals) startupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if g.startupTimeout <= 0 {
+		return context.WithTimeout(ctx, defaultStartupTimeout)
+	}
+	return context.WithTimeout(ctx, g.startupTimeout)
 }

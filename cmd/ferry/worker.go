@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferryio/ferry/activities"
 	"github.com/ferryio/ferry/cachenode/membership"
+	"github.com/ferryio/ferry/internal/startup"
 	"github.com/ferryio/ferry/manifest"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/worker"
@@ -42,7 +43,9 @@ another one from its recorded history.`,
 				return err
 			}
 			p := pr.parts
-			if err := startCoordinator(p, pr.client, pr.resolver, root); err != nil {
+			sctx, cancel := g.startupContext(ctx)
+			defer cancel()
+			if err := startCoordinatorContext(sctx, p, pr.client, pr.resolver, root); err != nil {
 				return pr.fail(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Ferry coordinator is running (task queue %s, Temporal %s)\n", workflows.CoordinatorTaskQueue, g.temporalAddress)
@@ -57,33 +60,50 @@ another one from its recorded history.`,
 	return cmd
 }
 
-// startCoordinator runs the coordinator's Temporal workers: job workflows
+// startCoordinator is startCoordinatorContext bounded by the default
+// start-up timeout, for callers without a start-up context (benchmarks).
+func startCoordinator(p *parts, c client.Client, resolver *storage.Resolver, manifestRoot string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), defaultStartupTimeout)
+	defer cancel()
+	return startCoordinatorContext(ctx, p, c, resolver, manifestRoot)
+}
+
+// startCoordinatorContext runs the coordinator's Temporal workers: job workflows
 // with their listing and planning activities on the coordinator queue, and
 // the membership registry workflow on its own queue (every coordinator and
 // node serves it, so it outlives any one of them).
 //
 // manifestRoot is the URI of the manifest store, where jobs keep their file
 // lists and failure lists; every coordinator and cache node must reach the
-// same one.
-func startCoordinator(p *parts, c client.Client, resolver *storage.Resolver, manifestRoot string) error {
+// same one. ctx bounds the start-up waits (see package startup).
+func startCoordinatorContext(ctx context.Context, p *parts, c client.Client, resolver *storage.Resolver, manifestRoot string) error {
 	manifests, err := manifest.New(resolver, manifestRoot)
 	if err != nil {
 		return err
 	}
-	view := membership.NewView(c, membership.ViewOptions{})
-	w := sdkworker.New(c, workflows.CoordinatorTaskQueue, worker.CoordinatorOptions())
-	worker.RegisterCoordinator(w, &activities.Coordinator{
-		Resolver:  resolver,
-		Placement: worker.RingPlacement{Current: view.Current},
-		Manifests: manifests,
+	// A registry that has just moved to a new worker (after a crash) answers
+	// its first query only after replaying its history: give queries more
+	// time than the default, so placement waits rather than fails.
+	view := membership.NewView(c, membership.ViewOptions{QueryTimeout: 15 * time.Second})
+	w, err := startup.StartWorker(ctx, "Temporal to start the coordinator worker", func() sdkworker.Worker {
+		w := sdkworker.New(c, workflows.CoordinatorTaskQueue, worker.CoordinatorOptions())
+		worker.RegisterCoordinator(w, &activities.Coordinator{
+			Resolver:  resolver,
+			Placement: worker.RingPlacement{Current: view.Current},
+			Manifests: manifests,
+		})
+		return w
 	})
-	if err := w.Start(); err != nil {
+	if err != nil {
 		return fmt.Errorf("start coordinator worker: %w", err)
 	}
 	p.add("coordinator worker", func(context.Context) error { w.Stop(); return nil })
-	mw := sdkworker.New(c, membership.TaskQueue, membership.WorkerOptions())
-	workflows.RegisterMembership(mw)
-	if err := mw.Start(); err != nil {
+	mw, err := startup.StartWorker(ctx, "Temporal to start the membership worker", func() sdkworker.Worker {
+		mw := sdkworker.New(c, membership.TaskQueue, membership.WorkerOptions())
+		workflows.RegisterMembership(mw)
+		return mw
+	})
+	if err != nil {
 		return fmt.Errorf("start membership worker: %w", err)
 	}
 	p.add("membership worker", func(context.Context) error { mw.Stop(); return nil })
