@@ -108,7 +108,9 @@ func TestDevLoadsFromHDFS(t *testing.T) {
 	hsrv.Failover(1)
 	files := putTree(t, hdfstest.NewStore(t, hsrv.Options()), "hdfs:///data", 30)
 
-	_, c := startFullDevEnv(t, hsrv.Env(), t.TempDir())
+	// HDFS is reached only where a mount allows it.
+	env := append(hsrv.Env(), "FERRY_MOUNTS="+ferrytest.Mounts()+",hdfs:///data")
+	_, c := startFullDevEnv(t, env, t.TempDir())
 	const path = "hdfs:///data/"
 	code, resp := call(t, "POST", c.api+"/api/v1/master/submit_job/load", map[string]any{"path": path})
 	if code != http.StatusOK {

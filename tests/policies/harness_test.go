@@ -89,6 +89,7 @@ func (e env) cli(args ...string) (string, string, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ferrytest.Binary(e.t), append(args, "--api", e.api)...)
+	cmd.Env = append(os.Environ(), ferrytest.SecurityEnv()...) // the processes' token
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
