@@ -51,7 +51,7 @@ const (
 const FailuresFile = "failures.txt"
 
 const (
-	magicEntries  = "FERRY-MANIFEST-ENTRIES-1\n"
+	magicEntries  = "FERRY-MANIFEST-ENTRIES-2\n"
 	magicFailures = "FERRY-MANIFEST-FAILURES-1\n"
 	// maxField bounds one decoded field, so a corrupt object cannot make a
 	// reader allocate without limit.
@@ -100,6 +100,7 @@ func (s *Store) WriteEntries(ctx context.Context, jobID, kind, key string, entri
 		putString(&b, e.RelPath)
 		b.Write(binary.AppendVarint(nil, e.Size))
 		putString(&b, e.Version)
+		putString(&b, e.Irregular)
 	}
 	return s.put(ctx, s.URI(jobID, kind, key), b.Bytes())
 }
@@ -127,7 +128,9 @@ func (s *Store) ReadEntries(ctx context.Context, jobID, kind, key string, start,
 		if e.URI, err = getString(r); err == nil {
 			if e.RelPath, err = getString(r); err == nil {
 				if e.Size, err = binary.ReadVarint(r); err == nil {
-					e.Version, err = getString(r)
+					if e.Version, err = getString(r); err == nil {
+						e.Irregular, err = getString(r)
+					}
 				}
 			}
 		}

@@ -36,6 +36,7 @@ func TestNamesSurviveAsBytes(t *testing.T) {
 		{URI: "file:///a/\xff\xfe-latin1-\xe9", RelPath: "\xff\xfe-latin1-\xe9", Size: 7, Version: "v1"},
 		{URI: "file:///a/ok", RelPath: "ok", Size: 0},
 		{URI: "file:///a/neg", Size: -1},
+		{URI: "file:///a/pipe", RelPath: "pipe", Irregular: "a named pipe"},
 	}
 	if err := s.WriteEntries(ctx, "job", KindPages, "p000-00000001", in); err != nil {
 		t.Fatal(err)

@@ -59,6 +59,17 @@ func Join(dir, rel string) string {
 	return strings.TrimSuffix(dir, "/") + "/" + strings.TrimPrefix(rel, "/")
 }
 
+// JoinKey is the URI of the object whose key is dir's key followed by "/"
+// and rel, with rel kept byte for byte: in an object store a key may hold
+// "//" ("a//x.txt"), so a rel that starts with "/" names another object
+// than the same rel without it, which Join would make of it.
+func JoinKey(dir, rel string) string {
+	if rel == "" {
+		return dir
+	}
+	return strings.TrimSuffix(dir, "/") + "/" + rel
+}
+
 // Base is the last path segment of uri, ignoring a trailing "/".
 func Base(uri string) string {
 	s := strings.TrimSuffix(uri, "/")

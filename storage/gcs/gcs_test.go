@@ -22,3 +22,8 @@ func TestConformance(t *testing.T) {
 		ForeignKind:   storage.ErrNotFound,
 	})
 }
+
+func TestListKeepsDoubleSlashKeys(t *testing.T) {
+	srv := gcstest.Start(t)
+	storagetest.ObjectKeysKeepSlashes(t, gcstest.NewStore(t, gcstest.Options(srv.URL)), "gs://"+srv.NewBucket()+"/coll")
+}

@@ -133,7 +133,7 @@ func (s *Store) List(ctx context.Context, uri string, opts storage.ListOptions) 
 			if e.IsDir {
 				e.RelPath = strings.TrimSuffix(it.key, "/")
 			}
-			e.URI = storage.Join(uri, e.RelPath)
+			e.URI = storage.JoinKey(uri, e.RelPath)
 			page.Entries = append(page.Entries, e)
 			last = it.key
 		}

@@ -89,7 +89,7 @@ func (s *Store) List(ctx context.Context, uri string, opts storage.ListOptions) 
 			if it.isDir {
 				e.RelPath = strings.TrimSuffix(rel, "/")
 			}
-			e.URI = storage.Join(uri, e.RelPath)
+			e.URI = storage.JoinKey(uri, e.RelPath)
 			page.Entries = append(page.Entries, e)
 			last = rel
 		}

@@ -20,3 +20,9 @@ func TestConformance(t *testing.T) {
 		ForeignKind:   storage.ErrNotFound,
 	})
 }
+
+func TestListKeepsDoubleSlashKeys(t *testing.T) {
+	srv := s3test.Start(t)
+	store := s3test.NewStore(t, s3test.Options(srv.URL))
+	storagetest.ObjectKeysKeepSlashes(t, store, "s3://"+srv.NewBucket(t)+"/coll")
+}

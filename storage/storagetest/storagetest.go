@@ -515,3 +515,46 @@ func testCopy(t *testing.T, h Harness) {
 	_, err := c.Copy(ctx, dir+"/src", dir+"/dst", storage.CreateOptions{})
 	wantKind(t, "copy over an existing file", err, storage.ErrExists)
 }
+
+// ObjectKeysKeepSlashes checks, for object stores, that a key holding "//"
+// is listed as itself when its directory is listed: "a//x.txt" and
+// "a/x.txt" under dir are two objects, and listing dir/a must name both,
+// each reading its own bytes (a URI built by cleaning the name would read
+// the other object's bytes in place of this one's).
+func ObjectKeysKeepSlashes(t *testing.T, s storage.Store, dir string) {
+	t.Helper()
+	ctx := context.Background()
+	want := map[string]string{
+		storage.JoinKey(dir, "a//x.txt"): "double slash",
+		storage.JoinKey(dir, "a/x.txt"):  "single slash",
+	}
+	for uri, body := range want {
+		Put(t, s, uri, []byte(body))
+	}
+	for _, from := range []string{dir, storage.JoinKey(dir, "a")} {
+		got := map[string]string{}
+		for _, e := range ListAll(t, s, from, true, 10) {
+			if e.IsDir {
+				continue
+			}
+			r, err := s.Open(ctx, e.URI, 0, -1)
+			if err != nil {
+				t.Fatalf("list %s: open %s: %v", from, e.URI, err)
+			}
+			b, err := io.ReadAll(r)
+			r.Close()
+			if err != nil {
+				t.Fatalf("read %s: %v", e.URI, err)
+			}
+			got[e.URI] = string(b)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("list %s: got %v, want %v", from, got, want)
+		}
+		for uri, body := range want {
+			if got[uri] != body {
+				t.Fatalf("list %s: %s reads %q, want %q (all: %v)", from, uri, got[uri], body, got)
+			}
+		}
+	}
+}
