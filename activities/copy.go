@@ -169,10 +169,15 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 			if !errors.Is(err, errChecksum) {
 				return fileOutcome{}, err // cannot tell now whether it is ours
 			}
-			// A destination this job wrote that does not hold the source's
-			// content is known bad: remove it and fail the attempt (the
-			// next one copies again); never count it as skipped.
-			return fileOutcome{}, removeBad(ctx, dst, dstURI, err)
+			if *wrote {
+				// A destination this job wrote that does not hold the
+				// source's content is known bad: remove it and fail the
+				// attempt (the next one copies again); never count it as
+				// skipped.
+				return fileOutcome{}, removeBad(ctx, dst, dstURI, err)
+			}
+			// Other bytes that this job did not write are someone else's:
+			// never removed, never replaced without --overwrite.
 		}
 		if move {
 			return fileOutcome{}, storage.NewError("move", dstURI, storage.ErrExists, errors.New("destination already exists (use --overwrite to replace it)"))

@@ -67,11 +67,13 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 	if err != nil {
 		return err
 	}
-	if err := o.checkPorts(externalTemporal, nodeCfgs); err != nil {
-		return err
-	}
+	// Refusals of the security settings (--insecure-no-auth off loopback)
+	// come before the port checks: they hold whatever the ports.
 	sec, err := devSecurity(g, o.dataDir, append(nodeListeners(o.nodes.hosts), o.apiListen, o.metricsListen)...)
 	if err != nil {
+		return err
+	}
+	if err := o.checkPorts(externalTemporal, nodeCfgs); err != nil {
 		return err
 	}
 
