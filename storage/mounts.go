@@ -19,11 +19,20 @@ import (
 type Mount struct {
 	URI      URI
 	ReadOnly bool
+	// Deny makes the location off limits (written "deny:URI"): nothing
+	// under it is touched, even inside a wider mount, unless a mount that
+	// lies within it allows it (the more specific rule wins). ferry dev
+	// denies its data directory (its token, its database) and mounts only
+	// its manifest store inside it.
+	Deny bool
 }
 
 // String is the mount as it is configured ("ro:" marks a read-only one).
 func (m Mount) String() string {
-	if m.ReadOnly {
+	switch {
+	case m.Deny:
+		return "deny:" + m.URI.String()
+	case m.ReadOnly:
 		return "ro:" + m.URI.String()
 	}
 	return m.URI.String()
@@ -37,6 +46,8 @@ func ParseMount(s string) (Mount, error) {
 	s = strings.TrimSpace(s)
 	if rest, ok := strings.CutPrefix(s, "ro:"); ok {
 		m.ReadOnly, s = true, rest
+	} else if rest, ok := strings.CutPrefix(s, "deny:"); ok {
+		m.Deny, s = true, rest
 	}
 	if s == "" {
 		return Mount{}, fmt.Errorf("%w: empty mount", ErrInvalidPath)
@@ -112,8 +123,20 @@ func (c *confinement) check(st Store, op, uri string, acc Access) error {
 		u.Authority = ""
 	}
 	var readOnly *Mount
+	for _, d := range c.mounts {
+		if !d.Deny || !covers(d.URI, u) {
+			continue
+		}
+		inside := false
+		for _, m := range c.mounts {
+			inside = inside || (!m.Deny && covers(d.URI, m.URI) && covers(m.URI, u) && (acc == Read || !m.ReadOnly))
+		}
+		if !inside {
+			return NewError(op, uri, ErrPermission, fmt.Errorf("under %s, which is off limits", d))
+		}
+	}
 	for i, m := range c.mounts {
-		if !covers(m.URI, u) {
+		if m.Deny || !covers(m.URI, u) {
 			continue
 		}
 		if acc == Write && m.ReadOnly {

@@ -180,3 +180,67 @@ func (nameStore) Create(context.Context, string, storage.CreateOptions) (storage
 }
 func (nameStore) Delete(context.Context, string) error  { return nil }
 func (nameStore) MakeDir(context.Context, string) error { return nil }
+
+// TestDeniedLocationInsideAMount: a deny: location is off limits inside a
+// wider mount (ferry dev's data directory inside its working directory:
+// its token, its database), except where a mount within it allows (the
+// manifest store), for reads, listings and writes, also through a link.
+func TestDeniedLocationInsideAMount(t *testing.T) {
+	wd := t.TempDir()
+	data := filepath.Join(wd, ".ferry")
+	manifests := filepath.Join(data, "manifests")
+	if err := os.MkdirAll(manifests, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "token"), []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(data, "token"), filepath.Join(wd, "token-link")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := local.New(local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mounts []storage.Mount
+	for _, s := range []string{wd, manifests, "deny:" + data} {
+		m, err := storage.ParseMount(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mounts = append(mounts, m)
+	}
+	if got := mounts[2].String(); got != "deny:file://"+data {
+		t.Errorf("deny mount prints as %q", got)
+	}
+	r, err := storage.NewConfinedResolver(mounts, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := r.For("file://" + wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, uri := range []string{"file://" + data + "/token", "file://" + wd + "/token-link", "file://" + data} {
+		if _, err := fs.Stat(ctx, uri); !errors.Is(err, storage.ErrPermission) || !strings.Contains(err.Error(), "off limits") {
+			t.Errorf("stat %s: %v, want a permission error naming the denied location", uri, err)
+		}
+	}
+	if _, err := fs.Open(ctx, "file://"+data+"/token", 0, -1); !errors.Is(err, storage.ErrPermission) {
+		t.Errorf("open the token: %v", err)
+	}
+	if _, err := fs.Create(ctx, "file://"+data+"/new", storage.CreateOptions{}); !errors.Is(err, storage.ErrPermission) {
+		t.Errorf("create in the data directory: %v", err)
+	}
+	w, err := fs.Create(ctx, "file://"+manifests+"/m", storage.CreateOptions{Overwrite: true})
+	if err != nil {
+		t.Fatalf("create in the manifest store: %v", err)
+	}
+	if _, err := w.Commit(ctx); err != nil {
+		t.Fatalf("commit in the manifest store: %v", err)
+	}
+	if _, err := fs.Stat(ctx, "file://"+wd); err != nil {
+		t.Errorf("stat the working directory: %v", err)
+	}
+}

@@ -307,7 +307,11 @@ func devSecurity(g *globals, dataDir string, listeners ...string) (*devAccess, e
 	// The working directory (where the README's first job points) and
 	// ferry dev's own failure lists; --mount and the configuration add more.
 	d.mounts = []string{wd, filepath.Join(absData, "manifests")}
+	// The data directory itself (the token, the Temporal database) is off
+	// limits, also when the working directory mount holds it: only its
+	// manifest store is reachable.
 	g.mounts = append(g.mounts, d.mounts...)
+	g.mounts = append(g.mounts, "deny:"+absData)
 	if g.sec.anonymousReads == "" {
 		g.sec.anonymousReads = string(auth.AnonymousReadsLoopback)
 	}
