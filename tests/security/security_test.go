@@ -74,7 +74,10 @@ func setup(t *testing.T) *fixture {
 	f.tokensFile = filepath.Join(f.dir, "tokens")
 	must(t, os.WriteFile(f.tokensFile, []byte("ops:write:"+f.write+"\nviewer:read:"+f.read+"\n"), 0o600))
 	env := []string{"FERRY_MOUNTS=file://" + f.mnt, "FERRY_AUTH_TOKENS=", "FERRY_TOKEN="}
-	p := ferrytest.StartEnv(t, env, "dev", "--data-dir", filepath.Join(f.dir, "data"),
+	// The data directory lies inside the mount, as ./.ferry does in the
+	// working directory ferry dev mounts: its token and database must stay
+	// out of reach all the same (deny:<data-dir>).
+	p := ferrytest.StartEnv(t, env, "dev", "--data-dir", filepath.Join(f.mnt, ".ferry"),
 		"--temporal-listen", "127.0.0.1:0", "--ui-listen", "", "--metrics-listen", "",
 		"--api-listen", "127.0.0.1:0", "--node-http-port", "0", "--node-grpc-port", "0", "--nodes", "1",
 		"--auth-tokens-file", f.tokensFile)
@@ -224,6 +227,8 @@ func TestSecurity(t *testing.T) {
 		"file://" + f.mnt + "/%2e%2e/outside/secret",
 		"hdfs://" + trap.Addr().String() + "/etc/passwd",
 		"s3://any-bucket/key",
+		"file://" + f.mnt + "/.ferry/token",
+		"file://" + f.mnt + "/.ferry/temporal.db",
 	}
 	readRoutes := func(u string) []string {
 		id := fileID(u)
@@ -433,7 +438,7 @@ func legitimate(t *testing.T, f *fixture) {
 	}
 	// the CLI, with the dev data directory's token (ferry dev's two commands)
 	cli := exec.Command(ferrytest.Binary(t), "job", "load", "--path", src, "--progress", "--api", f.api)
-	cli.Env = append(os.Environ(), "FERRY_DATA_DIR="+filepath.Join(f.dir, "data"), "FERRY_TOKEN=")
+	cli.Env = append(os.Environ(), "FERRY_DATA_DIR="+filepath.Join(f.mnt, ".ferry"), "FERRY_TOKEN=")
 	if out, err := cli.CombinedOutput(); err != nil || !strings.Contains(string(out), "Job State: SUCCEEDED") {
 		t.Errorf("ferry job load --progress with the dev token file: %v\n%s", err, out)
 	}
