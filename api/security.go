@@ -36,7 +36,10 @@ func Classify(r *http.Request) auth.Route {
 		// only has POST is answered 405 by the router after this.
 		return auth.Route{Name: routeName(p), Role: auth.RoleRead}
 	}
-	return auth.Route{Name: routeName(p), Role: auth.RoleWrite, Mutating: true, JSON: true, Targets: bodyTargets(r)}
+	// Policy documents may come as YAML (add, update, preview).
+	yaml := p == "/api/v1/policies" || p == "/api/v1/policies/preview" ||
+		(r.Method == http.MethodPut && strings.HasPrefix(p, "/api/v1/policies/"))
+	return auth.Route{Name: routeName(p), Role: auth.RoleWrite, Mutating: true, JSON: true, YAML: yaml, Targets: bodyTargets(r)}
 }
 
 func routeName(p string) string {

@@ -67,6 +67,8 @@ func TestPolicy(t *testing.T) {
 			return Route{Name: "read", Role: RoleRead, AnonymousRead: true}
 		case "/load":
 			return Route{Name: "load", Role: RoleWrite, Mutating: true, GetWithToken: true, JSON: true}
+		case "/policy":
+			return Route{Name: "policy", Role: RoleWrite, Mutating: true, JSON: true, YAML: true}
 		}
 		return Route{Name: "write", Role: RoleWrite, Mutating: true, JSON: true}
 	}
@@ -90,6 +92,10 @@ func TestPolicy(t *testing.T) {
 		{"form", "POST", "/write", w, "application/x-www-form-urlencoded; charset=utf-8", "", "", 415},
 		{"multipart", "POST", "/write", w, "multipart/form-data; boundary=x", "", "", 415},
 		{"xml on a JSON route", "POST", "/write", w, "application/xml", "", "", 415},
+		{"yaml on a JSON route", "POST", "/write", w, "application/yaml", "", "", 415},
+		{"yaml on a YAML route", "POST", "/policy", w, "application/yaml", "", "", 200},
+		{"x-yaml on a YAML route", "POST", "/policy", w, "application/x-yaml", "", "", 200},
+		{"text/plain on a YAML route", "POST", "/policy", w, "text/plain", "", "", 415},
 		{"no type with token", "POST", "/write", w, "", "", "", 200},
 		{"foreign origin", "GET", "/read", r, "", "http://evil.example", "", 403},
 		{"null origin", "GET", "/read", r, "", "null", "", 403},

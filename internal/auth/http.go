@@ -26,6 +26,8 @@ type Route struct {
 	// GetWithToken lets a mutating route be called with GET when the
 	// request carries a bearer token (the Alluxio worker route /v1/load).
 	GetWithToken bool
+	// YAML JSON routes also take YAML bodies (policy documents).
+	YAML bool
 	// JSON routes take JSON bodies; other mutating routes take raw bytes
 	// (application/octet-stream).
 	JSON bool
@@ -324,6 +326,12 @@ func checkMutating(r *http.Request, route Route) (int, string) {
 			return http.StatusUnsupportedMediaType, fmt.Sprintf("%s: a request that changes state needs a Content-Type (application/json) or a bearer token", route.Name)
 		}
 	case "application/json":
+	case "application/yaml", "application/x-yaml", "text/yaml":
+		// Not a type a cross-origin page can send without a preflight,
+		// which no Ferry listener answers with CORS headers.
+		if route.JSON && !route.YAML {
+			return http.StatusUnsupportedMediaType, fmt.Sprintf("%s: Content-Type %s is not accepted; send application/json", route.Name, mt)
+		}
 	default:
 		if route.JSON {
 			return http.StatusUnsupportedMediaType, fmt.Sprintf("%s: Content-Type %s is not accepted; send application/json", route.Name, mt)
