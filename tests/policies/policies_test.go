@@ -323,6 +323,20 @@ func TestPolicyLifecycle(t *testing.T) {
 				return nil
 			})
 			if !stop {
+				// A schedule names each run by the second it was triggered
+				// in: a second trigger within the first's second would be
+				// the same run. Wait for the clock to pass that second.
+				in, err := e.describe(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				first := in.RecentRuns[0].StartTime.Truncate(time.Second)
+				ferrytest.Eventually(t, 5*time.Second, func() error {
+					if now := time.Now().Truncate(time.Second); !now.After(first) {
+						return fmt.Errorf("still in the first run's second %v", first)
+					}
+					return nil
+				})
 				e.cliOK("policy", "trigger", name)
 				busy := e.waitRun(name, 30*time.Second, "the second run", func(r policies.Run) bool { return r.Outcome == "ALREADY_RUNNING" })
 				if busy.Status != "COMPLETED" || busy.JobState != "" {
