@@ -102,3 +102,34 @@ func TestCLIRefusesContradictingFlags(t *testing.T) {
 		t.Errorf("a refused command started a job")
 	}
 }
+
+// TestCLILongAndNonASCIIPaths is issue 18 point 1 (and issue 11 point 3)
+// through the CLI: a copy between ~4,000-byte paths that end in non-ASCII
+// names submits, reports and stops like any other; a path over
+// jobs.MaxPathLength exits 1 with one line naming the flag and the limit.
+func TestCLILongAndNonASCIIPaths(t *testing.T) {
+	long := func(name string) string {
+		d := filepath.Join(t.TempDir(), name)
+		for len(d) < 3750 {
+			d = filepath.Join(d, strings.Repeat("l", 200))
+		}
+		d = filepath.Join(d, "ünïcødé dir 日本")
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return "file://" + d
+	}
+	src, dst := long("src"), long("dst")+"/out"
+	key := jobs.Key{Type: workflows.JobCopy, Path: src, Dst: dst}
+	t.Cleanup(func() { stopQuietly(key) })
+	name := []string{"job", "copy", "--src", src, "--dst", dst}
+	if out := ok(t, append(name, "--submit", "--bandwidth", "1KB")...); !strings.Contains(out, "successfully submitted") {
+		t.Errorf("submit printed %q", out)
+	}
+	ok(t, append(name, "--progress")...)
+	ok(t, append(name, "--stop")...)
+	waitStatus(t, key, workflows.StatusStopped)
+
+	tooLong := "file:///" + strings.Repeat("x/", jobs.MaxPathLength/2+10)
+	fails(t, "--path", "job", "load", "--path", tooLong, "--submit")
+}
