@@ -218,7 +218,7 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 // check's error, joined with the delete's when the bad file stays.
 func removeBad(ctx context.Context, dst storage.Store, dstURI string, checkErr error) error {
 	if err := dst.Delete(ctx, dstURI); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("%w; the bad destination could not be removed: %v", checkErr, err)
+		return fmt.Errorf("%w; the bad destination could not be removed: %s", checkErr, err.Error())
 	}
 	return checkErr
 }

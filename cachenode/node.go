@@ -142,7 +142,7 @@ func (c *Config) Validate() error {
 	}
 	for _, a := range [][2]string{{"HTTP", c.HTTPAddr}, {"gRPC", c.GRPCAddr}} {
 		if _, _, err := net.SplitHostPort(a[1]); err != nil {
-			errs = append(errs, fmt.Errorf("%s address %q: %v", a[0], a[1], err))
+			errs = append(errs, fmt.Errorf("%s address %q: %w", a[0], a[1], err))
 		}
 	}
 	if c.PageSize == 0 {

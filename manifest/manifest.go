@@ -329,7 +329,7 @@ func corrupt(uri string, err error) error {
 	if err == nil {
 		err = errors.New("bad header or size")
 	}
-	return fmt.Errorf("%w: %s: %v", ErrCorrupt, uri, err)
+	return fmt.Errorf("%w: %s: %s", ErrCorrupt, uri, err.Error())
 }
 
 func putString(b *bytes.Buffer, s string) {

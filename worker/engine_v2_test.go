@@ -166,7 +166,7 @@ func TestRingBrieflyDownDoesNotFailTheJob(t *testing.T) {
 	ferrytest.Eventually(t, 60*time.Second, func() error {
 		st, err := cl.Svc.Progress(context.Background(), key)
 		if err != nil || st.Qualified != 50 || st.Status != workflows.StatusRunning {
-			return fmt.Errorf("status %s, qualified %d, %v", st.Status, st.Qualified, err)
+			return fmt.Errorf("status %s, qualified %d, %w", st.Status, st.Qualified, err)
 		}
 		return nil
 	})

@@ -214,7 +214,7 @@ func (s *Server) rm(c echo.Context) error {
 		err = st.Delete(ctx, uri)
 	}
 	if err != nil {
-		if k := storage.Kind(err); !recursive && (k == storage.ErrInvalidPath || k == storage.ErrExists) {
+		if k := storage.Kind(err); !recursive && (errors.Is(k, storage.ErrInvalidPath) || errors.Is(k, storage.ErrExists)) {
 			return statusError(http.StatusConflict, "%s: directory not empty; pass recursive=true", uri)
 		}
 		return err

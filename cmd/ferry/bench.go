@@ -203,7 +203,7 @@ func cpSide(src, dst string) abbench.Side {
 		start := time.Now()
 		out, err := exec.CommandContext(ctx, "cp", "-r", src, dst).CombinedOutput()
 		if err != nil {
-			return 0, fmt.Errorf("cp -r: %v: %s", err, out)
+			return 0, fmt.Errorf("cp -r: %w: %s", err, out)
 		}
 		// cp returns with data in the page cache; so does the page store.
 		return time.Since(start), nil

@@ -148,7 +148,7 @@ func startDev(ctx context.Context, binary, dataDir, logPath string) (*devProcess
 		}
 		return d, nil
 	case err := <-d.done:
-		return nil, fmt.Errorf("ferry dev exited before it was ready (%v); see %s", err, logPath)
+		return nil, fmt.Errorf("ferry dev exited before it was ready (%w); see %s", err, logPath)
 	case <-ctx.Done():
 		d.stop()
 		return nil, ctx.Err()
@@ -338,7 +338,7 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 	jobPath := "file://" + tree
 	resp, b, err := do(ctx, http.MethodPost, dev.api+"/api/v1/master/submit_job/load", map[string]any{"path": jobPath, "options": opts})
 	if err != nil || resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("submit the job: %v %s", err, b)
+		return fmt.Errorf("submit the job: %w %s", err, b)
 	}
 	fmt.Fprintf(out, "submitted a load job of %d files (%s, bandwidth %v)\n", o.files, report.FormatSize(total), opts["bandwidth"])
 

@@ -130,7 +130,7 @@ func Binary(t testing.TB) string {
 		cmd := exec.Command("go", "build", "-o", build.path, "./cmd/ferry")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("go build ./cmd/ferry: %v\n%s", err, out)
+			build.err = fmt.Errorf("go build ./cmd/ferry: %w\n%s", err, out)
 		}
 	})
 	if build.err != nil {
