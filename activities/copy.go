@@ -280,7 +280,7 @@ func (n *Node) copyFile(ctx context.Context, src, dst storage.Store, srcInfo sto
 	if err != nil {
 		return storage.Entry{}, "", err
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	w, err := dst.Create(ctx, dstURI, opts)
 	if err != nil {
 		return storage.Entry{}, "", err
@@ -367,7 +367,7 @@ func md5Of(ctx context.Context, st storage.Store, uri string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	h := md5.New()
 	bufp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bufp)

@@ -139,7 +139,7 @@ func (l *lister) indexPage(ctx context.Context, indexFile, cursor string, sel *f
 		}
 		return page{}, err
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	br := bufio.NewReaderSize(r, 64<<10)
 	p := page{}
 	for len(p.entries) < limit {

@@ -256,7 +256,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.started = true
 	defer func() {
 		if err != nil {
-			n.shutdown(context.WithoutCancel(ctx), false)
+			_ = n.shutdown(context.WithoutCancel(ctx), false)
 			err = fmt.Errorf("cache node %s: %w", n.cfg.ID, err)
 		}
 	}()

@@ -302,7 +302,7 @@ func pruneMembership(sqlCfg *config.SQL) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	_, err = db.PruneClusterMembership(context.Background(), &sqlplugin.PruneClusterMembershipFilter{
 		PruneRecordsBefore: time.Now().Add(100 * 365 * 24 * time.Hour),
 	})

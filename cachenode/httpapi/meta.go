@@ -262,7 +262,7 @@ func (s *Server) load(c echo.Context) error {
 	if err != nil {
 		return statusError(http.StatusServiceUnavailable, "job API not reachable at %s: %v", s.cfg.JobAPIURL, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if ct := resp.Header.Get(echo.HeaderContentType); ct != "" {
 		c.Response().Header().Set(echo.HeaderContentType, ct)
 	}

@@ -365,7 +365,7 @@ func (s *Server) copy(ctx context.Context, src, dst string, overwrite bool) (sto
 	if err != nil {
 		return storage.Entry{}, err
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	w, err := dstStore.Create(ctx, dst, opts)
 	if err != nil {
 		return storage.Entry{}, err

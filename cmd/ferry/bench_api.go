@@ -115,11 +115,11 @@ func startDev(ctx context.Context, binary, dataDir, logPath string) (*devProcess
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		logf.Close()
+		_ = logf.Close()
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		logf.Close()
+		_ = logf.Close()
 		return nil, err
 	}
 	d := &devProcess{cmd: cmd, done: make(chan error, 1)}
@@ -139,7 +139,7 @@ func startDev(ctx context.Context, binary, dataDir, logPath string) (*devProcess
 		}
 		_, _ = io.Copy(io.Discard, out)
 	}()
-	go func() { d.done <- cmd.Wait(); logf.Close() }()
+	go func() { d.done <- cmd.Wait(); _ = logf.Close() }()
 	select {
 	case <-ready:
 		if d.api == "" || len(d.nodes) == 0 {
@@ -245,13 +245,13 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 		return err
 	}
 	if o.keep {
-		fmt.Fprintf(out, "keeping %s\n", root)
+		_, _ = fmt.Fprintf(out, "keeping %s\n", root)
 	} else {
-		defer os.RemoveAll(root)
+		defer func() { _ = os.RemoveAll(root) }()
 	}
 
 	tree, ranges := filepath.Join(root, "tree"), filepath.Join(root, "ranges")
-	fmt.Fprintf(out, "creating %d files of %s and %d of %s…\n", o.files, o.fileSize, o.rangeFiles, o.rangeFileSize)
+	_, _ = fmt.Fprintf(out, "creating %d files of %s and %d of %s…\n", o.files, o.fileSize, o.rangeFiles, o.rangeFileSize)
 	if err := makeFiles(tree, o.files, int64(fileSize)); err != nil {
 		return err
 	}
@@ -272,7 +272,7 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 	}
 	defer dev.stop()
 	pid := dev.cmd.Process.Pid
-	fmt.Fprintf(out, "ferry dev (pid %d): API %s, %d cache nodes\n", pid, dev.api, len(dev.nodes))
+	_, _ = fmt.Fprintf(out, "ferry dev (pid %d): API %s, %d cache nodes\n", pid, dev.api, len(dev.nodes))
 	rssStart, _ := procStatus(pid, "VmRSS:")
 
 	client := &http.Client{
@@ -293,7 +293,7 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 		if err != nil {
 			return nil, nil, err
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		b, err := io.ReadAll(resp.Body)
 		return resp, b, err
 	}
@@ -340,7 +340,7 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("submit the job: %w %s", err, b)
 	}
-	fmt.Fprintf(out, "submitted a load job of %d files (%s, bandwidth %v)\n", o.files, report.FormatSize(total), opts["bandwidth"])
+	_, _ = fmt.Fprintf(out, "submitted a load job of %d files (%s, bandwidth %v)\n", o.files, report.FormatSize(total), opts["bandwidth"])
 
 	one, codes1, err := burst(1)
 	if err != nil {
@@ -350,7 +350,7 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "list_job burst while the job runs: %d calls from 1 client %v (%v each, codes %v); from %d clients %v (codes %v)\n",
+	_, _ = fmt.Fprintf(out, "list_job burst while the job runs: %d calls from 1 client %v (%v each, codes %v); from %d clients %v (codes %v)\n",
 		o.burstCalls, one.Round(time.Millisecond), (one / time.Duration(o.burstCalls)).Round(time.Microsecond), codes1,
 		o.burstClients, many.Round(time.Millisecond), codesN)
 
@@ -426,8 +426,8 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 	load2, _ := os.ReadFile("/proc/loadavg")
 
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(out, "\nferry bench api: %d clients for %v against ferry dev\n", o.clients, o.duration)
-	fmt.Fprintln(tw, "route\trequests\treq/s\tp50\tp90\tp99\tmax\tstatus codes\tbad\t")
+	_, _ = fmt.Fprintf(out, "\nferry bench api: %d clients for %v against ferry dev\n", o.clients, o.duration)
+	_, _ = fmt.Fprintln(tw, "route\trequests\treq/s\tp50\tp90\tp99\tmax\tstatus codes\tbad\t")
 	var badTotal int
 	for _, r := range routes {
 		s := stats[r]
@@ -438,7 +438,7 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 		}
 		sort.Strings(codes)
 		ms := func(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t\n", r, len(s.latencies), float64(len(s.latencies))/o.duration.Seconds(),
+		_, _ = fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t\n", r, len(s.latencies), float64(len(s.latencies))/o.duration.Seconds(),
 			ms(percentile(s.latencies, 0.5)), ms(percentile(s.latencies, 0.9)), ms(percentile(s.latencies, 0.99)),
 			ms(percentile(s.latencies, 1)), strings.Join(codes, " "), s.bad)
 		badTotal += s.bad
@@ -446,13 +446,13 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 	_ = tw.Flush()
 	for _, r := range routes {
 		if s := stats[r]; s.bad > 0 {
-			fmt.Fprintf(out, "  %s: last bad answer: %s\n", r, s.badLast)
+			_, _ = fmt.Fprintf(out, "  %s: last bad answer: %s\n", r, s.badLast)
 		}
 	}
 	hwm, _ := procStatus(pid, "VmHWM:")
-	fmt.Fprintf(out, "ferry dev RSS: %.0f MiB before the clients, peak %.0f MiB during them (VmHWM %.0f MiB)\n",
+	_, _ = fmt.Fprintf(out, "ferry dev RSS: %.0f MiB before the clients, peak %.0f MiB during them (VmHWM %.0f MiB)\n",
 		float64(rssStart)/(1<<20), float64(peakRSS)/(1<<20), float64(hwm)/(1<<20))
-	fmt.Fprintf(out, "load average (1, 5, 15 min): %s at the start, %s at the end\n", firstFields(string(load1), 3), firstFields(string(load2), 3))
+	_, _ = fmt.Fprintf(out, "load average (1, 5, 15 min): %s at the start, %s at the end\n", firstFields(string(load1), 3), firstFields(string(load2), 3))
 
 	// 3. The job's counters, exact once it has ended.
 	var st report.Progress
@@ -481,7 +481,7 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 	}
 	exact := st.Status == "SUCCEEDED" && st.Succeeded+st.Skipped == int64(o.files) && st.Failed == 0 &&
 		st.Qualified == st.Succeeded+st.Skipped+st.Failed && st.Processed == int64(o.files)
-	fmt.Fprintf(out, "job %s: qualified %d, succeeded %d, skipped %d, failed %d, processed %d of %d files, %s, elapsed %s: counters %s\n",
+	_, _ = fmt.Fprintf(out, "job %s: qualified %d, succeeded %d, skipped %d, failed %d, processed %d of %d files, %s, elapsed %s: counters %s\n",
 		st.Status, st.Qualified, st.Succeeded, st.Skipped, st.Failed, st.Processed, o.files, report.FormatSize(st.BytesDone), st.TimeElapsed,
 		map[bool]string{true: "exact", false: "NOT EXACT"}[exact])
 	switch {

@@ -36,7 +36,7 @@ func (p *parts) endpoint(what, where string) {
 func (p *parts) printEndpoints(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 	for _, e := range p.endpoints {
-		fmt.Fprintf(tw, "  %s\t%s\n", e[0], e[1])
+		_, _ = fmt.Fprintf(tw, "  %s\t%s\n", e[0], e[1])
 	}
 	_ = tw.Flush()
 }

@@ -241,7 +241,7 @@ func (p *Proc) Signal(sig os.Signal) {
 // Kill sends SIGKILL to the process group and waits for the exit.
 func (p *Proc) Kill() {
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	p.Wait(30 * time.Second)
+	_ = p.Wait(30 * time.Second)
 }
 
 // Wait waits for the process to exit and returns its error, failing the test
