@@ -271,11 +271,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 
-	httpL, err := net.Listen("tcp", n.cfg.HTTPAddr)
+	httpL, err := new(net.ListenConfig).Listen(ctx, "tcp", n.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("HTTP API: %w", err)
 	}
-	grpcL, err := net.Listen("tcp", n.cfg.GRPCAddr)
+	grpcL, err := new(net.ListenConfig).Listen(ctx, "tcp", n.cfg.GRPCAddr)
 	if err != nil {
 		_ = httpL.Close()
 		return fmt.Errorf("gRPC service: %w", err)

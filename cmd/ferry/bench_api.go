@@ -109,7 +109,8 @@ func startDev(ctx context.Context, binary, dataDir, logPath string) (*devProcess
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(binary, "dev", "--data-dir", dataDir, "--temporal-listen", "127.0.0.1:0", "--ui-listen", "",
+	// WithoutCancel: the process is stopped by devProcess, not killed when ctx ends.
+	cmd := exec.CommandContext(context.WithoutCancel(ctx), binary, "dev", "--data-dir", dataDir, "--temporal-listen", "127.0.0.1:0", "--ui-listen", "",
 		"--metrics-listen", "", "--api-listen", "127.0.0.1:0", "--node-http-port", "0", "--node-grpc-port", "0",
 		"--nodes", "3", "--node-capacity", "4GiB", "--log-level", "warn")
 	cmd.Stderr = logf
@@ -279,6 +280,8 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 		Timeout:   o.requestTimeout,
 		Transport: &http.Transport{MaxIdleConns: 4 * o.clients, MaxIdleConnsPerHost: 2 * o.clients, IdleConnTimeout: time.Minute},
 	}
+	// do sends one request and returns the response with its body already
+	// read into the []byte and closed (hence the bodyclose nolints below).
 	do := func(ctx context.Context, method, u string, body any) (*http.Response, []byte, error) {
 		var r io.Reader
 		if body != nil {
@@ -315,7 +318,7 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 			go func() {
 				defer wg.Done()
 				for range next {
-					resp, _, err := do(ctx, http.MethodGet, listURL, nil)
+					resp, _, err := do(ctx, http.MethodGet, listURL, nil) //nolint:bodyclose // do has read and closed the body
 					code, _ := check(resp, err)
 					mu.Lock()
 					codes[code]++
@@ -336,7 +339,7 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 		opts["bandwidth"] = o.bandwidth
 	}
 	jobPath := "file://" + tree
-	resp, b, err := do(ctx, http.MethodPost, dev.api+"/api/v1/master/submit_job/load", map[string]any{"path": jobPath, "options": opts})
+	resp, b, err := do(ctx, http.MethodPost, dev.api+"/api/v1/master/submit_job/load", map[string]any{"path": jobPath, "options": opts}) //nolint:bodyclose // do has read and closed the body
 	if err != nil || resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("submit the job: %w %s", err, b)
 	}
@@ -394,15 +397,15 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 				var err error
 				switch route {
 				case "list_job":
-					resp, body, err = do(runCtx, http.MethodGet, listURL, nil)
+					resp, body, err = do(runCtx, http.MethodGet, listURL, nil) //nolint:bodyclose // do has read and closed the body
 				case "progress_job":
-					resp, body, err = do(runCtx, http.MethodPost, progressURL, progressBody)
+					resp, body, err = do(runCtx, http.MethodPost, progressURL, progressBody) //nolint:bodyclose // do has read and closed the body
 				default:
 					uri := rangeURIs[rnd.IntN(len(rangeURIs))]
 					off := rnd.Int64N(max(1, int64(rangeFileSize)-int64(rangeLength)))
 					node := dev.nodes[rnd.IntN(len(dev.nodes))]
 					u := fmt.Sprintf("%s/v1/range/%s?ufsFullPath=%s&offset=%d&length=%d", node, pagestore.FileID(uri), url.QueryEscape(uri), off, rangeLength)
-					resp, body, err = do(runCtx, http.MethodGet, u, nil)
+					resp, body, err = do(runCtx, http.MethodGet, u, nil) //nolint:bodyclose // do has read and closed the body
 					if err == nil && resp.StatusCode == http.StatusOK && int64(len(body)) != int64(rangeLength) {
 						err = fmt.Errorf("range read returned %d bytes, want %d", len(body), rangeLength)
 					}
@@ -458,7 +461,7 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 	var st report.Progress
 	deadline := time.Now().Add(o.jobTimeout)
 	for {
-		resp, b, err := do(ctx, http.MethodPost, progressURL, progressBody)
+		resp, b, err := do(ctx, http.MethodPost, progressURL, progressBody) //nolint:bodyclose // do has read and closed the body
 		if err == nil && resp.StatusCode == http.StatusOK {
 			var ans struct {
 				Progress *report.Progress `json:"progress"`

@@ -213,7 +213,7 @@ func (o *devOptions) checkPorts(externalTemporal bool, nodes []cachenode.Config)
 		if port == "0" {
 			continue
 		}
-		l, err := net.Listen("tcp", w.addr)
+		l, err := new(net.ListenConfig).Listen(context.Background(), "tcp", w.addr)
 		if err != nil {
 			if host == "" {
 				host = "*"

@@ -58,7 +58,7 @@ func (p *parts) stopAll(timeout time.Duration) error {
 // serveHTTP serves h on addr in the background and registers its shutdown.
 // It fails at once when addr cannot be bound.
 func (p *parts) serveHTTP(name, addr string, h http.Handler, tlsCfg ...*tls.Config) (string, error) {
-	l, err := net.Listen("tcp", addr)
+	l, err := new(net.ListenConfig).Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("%s: listen on %s: %w", name, addr, err)
 	}

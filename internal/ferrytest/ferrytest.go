@@ -127,7 +127,7 @@ func Binary(t testing.TB) string {
 			return
 		}
 		build.path = filepath.Join(dir, "ferry")
-		cmd := exec.Command("go", "build", "-o", build.path, "./cmd/ferry")
+		cmd := exec.CommandContext(context.Background(), "go", "build", "-o", build.path, "./cmd/ferry")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			build.err = fmt.Errorf("go build ./cmd/ferry: %w\n%s", err, out)
@@ -162,7 +162,7 @@ func StartEnv(t testing.TB, env []string, args ...string) *Proc {
 	t.Helper()
 	p := &Proc{t: t}
 	p.cond = sync.NewCond(&p.mu)
-	p.cmd = exec.Command(Binary(t), args...)
+	p.cmd = exec.CommandContext(context.Background(), Binary(t), args...)
 	p.cmd.Env = append(append(os.Environ(), SecurityEnv()...), env...)
 	p.cmd.Stdout = (*procWriter)(p)
 	p.cmd.Stderr = (*procWriter)(p)
