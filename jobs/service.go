@@ -91,6 +91,7 @@ var ErrUnavailable = errors.New("job service unavailable")
 // Outcome of a submit.
 type Outcome string
 
+// The outcomes of a submit.
 const (
 	Started        Outcome = "STARTED"
 	AlreadyRunning Outcome = "ALREADY_RUNNING"

@@ -52,8 +52,8 @@ func (s *Server) infoOf(e storage.Entry) fileInfo {
 	}
 	if !e.IsDir {
 		if f, ok, err := s.cfg.Store.Lookup(e.URI); err == nil && ok && f.Version == e.Version {
-			switch {
-			case f.Size == 0:
+			switch f.Size {
+			case 0:
 				fi.InAlluxioPercentage = 100
 			default:
 				fi.InAlluxioPercentage = int(f.CachedBytes * 100 / f.Size)

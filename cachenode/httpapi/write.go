@@ -66,7 +66,7 @@ func (s *Server) postPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if n >= f.Pages() && !(n == 0 && f.Size == 0) {
+	if n >= f.Pages() && (n != 0 || f.Size != 0) {
 		return badRequest("page %d is past the end of %s (%d pages)", n, uri, f.Pages())
 	}
 	want := f.PageLen(n)

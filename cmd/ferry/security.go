@@ -246,7 +246,7 @@ func (s *securityFlags) temporalConnection(opts *client.Options) error {
 	files := auth.TLSFiles{CAFile: s.temporalCA, CertFile: s.temporalCert, KeyFile: s.temporalKey, ServerName: s.temporalServerName}
 	cfg, err := files.ClientConfig()
 	if err != nil {
-		return fmt.Errorf("Temporal TLS: %w", err)
+		return fmt.Errorf("TLS for Temporal: %w", err)
 	}
 	opts.ConnectionOptions.TLS = cfg
 	switch {
