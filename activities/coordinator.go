@@ -175,7 +175,7 @@ func (c *Coordinator) plan(ctx context.Context, typ workflows.JobType, entries [
 		if typ == workflows.JobLoad {
 			owners, err := c.Placement.Owners(ctx, e.URI, 1)
 			if err != nil || len(owners) == 0 {
-				return nil, workflows.Plan{}, fmt.Errorf("no owner for %s: %v", e.URI, err)
+				return nil, workflows.Plan{}, fmt.Errorf("no owner for %s: %w", e.URI, err)
 			}
 			var ok bool
 			if k, ok = index[owners[0].ID]; !ok {

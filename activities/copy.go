@@ -223,7 +223,7 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 // check's error, joined with the delete's when the bad file stays.
 func removeBad(ctx context.Context, dst storage.Store, dstURI string, checkErr error) error {
 	if err := dst.Delete(ctx, dstURI); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("%w; the bad destination could not be removed: %v", checkErr, err)
+		return fmt.Errorf("%w; the bad destination could not be removed: %s", checkErr, err.Error())
 	}
 	return checkErr
 }
@@ -285,7 +285,7 @@ func (n *Node) copyFile(ctx context.Context, src, dst storage.Store, srcInfo sto
 	if err != nil {
 		return storage.Entry{}, "", err
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	w, err := dst.Create(ctx, dstURI, opts)
 	if err != nil {
 		return storage.Entry{}, "", err
@@ -372,7 +372,7 @@ func md5Of(ctx context.Context, st storage.Store, uri string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	h := md5.New()
 	bufp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bufp)

@@ -43,7 +43,7 @@ func (c *Coordinator) ListAndPlan(ctx context.Context, in workflows.ListInput) (
 func (c *Coordinator) Plan(ctx context.Context, in workflows.PlanInput) (workflows.PlanResult, error) {
 	grouped, plan, err := c.plan(ctx, in.Type, in.Entries)
 	if err != nil {
-		return workflows.PlanResult{}, toTemporal(fmt.Errorf("%w: %v", storage.ErrUnavailable, err))
+		return workflows.PlanResult{}, toTemporal(fmt.Errorf("%w: %s", storage.ErrUnavailable, err.Error()))
 	}
 	res := workflows.PlanResult{LiveNodes: len(plan.Nodes), Nodes: plan.Nodes}
 	for _, g := range plan.Groups {

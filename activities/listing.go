@@ -32,7 +32,7 @@ const maxTopDirs = 1024
 func compileFilter(regx string, rules workflows.Filter) (*filter.Filter, error) {
 	f, err := filter.Compile(rules, regx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", storage.ErrInvalidPath, err)
+		return nil, fmt.Errorf("%w: %s", storage.ErrInvalidPath, err.Error())
 	}
 	return f, nil
 }
@@ -139,7 +139,7 @@ func (l *lister) indexPage(ctx context.Context, indexFile, cursor string, sel *f
 		}
 		return page{}, err
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	br := bufio.NewReaderSize(r, 64<<10)
 	p := page{}
 	for len(p.entries) < limit {

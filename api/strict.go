@@ -233,7 +233,7 @@ func parseRequest(c echo.Context, op operation, routeType workflows.JobType) (wo
 			continue
 		}
 		dst := strs[f]
-		if *dst != "" && *dst != v && !(f == fieldType && strings.EqualFold(*dst, v)) {
+		if *dst != "" && *dst != v && (f != fieldType || !strings.EqualFold(*dst, v)) {
 			return "", nil, badInput(f, "the body says %q and the query %q", *dst, v)
 		}
 		if *dst == "" {
@@ -259,7 +259,7 @@ func parseRequest(c echo.Context, op operation, routeType workflows.JobType) (wo
 	for _, f := range jobFields {
 		inBody := members != nil && given(members[f])
 		name, inQuery := queryFields[f]
-		if !inBody && !(inQuery && q.Get(name) != "") {
+		if !inBody && (!inQuery || q.Get(name) == "") {
 			continue
 		}
 		if why := misfit(op, t, f); why != "" {

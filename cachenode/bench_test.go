@@ -156,7 +156,7 @@ func benchReadHTTPVsLocal(b *testing.B, w readWorkload, clients int) {
 		}
 		k, err := io.ReadFull(resp.Body, buf)
 		if err != nil || k != w.size {
-			return fmt.Errorf("read %d bytes: %v", k, err)
+			return fmt.Errorf("read %d bytes: %w", k, err)
 		}
 		return nil
 	}
@@ -308,7 +308,7 @@ func benchFill(b *testing.B, w fillWorkload) {
 		for _, r := range rs {
 			res, err := s.LoadFile(ctx, r, pagestore.LoadOptions{}, nil)
 			if err != nil || res.BytesLoaded != int64(w.size) {
-				return 0, fmt.Errorf("%+v %v", res, err)
+				return 0, fmt.Errorf("%+v %w", res, err)
 			}
 		}
 		took := time.Since(start)
@@ -418,7 +418,7 @@ func BenchmarkReloadVsFill(b *testing.B) {
 		for _, r := range refs {
 			res, err := s.LoadFile(ctx, r, pagestore.LoadOptions{}, nil)
 			if err != nil || res.Outcome != want {
-				return 0, fmt.Errorf("%+v %v, want %v", res, err, want)
+				return 0, fmt.Errorf("%+v %w, want %v", res, err, want)
 			}
 		}
 		return time.Since(start), nil

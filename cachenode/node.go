@@ -142,7 +142,7 @@ func (c *Config) Validate() error {
 	}
 	for _, a := range [][2]string{{"HTTP", c.HTTPAddr}, {"gRPC", c.GRPCAddr}} {
 		if _, _, err := net.SplitHostPort(a[1]); err != nil {
-			errs = append(errs, fmt.Errorf("%s address %q: %v", a[0], a[1], err))
+			errs = append(errs, fmt.Errorf("%s address %q: %w", a[0], a[1], err))
 		}
 	}
 	if c.PageSize == 0 {
@@ -256,7 +256,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.started = true
 	defer func() {
 		if err != nil {
-			n.shutdown(context.WithoutCancel(ctx), false)
+			_ = n.shutdown(context.WithoutCancel(ctx), false)
 			err = fmt.Errorf("cache node %s: %w", n.cfg.ID, err)
 		}
 	}()
@@ -271,11 +271,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 
-	httpL, err := net.Listen("tcp", n.cfg.HTTPAddr)
+	httpL, err := new(net.ListenConfig).Listen(ctx, "tcp", n.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("HTTP API: %w", err)
 	}
-	grpcL, err := net.Listen("tcp", n.cfg.GRPCAddr)
+	grpcL, err := new(net.ListenConfig).Listen(ctx, "tcp", n.cfg.GRPCAddr)
 	if err != nil {
 		_ = httpL.Close()
 		return fmt.Errorf("gRPC service: %w", err)

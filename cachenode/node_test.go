@@ -183,12 +183,12 @@ func owner(t *testing.T, base, uri string) string {
 	t.Helper()
 	var o struct {
 		Host           string
-		HttpServerPort int
+		HTTPServerPort int `json:"HttpServerPort"`
 	}
 	if err := json.Unmarshal(mustGet(t, base, "/v1/node?path="+url.PathEscape(uri)), &o); err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("%s:%d", o.Host, o.HttpServerPort)
+	return fmt.Sprintf("%s:%d", o.Host, o.HTTPServerPort)
 }
 
 func TestThreeNodesServeFilesFromTheirOwner(t *testing.T) {

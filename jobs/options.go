@@ -134,7 +134,7 @@ func optionSpecs() map[string]optionSpec {
 				return err
 			}
 			if _, err := regexp.Compile(s); err != nil {
-				return fmt.Errorf("invalid regular expression: %v", err)
+				return fmt.Errorf("invalid regular expression: %w", err)
 			}
 			o.FileFilterRegx = s
 			return nil
@@ -409,7 +409,7 @@ func ValidateGlob(g string) error {
 			continue
 		}
 		if _, err := pathMatch(seg, ""); err != nil {
-			return fmt.Errorf("invalid glob %q: %v", g, err)
+			return fmt.Errorf("invalid glob %q: %w", g, err)
 		}
 	}
 	return nil

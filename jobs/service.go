@@ -91,6 +91,7 @@ var ErrUnavailable = errors.New("job service unavailable")
 // Outcome of a submit.
 type Outcome string
 
+// The outcomes of a submit.
 const (
 	Started        Outcome = "STARTED"
 	AlreadyRunning Outcome = "ALREADY_RUNNING"
@@ -266,7 +267,7 @@ func (s *Service) Submit(ctx context.Context, key Key, opts workflows.Options) (
 			}
 			return SubmitResult{Outcome: AlreadyRunning, JobID: jobID}, nil
 		}
-		return SubmitResult{}, fmt.Errorf("%w: start %s: %v", ErrUnavailable, key.WorkflowID(), err)
+		return SubmitResult{}, fmt.Errorf("%w: start %s: %s", ErrUnavailable, key.WorkflowID(), err.Error())
 	}
 	jobID := run.GetRunID()
 	if input.Resume != nil && input.Resume.JobID != "" {
@@ -343,7 +344,7 @@ func (s *Service) checkSources(ctx context.Context, key Key, opts workflows.Opti
 			case errors.Is(err, storage.ErrInvalidPath):
 				return &InputError{field, err.Error()}
 			}
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return fmt.Errorf("%w: %s", ErrUnavailable, err.Error())
 		}
 		return nil
 	}
@@ -406,7 +407,7 @@ func (s *Service) lastRun(ctx context.Context, key Key) (runInfo, error) {
 		if errors.As(err, &nf) {
 			return runInfo{}, ErrNotFound
 		}
-		return runInfo{}, fmt.Errorf("%w: describe %s: %v", ErrUnavailable, key.WorkflowID(), err)
+		return runInfo{}, fmt.Errorf("%w: describe %s: %s", ErrUnavailable, key.WorkflowID(), err.Error())
 	}
 	info := desc.GetWorkflowExecutionInfo()
 	ri := runInfo{
@@ -421,7 +422,7 @@ func (s *Service) lastRun(ctx context.Context, key Key) (runInfo, error) {
 		var st workflows.JobState
 		if err := s.client.GetWorkflow(ctx, key.WorkflowID(), ri.runID).Get(ctx, &st); err != nil {
 			// Guessing here could restart a stopped job from zero.
-			return runInfo{}, fmt.Errorf("%w: read the result of %s: %v", ErrUnavailable, key.WorkflowID(), err)
+			return runInfo{}, fmt.Errorf("%w: read the result of %s: %s", ErrUnavailable, key.WorkflowID(), err.Error())
 		}
 		ri.state = &st
 		if st.JobID != "" {
@@ -469,7 +470,7 @@ func (s *Service) Progress(ctx context.Context, key Key) (workflows.JobState, er
 	defer cancel()
 	resp, err := s.client.QueryWorkflow(qctx, key.WorkflowID(), last.runID, workflows.QueryProgress)
 	if err != nil {
-		return workflows.JobState{}, fmt.Errorf("%w: query %s (is a coordinator running?): %v", ErrUnavailable, key.WorkflowID(), err)
+		return workflows.JobState{}, fmt.Errorf("%w: query %s (is a coordinator running?): %s", ErrUnavailable, key.WorkflowID(), err.Error())
 	}
 	var st workflows.JobState
 	if err := resp.Get(&st); err != nil {
@@ -496,7 +497,7 @@ func (s *Service) Stop(ctx context.Context, key Key) error {
 		if errors.As(err, &nf) {
 			return ErrNotFound
 		}
-		return fmt.Errorf("%w: signal %s: %v", ErrUnavailable, key.WorkflowID(), err)
+		return fmt.Errorf("%w: signal %s: %s", ErrUnavailable, key.WorkflowID(), err.Error())
 	}
 	return nil
 }
@@ -526,7 +527,7 @@ func (s *Service) List(ctx context.Context, f ListFilter) ([]Summary, error) {
 	for {
 		resp, err := s.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token, PageSize: 1000})
 		if err != nil {
-			return nil, fmt.Errorf("%w: list jobs: %v", ErrUnavailable, err)
+			return nil, fmt.Errorf("%w: list jobs: %s", ErrUnavailable, err.Error())
 		}
 		for _, e := range resp.GetExecutions() {
 			id := e.GetExecution().GetWorkflowId()

@@ -113,7 +113,7 @@ func (s *Store) ReadEntries(ctx context.Context, jobID, kind, key string, start,
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
 		return nil, corrupt(uri, err)
@@ -169,7 +169,7 @@ func (s *Store) ReadFailures(ctx context.Context, jobID, key string) ([]workflow
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	n, err := binary.ReadUvarint(r)
 	if err != nil || n > maxField {
 		return nil, corrupt(uri, err)
@@ -256,7 +256,7 @@ func (s *Store) WriteFailureList(ctx context.Context, jobID string) (string, int
 		}
 		for _, f := range fs {
 			msg := strings.NewReplacer("\n", " ", "\t", " ").Replace(f.Message)
-			fmt.Fprintf(bw, "%s\t%s\t%s\n", f.Path, f.Reason, msg)
+			_, _ = fmt.Fprintf(bw, "%s\t%s\t%s\n", f.Path, f.Reason, msg)
 			lines++
 		}
 	}
@@ -322,7 +322,7 @@ func (s *Store) open(ctx context.Context, uri, magic string) (*reader, error) {
 	r := &reader{Reader: bufio.NewReaderSize(rc, 64<<10), Closer: rc}
 	head := make([]byte, len(magic))
 	if _, err := io.ReadFull(r, head); err != nil || string(head) != magic {
-		rc.Close()
+		_ = rc.Close()
 		return nil, corrupt(uri, err)
 	}
 	return r, nil
@@ -332,7 +332,7 @@ func corrupt(uri string, err error) error {
 	if err == nil {
 		err = errors.New("bad header or size")
 	}
-	return fmt.Errorf("%w: %s: %v", ErrCorrupt, uri, err)
+	return fmt.Errorf("%w: %s: %s", ErrCorrupt, uri, err.Error())
 }
 
 func putString(b *bytes.Buffer, s string) {

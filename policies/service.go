@@ -499,5 +499,5 @@ func (s *Service) scheduleErr(name, op string, err error) error {
 }
 
 func unavailable(what string, err error) error {
-	return fmt.Errorf("%w: %s: %v", jobs.ErrUnavailable, what, err)
+	return fmt.Errorf("%w: %s: %s", jobs.ErrUnavailable, what, err.Error())
 }

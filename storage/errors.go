@@ -34,7 +34,8 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if e.Err == nil || e.Err == e.Kind {
+	// Identity, not errors.Is: an Err that merely wraps Kind still has detail to show.
+	if e.Err == nil || e.Err == e.Kind { //nolint:errorlint // see above
 		return fmt.Sprintf("%s %s: %v", e.Op, e.URI, e.Kind)
 	}
 	return fmt.Sprintf("%s %s: %v: %v", e.Op, e.URI, e.Kind, e.Err)

@@ -55,7 +55,7 @@ func ParseMount(s string) (Mount, error) {
 	if !strings.Contains(s, "://") {
 		abs, err := filepath.Abs(s)
 		if err != nil {
-			return Mount{}, fmt.Errorf("%w: mount %q: %v", ErrInvalidPath, s, err)
+			return Mount{}, fmt.Errorf("%w: mount %q: %s", ErrInvalidPath, s, err.Error())
 		}
 		s = "file://" + abs
 	}

@@ -27,7 +27,7 @@ func ParseURI(s string) (URI, error) {
 		return URI{}, fmt.Errorf("%w: %q has no scheme (expected a full URI such as file:///data or s3://bucket/key)", ErrInvalidPath, s)
 	}
 	for _, r := range scheme {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.') {
+		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '+' && r != '-' && r != '.' {
 			return URI{}, fmt.Errorf("%w: %q has an invalid scheme", ErrInvalidPath, s)
 		}
 	}

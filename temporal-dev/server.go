@@ -302,7 +302,7 @@ func pruneMembership(sqlCfg *config.SQL) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	_, err = db.PruneClusterMembership(context.Background(), &sqlplugin.PruneClusterMembershipFilter{
 		PruneRecordsBefore: time.Now().Add(100 * 365 * 24 * time.Hour),
 	})
@@ -414,7 +414,7 @@ func resolvePort(addr string) (string, int, error) {
 }
 
 func checkFree(host string, port int) error {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	l, err := new(net.ListenConfig).Listen(context.Background(), "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
 		return fmt.Errorf("port %d on %s is not free (is another Temporal or ferry dev running?): %w", port, host, err)
 	}
@@ -432,7 +432,7 @@ func freePorts(host string, n int) ([]int, error) {
 		}
 	}()
 	for range n {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		l, err := new(net.ListenConfig).Listen(context.Background(), "tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			return nil, fmt.Errorf("find a free port on %s: %w", host, err)
 		}

@@ -134,7 +134,7 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 			return fmt.Errorf("UI API answered %d: %.300s", resp.StatusCode, b)
 		}
 		if err := json.Unmarshal(b, &list); err != nil {
-			return fmt.Errorf("UI API answer: %v: %.300s", err, b)
+			return fmt.Errorf("UI API answer: %w: %.300s", err, b)
 		}
 		for _, e := range list.Executions {
 			if e.Execution.WorkflowID == "kept-across-kill" {

@@ -80,7 +80,7 @@ func TestStopAndResumeKeepsJobIDAndExactCounters(t *testing.T) {
 	ferrytest.Eventually(t, 30*time.Second, func() error {
 		st, err := cl.Svc.Progress(ctx, key)
 		if err != nil || st.Processed() < 15 {
-			return fmt.Errorf("processed %d, %v", st.Processed(), err)
+			return fmt.Errorf("processed %d, %w", st.Processed(), err)
 		}
 		return nil
 	})
@@ -103,7 +103,7 @@ func TestStopAndResumeKeepsJobIDAndExactCounters(t *testing.T) {
 		var err error
 		stopped, err = cl.Svc.Progress(ctx, key)
 		if err != nil || stopped.Status != workflows.StatusStopped {
-			return fmt.Errorf("status %s, %v", stopped.Status, err)
+			return fmt.Errorf("status %s, %w", stopped.Status, err)
 		}
 		return nil
 	})
@@ -174,7 +174,7 @@ func TestNodeLossReplansWork(t *testing.T) {
 	ferrytest.Eventually(t, 30*time.Second, func() error {
 		st, err := cl.Svc.Progress(context.Background(), key)
 		if err != nil || st.Processed() < 30 {
-			return fmt.Errorf("processed %d, %v", st.Processed(), err)
+			return fmt.Errorf("processed %d, %w", st.Processed(), err)
 		}
 		return nil
 	})

@@ -166,7 +166,7 @@ func TestRingBrieflyDownDoesNotFailTheJob(t *testing.T) {
 	ferrytest.Eventually(t, 60*time.Second, func() error {
 		st, err := cl.Svc.Progress(context.Background(), key)
 		if err != nil || st.Qualified != 50 || st.Status != workflows.StatusRunning {
-			return fmt.Errorf("status %s, qualified %d, %v", st.Status, st.Qualified, err)
+			return fmt.Errorf("status %s, qualified %d, %w", st.Status, st.Qualified, err)
 		}
 		return nil
 	})
@@ -245,13 +245,13 @@ func TestPassesForReplayCorpus(t *testing.T) {
 		return st
 	}
 
-	src, total := enginetest.MakeTree(t, 30)
+	src, _ := enginetest.MakeTree(t, 30)
 	st := run("v2-dry-run", jobs.Key{Type: workflows.JobLoad, Path: src}, map[string]any{"dryRun": "true", "batchSize": "7"})
 	if st.Status != workflows.StatusSucceeded || st.Qualified != 30 || st.Processed() != 0 || cl.Caches["node-1"].Loads()+cl.Caches["node-2"].Loads() != 0 {
 		t.Fatalf("dry run: %s qualified %d processed %d", st.Status, st.Qualified, st.Processed())
 	}
 
-	src, total = enginetest.MakeTree(t, 30)
+	src, total := enginetest.MakeTree(t, 30)
 	st = run("v2-verify", jobs.Key{Type: workflows.JobLoad, Path: src}, map[string]any{"verify": "true", "batchSize": "7"})
 	enginetest.CheckExact(t, st, 30, total)
 	if st.VerifyPass != 1 || st.VerifyLoadedFiles != 0 {

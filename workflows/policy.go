@@ -164,7 +164,7 @@ func scheduledTime(ctx workflow.Context) time.Time {
 	}
 	// The scheduler encodes the value without the type metadata the typed
 	// view needs on some server versions; decode the raw payload then.
-	if t, ok := rawTime(workflow.GetInfo(ctx).SearchAttributes, SearchAttrScheduledStartTime); ok {
+	if t, ok := rawTime(workflow.GetInfo(ctx).SearchAttributes, SearchAttrScheduledStartTime); ok { //nolint:staticcheck // SA1019: the raw payload is the fallback for when the typed view fails
 		return t.UTC()
 	}
 	return workflow.Now(ctx).UTC().Truncate(time.Second)

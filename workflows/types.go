@@ -37,6 +37,7 @@ const (
 // JobType is load, copy or move.
 type JobType string
 
+// The job types.
 const (
 	JobLoad JobType = "load"
 	JobCopy JobType = "copy"
@@ -49,6 +50,7 @@ func (t JobType) Valid() bool { return t == JobLoad || t == JobCopy || t == JobM
 // JobStatus is the state users see (spec/jobs.md §1).
 type JobStatus string
 
+// The job statuses.
 const (
 	StatusRunning   JobStatus = "RUNNING"
 	StatusVerifying JobStatus = "VERIFYING"
@@ -63,6 +65,7 @@ func (s JobStatus) Active() bool { return s == StatusRunning || s == StatusVerif
 // Stage is what a running job is doing (shown with --verbose).
 type Stage string
 
+// The stages of a running job.
 const (
 	StageListing   Stage = "LISTING"
 	StageLoading   Stage = "LOADING"

@@ -92,12 +92,12 @@ func ownerOf(addr, uri string) (string, error) {
 	}
 	var o struct {
 		Host           string
-		HttpServerPort int
+		HTTPServerPort int `json:"HttpServerPort"`
 	}
 	if err := json.Unmarshal(b, &o); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s:%d", o.Host, o.HttpServerPort), nil
+	return fmt.Sprintf("%s:%d", o.Host, o.HTTPServerPort), nil
 }
 
 // waitMembers waits until every given node lists exactly want and returns

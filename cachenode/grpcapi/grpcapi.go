@@ -137,18 +137,18 @@ func errorKind(err error) string {
 	if errors.Is(err, pagestore.ErrChanged) {
 		return "changed"
 	}
-	switch storage.Kind(err) {
-	case storage.ErrNotFound:
+	switch kind := storage.Kind(err); {
+	case errors.Is(kind, storage.ErrNotFound):
 		return "not_found"
-	case storage.ErrPermission:
+	case errors.Is(kind, storage.ErrPermission):
 		return "permission"
-	case storage.ErrExists:
+	case errors.Is(kind, storage.ErrExists):
 		return "exists"
-	case storage.ErrInvalidPath:
+	case errors.Is(kind, storage.ErrInvalidPath):
 		return "invalid_path"
-	case storage.ErrOutOfRange:
+	case errors.Is(kind, storage.ErrOutOfRange):
 		return "out_of_range"
-	case storage.ErrUnavailable:
+	case errors.Is(kind, storage.ErrUnavailable):
 		return "unavailable"
 	}
 	return "internal"
@@ -286,18 +286,18 @@ func toStatus(err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
 	default:
-		switch storage.Kind(err) {
-		case storage.ErrNotFound:
+		switch kind := storage.Kind(err); {
+		case errors.Is(kind, storage.ErrNotFound):
 			code = codes.NotFound
-		case storage.ErrPermission:
+		case errors.Is(kind, storage.ErrPermission):
 			code = codes.PermissionDenied
-		case storage.ErrExists:
+		case errors.Is(kind, storage.ErrExists):
 			code = codes.AlreadyExists
-		case storage.ErrInvalidPath:
+		case errors.Is(kind, storage.ErrInvalidPath):
 			code = codes.InvalidArgument
-		case storage.ErrOutOfRange:
+		case errors.Is(kind, storage.ErrOutOfRange):
 			code = codes.OutOfRange
-		case storage.ErrUnavailable:
+		case errors.Is(kind, storage.ErrUnavailable):
 			code = codes.Unavailable
 		}
 	}

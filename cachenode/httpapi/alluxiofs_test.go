@@ -67,7 +67,7 @@ func TestAlluxiofsNodeTakesThePathRaw(t *testing.T) {
 		uri := "file:///d/" + name
 		var got struct {
 			Host           string
-			HttpServerPort int
+			HTTPServerPort int `json:"HttpServerPort"`
 		}
 		code, body := f.alluxiofs("GET", "/v1/node?path="+pyRaw(uri))
 		if code != 200 || json.Unmarshal(body, &got) != nil {

@@ -386,7 +386,7 @@ func TestNodeAndClusterAnswerTheOwner(t *testing.T) {
 	for _, p := range []string{"s3://bucket/a", "s3://bucket/b c", "gs://x/y+z"} {
 		var got struct {
 			Host           string
-			HttpServerPort int
+			HTTPServerPort int `json:"HttpServerPort"`
 		}
 		if err := json.Unmarshal(f.get("/v1/node?path="+raw(p)), &got); err != nil { // path= raw, as alluxiofs sends it
 			t.Fatal(err)
@@ -403,7 +403,7 @@ func TestNodeAndClusterAnswerTheOwner(t *testing.T) {
 			t.Fatalf("cluster %+v", cl)
 		}
 		want := map[string]string{"node-1": "127.0.0.1", "node-2": "127.0.0.2", "node-3": "127.0.0.3"}[cl.Owners[0]]
-		if got.Host != want || got.HttpServerPort != 28080 {
+		if got.Host != want || got.HTTPServerPort != 28080 {
 			t.Errorf("%s: node %+v, cluster says %s", p, got, cl.Owners[0])
 		}
 	}

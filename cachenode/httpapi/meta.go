@@ -52,8 +52,8 @@ func (s *Server) infoOf(e storage.Entry) fileInfo {
 	}
 	if !e.IsDir {
 		if f, ok, err := s.cfg.Store.Lookup(e.URI); err == nil && ok && f.Version == e.Version {
-			switch {
-			case f.Size == 0:
+			switch f.Size {
+			case 0:
 				fi.InAlluxioPercentage = 100
 			default:
 				fi.InAlluxioPercentage = int(f.CachedBytes * 100 / f.Size)
@@ -262,7 +262,7 @@ func (s *Server) load(c echo.Context) error {
 	if err != nil {
 		return statusError(http.StatusServiceUnavailable, "job API not reachable at %s: %v", s.cfg.JobAPIURL, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if ct := resp.Header.Get(echo.HeaderContentType); ct != "" {
 		c.Response().Header().Set(echo.HeaderContentType, ct)
 	}

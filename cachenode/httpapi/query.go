@@ -137,7 +137,7 @@ func checkID(id string) error {
 		return badRequest("file id %q is not 64 hex digits (hex SHA-256 of the full URI)", id)
 	}
 	for _, r := range id {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
 			return badRequest("file id %q is not 64 lower-case hex digits", id)
 		}
 	}

@@ -239,16 +239,16 @@ func classify(err error) (int, string) {
 	if errors.Is(err, pagestore.ErrChanged) {
 		return http.StatusPreconditionFailed, err.Error()
 	}
-	switch storage.Kind(err) {
-	case storage.ErrNotFound:
+	switch kind := storage.Kind(err); {
+	case errors.Is(kind, storage.ErrNotFound):
 		return http.StatusNotFound, err.Error()
-	case storage.ErrPermission:
+	case errors.Is(kind, storage.ErrPermission):
 		return http.StatusForbidden, err.Error()
-	case storage.ErrExists:
+	case errors.Is(kind, storage.ErrExists):
 		return http.StatusConflict, err.Error()
-	case storage.ErrInvalidPath, storage.ErrOutOfRange:
+	case errors.Is(kind, storage.ErrInvalidPath) || errors.Is(kind, storage.ErrOutOfRange):
 		return http.StatusBadRequest, err.Error()
-	case storage.ErrUnavailable:
+	case errors.Is(kind, storage.ErrUnavailable):
 		return http.StatusServiceUnavailable, err.Error()
 	}
 	if errors.Is(err, context.DeadlineExceeded) {

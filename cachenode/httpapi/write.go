@@ -66,7 +66,7 @@ func (s *Server) postPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if n >= f.Pages() && !(n == 0 && f.Size == 0) {
+	if n >= f.Pages() && (n != 0 || f.Size != 0) {
 		return badRequest("page %d is past the end of %s (%d pages)", n, uri, f.Pages())
 	}
 	want := f.PageLen(n)
@@ -214,7 +214,7 @@ func (s *Server) rm(c echo.Context) error {
 		err = st.Delete(ctx, uri)
 	}
 	if err != nil {
-		if k := storage.Kind(err); !recursive && (k == storage.ErrInvalidPath || k == storage.ErrExists) {
+		if k := storage.Kind(err); !recursive && (errors.Is(k, storage.ErrInvalidPath) || errors.Is(k, storage.ErrExists)) {
 			return statusError(http.StatusConflict, "%s: directory not empty; pass recursive=true", uri)
 		}
 		return err
@@ -365,7 +365,7 @@ func (s *Server) copy(ctx context.Context, src, dst string, overwrite bool) (sto
 	if err != nil {
 		return storage.Entry{}, err
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	w, err := dstStore.Create(ctx, dst, opts)
 	if err != nil {
 		return storage.Entry{}, err

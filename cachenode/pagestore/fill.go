@@ -210,7 +210,7 @@ func (s *Store) loadRun(ctx context.Context, f File, run []claim, lim Limiter, p
 		s.abandon(f, run, err)
 		return 0, err
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	if len(run) == 1 {
 		return s.loadOne(ctx, f, run[0], rc, lim, progress)
 	}
@@ -220,7 +220,7 @@ func (s *Store) loadRun(ctx context.Context, f File, run []claim, lim Limiter, p
 		s.abandon(f, run, err)
 		return 0, err
 	}
-	defer fh.Close()
+	defer func() { _ = fh.Close() }()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -428,7 +428,8 @@ func (s *Store) storePage(f File, idx int64, data []byte, crc uint32, fh *os.Fil
 			if fh, err = s.openData(path); err != nil {
 				return storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
 			}
-			defer fh.Close()
+			// WriteAt reports write errors; closing an unbuffered *os.File adds none to act on.
+			defer func() { _ = fh.Close() }()
 		}
 		if _, err := fh.WriteAt(data, idx*f.PageSize); err != nil {
 			return storage.NewError("cache", f.URI, storage.ErrUnavailable, err)

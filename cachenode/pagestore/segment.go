@@ -178,16 +178,6 @@ func (s *segments) file(id uint32) *os.File {
 	return nil
 }
 
-// clear removes every segment.
-func (s *segments) clear() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, seg := range s.all {
-		s.removeLocked(seg)
-	}
-	s.active = nil
-}
-
 func (s *segments) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

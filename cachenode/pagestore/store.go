@@ -497,7 +497,7 @@ func (s *Store) get(key []byte) ([]byte, bool, error) {
 func (s *Store) apply(b *pebble.Batch) error {
 	s.life.RLock()
 	defer s.life.RUnlock()
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	if s.closed {
 		return ErrClosed
 	}

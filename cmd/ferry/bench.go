@@ -48,10 +48,10 @@ func newBenchCommand(g *globals) *cobra.Command {
 				return fmt.Errorf("--cpu-profile: %w", err)
 			}
 			if err := pprof.StartCPUProfile(f); err != nil {
-				f.Close()
+				_ = f.Close()
 				return fmt.Errorf("--cpu-profile: %w", err)
 			}
-			stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+			stopProfile = func() { pprof.StopCPUProfile(); _ = f.Close() }
 			return nil
 		},
 		PersistentPostRun: func(cmd *cobra.Command, args []string) {
@@ -180,7 +180,7 @@ func makeFiles(dir string, n int, size int64) error {
 		for left := size; left > 0; left -= int64(len(buf)) {
 			buf[0] = byte(i)
 			if _, err := f.Write(buf[:min(left, int64(len(buf)))]); err != nil {
-				f.Close()
+				_ = f.Close()
 				return err
 			}
 		}
@@ -203,7 +203,7 @@ func cpSide(src, dst string) abbench.Side {
 		start := time.Now()
 		out, err := exec.CommandContext(ctx, "cp", "-r", src, dst).CombinedOutput()
 		if err != nil {
-			return 0, fmt.Errorf("cp -r: %v: %s", err, out)
+			return 0, fmt.Errorf("cp -r: %w: %s", err, out)
 		}
 		// cp returns with data in the page cache; so does the page store.
 		return time.Since(start), nil
@@ -245,13 +245,13 @@ type benchRow struct {
 
 func printRows(w io.Writer, rows []benchRow, nameA, nameB string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "workload\tfiles\tMiB\t%s\t%s\t%s files/s\t%s files/s\t%s MB/s\t%s MB/s\t%s/%s time (min–max)\t%s speed\t\n",
+	_, _ = fmt.Fprintf(tw, "workload\tfiles\tMiB\t%s\t%s\t%s files/s\t%s files/s\t%s MB/s\t%s MB/s\t%s/%s time (min–max)\t%s speed\t\n",
 		nameB, nameA, nameB, nameA, nameB, nameA, nameA, nameB, nameA)
 	for _, r := range rows {
 		mib := float64(r.bytes) / (1 << 20)
 		a, b := r.res.MedianA(), r.res.MedianB()
 		med, lo, hi := r.res.Ratio()
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%v\t%v\t%.0f\t%.0f\t%.1f\t%.1f\t%.2f× (%.2f–%.2f)\t%.0f%% of %s\t\n", r.what, r.files, mib,
+		_, _ = fmt.Fprintf(tw, "%s\t%d\t%.0f\t%v\t%v\t%.0f\t%.0f\t%.1f\t%.1f\t%.2f× (%.2f–%.2f)\t%.0f%% of %s\t\n", r.what, r.files, mib,
 			b.Round(time.Millisecond), a.Round(time.Millisecond),
 			float64(r.files)/b.Seconds(), float64(r.files)/a.Seconds(),
 			mib/b.Seconds(), mib/a.Seconds(), med, lo, hi, 100/med, nameB)
@@ -294,17 +294,17 @@ with every figure: on a shared machine they are noisy.`,
 			if err != nil {
 				return err
 			}
-			defer os.RemoveAll(root)
+			defer func() { _ = os.RemoveAll(root) }()
 			out := cmd.OutOrStdout()
 			env, err := startBenchEnv(ctx, g, filepath.Join(root, "ferry"), nodes, int64(large)*int64(ls)+int64(small)*int64(ss)+(1<<30), true)
 			if err != nil {
 				return err
 			}
-			defer env.p.stopAll(30 * time.Second)
+			defer func() { _ = env.p.stopAll(30 * time.Second) }()
 
 			progress := func(what string) func(int, time.Duration, time.Duration) {
 				return func(i int, a, b time.Duration) {
-					fmt.Fprintf(out, "  %s pair %d: ferry %v, baseline %v (load average %.2f)\n", what, i+1,
+					_, _ = fmt.Fprintf(out, "  %s pair %d: ferry %v, baseline %v (load average %.2f)\n", what, i+1,
 						a.Round(time.Millisecond), b.Round(time.Millisecond), abbench.LoadAverage()[0])
 				}
 			}
@@ -312,22 +312,22 @@ with every figure: on a shared machine they are noisy.`,
 			var reloadRead int64
 			run := func(what string, n int, size int64) error {
 				src := filepath.Join(root, what)
-				fmt.Fprintf(out, "creating %d files of %d bytes…\n", n, size)
+				_, _ = fmt.Fprintf(out, "creating %d files of %d bytes…\n", n, size)
 				if err := makeFiles(src, n, size); err != nil {
 					return err
 				}
 				var last workflows.JobState
 				cold := env.loadSide(src, n, true, &last)
 				warm := env.loadSide(src, n, false, &last)
-				fmt.Fprintf(out, "%s: cold ferry load vs cp -r\n", what)
+				_, _ = fmt.Fprintf(out, "%s: cold ferry load vs cp -r\n", what)
 				res, err := abbench.Run(ctx, abbench.Options{Pairs: pairs, Progress: progress(what)}, cold, cpSide(src, filepath.Join(root, what+"-cp")))
 				if err != nil {
 					return fmt.Errorf("%s: %w", what, err)
 				}
 				vsCp = append(vsCp, benchRow{what: what, files: n, bytes: last.BytesDone, res: res})
-				fmt.Fprintf(out, "%s: %s\n", what, res.Summary("ferry", "cp"))
+				_, _ = fmt.Fprintf(out, "%s: %s\n", what, res.Summary("ferry", "cp"))
 
-				fmt.Fprintf(out, "%s: second load of the unchanged tree vs a cold load\n", what)
+				_, _ = fmt.Fprintf(out, "%s: second load of the unchanged tree vs a cold load\n", what)
 				var readDuringReloads int64
 				reload := func(ctx context.Context) (time.Duration, error) {
 					before := env.bytesFromStorage()
@@ -344,7 +344,7 @@ with every figure: on a shared machine they are noisy.`,
 				}
 				vsCold = append(vsCold, benchRow{what: what, files: n, bytes: int64(n) * size, res: res})
 				reloadRead += readDuringReloads
-				fmt.Fprintf(out, "%s: %s; bytes read from storage by the second loads: %d\n", what, res.Summary("reload", "cold"), readDuringReloads)
+				_, _ = fmt.Fprintf(out, "%s: %s; bytes read from storage by the second loads: %d\n", what, res.Summary("reload", "cold"), readDuringReloads)
 				return nil
 			}
 			if small > 0 {
@@ -358,12 +358,12 @@ with every figure: on a shared machine they are noisy.`,
 				}
 			}
 			l := abbench.LoadAverage()
-			fmt.Fprintf(out, "\nferry bench load (%d cache nodes, same disk, same run; medians of %d alternated pairs after a warm-up; load average now %.2f %.2f %.2f, %d CPUs)\n",
+			_, _ = fmt.Fprintf(out, "\nferry bench load (%d cache nodes, same disk, same run; medians of %d alternated pairs after a warm-up; load average now %.2f %.2f %.2f, %d CPUs)\n",
 				nodes, pairs, l[0], l[1], l[2], runtime.NumCPU())
 			printRows(out, vsCp, "ferry", "cp")
-			fmt.Fprintln(out)
+			_, _ = fmt.Fprintln(out)
 			printRows(out, vsCold, "reload", "cold")
-			fmt.Fprintf(out, "bytes read from storage by second loads of unchanged trees: %d\n", reloadRead)
+			_, _ = fmt.Fprintf(out, "bytes read from storage by second loads of unchanged trees: %d\n", reloadRead)
 			if reloadRead != 0 {
 				return fmt.Errorf("second loads of unchanged trees read %d bytes from storage; want 0", reloadRead)
 			}
@@ -399,11 +399,11 @@ memory (VmHWM) and the listing rate.`,
 			if err != nil {
 				return err
 			}
-			defer os.RemoveAll(root)
+			defer func() { _ = os.RemoveAll(root) }()
 			tree := existing
 			if tree == "" {
 				tree = filepath.Join(root, "tree")
-				fmt.Fprintf(out, "creating %d empty files…\n", entries)
+				_, _ = fmt.Fprintf(out, "creating %d empty files…\n", entries)
 				if err := makeEmpty(tree, entries); err != nil {
 					return err
 				}
@@ -412,7 +412,7 @@ memory (VmHWM) and the listing rate.`,
 			if err != nil {
 				return err
 			}
-			defer env.p.stopAll(30 * time.Second)
+			defer func() { _ = env.p.stopAll(30 * time.Second) }()
 			self, err := os.Executable()
 			if err != nil {
 				return err
@@ -452,9 +452,9 @@ memory (VmHWM) and the listing rate.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "listed %d entries in %v (%.0f entries/s, %d pages, %d runs)\n",
+			_, _ = fmt.Fprintf(out, "listed %d entries in %v (%.0f entries/s, %d pages, %d runs)\n",
 				st.Qualified, took.Round(time.Millisecond), float64(st.Qualified)/took.Seconds(), st.PagesListed, st.Runs)
-			fmt.Fprintf(out, "coordinator peak RSS %.1f MiB (of which its own anonymous memory peaked at %.1f MiB; the rest is pages of the executable)\n",
+			_, _ = fmt.Fprintf(out, "coordinator peak RSS %.1f MiB (of which its own anonymous memory peaked at %.1f MiB; the rest is pages of the executable)\n",
 				float64(hwm)/(1<<20), float64(anonPeak)/(1<<20))
 			return nil
 		},
@@ -489,7 +489,7 @@ func makeEmpty(dir string, n int) error {
 						errs <- err
 						return
 					}
-					f.Close()
+					_ = f.Close()
 				}
 			}
 		}()
@@ -520,7 +520,7 @@ func procStatus(pid int, field string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if rest, ok := strings.CutPrefix(sc.Text(), field); ok {

@@ -109,17 +109,18 @@ func startDev(ctx context.Context, binary, dataDir, logPath string) (*devProcess
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(binary, "dev", "--data-dir", dataDir, "--temporal-listen", "127.0.0.1:0", "--ui-listen", "",
+	// WithoutCancel: the process is stopped by devProcess, not killed when ctx ends.
+	cmd := exec.CommandContext(context.WithoutCancel(ctx), binary, "dev", "--data-dir", dataDir, "--temporal-listen", "127.0.0.1:0", "--ui-listen", "",
 		"--metrics-listen", "", "--api-listen", "127.0.0.1:0", "--node-http-port", "0", "--node-grpc-port", "0",
 		"--nodes", "3", "--node-capacity", "4GiB", "--log-level", "warn")
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		logf.Close()
+		_ = logf.Close()
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		logf.Close()
+		_ = logf.Close()
 		return nil, err
 	}
 	d := &devProcess{cmd: cmd, done: make(chan error, 1)}
@@ -139,7 +140,7 @@ func startDev(ctx context.Context, binary, dataDir, logPath string) (*devProcess
 		}
 		_, _ = io.Copy(io.Discard, out)
 	}()
-	go func() { d.done <- cmd.Wait(); logf.Close() }()
+	go func() { d.done <- cmd.Wait(); _ = logf.Close() }()
 	select {
 	case <-ready:
 		if d.api == "" || len(d.nodes) == 0 {
@@ -148,7 +149,7 @@ func startDev(ctx context.Context, binary, dataDir, logPath string) (*devProcess
 		}
 		return d, nil
 	case err := <-d.done:
-		return nil, fmt.Errorf("ferry dev exited before it was ready (%v); see %s", err, logPath)
+		return nil, fmt.Errorf("ferry dev exited before it was ready (%w); see %s", err, logPath)
 	case <-ctx.Done():
 		d.stop()
 		return nil, ctx.Err()
@@ -245,13 +246,13 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 		return err
 	}
 	if o.keep {
-		fmt.Fprintf(out, "keeping %s\n", root)
+		_, _ = fmt.Fprintf(out, "keeping %s\n", root)
 	} else {
-		defer os.RemoveAll(root)
+		defer func() { _ = os.RemoveAll(root) }()
 	}
 
 	tree, ranges := filepath.Join(root, "tree"), filepath.Join(root, "ranges")
-	fmt.Fprintf(out, "creating %d files of %s and %d of %s…\n", o.files, o.fileSize, o.rangeFiles, o.rangeFileSize)
+	_, _ = fmt.Fprintf(out, "creating %d files of %s and %d of %s…\n", o.files, o.fileSize, o.rangeFiles, o.rangeFileSize)
 	if err := makeFiles(tree, o.files, int64(fileSize)); err != nil {
 		return err
 	}
@@ -272,13 +273,15 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 	}
 	defer dev.stop()
 	pid := dev.cmd.Process.Pid
-	fmt.Fprintf(out, "ferry dev (pid %d): API %s, %d cache nodes\n", pid, dev.api, len(dev.nodes))
+	_, _ = fmt.Fprintf(out, "ferry dev (pid %d): API %s, %d cache nodes\n", pid, dev.api, len(dev.nodes))
 	rssStart, _ := procStatus(pid, "VmRSS:")
 
 	client := &http.Client{
 		Timeout:   o.requestTimeout,
 		Transport: &http.Transport{MaxIdleConns: 4 * o.clients, MaxIdleConnsPerHost: 2 * o.clients, IdleConnTimeout: time.Minute},
 	}
+	// do sends one request and returns the response with its body already
+	// read into the []byte and closed (hence the bodyclose nolints below).
 	do := func(ctx context.Context, method, u string, body any) (*http.Response, []byte, error) {
 		var r io.Reader
 		if body != nil {
@@ -293,7 +296,7 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 		if err != nil {
 			return nil, nil, err
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		b, err := io.ReadAll(resp.Body)
 		return resp, b, err
 	}
@@ -315,7 +318,7 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 			go func() {
 				defer wg.Done()
 				for range next {
-					resp, _, err := do(ctx, http.MethodGet, listURL, nil)
+					resp, _, err := do(ctx, http.MethodGet, listURL, nil) //nolint:bodyclose // do has read and closed the body
 					code, _ := check(resp, err)
 					mu.Lock()
 					codes[code]++
@@ -336,11 +339,11 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 		opts["bandwidth"] = o.bandwidth
 	}
 	jobPath := "file://" + tree
-	resp, b, err := do(ctx, http.MethodPost, dev.api+"/api/v1/master/submit_job/load", map[string]any{"path": jobPath, "options": opts})
+	resp, b, err := do(ctx, http.MethodPost, dev.api+"/api/v1/master/submit_job/load", map[string]any{"path": jobPath, "options": opts}) //nolint:bodyclose // do has read and closed the body
 	if err != nil || resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("submit the job: %v %s", err, b)
+		return fmt.Errorf("submit the job: %w %s", err, b)
 	}
-	fmt.Fprintf(out, "submitted a load job of %d files (%s, bandwidth %v)\n", o.files, report.FormatSize(total), opts["bandwidth"])
+	_, _ = fmt.Fprintf(out, "submitted a load job of %d files (%s, bandwidth %v)\n", o.files, report.FormatSize(total), opts["bandwidth"])
 
 	one, codes1, err := burst(1)
 	if err != nil {
@@ -350,7 +353,7 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "list_job burst while the job runs: %d calls from 1 client %v (%v each, codes %v); from %d clients %v (codes %v)\n",
+	_, _ = fmt.Fprintf(out, "list_job burst while the job runs: %d calls from 1 client %v (%v each, codes %v); from %d clients %v (codes %v)\n",
 		o.burstCalls, one.Round(time.Millisecond), (one / time.Duration(o.burstCalls)).Round(time.Microsecond), codes1,
 		o.burstClients, many.Round(time.Millisecond), codesN)
 
@@ -394,15 +397,15 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 				var err error
 				switch route {
 				case "list_job":
-					resp, body, err = do(runCtx, http.MethodGet, listURL, nil)
+					resp, body, err = do(runCtx, http.MethodGet, listURL, nil) //nolint:bodyclose // do has read and closed the body
 				case "progress_job":
-					resp, body, err = do(runCtx, http.MethodPost, progressURL, progressBody)
+					resp, body, err = do(runCtx, http.MethodPost, progressURL, progressBody) //nolint:bodyclose // do has read and closed the body
 				default:
 					uri := rangeURIs[rnd.IntN(len(rangeURIs))]
 					off := rnd.Int64N(max(1, int64(rangeFileSize)-int64(rangeLength)))
 					node := dev.nodes[rnd.IntN(len(dev.nodes))]
 					u := fmt.Sprintf("%s/v1/range/%s?ufsFullPath=%s&offset=%d&length=%d", node, pagestore.FileID(uri), url.QueryEscape(uri), off, rangeLength)
-					resp, body, err = do(runCtx, http.MethodGet, u, nil)
+					resp, body, err = do(runCtx, http.MethodGet, u, nil) //nolint:bodyclose // do has read and closed the body
 					if err == nil && resp.StatusCode == http.StatusOK && int64(len(body)) != int64(rangeLength) {
 						err = fmt.Errorf("range read returned %d bytes, want %d", len(body), rangeLength)
 					}
@@ -426,8 +429,8 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 	load2, _ := os.ReadFile("/proc/loadavg")
 
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(out, "\nferry bench api: %d clients for %v against ferry dev\n", o.clients, o.duration)
-	fmt.Fprintln(tw, "route\trequests\treq/s\tp50\tp90\tp99\tmax\tstatus codes\tbad\t")
+	_, _ = fmt.Fprintf(out, "\nferry bench api: %d clients for %v against ferry dev\n", o.clients, o.duration)
+	_, _ = fmt.Fprintln(tw, "route\trequests\treq/s\tp50\tp90\tp99\tmax\tstatus codes\tbad\t")
 	var badTotal int
 	for _, r := range routes {
 		s := stats[r]
@@ -438,7 +441,7 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 		}
 		sort.Strings(codes)
 		ms := func(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t\n", r, len(s.latencies), float64(len(s.latencies))/o.duration.Seconds(),
+		_, _ = fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t\n", r, len(s.latencies), float64(len(s.latencies))/o.duration.Seconds(),
 			ms(percentile(s.latencies, 0.5)), ms(percentile(s.latencies, 0.9)), ms(percentile(s.latencies, 0.99)),
 			ms(percentile(s.latencies, 1)), strings.Join(codes, " "), s.bad)
 		badTotal += s.bad
@@ -446,19 +449,19 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 	_ = tw.Flush()
 	for _, r := range routes {
 		if s := stats[r]; s.bad > 0 {
-			fmt.Fprintf(out, "  %s: last bad answer: %s\n", r, s.badLast)
+			_, _ = fmt.Fprintf(out, "  %s: last bad answer: %s\n", r, s.badLast)
 		}
 	}
 	hwm, _ := procStatus(pid, "VmHWM:")
-	fmt.Fprintf(out, "ferry dev RSS: %.0f MiB before the clients, peak %.0f MiB during them (VmHWM %.0f MiB)\n",
+	_, _ = fmt.Fprintf(out, "ferry dev RSS: %.0f MiB before the clients, peak %.0f MiB during them (VmHWM %.0f MiB)\n",
 		float64(rssStart)/(1<<20), float64(peakRSS)/(1<<20), float64(hwm)/(1<<20))
-	fmt.Fprintf(out, "load average (1, 5, 15 min): %s at the start, %s at the end\n", firstFields(string(load1), 3), firstFields(string(load2), 3))
+	_, _ = fmt.Fprintf(out, "load average (1, 5, 15 min): %s at the start, %s at the end\n", firstFields(string(load1), 3), firstFields(string(load2), 3))
 
 	// 3. The job's counters, exact once it has ended.
 	var st report.Progress
 	deadline := time.Now().Add(o.jobTimeout)
 	for {
-		resp, b, err := do(ctx, http.MethodPost, progressURL, progressBody)
+		resp, b, err := do(ctx, http.MethodPost, progressURL, progressBody) //nolint:bodyclose // do has read and closed the body
 		if err == nil && resp.StatusCode == http.StatusOK {
 			var ans struct {
 				Progress *report.Progress `json:"progress"`
@@ -481,7 +484,7 @@ func runBenchAPI(ctx context.Context, out io.Writer, o *benchAPIOptions) error {
 	}
 	exact := st.Status == "SUCCEEDED" && st.Succeeded+st.Skipped == int64(o.files) && st.Failed == 0 &&
 		st.Qualified == st.Succeeded+st.Skipped+st.Failed && st.Processed == int64(o.files)
-	fmt.Fprintf(out, "job %s: qualified %d, succeeded %d, skipped %d, failed %d, processed %d of %d files, %s, elapsed %s: counters %s\n",
+	_, _ = fmt.Fprintf(out, "job %s: qualified %d, succeeded %d, skipped %d, failed %d, processed %d of %d files, %s, elapsed %s: counters %s\n",
 		st.Status, st.Qualified, st.Succeeded, st.Skipped, st.Failed, st.Processed, o.files, report.FormatSize(st.BytesDone), st.TimeElapsed,
 		map[bool]string{true: "exact", false: "NOT EXACT"}[exact])
 	switch {

@@ -38,7 +38,7 @@ func abSide(run func(i int) (time.Duration, error)) abbench.Side {
 // printHistory writes what one job cost in Temporal history.
 func printHistory(w io.Writer, h historystat.Stats, files int64) {
 	ev, kb := h.PerThousand(files)
-	fmt.Fprintf(w, "history of one job: %d runs, %d events, %d bytes (%.1f events and %.2f KB per 1,000 files)\n",
+	_, _ = fmt.Fprintf(w, "history of one job: %d runs, %d events, %d bytes (%.1f events and %.2f KB per 1,000 files)\n",
 		h.Runs, h.Events, h.Bytes, ev, kb)
 }
 
@@ -65,9 +65,9 @@ events and bytes per 1,000 files.`,
 			if err != nil {
 				return err
 			}
-			defer os.RemoveAll(root)
+			defer func() { _ = os.RemoveAll(root) }()
 			tree := filepath.Join(root, "tree")
-			fmt.Fprintf(out, "creating %d empty files…\n", entries)
+			_, _ = fmt.Fprintf(out, "creating %d empty files…\n", entries)
 			if err := makeEmpty(tree, entries); err != nil {
 				return err
 			}
@@ -75,7 +75,7 @@ events and bytes per 1,000 files.`,
 			if err != nil {
 				return err
 			}
-			defer env.p.stopAll(30 * time.Second)
+			defer func() { _ = env.p.stopAll(30 * time.Second) }()
 			var hist historystat.Stats
 			ferry := func(i int) (time.Duration, error) {
 				key := jobs.Key{Type: workflows.JobLoad, Path: "file://" + tree}
@@ -110,7 +110,7 @@ events and bytes per 1,000 files.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "dry-run listing of %d files: %s\n", entries, r.Summary("ferry", "find"))
+			_, _ = fmt.Fprintf(out, "dry-run listing of %d files: %s\n", entries, r.Summary("ferry", "find"))
 			printHistory(out, hist, int64(entries))
 			return nil
 		},
@@ -141,9 +141,9 @@ per-pair time ratios and the job's history events and bytes per 1,000 files.`,
 			if err != nil {
 				return err
 			}
-			defer os.RemoveAll(root)
+			defer func() { _ = os.RemoveAll(root) }()
 			src := filepath.Join(root, "src")
-			fmt.Fprintf(out, "creating %d files of %d bytes…\n", files, size)
+			_, _ = fmt.Fprintf(out, "creating %d files of %d bytes…\n", files, size)
 			if err := makeFiles(src, files, size); err != nil {
 				return err
 			}
@@ -151,7 +151,7 @@ per-pair time ratios and the job's history events and bytes per 1,000 files.`,
 			if err != nil {
 				return err
 			}
-			defer env.p.stopAll(30 * time.Second)
+			defer func() { _ = env.p.stopAll(30 * time.Second) }()
 			var hist historystat.Stats
 			ferry := func(i int) (time.Duration, error) {
 				dst := filepath.Join(root, fmt.Sprintf("ferry-%d", i+1))
@@ -183,7 +183,7 @@ per-pair time ratios and the job's history events and bytes per 1,000 files.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "copy of %d × %d B: %s\n", files, size, r.Summary("ferry", "cp -r"))
+			_, _ = fmt.Fprintf(out, "copy of %d × %d B: %s\n", files, size, r.Summary("ferry", "cp -r"))
 			printHistory(out, hist, int64(files))
 			return nil
 		},

@@ -122,7 +122,7 @@ func runCacheNode(cmd *cobra.Command, g *globals, o *cacheNodeOptions) error {
 		return fail(err)
 	}
 	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "Ferry cache node %s is running (identity %s, task queue %s)\n", o.id, n.Member().Identity, n.TaskQueue())
+	_, _ = fmt.Fprintf(out, "Ferry cache node %s is running (identity %s, task queue %s)\n", o.id, n.Member().Identity, n.TaskQueue())
 	p.printEndpoints(out)
 	<-ctx.Done()
 	return p.stopAll(30 * time.Second)

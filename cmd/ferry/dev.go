@@ -157,17 +157,17 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 
 	out := os.Stdout
 	// The banner comes last, after every start-up log line.
-	fmt.Fprintf(out, "Ferry dev is running (state in %s)\n", absData)
+	_, _ = fmt.Fprintf(out, "Ferry dev is running (state in %s)\n", absData)
 	p.printEndpoints(out)
 	sec.print(out)
-	fmt.Fprintln(out, "Press Ctrl-C to stop.")
+	_, _ = fmt.Fprintln(out, "Press Ctrl-C to stop.")
 
 	<-ctx.Done()
 	slog.Info("stopping")
 	if err := p.stopAll(30 * time.Second); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "Ferry dev stopped.")
+	_, _ = fmt.Fprintln(out, "Ferry dev stopped.")
 	return nil
 }
 
@@ -215,7 +215,7 @@ func (o *devOptions) checkPorts(externalTemporal bool, nodes []cachenode.Config)
 		if port == "0" {
 			continue
 		}
-		l, err := net.Listen("tcp", w.addr)
+		l, err := new(net.ListenConfig).Listen(context.Background(), "tcp", w.addr)
 		if err != nil {
 			if host == "" {
 				host = "*"

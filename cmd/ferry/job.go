@@ -362,7 +362,7 @@ func (j *jobCommand) awaitProgress(ctx context.Context, format string, verbose b
 		}
 		if msg := oneLine(err); msg != said {
 			said = msg
-			fmt.Fprintf(j.errOut, "ferry: waiting for the API: %s (retrying for up to %s)\n", msg, left.Round(time.Second))
+			_, _ = fmt.Fprintf(j.errOut, "ferry: waiting for the API: %s (retrying for up to %s)\n", msg, left.Round(time.Second))
 		}
 		select {
 		case <-ctx.Done():

@@ -36,7 +36,7 @@ func (p *parts) endpoint(what, where string) {
 func (p *parts) printEndpoints(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 	for _, e := range p.endpoints {
-		fmt.Fprintf(tw, "  %s\t%s\n", e[0], e[1])
+		_, _ = fmt.Fprintf(tw, "  %s\t%s\n", e[0], e[1])
 	}
 	_ = tw.Flush()
 }
@@ -58,7 +58,7 @@ func (p *parts) stopAll(timeout time.Duration) error {
 // serveHTTP serves h on addr in the background and registers its shutdown.
 // It fails at once when addr cannot be bound.
 func (p *parts) serveHTTP(name, addr string, h http.Handler, tlsCfg ...*tls.Config) (string, error) {
-	l, err := net.Listen("tcp", addr)
+	l, err := new(net.ListenConfig).Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("%s: listen on %s: %w", name, addr, err)
 	}

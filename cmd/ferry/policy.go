@@ -119,11 +119,11 @@ func readPolicyFile(file string) (json.RawMessage, string, error) {
 	}
 	var doc any
 	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return nil, "", fmt.Errorf("%s: not a YAML or JSON document: %v", file, err)
+		return nil, "", fmt.Errorf("%s: not a YAML or JSON document: %w", file, err)
 	}
 	j, err := json.Marshal(doc)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: %v", file, err)
+		return nil, "", fmt.Errorf("%s: %w", file, err)
 	}
 	var named struct {
 		Name any `json:"name"`

@@ -246,7 +246,7 @@ func (s *securityFlags) temporalConnection(opts *client.Options) error {
 	files := auth.TLSFiles{CAFile: s.temporalCA, CertFile: s.temporalCert, KeyFile: s.temporalKey, ServerName: s.temporalServerName}
 	cfg, err := files.ClientConfig()
 	if err != nil {
-		return fmt.Errorf("Temporal TLS: %w", err)
+		return fmt.Errorf("TLS for Temporal: %w", err)
 	}
 	opts.ConnectionOptions.TLS = cfg
 	switch {
@@ -329,8 +329,8 @@ func (d *devAccess) print(w interface{ Write([]byte) (int, error) }) {
 	if d.created {
 		state = "created in"
 	}
-	fmt.Fprintf(w, "API token %s %s (mode 0600; `ferry job` finds it when FERRY_DATA_DIR names this directory (default .ferry); else set FERRY_TOKEN_FILE)\n", state, d.tokenPath)
-	fmt.Fprintf(w, "Storage mounts: %s and --mount paths; cache-node reads without a token: %s\n", strings.Join(d.mounts, ", "), d.acc.anonymous)
+	_, _ = fmt.Fprintf(w, "API token %s %s (mode 0600; `ferry job` finds it when FERRY_DATA_DIR names this directory (default .ferry); else set FERRY_TOKEN_FILE)\n", state, d.tokenPath)
+	_, _ = fmt.Fprintf(w, "Storage mounts: %s and --mount paths; cache-node reads without a token: %s\n", strings.Join(d.mounts, ", "), d.acc.anonymous)
 }
 
 // nodeListeners are the listen addresses ferry dev's --node-hosts gives its

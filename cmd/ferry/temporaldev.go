@@ -45,7 +45,7 @@ Ferry processes (worker, cachenode, api) separately and point them at it with
 			if srv.UIURL() != "" {
 				p.endpoint("Temporal Web UI", srv.UIURL())
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "Temporal is running")
+			_, _ = fmt.Fprintln(cmd.OutOrStdout(), "Temporal is running")
 			p.printEndpoints(cmd.OutOrStdout())
 			<-cmd.Context().Done()
 			return p.stopAll(30 * time.Second)

@@ -48,7 +48,7 @@ another one from its recorded history.`,
 			if err := startCoordinatorContext(sctx, p, pr.client, pr.resolver, root); err != nil {
 				return pr.fail(err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Ferry coordinator is running (task queue %s, Temporal %s)\n", workflows.CoordinatorTaskQueue, g.temporalAddress)
+			_, _ = fmt.Fprintf(cmd.OutOrStdout(), "Ferry coordinator is running (task queue %s, Temporal %s)\n", workflows.CoordinatorTaskQueue, g.temporalAddress)
 			<-ctx.Done()
 			return p.stopAll(30 * time.Second)
 		},

@@ -87,7 +87,7 @@ func (c *MemCache) Load(ctx context.Context, f activities.CacheFile, opts activi
 	if err != nil {
 		return activities.CacheLoadResult{}, err
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	n, err := io.Copy(io.Discard, r)
 	if err != nil {
 		return activities.CacheLoadResult{}, err

@@ -127,10 +127,10 @@ func Binary(t testing.TB) string {
 			return
 		}
 		build.path = filepath.Join(dir, "ferry")
-		cmd := exec.Command("go", "build", "-o", build.path, "./cmd/ferry")
+		cmd := exec.CommandContext(context.Background(), "go", "build", "-o", build.path, "./cmd/ferry")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("go build ./cmd/ferry: %v\n%s", err, out)
+			build.err = fmt.Errorf("go build ./cmd/ferry: %w\n%s", err, out)
 		}
 	})
 	if build.err != nil {
@@ -162,7 +162,7 @@ func StartEnv(t testing.TB, env []string, args ...string) *Proc {
 	t.Helper()
 	p := &Proc{t: t}
 	p.cond = sync.NewCond(&p.mu)
-	p.cmd = exec.Command(Binary(t), args...)
+	p.cmd = exec.CommandContext(context.Background(), Binary(t), args...)
 	p.cmd.Env = append(append(os.Environ(), SecurityEnv()...), env...)
 	p.cmd.Stdout = (*procWriter)(p)
 	p.cmd.Stderr = (*procWriter)(p)
@@ -241,7 +241,7 @@ func (p *Proc) Signal(sig os.Signal) {
 // Kill sends SIGKILL to the process group and waits for the exit.
 func (p *Proc) Kill() {
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	p.Wait(30 * time.Second)
+	_ = p.Wait(30 * time.Second)
 }
 
 // Wait waits for the process to exit and returns its error, failing the test

@@ -256,16 +256,16 @@ func (r *reader) Read(p []byte) (int, error) {
 			r.fails = 0
 		}
 		switch {
-		case err == nil || (err == io.EOF && r.left == 0):
+		case err == nil || (errors.Is(err, io.EOF) && r.left == 0):
 			if r.left == 0 {
 				return n, io.EOF
 			}
 			return n, nil
-		case err == io.EOF:
+		case errors.Is(err, io.EOF):
 			return n, storage.NewError("read", r.uri, storage.ErrUnavailable, fmt.Errorf("the file ended %d bytes early", r.left))
 		}
 		r.fails++
-		if classify(err) != storage.ErrUnavailable || r.fails >= maxReadAttempts {
+		if !errors.Is(classify(err), storage.ErrUnavailable) || r.fails >= maxReadAttempts {
 			return n, fail("read", r.uri, err)
 		}
 		_ = r.f.Close()
@@ -395,7 +395,7 @@ func (w *writer) Write(p []byte) (int, error) {
 // holds everything written so far, else the error that stopped it.
 func (w *writer) replay(err error) error {
 	for {
-		if !w.replayable || classify(err) != storage.ErrUnavailable || hdfs.IsErrReplicating(err) || w.replays >= maxReplays {
+		if !w.replayable || !errors.Is(classify(err), storage.ErrUnavailable) || hdfs.IsErrReplicating(err) || w.replays >= maxReplays {
 			return err
 		}
 		w.replays++

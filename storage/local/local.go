@@ -385,7 +385,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }()
 	return d.Sync()
 }
 
@@ -450,7 +450,7 @@ func (s *Store) Copy(ctx context.Context, src, dst string, opts storage.CreateOp
 	if err != nil {
 		return storage.Entry{}, mapError("copy", src, err)
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }()
 	if fi, err := in.Stat(); err != nil {
 		return storage.Entry{}, mapError("copy", src, err)
 	} else if fi.IsDir() {

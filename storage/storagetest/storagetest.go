@@ -111,7 +111,7 @@ func Get(t testing.TB, s storage.Store, uri string, offset, length int64) []byte
 	if err != nil {
 		t.Fatalf("open %s [%d,+%d]: %v", uri, offset, length, err)
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	b, err := io.ReadAll(r)
 	if err != nil {
 		t.Fatalf("read %s: %v", uri, err)
@@ -208,7 +208,7 @@ func testLargeFile(t *testing.T, h Harness) {
 	}
 	got := sha256.New()
 	n, err := io.Copy(got, r)
-	r.Close()
+	_ = r.Close()
 	if err != nil || n != h.LargeFileSize || !bytes.Equal(got.Sum(nil), sum.Sum(nil)) {
 		t.Fatalf("read back %d bytes (err %v), want %d identical bytes", n, err, h.LargeFileSize)
 	}

@@ -63,7 +63,7 @@ func TestPolicyRunSurvivesCoordinatorKill(t *testing.T) {
 		return fmt.Errorf("no run in flight: %+v", in.RecentRuns)
 	})
 	worker.Kill()
-	worker = startWorker()
+	startWorker()
 
 	r := e.waitRun("failover", 2*time.Minute, "the run in flight", func(r policies.Run) bool { return r.WorkflowID == inFlight.WorkflowID })
 	if r.JobState != "SUCCEEDED" || r.Qualified != 3 || r.Succeeded != 3 || r.Failed != 0 || r.Skipped != 0 || r.BytesDone != bytesOf(files...) {

@@ -85,7 +85,7 @@ func (PayloadConverter) ToPayload(value any) (*commonpb.Payload, error) {
 	}
 	data, err := json.Marshal(value)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", converter.ErrUnableToEncode, err)
+		return nil, fmt.Errorf("%w: %s", converter.ErrUnableToEncode, err.Error())
 	}
 	return &commonpb.Payload{
 		Metadata: map[string][]byte{converter.MetadataEncoding: []byte(converter.MetadataEncodingJSON)},
@@ -98,7 +98,7 @@ func (PayloadConverter) ToPayload(value any) (*commonpb.Payload, error) {
 func (PayloadConverter) FromPayload(payload *commonpb.Payload, valuePtr any) error {
 	data := payload.GetData()
 	if err := json.Unmarshal(data, valuePtr); err != nil {
-		return fmt.Errorf("%w: %v", converter.ErrUnableToDecode, err)
+		return fmt.Errorf("%w: %s", converter.ErrUnableToDecode, err.Error())
 	}
 	if bytes.Contains(data, markerJSON) {
 		decodeValue(reflect.ValueOf(valuePtr), 0)

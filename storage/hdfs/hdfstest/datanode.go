@@ -105,7 +105,7 @@ func (dn *datanode) readBlock(c net.Conn, op, block fields, fault Fault) error {
 	if err != nil {
 		return opError(c, statusError, "Replica not found for blk_%d: %v", id, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	fi, err := f.Stat()
 	if err != nil {
 		return opError(c, statusError, "%v", err)

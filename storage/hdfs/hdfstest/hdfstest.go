@@ -1,6 +1,7 @@
 package hdfstest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -108,7 +109,7 @@ func Start(t testing.TB, cfg Config) *Server {
 
 func listen(t testing.TB) net.Listener {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("hdfstest: %v", err)
 	}

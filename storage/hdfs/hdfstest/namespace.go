@@ -419,7 +419,7 @@ func (n *namespace) addBlock(p, client string, fileID uint64, previous fields) (
 func (n *namespace) complete(p, client string, fileID uint64, last fields) (bool, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	lp, st, err := n.lookup(p)
+	_, st, err := n.lookup(p)
 	if err != nil {
 		return false, err
 	}
@@ -500,13 +500,6 @@ func (n *namespace) renewLease(client string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.leases[client] = n.now()
-}
-
-// expireLease drops client's lease: its open files can be taken over.
-func (n *namespace) expireLease(client string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	delete(n.leases, client)
 }
 
 func (n *namespace) delete(p string, recursive bool) (bool, error) {

@@ -111,8 +111,6 @@ func (f fields) last(n protowire.Number) (field, bool) {
 	return v[len(v)-1], true
 }
 
-func (f fields) has(n protowire.Number) bool { _, ok := f.last(n); return ok }
-
 func (f fields) str(n protowire.Number) string { v, _ := f.last(n); return string(v.b) }
 
 func (f fields) bytes(n protowire.Number) []byte { v, _ := f.last(n); return v.b }
