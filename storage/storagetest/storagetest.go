@@ -542,7 +542,7 @@ func ObjectKeysKeepSlashes(t *testing.T, s storage.Store, dir string) {
 				t.Fatalf("list %s: open %s: %v", from, e.URI, err)
 			}
 			b, err := io.ReadAll(r)
-			r.Close()
+			_ = r.Close()
 			if err != nil {
 				t.Fatalf("read %s: %v", e.URI, err)
 			}
