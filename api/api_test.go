@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferryio/ferry/api/apitest"
+	"github.com/ferryio/ferry/internal/ferrytest"
 	"github.com/ferryio/ferry/jobs"
 	"github.com/ferryio/ferry/workflows"
 )
@@ -579,15 +581,12 @@ func TestListJobFilters(t *testing.T) {
 	}
 	// Listings are reused for a moment (api.Limits.ListTTL) and the
 	// submit above bypassed the API, so the change shows within a deadline.
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if _, listed := list("/api/v1/master/list_job?job-state=STOPPED")[stopped.Path]; !listed {
-			break
+	ferrytest.Eventually(t, 20*time.Second, func() error {
+		if _, listed := list("/api/v1/master/list_job?job-state=STOPPED")[stopped.Path]; listed {
+			return errors.New("the resumed job is still listed as STOPPED")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the resumed job is still listed as STOPPED")
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
-	}
+		return nil
+	})
 	for _, k := range []jobs.Key{running, stopped} {
 		_ = env.Jobs.Stop(ctx, k)
 	}

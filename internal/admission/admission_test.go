@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/ferryio/ferry/internal/ferrytest"
 )
 
 func TestGateRefusesBeyondItsQueue(t *testing.T) {
@@ -24,13 +26,12 @@ func TestGateRefusesBeyondItsQueue(t *testing.T) {
 		}
 		waited <- err
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for g.waiting.Load() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the waiter never queued")
+	ferrytest.Eventually(t, 30*time.Second, func() error {
+		if g.waiting.Load() != 1 {
+			return errors.New("the waiter never queued")
 		}
-		time.Sleep(time.Millisecond) // poll interval
-	}
+		return nil
+	})
 	_, err = g.Acquire(ctx)
 	var ref *Refused
 	if !errors.As(err, &ref) || ref.Status != http.StatusTooManyRequests {

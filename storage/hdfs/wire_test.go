@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryio/ferry/internal/ferrytest"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/storage/hdfs"
 	"github.com/ferryio/ferry/storage/hdfs/hdfstest"
@@ -92,17 +93,12 @@ func TestNamenodeDown(t *testing.T) {
 		t.Fatalf("stat with the namenode down: %v, want ErrUnavailable", err)
 	}
 	srv.SetDown(0, false)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err = st.Stat(ctx, "hdfs:///d/f")
-		if err == nil {
-			break
+	ferrytest.Eventually(t, 30*time.Second, func() error {
+		if _, err := st.Stat(ctx, "hdfs:///d/f"); err != nil {
+			return fmt.Errorf("the namenode is back, stat still fails: %w", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the namenode is back, stat still fails: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestLeaseLost: a writer whose lease is lost fails its commit with a
