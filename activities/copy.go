@@ -87,12 +87,11 @@ func unchanged(ctx context.Context, src storage.Store, before storage.Entry, whe
 }
 
 // DestinationOf maps a listed entry onto the destination: dst + the entry's
-// path relative to the source; a single-file source maps to exactly dst.
+// path relative to the source, byte for byte (an object key's relative
+// path may begin with "/": "coll//x.txt" under "coll" is "/x.txt", another
+// object than "x.txt"); a single-file source maps to exactly dst.
 func DestinationOf(dst string, e workflows.FileEntry) string {
-	if e.RelPath == "" {
-		return dst
-	}
-	return storage.Join(dst, e.RelPath)
+	return storage.JoinKey(dst, e.RelPath)
 }
 
 // CopyBatch copies (or, for move jobs, moves) the batch's entries,
