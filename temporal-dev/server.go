@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/dynamicconfig"
 	tlog "go.temporal.io/server/common/log"
+	"go.temporal.io/server/common/log/tag"
 	"go.temporal.io/server/common/metrics"
 	"go.temporal.io/server/common/persistence/sql"
 	"go.temporal.io/server/common/persistence/sql/sqlplugin"
@@ -82,7 +84,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("temporal frontend address %q: %w", cfg.FrontendAddress, err)
 	}
-	frontend := net.JoinHostPort(host, strconv.Itoa(frontendPort))
+	_, requested, _ := net.SplitHostPort(cfg.FrontendAddress)
+	frontendChosen := requested == "0"
 
 	var lock *os.File
 	if cfg.DatabaseFile != "" {
@@ -101,17 +104,29 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 
-	// The internal ports are chosen by asking the kernel for free ones and
+	// The internal ports (and the frontend port when the caller asked for
+	// any free one) are chosen by asking the kernel for free ones and
 	// releasing them; another process may take one before the server binds
-	// it, and the server's membership layer then panics. Try again with
-	// fresh ports a few times.
-	var srv temporal.Server
+	// it. Temporal then logs Fatal, which panicOnFatal turns into a panic
+	// that startServer recovers. Try again with fresh ports a few times.
+	var (
+		srv      temporal.Server
+		frontend string
+	)
 	for attempt := 1; ; attempt++ {
+		frontend = net.JoinHostPort(host, strconv.Itoa(frontendPort))
 		srv, err = startServer(cfg, host, frontendPort, frontend, sqlCfg)
 		if err == nil {
 			break
 		}
-		if attempt == 3 || !cfgPortFree(cfg, host, frontendPort) {
+		if attempt == 3 {
+			return nil, err
+		}
+		if frontendChosen {
+			if _, frontendPort, err = resolvePort(net.JoinHostPort(host, "0")); err != nil {
+				return nil, err
+			}
+		} else if !cfgPortFree(cfg, host, frontendPort) {
 			return nil, err
 		}
 	}
@@ -191,7 +206,7 @@ func startServer(cfg Config, host string, frontendPort int, frontend string, sql
 	srv, err = temporal.NewServer(
 		temporal.WithConfig(serverCfg),
 		temporal.ForServices(temporal.DefaultServices),
-		temporal.WithLogger(newLogger(cfg)),
+		temporal.WithLogger(panicOnFatal{newLogger(cfg)}),
 		temporal.WithDynamicConfigClient(dynamic),
 	)
 	if err != nil {
@@ -385,6 +400,34 @@ func newLogger(cfg Config) tlog.Logger {
 		level = "info"
 	}
 	return tlog.NewZapLogger(tlog.BuildZapLogger(tlog.Config{Level: level, OutputFile: cfg.LogFile}))
+}
+
+// panicOnFatal turns the server's Fatal log lines into panics. Temporal
+// logs Fatal when a service cannot bind its port: the no-op logger would
+// carry on with a nil listener that crashes later in a goroutine nobody can
+// recover, and zap would exit the process. A panic on the goroutine that is
+// building the server is recovered by startServer, which retries.
+type panicOnFatal struct{ tlog.Logger }
+
+// Fatal logs msg as an error and panics with it.
+func (l panicOnFatal) Fatal(msg string, tags ...tag.Tag) {
+	l.Logger.Error(msg, tags...)
+	panic(fatalLog{msg: msg, tags: tags})
+}
+
+// fatalLog is the panic value of panicOnFatal.
+type fatalLog struct {
+	msg  string
+	tags []tag.Tag
+}
+
+func (f fatalLog) String() string {
+	var b strings.Builder
+	b.WriteString(f.msg)
+	for _, t := range f.tags {
+		fmt.Fprintf(&b, " %s=%v", t.Key(), t.Value())
+	}
+	return b.String()
 }
 
 // resolvePort splits host:port and, for port 0, picks a free port on host.
