@@ -4,7 +4,6 @@ package testtemporal
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
 	"go.temporal.io/sdk/client"
@@ -13,24 +12,11 @@ import (
 )
 
 // Start starts a server and returns a client on it and the frontend
-// address. Both are closed when the test ends.
-//
-// temporaldev picks its internal ports by listening on port 0 and closing
-// the listener; when another process takes such a port before the server
-// binds it, the server's membership layer panics instead of returning an
-// error. Start recovers and tries again with fresh ports (at most three
-// times), so that tests running beside others do not crash on it.
+// address. Both are closed when the test ends. temporaldev.Start itself
+// retries when a port it chose is taken before the server binds it.
 func Start(t testing.TB) (client.Client, string) {
 	t.Helper()
-	var srv *temporaldev.Server
-	var err error
-	for attempt := 1; ; attempt++ {
-		srv, err = start()
-		if err == nil || attempt == 3 {
-			break
-		}
-		t.Logf("embedded Temporal failed to start (attempt %d): %v", attempt, err)
-	}
+	srv, err := temporaldev.Start(context.Background(), temporaldev.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,13 +27,4 @@ func Start(t testing.TB) (client.Client, string) {
 	}
 	t.Cleanup(c.Close)
 	return c, srv.FrontendAddress()
-}
-
-func start() (srv *temporaldev.Server, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("panic: %v", p)
-		}
-	}()
-	return temporaldev.Start(context.Background(), temporaldev.Config{})
 }
