@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/ferryio/ferry/internal/jsonerr"
 	"github.com/ferryio/ferry/policies"
 )
 
@@ -315,7 +316,11 @@ func decodeOptional(c echo.Context, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return policyError(c, fieldError("body", "malformed JSON body: "+strings.TrimPrefix(err.Error(), "json: ")))
+		field, msg := jsonerr.Describe(err)
+		if field == "" {
+			field = "body"
+		}
+		return policyError(c, fieldError(field, "malformed JSON body: "+msg))
 	}
 	return nil
 }

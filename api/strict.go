@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/ferryio/ferry/internal/jsonerr"
 	"github.com/ferryio/ferry/jobs"
 	"github.com/ferryio/ferry/workflows"
 )
@@ -107,7 +108,8 @@ func bodyMembers(body []byte) (map[string]json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var members map[string]json.RawMessage
 	if err := dec.Decode(&members); err != nil {
-		return nil, badInput("body", "malformed JSON body: %v", strings.TrimPrefix(err.Error(), "json: "))
+		_, msg := jsonerr.Describe(err)
+		return nil, badInput("body", "malformed JSON body: %s", msg)
 	}
 	if dec.More() {
 		return nil, badInput("body", "malformed JSON body: more than one JSON value")
@@ -183,12 +185,11 @@ func parseRequest(c echo.Context, op operation, routeType workflows.JobType) (wo
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.UseNumber() // keep 300 as "300" for ParseOptions, never 3e2
 		if err := dec.Decode(req); err != nil {
-			field := "body"
-			var te *json.UnmarshalTypeError
-			if errors.As(err, &te) && te.Field != "" {
-				field = te.Field
+			field, msg := jsonerr.Describe(err)
+			if field == "" {
+				field = "body"
 			}
-			return "", nil, badInput(field, "malformed JSON body: %v", strings.TrimPrefix(err.Error(), "json: "))
+			return "", nil, badInput(field, "malformed JSON body: %s", msg)
 		}
 	}
 

@@ -105,6 +105,9 @@ func refused(t *testing.T, what, method, path string, body any, field string) {
 	if s, ok := ans["success"]; ok && s != false {
 		t.Errorf("%s: success = %v", what, s)
 	}
+	if m, _ := ans["message"].(string); strings.Contains(m, "Go ") || strings.Contains(m, "jobRequest") {
+		t.Errorf("%s: message %q names Go types", what, m)
+	}
 }
 
 // notStarted requires that no run of key exists.
@@ -225,6 +228,17 @@ func TestEveryRouteIsStrict(t *testing.T) {
 					if f != "options" {
 						refused(t, what(f+" in the query"), r.Method, u+join+f+"="+url.QueryEscape(fmt.Sprint(v)), valid, f)
 					}
+				}
+				// Every member of a valid body, given a value of the wrong
+				// JSON kind.
+				for f, v := range valid {
+					wrong := any(12)
+					if _, isString := v.(string); !isString {
+						wrong = []any{"x"}
+					}
+					b := clone(valid)
+					b[f] = wrong
+					refused(t, what(f+" of the wrong kind"), r.Method, u, b, f)
 				}
 				// The body and the query disagree; the query says two things.
 				srcField := "path"

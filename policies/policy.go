@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ferryio/ferry/internal/jsonerr"
 )
 
 // Policy is one rule: run a job of Action over the files of Src that match
@@ -190,30 +192,19 @@ func (p Policy) JSON() string {
 }
 
 func typeProblem(key string, err error) Problem {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		field := key
-		if te.Field != "" {
-			field = te.Field
-		}
-		want := te.Type.String()
-		switch want {
-		case "policies.Text":
-			want = "string"
-		case "map[string]interface {}":
-			want = "mapping"
-		case "[]string":
-			want = "list of strings"
-		}
-		return Problem{field, fmt.Sprintf("want a %s, got a %s", want, te.Value)}
-	}
 	msg := err.Error()
 	if _, after, ok := strings.Cut(msg, "unknown field "); ok {
 		if f, err := strconv.Unquote(after); err == nil {
 			return Problem{join(key, f), "unknown key"}
 		}
 	}
-	return Problem{key, oneLine(strings.TrimPrefix(msg, "json: "))}
+	field, text := jsonerr.Describe(err)
+	if field == "" {
+		field = key
+	}
+	// Policies are YAML documents as often as JSON ones.
+	text = strings.ReplaceAll(text, "an object", "a mapping")
+	return Problem{field, oneLine(text)}
 }
 
 func sortedKeys(m map[string]any) []string {
