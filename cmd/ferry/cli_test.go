@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -210,5 +211,22 @@ func TestWatchGivesUpAfterAPIWait(t *testing.T) {
 	}
 	if took := time.Since(start); took > 45*time.Second {
 		t.Errorf("gave up after %v with --api-wait 1s", took)
+	}
+}
+
+// A token file that cannot be read is the caller's setting at fault: one
+// line naming the file, not "cannot reach the API".
+func TestUnreadableTokenFileIsNamed(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-token")
+	for _, args := range [][]string{
+		{"--token-file", missing, "job", "list"},
+		{"--token-file", missing, "job", "load", "--path", "file:///data", "--progress"},
+		{"--token-file", missing, "policy", "list"},
+	} {
+		out, errOut, code := ferryAt(t, "http://127.0.0.1:1", args...)
+		if code == 0 || out != "" || strings.Count(errOut, "\n") != 1 ||
+			!strings.Contains(errOut, "cannot read the token file "+missing) || strings.Contains(errOut, "cannot reach") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
 	}
 }

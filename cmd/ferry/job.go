@@ -20,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ferryio/ferry/api/report"
+	"github.com/ferryio/ferry/internal/auth"
 	"github.com/ferryio/ferry/workflows"
 )
 
@@ -760,6 +761,9 @@ func (a *apiClient) do(ctx context.Context, method, path string, body, out any) 
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
+		}
+		if errors.Is(err, auth.ErrTokenFile) {
+			return err // this client's setting, not the API, is at fault
 		}
 		return &unreachableError{base: a.base, err: err}
 	}

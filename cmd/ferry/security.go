@@ -139,12 +139,15 @@ func (s *securityFlags) buildAccess(dataDir, extraToken string, listeners ...str
 	return a, nil
 }
 
-// clientToken is the token this process sends: --token, FERRY_TOKEN,
-// --token-file, or <dataDir>/token when that file exists. Nil: none.
+// clientToken is the token this process sends: --token, --token-file,
+// FERRY_TOKEN, FERRY_TOKEN_FILE, or <dataDir>/token when that file exists
+// (a flag beats the environment). Nil: none.
 func (s *securityFlags) clientToken(dataDir string) *auth.TokenSource {
 	switch {
 	case s.token != "":
 		return auth.StaticToken(s.token)
+	case s.tokenFile != "" && s.tokenFile != os.Getenv("FERRY_TOKEN_FILE"):
+		return auth.FileToken(s.tokenFile)
 	case os.Getenv("FERRY_TOKEN") != "":
 		return auth.StaticToken(os.Getenv("FERRY_TOKEN"))
 	case s.tokenFile != "":
@@ -272,7 +275,11 @@ func (s *securityFlags) cliTransport() (http.RoundTripper, error) {
 	}
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.TLSClientConfig = tlsCfg
-	return &auth.Transport{Base: base, Source: s.clientToken(envOr("FERRY_DATA_DIR", ".ferry"))}, nil
+	src := s.clientToken(envOr("FERRY_DATA_DIR", ".ferry"))
+	if _, err := src.Token(); err != nil {
+		return nil, err
+	}
+	return &auth.Transport{Base: base, Source: src}, nil
 }
 
 // devAccess is ferry dev's access control: its own token (created at the

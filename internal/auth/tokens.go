@@ -286,6 +286,10 @@ type TokenSource struct {
 // StaticToken is a source of one fixed token.
 func StaticToken(tok string) *TokenSource { return &TokenSource{fixed: tok} }
 
+// ErrTokenFile marks a token file that cannot be read: the client's own
+// setting is wrong, not the server it calls.
+var ErrTokenFile = errors.New("cannot read the token file")
+
 // FileToken is a source that reads the first line of path.
 func FileToken(path string) *TokenSource { return &TokenSource{file: path} }
 
@@ -301,12 +305,12 @@ func (s *TokenSource) Token() (string, error) {
 	defer s.mu.Unlock()
 	fi, err := os.Stat(s.file)
 	if err != nil {
-		return "", fmt.Errorf("token file: %w", err)
+		return "", fmt.Errorf("%w %s: %w", ErrTokenFile, s.file, errors.Unwrap(err))
 	}
 	if st := stampOf(fi); st != s.stamp || s.tok == "" {
 		data, err := os.ReadFile(s.file)
 		if err != nil {
-			return "", fmt.Errorf("token file: %w", err)
+			return "", fmt.Errorf("%w %s: %w", ErrTokenFile, s.file, errors.Unwrap(err))
 		}
 		s.tok, s.stamp = firstLine(data), st
 	}
