@@ -315,7 +315,6 @@ func combos(nodes int) []combo {
 	return out
 }
 
-
 // TestJobBandwidth measures copy jobs with and without a limit on one and
 // three nodes.
 func TestJobBandwidth(t *testing.T) {
