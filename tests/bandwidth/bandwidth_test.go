@@ -286,13 +286,15 @@ type combo struct {
 }
 
 // ciCombos are what CI runs; FERRY_BANDWIDTH_FULL=1 runs every one.
-// Each node count, each destination, each workload and each limit
-// appears once.
+// Each node count, destination, workload and limit appears. Small files
+// to the in-process S3 server go at only 12-15 MB/s on a loaded two-core
+// machine without a limit, too close to 3 × 4 MiB/s for CI: that
+// combination runs in the full matrix only.
 var ciCombos = []combo{
 	{1, "local", "large", "1MB"},
 	{1, "s3", "large", "4MB"},
-	{3, "local", "small", "1MB"},
-	{3, "s3", "small", "4MB"},
+	{3, "local", "small", "4MB"},
+	{3, "s3", "small", "1MB"},
 }
 
 func combos(nodes int) []combo {
