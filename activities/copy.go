@@ -97,7 +97,7 @@ func DestinationOf(dst string, e workflows.FileEntry) string {
 // following spec/jobs.md §5 (see runInput and runBatch for how entries
 // arrive, outcomes leave, and heartbeats resume).
 func (n *Node) CopyBatch(ctx context.Context, in workflows.BatchInput) (workflows.BatchResult, error) {
-	lim := n.limiter(in)
+	lim := n.limiter(ctx, in)
 	return n.runInput(ctx, in, func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
 		// The job's retry pass gets only files that failed in a way worth
 		// retrying, possibly after their destination was written.

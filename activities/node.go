@@ -95,14 +95,18 @@ var processPacer bandwidth.Pacer
 // limiter, shared by every batch of the job; for a batch of the first
 // engine, which gives each batch a share of the job's limit, a limiter of
 // its own; nil for an unlimited job.
-func (n *Node) limiter(in workflows.BatchInput) Limiter {
+func (n *Node) limiter(ctx context.Context, in workflows.BatchInput) Limiter {
 	switch {
 	case in.JobBandwidth > 0:
 		p := n.Pacer
 		if p == nil {
 			p = &processPacer
 		}
-		return p.Limiter(in.JobID, in.JobBandwidth, in.BandwidthVersion)
+		workflowID := ""
+		if activity.IsActivity(ctx) {
+			workflowID = activity.GetInfo(ctx).WorkflowExecution.ID
+		}
+		return p.Limiter(in.JobID, workflowID, in.JobBandwidth, in.BandwidthVersion)
 	case in.Bandwidth > 0:
 		return rate.NewLimiter(rate.Limit(in.Bandwidth), LimiterBurst)
 	}
@@ -122,7 +126,7 @@ const DefaultFileParallelism = 4
 // LoadBatch loads the batch's entries into this node's cache (see
 // runInput for how entries arrive and outcomes leave).
 func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflows.BatchResult, error) {
-	opts := CacheLoadOptions{MetadataOnly: in.MetadataOnly, SkipIfExists: in.SkipIfExists, Limiter: n.limiter(in)}
+	opts := CacheLoadOptions{MetadataOnly: in.MetadataOnly, SkipIfExists: in.SkipIfExists, Limiter: n.limiter(ctx, in)}
 	return n.runInput(ctx, in, func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
 		if e.Irregular != "" {
 			return skipIrregular(ctx, e.URI, e.Irregular), nil

@@ -67,8 +67,9 @@ type Pacer struct {
 
 // Limiter returns the limiter of a job whose whole limit is limit bytes/s
 // (≥ 1), shared by every batch of the job on this node. version orders
-// limits changed while the job runs.
-func (p *Pacer) Limiter(jobID string, limit, version int64) *JobLimiter {
+// limits changed while the job runs; workflowID is the job's workflow,
+// where the authority reads such changes.
+func (p *Pacer) Limiter(jobID, workflowID string, limit, version int64) *JobLimiter {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
@@ -85,7 +86,7 @@ func (p *Pacer) Limiter(jobID string, limit, version int64) *JobLimiter {
 	}
 	l := p.limiters[jobID]
 	if l == nil {
-		l = &JobLimiter{p: p, job: jobID, sem: make(chan struct{}, 1), used: now}
+		l = &JobLimiter{p: p, job: jobID, workflowID: workflowID, sem: make(chan struct{}, 1), used: now}
 		p.limiters[jobID] = l
 	}
 	l.SetLimit(limit, version)
@@ -145,8 +146,9 @@ func (p *Pacer) client(addr string) (pb.BandwidthClient, error) {
 // JobLimiter paces the reads of one job's batches on one node. It
 // satisfies the Limiter interfaces of packages activities and pagestore.
 type JobLimiter struct {
-	p   *Pacer
-	job string
+	p          *Pacer
+	job        string
+	workflowID string
 	// sem lets one caller at a time take bytes, so that a node has at most
 	// one lease on order per job.
 	sem chan struct{}
@@ -168,12 +170,13 @@ type JobLimiter struct {
 	fallback *Authority
 }
 
-// SetLimit changes the job's limit if version is at least the current one.
+// SetLimit changes the job's limit (bytes/s, 0: unlimited) if version is
+// at least the current one.
 func (l *JobLimiter) SetLimit(limit, version int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if version >= l.version {
-		l.limit, l.version = max(limit, 1), version
+		l.limit, l.version = max(limit, 0), version
 	}
 }
 
@@ -208,10 +211,16 @@ func (l *JobLimiter) WaitN(ctx context.Context, n int) error {
 	need := int64(n) - l.tokens
 	limit, version := l.limit, l.version
 	l.mu.Unlock()
+	if limit <= 0 {
+		return nil // the limit was removed while the job ran
+	}
 
 	ask := min(max(need, bytesFor(limit, leaseTime), minLease), max(need, maxLeaseBytes))
-	delay := l.acquire(ctx, ask, limit, version)
-	if delay > 0 {
+	g := l.acquire(ctx, ask, limit, version)
+	if g.Version > version {
+		l.SetLimit(g.Limit, g.Version)
+	}
+	if delay := g.Delay; delay > 0 {
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -235,18 +244,18 @@ func bytesFor(limit int64, d time.Duration) int64 {
 // acquire takes n bytes from the job's authority, or from the node's own
 // fallback budget while the authority does not answer, and returns the
 // wait before they may be read.
-func (l *JobLimiter) acquire(ctx context.Context, n, limit, version int64) time.Duration {
+func (l *JobLimiter) acquire(ctx context.Context, n, limit, version int64) Grant {
 	addr, nodes := l.authorityAddr(ctx)
 	l.mu.Lock()
 	down := time.Since(l.down) < retryAfter
 	l.mu.Unlock()
 	if !down {
 		if addr == "" {
-			return l.p.authority().Acquire(l.job, n, limit, version)
+			return l.p.authority().Acquire(l.job, l.workflowID, n, limit, version)
 		}
-		d, err := l.remoteAcquire(ctx, addr, n, limit, version)
+		g, err := l.remoteAcquire(ctx, addr, n, limit, version)
 		if err == nil {
-			return d
+			return g
 		}
 		if ctx.Err() == nil {
 			l.p.logger().Warn("bandwidth authority unreachable; pacing this node's share alone", "job", l.job, "authority", addr, "err", err)
@@ -262,21 +271,23 @@ func (l *JobLimiter) acquire(ctx context.Context, n, limit, version int64) time.
 	fb := l.fallback
 	l.mu.Unlock()
 	share := max(limit/int64(max(nodes, 1)), 1)
-	return fb.Acquire(l.job, n, share, version)
+	g := fb.Acquire(l.job, "", n, share, version)
+	g.Limit = limit
+	return g
 }
 
-func (l *JobLimiter) remoteAcquire(ctx context.Context, addr string, n, limit, version int64) (time.Duration, error) {
+func (l *JobLimiter) remoteAcquire(ctx context.Context, addr string, n, limit, version int64) (Grant, error) {
 	c, err := l.p.client(addr)
 	if err != nil {
-		return 0, err
+		return Grant{}, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	resp, err := c.Acquire(cctx, &pb.AcquireRequest{JobId: l.job, Bytes: n, Limit: limit, LimitVersion: version})
+	resp, err := c.Acquire(cctx, &pb.AcquireRequest{JobId: l.job, WorkflowId: l.workflowID, Bytes: n, Limit: limit, LimitVersion: version})
 	if err != nil {
-		return 0, fmt.Errorf("acquire from %s: %w", addr, err)
+		return Grant{}, fmt.Errorf("acquire from %s: %w", addr, err)
 	}
-	return time.Duration(max(resp.GetDelayNanos(), 0)), nil
+	return Grant{Delay: time.Duration(max(resp.GetDelayNanos(), 0)), Limit: resp.GetLimit(), Version: resp.GetLimitVersion()}, nil
 }
 
 // authorityAddr returns the gRPC address of the job's authority ("" when

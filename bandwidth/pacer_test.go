@@ -71,7 +71,7 @@ func measure(t *testing.T, nodes []*testNode, job string, limit int64, readers, 
 				for {
 					// Paid after the read, as the data path does.
 					read.Add(int64(chunk))
-					if err := tn.pacer.Limiter(job, limit, 0).WaitN(ctx, chunk); err != nil {
+					if err := tn.pacer.Limiter(job, "", limit, 0).WaitN(ctx, chunk); err != nil {
 						return
 					}
 				}

@@ -35,6 +35,6 @@ func (s *Service) Acquire(_ context.Context, req *pb.AcquireRequest) (*pb.Acquir
 	case req.GetLimit() < 1:
 		return nil, status.Error(codes.InvalidArgument, "limit must be at least 1")
 	}
-	d := s.Authority.Acquire(req.GetJobId(), req.GetBytes(), req.GetLimit(), req.GetLimitVersion())
-	return &pb.AcquireResponse{DelayNanos: int64(d)}, nil
+	g := s.Authority.Acquire(req.GetJobId(), req.GetWorkflowId(), req.GetBytes(), req.GetLimit(), req.GetLimitVersion())
+	return &pb.AcquireResponse{DelayNanos: int64(g.Delay), Limit: g.Limit, LimitVersion: g.Version}, nil
 }

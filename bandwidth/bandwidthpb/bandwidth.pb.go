@@ -37,7 +37,10 @@ type AcquireRequest struct {
 	// limit_version orders limits: a job's limit changed while it runs has a
 	// higher version; the authority ignores limits older than the newest
 	// version it has seen.
-	LimitVersion  int64 `protobuf:"varint,4,opt,name=limit_version,json=limitVersion,proto3" json:"limit_version,omitempty"`
+	LimitVersion int64 `protobuf:"varint,4,opt,name=limit_version,json=limitVersion,proto3" json:"limit_version,omitempty"`
+	// workflow_id is the job's workflow, where the authority reads the
+	// job's current limit (it may be changed while the job runs).
+	WorkflowId    string `protobuf:"bytes,5,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -100,10 +103,21 @@ func (x *AcquireRequest) GetLimitVersion() int64 {
 	return 0
 }
 
+func (x *AcquireRequest) GetWorkflowId() string {
+	if x != nil {
+		return x.WorkflowId
+	}
+	return ""
+}
+
 type AcquireResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// delay_nanos is how long the caller waits before reading the bytes.
-	DelayNanos    int64 `protobuf:"varint,1,opt,name=delay_nanos,json=delayNanos,proto3" json:"delay_nanos,omitempty"`
+	DelayNanos int64 `protobuf:"varint,1,opt,name=delay_nanos,json=delayNanos,proto3" json:"delay_nanos,omitempty"`
+	// limit and limit_version are the job's limit as the authority knows it
+	// (0: the limit was removed, the job is unlimited).
+	Limit         int64 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	LimitVersion  int64 `protobuf:"varint,3,opt,name=limit_version,json=limitVersion,proto3" json:"limit_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -145,19 +159,37 @@ func (x *AcquireResponse) GetDelayNanos() int64 {
 	return 0
 }
 
+func (x *AcquireResponse) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *AcquireResponse) GetLimitVersion() int64 {
+	if x != nil {
+		return x.LimitVersion
+	}
+	return 0
+}
+
 var File_bandwidth_proto protoreflect.FileDescriptor
 
 const file_bandwidth_proto_rawDesc = "" +
 	"\n" +
-	"\x0fbandwidth.proto\x12\x12ferry.bandwidth.v1\"x\n" +
+	"\x0fbandwidth.proto\x12\x12ferry.bandwidth.v1\"\x99\x01\n" +
 	"\x0eAcquireRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\x03R\x05limit\x12#\n" +
-	"\rlimit_version\x18\x04 \x01(\x03R\flimitVersion\"2\n" +
+	"\rlimit_version\x18\x04 \x01(\x03R\flimitVersion\x12\x1f\n" +
+	"\vworkflow_id\x18\x05 \x01(\tR\n" +
+	"workflowId\"m\n" +
 	"\x0fAcquireResponse\x12\x1f\n" +
 	"\vdelay_nanos\x18\x01 \x01(\x03R\n" +
-	"delayNanos2_\n" +
+	"delayNanos\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x03R\x05limit\x12#\n" +
+	"\rlimit_version\x18\x03 \x01(\x03R\flimitVersion2_\n" +
 	"\tBandwidth\x12R\n" +
 	"\aAcquire\x12\".ferry.bandwidth.v1.AcquireRequest\x1a#.ferry.bandwidth.v1.AcquireResponseB<Z:github.com/ferryio/ferry/bandwidth/bandwidthpb;bandwidthpbb\x06proto3"
 

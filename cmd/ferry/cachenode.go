@@ -157,7 +157,7 @@ func startNode(ctx context.Context, p *parts, manifestRoot string, cfg cachenode
 	}
 	// The node is the bandwidth authority of the jobs whose key it owns on
 	// the ring, and asks the others for the leases of their jobs.
-	authority := &bandwidth.Authority{}
+	authority := &bandwidth.Authority{Refresh: worker.BandwidthRefresh(c)}
 	pacer := &bandwidth.Pacer{Self: cfg.ID, Authority: authority, DialOptions: replicator.DialOptions}
 	cfg.RegisterGRPC = (&bandwidth.Service{Authority: authority}).Register
 	sourceBytes, err := sourceBytesCounter(tel, cfg.ID)

@@ -2,9 +2,12 @@ package bandwidth
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,9 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+
 	"github.com/ferryio/ferry/internal/ferrytest"
 	"github.com/ferryio/ferry/jobs"
 	"github.com/ferryio/ferry/storage/s3/s3test"
+	"github.com/ferryio/ferry/workflows"
+	"github.com/ferryio/ferry/workflows/bytesjson"
 )
 
 var (
@@ -34,6 +42,7 @@ const (
 
 // cluster is Ferry as separate processes, with an S3 server in the test.
 type cluster struct {
+	temporal string
 	api      string
 	nodes    []string // HTTP base URLs
 	s3bucket string
@@ -50,7 +59,7 @@ func startCluster(t *testing.T, nodes int, s3url, bucket string) *cluster {
 	tp := ferrytest.Start(t, "temporal-dev", "--memory", "--listen", "127.0.0.1:0", "--ui-listen", "")
 	temporal := tp.WaitFor(frontendLine, 60*time.Second)[1]
 	manifests := "file://" + filepath.Join(dir, "manifests")
-	c := &cluster{s3bucket: bucket}
+	c := &cluster{temporal: temporal, s3bucket: bucket}
 	var procs []*ferrytest.Proc
 	for i := 1; i <= nodes; i++ {
 		id := fmt.Sprintf("node-%d", i)
@@ -376,5 +385,72 @@ func TestJobBandwidth(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestChangeRunningJobBandwidth raises the limit of a running copy of one
+// large file, whose single batch is already running, with the job's
+// bandwidth update (jobs.Service.SetBandwidth): the job's authority reads
+// the new limit and the running batch follows it.
+func TestChangeRunningJobBandwidth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("bandwidth measurements in -short mode")
+	}
+	c := startCluster(t, 3, "http://127.0.0.1:1", "unused")
+	large := source(t, "large", 1, 64<<20)
+	tc, err := client.Dial(client.Options{HostPort: c.temporal, DataConverter: bytesjson.DataConverter(), Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	svc := jobs.NewService(tc, nil)
+	dst := "file://" + filepath.Join(t.TempDir(), "dst")
+	base := c.bytesRead(t)
+	key := c.copyJob(t, large, dst, "1MB")
+	jkey := jobs.Key{Type: workflows.JobCopy, Path: key["src"].(string), Dst: dst}
+	window := func(what string, d time.Duration) float64 {
+		a, ta := c.bytesRead(t), time.Now()
+		ferrytest.Eventually(t, d+time.Minute, func() error {
+			if time.Since(ta) < d {
+				return fmt.Errorf("measuring %s", what)
+			}
+			return nil
+		})
+		b, tb := c.bytesRead(t), time.Now()
+		if b-base >= large.total() {
+			t.Fatalf("%s: the whole file was read", what)
+		}
+		return float64(b-a) / tb.Sub(ta).Seconds()
+	}
+	ferrytest.Eventually(t, 2*time.Minute, func() error {
+		if c.bytesRead(t) > base {
+			return nil
+		}
+		return fmt.Errorf("no byte read yet")
+	})
+	before := window("at 1MB", 4*time.Second)
+	set, err := svc.SetBandwidth(context.Background(), jkey, 4<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The authority reads the limit every two seconds.
+	ferrytest.Eventually(t, 30*time.Second, func() error {
+		if r := window("after the change", time.Second); r < 3<<20 {
+			return fmt.Errorf("%.0f B/s", r)
+		}
+		return nil
+	})
+	after := window("at 4MB", 5*time.Second)
+	t.Logf("1MB: %.0f B/s; after the update to 4MB (version %d): %.0f B/s", before, set.Version, after)
+	for _, m := range []struct {
+		got, want float64
+	}{{before, 1 << 20}, {after, 4 << 20}} {
+		if m.got < 0.9*m.want || m.got > 1.1*m.want {
+			t.Errorf("measured %.0f B/s, want %.0f ± 10 %%", m.got, m.want)
+		}
+	}
+	c.stop(t, key)
+	if _, err := svc.SetBandwidth(context.Background(), jobs.Key{Type: workflows.JobCopy, Path: key["src"].(string), Dst: dst + "-none"}, 1); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("changing the limit of no job: %v, want ErrNotFound", err)
 	}
 }
