@@ -13,7 +13,6 @@ import (
 	"sync"
 
 	"go.temporal.io/sdk/activity"
-	"golang.org/x/time/rate"
 
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/workflows"
@@ -98,10 +97,7 @@ func DestinationOf(dst string, e workflows.FileEntry) string {
 // following spec/jobs.md §5 (see runInput and runBatch for how entries
 // arrive, outcomes leave, and heartbeats resume).
 func (n *Node) CopyBatch(ctx context.Context, in workflows.BatchInput) (workflows.BatchResult, error) {
-	var lim Limiter
-	if in.Bandwidth > 0 {
-		lim = rate.NewLimiter(rate.Limit(in.Bandwidth), LimiterBurst)
-	}
+	lim := n.limiter(ctx, in)
 	return n.runInput(ctx, in, func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
 		// The job's retry pass gets only files that failed in a way worth
 		// retrying, possibly after their destination was written.
@@ -278,6 +274,7 @@ func (n *Node) copyFile(ctx context.Context, src, dst storage.Store, srcInfo sto
 			}
 			return storage.Entry{}, "", err
 		}
+		n.countRead(ent.Size)
 		return ent, "", nil
 	}
 	r, err := src.Open(ctx, srcInfo.URI, 0, -1)
@@ -291,6 +288,9 @@ func (n *Node) copyFile(ctx context.Context, src, dst storage.Store, srcInfo sto
 	}
 	var h hash.Hash
 	var reader io.Reader = r
+	if n.SourceBytes != nil {
+		reader = &countingReader{r: reader, count: n.SourceBytes}
+	}
 	if in.CheckContent {
 		h = md5.New()
 		reader = io.TeeReader(reader, h)
@@ -397,14 +397,33 @@ type limitedReader struct {
 }
 
 func (l *limitedReader) Read(p []byte) (int, error) {
-	if len(p) > LimiterBurst {
-		p = p[:LimiterBurst]
+	// Small reads keep the bytes read ahead of the limit small: each is
+	// paid for after it is read.
+	if len(p) > limitedRead {
+		p = p[:limitedRead]
 	}
 	n, err := l.r.Read(p)
 	if n > 0 {
 		if werr := l.lim.WaitN(l.ctx, n); werr != nil {
 			return n, werr
 		}
+	}
+	return n, err
+}
+
+// limitedRead is the most a limited copy reads from its source at once.
+const limitedRead = 64 << 10
+
+// countingReader reports the bytes read from a source.
+type countingReader struct {
+	r     io.Reader
+	count func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.count(int64(n))
 	}
 	return n, err
 }

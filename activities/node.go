@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"golang.org/x/time/rate"
 
+	"github.com/ferryio/ferry/bandwidth"
 	"github.com/ferryio/ferry/manifest"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/workflows"
@@ -77,6 +78,45 @@ type Node struct {
 	// FileParallelism is how many files of one batch are worked on at once.
 	// Default DefaultFileParallelism.
 	FileParallelism int
+	// Pacer paces the batches of jobs with a bandwidth limit, all the
+	// batches of a job together (package bandwidth). Nil: one pacer shared
+	// by the process, whose jobs' budgets are kept in the process.
+	Pacer *bandwidth.Pacer
+	// SourceBytes, when set, is told the bytes copy and move batches read
+	// from their sources (a metric).
+	SourceBytes func(n int64)
+}
+
+// processPacer paces the jobs of Nodes without a Pacer: every node of the
+// process shares it, so a job's limit holds across them.
+var processPacer bandwidth.Pacer
+
+// limiter returns what paces a batch's reads from its source: its job's
+// limiter, shared by every batch of the job; for a batch of the first
+// engine, which gives each batch a share of the job's limit, a limiter of
+// its own; nil for an unlimited job.
+func (n *Node) limiter(ctx context.Context, in workflows.BatchInput) Limiter {
+	switch {
+	case in.JobBandwidth > 0:
+		p := n.Pacer
+		if p == nil {
+			p = &processPacer
+		}
+		workflowID := ""
+		if activity.IsActivity(ctx) {
+			workflowID = activity.GetInfo(ctx).WorkflowExecution.ID
+		}
+		return p.Limiter(in.JobID, workflowID, in.JobBandwidth, in.BandwidthVersion)
+	case in.Bandwidth > 0:
+		return rate.NewLimiter(rate.Limit(in.Bandwidth), LimiterBurst)
+	}
+	return nil
+}
+
+func (n *Node) countRead(b int64) {
+	if n.SourceBytes != nil && b > 0 {
+		n.SourceBytes(b)
+	}
 }
 
 // DefaultFileParallelism lets a batch overlap the I/O of a few files: a
@@ -86,10 +126,7 @@ const DefaultFileParallelism = 4
 // LoadBatch loads the batch's entries into this node's cache (see
 // runInput for how entries arrive and outcomes leave).
 func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflows.BatchResult, error) {
-	opts := CacheLoadOptions{MetadataOnly: in.MetadataOnly, SkipIfExists: in.SkipIfExists}
-	if in.Bandwidth > 0 {
-		opts.Limiter = rate.NewLimiter(rate.Limit(in.Bandwidth), LimiterBurst)
-	}
+	opts := CacheLoadOptions{MetadataOnly: in.MetadataOnly, SkipIfExists: in.SkipIfExists, Limiter: n.limiter(ctx, in)}
 	return n.runInput(ctx, in, func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
 		if e.Irregular != "" {
 			return skipIrregular(ctx, e.URI, e.Irregular), nil

@@ -116,6 +116,9 @@ type Config struct {
 	// GRPCOptions are extra options of the gRPC server (the access policy's
 	// interceptors).
 	GRPCOptions []grpc.ServerOption
+	// RegisterGRPC, when set, registers further services on the node's
+	// gRPC server (the bandwidth authority), under its access policy.
+	RegisterGRPC func(s *grpc.Server)
 	// TLS, when set, makes both listeners serve TLS (mutual TLS when it
 	// asks for client certificates).
 	TLS *tls.Config
@@ -332,6 +335,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.grpcServer = grpc.NewServer(gopts...)
 	(&grpcapi.Service{NodeID: n.cfg.ID, Store: n.store, Resolver: n.cfg.Resolver}).Register(n.grpcServer)
+	if n.cfg.RegisterGRPC != nil {
+		n.cfg.RegisterGRPC(n.grpcServer)
+	}
 	go func() {
 		if err := n.grpcServer.Serve(grpcL); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			n.log.Error("gRPC service stopped", "err", err)

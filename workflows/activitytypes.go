@@ -132,13 +132,21 @@ type BatchInput struct {
 	Entries []FileEntry `json:"entries,omitempty"`
 	Ref     *BatchRef   `json:"ref,omitempty"`
 	// Bandwidth is this batch's share of the job's limit, bytes/s; 0 is
-	// unlimited.
-	Bandwidth    int64 `json:"bandwidth,omitempty"`
-	MetadataOnly bool  `json:"metadataOnly,omitempty"`
-	SkipIfExists bool  `json:"skipIfExists,omitempty"`
-	Replicas     int   `json:"replicas,omitempty"`
-	CheckContent bool  `json:"checkContent,omitempty"`
-	Overwrite    bool  `json:"overwrite,omitempty"`
+	// unlimited. Nodes that know JobBandwidth ignore it; it paces batches
+	// of the first engine and nodes of builds before job-wide limits.
+	Bandwidth int64 `json:"bandwidth,omitempty"`
+	// JobBandwidth is the whole job's limit, bytes/s (0: unlimited): the
+	// node takes the batch's bytes from the job's budget (package
+	// bandwidth), shared by every batch of the job on every node.
+	JobBandwidth int64 `json:"jobBandwidth,omitempty"`
+	// BandwidthVersion orders the job's limits when it is changed while the
+	// job runs: the budget follows the limit of the highest version.
+	BandwidthVersion int64 `json:"bandwidthVersion,omitempty"`
+	MetadataOnly     bool  `json:"metadataOnly,omitempty"`
+	SkipIfExists     bool  `json:"skipIfExists,omitempty"`
+	Replicas         int   `json:"replicas,omitempty"`
+	CheckContent     bool  `json:"checkContent,omitempty"`
+	Overwrite        bool  `json:"overwrite,omitempty"`
 	// LastAttempt: retryable failures are final (the job's retry pass).
 	LastAttempt bool `json:"lastAttempt,omitempty"`
 	// Verify marks a verify pass: its failures are reported in the result

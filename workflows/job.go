@@ -166,6 +166,9 @@ func newJobRun(ctx workflow.Context, in JobInput) (*jobRun, error) {
 	}); err != nil {
 		return nil, err
 	}
+	if err := r.registerBandwidth(ctx); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -627,8 +630,12 @@ func (r *jobRun) batchInput(b BatchRef) BatchInput {
 		LastAttempt: b.Pass != PassMain, Verify: b.Pass == PassVerify,
 	}
 	if o.Bandwidth > 0 {
-		// Every batch that may run at once gets an equal share, so the job as
-		// a whole never exceeds its limit.
+		// The nodes take every batch's bytes from one job-wide budget
+		// (package bandwidth). Nodes of older builds pace each batch alone:
+		// they get an equal share of every batch that may run at once, so
+		// the job as a whole never exceeds its limit there either.
+		in.JobBandwidth = o.Bandwidth
+		in.BandwidthVersion = r.c.BandwidthVersion
 		slots := int64(max(len(r.c.Nodes), 1) * batchesPerNode)
 		in.Bandwidth = max(o.Bandwidth/slots, 1)
 	}

@@ -223,7 +223,10 @@ type JobCarry struct {
 	Path    string  `json:"path"`
 	Dst     string  `json:"dst,omitempty"`
 	Options Options `json:"options"`
-	Stage   Stage   `json:"stage"`
+	// BandwidthVersion counts the changes of Options.Bandwidth made while
+	// the job ran (UpdateBandwidth).
+	BandwidthVersion int64 `json:"bandwidthVersion,omitempty"`
+	Stage            Stage `json:"stage"`
 
 	SubmitTime    time.Time     `json:"submitTime"`
 	RunStartTime  time.Time     `json:"runStartTime"`

@@ -11,10 +11,13 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/ferryio/ferry/activities"
+	"github.com/ferryio/ferry/bandwidth"
 	"github.com/ferryio/ferry/cachenode"
 	"github.com/ferryio/ferry/internal/telemetry"
 	"github.com/ferryio/ferry/manifest"
@@ -152,9 +155,20 @@ func startNode(ctx context.Context, p *parts, manifestRoot string, cfg cachenode
 		replicator.DialOptions = acc.grpcDialOptions()
 		scheme = acc.scheme()
 	}
+	// The node is the bandwidth authority of the jobs whose key it owns on
+	// the ring, and asks the others for the leases of their jobs.
+	authority := &bandwidth.Authority{Refresh: worker.BandwidthRefresh(c)}
+	pacer := &bandwidth.Pacer{Self: cfg.ID, Authority: authority, DialOptions: replicator.DialOptions}
+	cfg.RegisterGRPC = (&bandwidth.Service{Authority: authority}).Register
+	sourceBytes, err := sourceBytesCounter(tel, cfg.ID)
+	if err != nil {
+		return nil, err
+	}
 	cfg.RegisterNodeWorker = func(r sdkworker.Registry) {
 		replicator.Ring = n.Ring
-		worker.RegisterNode(r, &activities.Node{Cache: worker.PageStoreCache{Store: n.PageStore()}, Resolver: resolver, Replicator: replicator, Manifests: manifests})
+		pacer.Ring = n.Ring
+		worker.RegisterNode(r, &activities.Node{Cache: worker.PageStoreCache{Store: n.PageStore()}, Resolver: resolver, Replicator: replicator, Manifests: manifests,
+			Pacer: pacer, SourceBytes: sourceBytes})
 	}
 	n, err = cachenode.New(cfg)
 	if err != nil {
@@ -165,10 +179,27 @@ func startNode(ctx context.Context, p *parts, manifestRoot string, cfg cachenode
 	}
 	p.add("cache node "+cfg.ID, n.Stop)
 	p.add("replica connections of "+cfg.ID, func(context.Context) error { return replicator.Close() })
+	p.add("bandwidth connections of "+cfg.ID, func(context.Context) error { return pacer.Close() })
 	m := n.Member()
 	p.endpoint("Cache node "+cfg.ID, fmt.Sprintf(scheme+"://%s  grpc %s",
 		net.JoinHostPort(m.Host, strconv.Itoa(m.HTTPPort)), net.JoinHostPort(m.Host, strconv.Itoa(m.GRPCPort))))
 	return n, nil
+}
+
+// sourceBytesCounter is the metric ferry_copy_bytes_read_from_source of a
+// node: the bytes its copy and move batches read from their sources (loads
+// count theirs in ferry_cache_bytes_read_from_storage).
+func sourceBytesCounter(tel *telemetry.Telemetry, nodeID string) (func(int64), error) {
+	if tel == nil {
+		return nil, nil
+	}
+	c, err := tel.Meter("ferry-cachenode").Int64Counter("ferry_copy_bytes_read_from_source",
+		metric.WithDescription("Bytes copy and move batches read from their sources."))
+	if err != nil {
+		return nil, fmt.Errorf("metric ferry_copy_bytes_read_from_source: %w", err)
+	}
+	node := metric.WithAttributes(attribute.String("node", nodeID))
+	return func(n int64) { c.Add(context.Background(), n, node) }, nil
 }
 
 // devNodes are the cache nodes `ferry dev` runs in its own process.
