@@ -14,6 +14,8 @@ import (
 // reasonOf maps a storage error to the stable reason code of a failure.
 func reasonOf(err error) string {
 	switch {
+	case errors.Is(err, ErrCacheTooSmall):
+		return workflows.ErrTypeCacheTooSmall
 	case errors.Is(err, storage.ErrNotFound):
 		return workflows.ErrTypeNotFound
 	case errors.Is(err, storage.ErrPermission):
@@ -27,6 +29,11 @@ func reasonOf(err error) string {
 	}
 	return workflows.ErrTypeInternal
 }
+
+// ErrCacheTooSmall marks a Cache.Load error for a file that does not stay
+// in the node's cache: larger than the whole cache, or evicted before the
+// job ended. It is final.
+var ErrCacheTooSmall = errors.New("cache too small")
 
 // retryable reports whether a per-file failure may succeed on another try.
 func retryable(err error) bool {

@@ -40,6 +40,10 @@ type CacheLoadOptions struct {
 	SkipIfExists bool
 	// Limiter, when set, paces the bytes read from storage.
 	Limiter Limiter
+	// FailIfEvicted (a verify pass): a file this node had cached whole at
+	// this version but of which pages were evicted since is a failure, not
+	// loaded again (the job's working set does not fit the cache).
+	FailIfEvicted bool
 }
 
 // CacheLoadResult is what loading one file did.
@@ -126,7 +130,7 @@ const DefaultFileParallelism = 4
 // LoadBatch loads the batch's entries into this node's cache (see
 // runInput for how entries arrive and outcomes leave).
 func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflows.BatchResult, error) {
-	opts := CacheLoadOptions{MetadataOnly: in.MetadataOnly, SkipIfExists: in.SkipIfExists, Limiter: n.limiter(ctx, in)}
+	opts := CacheLoadOptions{MetadataOnly: in.MetadataOnly, SkipIfExists: in.SkipIfExists, FailIfEvicted: in.Verify, Limiter: n.limiter(ctx, in)}
 	return n.runInput(ctx, in, func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
 		if e.Irregular != "" {
 			return skipIrregular(ctx, e.URI, e.Irregular), nil

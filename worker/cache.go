@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/ferryio/ferry/activities"
 	"github.com/ferryio/ferry/cachenode/pagestore"
@@ -21,11 +23,14 @@ func (c PageStoreCache) Load(ctx context.Context, f activities.CacheFile, o acti
 	if f.Size < 0 {
 		ref.Version = ""
 	}
-	opts := pagestore.LoadOptions{MetadataOnly: o.MetadataOnly, SkipIfExists: o.SkipIfExists}
+	opts := pagestore.LoadOptions{MetadataOnly: o.MetadataOnly, SkipIfExists: o.SkipIfExists, FailIfEvicted: o.FailIfEvicted}
 	if o.Limiter != nil {
 		opts.Limiter = o.Limiter
 	}
 	res, err := c.Store.LoadFile(ctx, ref, opts, nil)
+	if errors.Is(err, pagestore.ErrTooLarge) || errors.Is(err, pagestore.ErrEvicted) {
+		err = fmt.Errorf("%w: %w", activities.ErrCacheTooSmall, err)
+	}
 	if err != nil {
 		return activities.CacheLoadResult{}, err
 	}

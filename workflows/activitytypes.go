@@ -55,6 +55,9 @@ const (
 	ErrTypeInternal     = "INTERNAL"
 	ErrTypeChecksum     = "CHECKSUM_MISMATCH"
 	ErrTypeInvalidInput = "INVALID_INPUT"
+	// ErrTypeCacheTooSmall: a loaded file does not stay in its node's cache
+	// (larger than the cache, or evicted before the job ended).
+	ErrTypeCacheTooSmall = "CACHE_TOO_SMALL"
 )
 
 // NonRetryableErrorTypes are final: retrying cannot help.

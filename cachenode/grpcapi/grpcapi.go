@@ -134,8 +134,13 @@ func (svc *Service) loadOne(ctx context.Context, f *pb.FileRef, opts pagestore.L
 
 // errorKind names the class of a load failure.
 func errorKind(err error) string {
-	if errors.Is(err, pagestore.ErrChanged) {
+	switch {
+	case errors.Is(err, pagestore.ErrChanged):
 		return "changed"
+	case errors.Is(err, pagestore.ErrTooLarge):
+		return "too_large"
+	case errors.Is(err, pagestore.ErrEvicted):
+		return "evicted"
 	}
 	switch kind := storage.Kind(err); {
 	case errors.Is(kind, storage.ErrNotFound):

@@ -167,7 +167,11 @@ func (s *Server) listFiles(c echo.Context) error {
 // so it is decoded like ufsFullPath, not as a form: otherwise a name with
 // '+' would be placed on another node than the one that caches it.
 func (s *Server) nodeOf(c echo.Context) error {
-	p, ok := parseQuery(c.Request().URL.RawQuery).rawURI("path")
+	raw := c.Request().URL.RawQuery
+	if err := onlyKeys(raw, "path"); err != nil {
+		return err
+	}
+	p, ok := parseQuery(raw).rawURI("path")
 	if !ok || p == "" {
 		return badRequest("query parameter path (a full URI such as s3://bucket/key) is required")
 	}

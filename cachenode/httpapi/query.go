@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -32,6 +33,27 @@ func parseQuery(raw string) query {
 		}
 	}
 	return q
+}
+
+// onlyKeys refuses a raw query that holds a key outside allowed, or a part
+// without '='. A route whose URI parameter cannot be checked against the file
+// id (dstPath, /v1/node's path) uses it: a name with '&' reaches the server
+// split in two ("dstPath=file:///d/a" and "b.txt"), and acting on the first
+// half would write or place another file than the one meant.
+func onlyKeys(raw string, allowed ...string) error {
+	for _, part := range strings.Split(raw, "&") {
+		if part == "" {
+			continue
+		}
+		k, _, hasValue := strings.Cut(part, "=")
+		if dk, err := url.QueryUnescape(k); err == nil {
+			k = dk
+		}
+		if !hasValue || !slices.Contains(allowed, k) {
+			return badRequest("unexpected query part %q (a name holding '&' must be percent-encoded as %%26 by the client; this route takes %s)", part, strings.Join(allowed, ", "))
+		}
+	}
+	return nil
 }
 
 // text returns a normally encoded parameter ('+' is a space), such as path=.
@@ -118,12 +140,42 @@ func (q query) uriForID(key, id string) (string, bool, error) {
 	if v, err := url.PathUnescape(raw); err == nil && v != raw {
 		candidates = []string{v, raw}
 	}
+	if v := unescapeAdded(raw); v != raw && !slices.Contains(candidates, v) {
+		candidates = append(candidates, v)
+	}
 	for _, c := range candidates {
 		if fileID(c) == id {
 			return c, true, nil
 		}
 	}
 	return "", true, badRequest("file id %s does not match %s=%q (file id = hex SHA-256 of the full URI; a name with '#', '&' or '%%' must be percent-encoded by the client)", id, key, candidates[0])
+}
+
+// unescapeAdded decodes only the escapes an HTTP library adds to a raw
+// query (urllib3 escapes bytes outside RFC 3986's query characters: space,
+// non-ASCII, '"', '%' …) and keeps the others as they are: a name holding
+// both a space and a literal "%2B" arrives as "a%20b%2B", and only its %20
+// is the client's.
+func unescapeAdded(raw string) string {
+	var b strings.Builder
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == '%' && i+2 < len(raw) {
+			if v, err := strconv.ParseUint(raw[i+1:i+3], 16, 8); err == nil && !queryChar(byte(v)) {
+				b.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(raw[i])
+	}
+	return b.String()
+}
+
+// queryChar reports whether c may stand unescaped in a URI query
+// (RFC 3986: unreserved, sub-delims, ':', '@', '/', '?').
+func queryChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		strings.IndexByte("-._~!$&'()*+,;=:@/?", c) >= 0
 }
 
 func fileID(uri string) string {

@@ -54,18 +54,17 @@ func (s *Server) postPage(c echo.Context) error {
 	if err != nil || n < 0 {
 		return badRequest("page index %q is not a non-negative integer", c.Param("n"))
 	}
-	uri, _, err := s.target(c, q, "ufsFullPath")
-	if err != nil {
-		return err
-	}
+	// By ufsFullPath, or by the id alone (the alluxiofs client's write_page
+	// sends no query) when this node caches the file.
 	ctx := c.Request().Context()
-	f, err := s.cfg.Store.Resolve(ctx, uri)
+	f, err := s.resolve(c, q)
 	if errors.Is(err, storage.ErrNotFound) {
-		return statusError(http.StatusNotFound, "%s does not exist: a page can only be stored for an existing file; write a new file with POST /v1/chunk", uri)
+		return statusError(http.StatusNotFound, "%s does not exist: a page can only be stored for an existing file; write a new file with POST /v1/chunk", q["ufsFullPath"])
 	}
 	if err != nil {
 		return err
 	}
+	uri := f.URI
 	if n >= f.Pages() && (n != 0 || f.Size != 0) {
 		return badRequest("page %d is past the end of %s (%d pages)", n, uri, f.Pages())
 	}
@@ -176,6 +175,12 @@ func (s *Server) rm(c echo.Context) error {
 	recursive, err := q.bool("recursive", false)
 	if err != nil {
 		return err
+	}
+	// The client's RMOption sends recursiveAlias too (the CLI's -R).
+	if alias, err := q.bool("recursiveAlias", false); err != nil {
+		return err
+	} else if alias {
+		recursive = true
 	}
 	cacheOnly, err := q.bool("remove_alluxio_only", false)
 	if err != nil {
@@ -319,12 +324,27 @@ func (s *Server) copyFile(c echo.Context) error {
 	return success(c)
 }
 
+// moveKeys are the query keys mv and copy take: the URIs, the overwrite
+// spellings, and what the alluxiofs client's CPOption sends besides
+// (recursive, recursiveAlias, thread, buffer_size, preserve).
+var moveKeys = []string{"srcPath", "dstPath", "overwrite", "forced", "force",
+	"recursive", "recursiveAlias", "thread", "buffer_size", "preserve"}
+
 func (s *Server) srcDst(c echo.Context, q query) (string, string, error) {
+	// dstPath is not covered by the file id: a '&' in it would otherwise
+	// send the file to the name's first half.
+	if err := onlyKeys(c.Request().URL.RawQuery, moveKeys...); err != nil {
+		return "", "", err
+	}
 	src, _, err := s.target(c, q, "srcPath")
 	if err != nil {
 		return "", "", err
 	}
-	dst, ok := q.rawURI("dstPath")
+	// The client's HTTP library escaped only what may not stand in a query
+	// (space, non-ASCII, a '%' when the name has one that is not an
+	// escape): undo exactly that, so that a literal "%2B" in a name stays.
+	raw, ok := q["dstPath"]
+	dst := unescapeAdded(raw)
 	if !ok {
 		return "", "", badRequest("query parameter dstPath (the full URI) is required")
 	}

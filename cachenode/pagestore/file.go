@@ -37,7 +37,7 @@ func (s *Store) Resolve(ctx context.Context, uri string) (File, error) {
 	e, err := s.statFlights.do(ctx, uri, func() (storage.Entry, error) { return s.statSource(ctx, uri) })
 	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
-			if _, derr := s.dropFile(fid); derr != nil {
+			if _, derr := s.dropSynced(fid); derr != nil {
 				s.log.Warn("page store: drop deleted file", "uri", uri, "err", derr)
 			}
 		}
@@ -156,53 +156,100 @@ func (s *Store) releaseSegmentPages(recs []record) {
 	}
 }
 
-// dropFile forgets a file: its pages, data files and metadata.
-func (s *Store) dropFile(fid [32]byte) (EvictResult, error) {
+// dropFile forgets a file: its pages, data files and metadata. The index
+// deletion is applied without a sync; the space it frees is returned, to be
+// freed (free) once the deletion is durable (syncIndex): freed first and
+// then lost to a kill -9, the deleted records would come back naming bytes
+// that are gone.
+func (s *Store) dropFile(fid [32]byte) (EvictResult, freeLater, error) {
 	mu := s.stripe(fid)
 	mu.Lock()
+	defer mu.Unlock()
 	m, ok, err := s.getMeta(fid)
 	if err != nil || !ok {
-		mu.Unlock()
-		return EvictResult{}, err
+		return EvictResult{}, freeLater{}, err
 	}
 	b := s.newBatch()
 	paths, segPages, freed, n, err := s.deleteRecords(b, fid)
 	if err != nil {
 		_ = b.Close()
-		mu.Unlock()
-		return EvictResult{}, err
+		return EvictResult{}, freeLater{}, err
 	}
 	_ = b.Delete(metaKey(fid), nil)
 	_ = b.Delete(uriKey(m.URI), nil)
-	err = s.apply(b)
-	if err == nil {
-		s.used.Add(-freed)
-		s.pages.Add(-n)
-		s.checked.Delete(fid)
-		// Under the stripe: a fill of this file that has written its page
-		// file but not committed finds no metadata and removes its file.
-		// A small file has no directory: nothing to remove unless a
-		// record named a data file.
-		if len(paths) > 0 || !s.inSegments(m.file(fid, s.opts.PageSize)) {
-			if rerr := os.RemoveAll(s.fileDir(fid)); rerr != nil {
-				s.log.Warn("page store: remove file pages", "uri", m.URI, "err", rerr)
-			}
-		}
+	if err := s.apply(b); err != nil {
+		return EvictResult{}, freeLater{}, err
 	}
-	mu.Unlock()
-	if err != nil {
-		return EvictResult{}, err
+	s.used.Add(-freed)
+	s.pages.Add(-n)
+	s.checked.Delete(fid)
+	fl := freeLater{segPages: segPages}
+	// A small file has no data file unless a record named one. A larger
+	// file's data file of this generation goes even without records: a
+	// fill that wrote it but did not commit finds no metadata and removes
+	// its file itself. Later generations (a new load after the drop) have
+	// other names, so freeing after the sync never touches them.
+	if len(paths) > 0 || !s.inSegments(m.file(fid, s.opts.PageSize)) {
+		fl.files = append(paths, s.dataPath(fid, m.Gen))
+		fl.dir = s.fileDir(fid)
 	}
-	s.releaseSegmentPages(segPages)
-	return EvictResult{Files: 1, Pages: n, Bytes: freed}, nil
+	return EvictResult{Files: 1, Pages: n, Bytes: freed}, fl, nil
 }
 
-// Drop forgets one file: its pages and metadata.
+// freeLater is the space of dropped files, freed once their deletion is
+// durable.
+type freeLater struct {
+	files    []string
+	dir      string // removed when empty
+	segPages []record
+}
+
+// syncIndex makes every index change applied so far durable.
+func (s *Store) syncIndex() error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("page store index: sync: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) free(fls []freeLater) {
+	for _, fl := range fls {
+		for _, p := range fl.files {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				s.log.Warn("page store: remove file pages", "path", p, "err", err)
+			}
+		}
+		if fl.dir != "" {
+			_ = os.Remove(fl.dir) // fails while a newer generation is there
+		}
+		s.releaseSegmentPages(fl.segPages)
+	}
+}
+
+// Drop forgets one file.
 func (s *Store) Drop(uri string) (EvictResult, error) {
 	if _, ok, err := s.Lookup(uri); err != nil || !ok {
 		return EvictResult{}, err
 	}
-	return s.dropFile(sha256.Sum256([]byte(uri)))
+	return s.dropSynced(sha256.Sum256([]byte(uri)))
+}
+
+// dropSynced drops one file and frees its space once that is durable.
+func (s *Store) dropSynced(fid [32]byte) (EvictResult, error) {
+	r, fl, err := s.dropFile(fid)
+	if err != nil {
+		return r, err
+	}
+	if err := s.syncIndex(); err != nil {
+		return r, err // the space stays taken until the file's next drop
+	}
+	s.free([]freeLater{fl})
+	return r, nil
 }
 
 // EvictResult counts what Evict removed.
@@ -234,17 +281,28 @@ func (s *Store) Evict(ctx context.Context, prefix string) (EvictResult, error) {
 		if len(fids) == 0 {
 			return total, nil
 		}
+		// One sync for the whole batch of files, then their space is freed.
+		var fls []freeLater
+		var err2 error
 		for _, fid := range fids {
-			if err := ctx.Err(); err != nil {
-				return total, err
+			if err2 = ctx.Err(); err2 != nil {
+				break
 			}
-			r, err := s.dropFile(fid)
-			if err != nil {
-				return total, err
+			r, fl, err := s.dropFile(fid)
+			if err2 = err; err != nil {
+				break
 			}
+			fls = append(fls, fl)
 			total.Files += r.Files
 			total.Pages += r.Pages
 			total.Bytes += r.Bytes
+		}
+		if err := s.syncIndex(); err != nil {
+			return total, err
+		}
+		s.free(fls)
+		if err2 != nil {
+			return total, err2
 		}
 	}
 }

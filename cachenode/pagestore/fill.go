@@ -33,6 +33,11 @@ type LoadOptions struct {
 	// Limiter, when set, bounds the bandwidth taken from storage. It may be
 	// shared by concurrent loads.
 	Limiter Limiter
+	// FailIfEvicted makes a file of which pages were evicted since it was
+	// cached at this version, and that is no longer complete, a failure
+	// (ErrEvicted) rather than a reload: a job's verify pass uses it to
+	// report a file its own load brought in but that did not stay.
+	FailIfEvicted bool
 }
 
 // Outcome is what LoadFile did with a file.
@@ -88,10 +93,13 @@ const loadWindow = 16
 // A file already fully cached at that version is not read at all
 // (AlreadyCached).
 // progress, when set, is called with the bytes of each page as it is stored.
-// A file larger than the capacity is loaded through, its first pages evicted
-// as later ones arrive. Errors wrap the storage sentinels: not-found,
-// permission and invalid-path are final; ErrChanged, ErrNoSpace and
-// unavailable sources are retryable.
+// A load must leave the whole file cached: a file larger than the capacity
+// fails at once with ErrTooLarge (nothing is read), and one whose pages were
+// evicted before its last page was stored (other loads or reads needed the
+// room) fails with ErrEvicted, saying how much stayed. Errors wrap the
+// storage sentinels: not-found, permission, invalid-path, ErrTooLarge and
+// ErrEvicted are final; ErrChanged, ErrNoSpace and unavailable sources are
+// retryable.
 func (s *Store) LoadFile(ctx context.Context, ref FileRef, opts LoadOptions, progress func(bytes int64)) (LoadResult, error) {
 	failed := LoadResult{Outcome: Failed}
 	if _, err := storage.ParseURI(ref.URI); err != nil {
@@ -119,6 +127,13 @@ func (s *Store) LoadFile(ctx context.Context, ref FileRef, opts LoadOptions, pro
 		// checked on every read, so reading the source again adds nothing.
 		return LoadResult{Outcome: AlreadyCached, BytesSkipped: f.Size}, nil
 	}
+	if f.Size > s.opts.Capacity {
+		return failed, fmt.Errorf("load %s: %w: the file is %d bytes and this node's whole cache (--capacity) is %d bytes, so it cannot be held (a file is cached whole on its owner node)",
+			ref.URI, ErrTooLarge, f.Size, s.opts.Capacity)
+	}
+	if opts.FailIfEvicted && f.EvictedPages > 0 {
+		return failed, s.evictedError(f, "before the job ended")
+	}
 	res := LoadResult{Outcome: Loaded}
 	for start := int64(0); start < f.Pages(); start += loadWindow {
 		loaded, skipped, err := s.loadPages(ctx, f, start, min(start+loadWindow, f.Pages()), opts, progress)
@@ -132,7 +147,23 @@ func (s *Store) LoadFile(ctx context.Context, ref FileRef, opts LoadOptions, pro
 	if res.BytesLoaded == 0 && f.Size > 0 && opts.SkipIfExists {
 		res.Outcome = Skipped
 	}
+	// Residency: the pages stored first may have been evicted by the time
+	// the last one was (by this file's own pages, or other loads and reads).
+	if m, ok, err := s.getMeta(f.fid); err != nil {
+		return LoadResult{Outcome: Failed, BytesLoaded: res.BytesLoaded, BytesSkipped: res.BytesSkipped}, err
+	} else if ok && m.Gen == f.gen && m.Pages < f.Pages() {
+		res.Outcome = Failed
+		return res, s.evictedError(m.file(f.fid, f.PageSize), "while it was loaded")
+	}
 	return res, nil
+}
+
+// evictedError reports how much of f stayed cached.
+func (s *Store) evictedError(f File, when string) error {
+	st := s.Stats()
+	return fmt.Errorf("load %s: %w: only %d of its %d bytes are cached (%d of %d pages); the others were evicted %s to make room for other pages: "+
+		"the data being loaded and read exceeds this node's cache (%d bytes, %d in use)",
+		f.URI, ErrEvicted, f.CachedBytes, f.Size, f.CachedPages, f.Pages(), when, st.Capacity, st.UsedBytes)
 }
 
 type claim struct {
@@ -567,6 +598,9 @@ func (s *Store) evictOldest(need int64) (int, error) {
 		if m, mok, err := s.getMeta(v.fid); err == nil && mok {
 			m.Pages--
 			m.Bytes -= int64(rec.len)
+			if rec.gen == m.Gen {
+				m.Evicted++
+			}
 			setMeta(b, v.fid, m)
 		}
 		err = s.apply(b)

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -430,18 +431,76 @@ func TestLoadFile(t *testing.T) {
 	}
 }
 
+// A file larger than the whole cache fails its load at once, final, with
+// the sizes in the reason, and reads nothing; reads of it still work
+// (through the cache, its first pages evicted as later ones arrive).
 func TestLoadLargerThanCapacity(t *testing.T) {
 	e := newEnv(t, 3*ps)
 	uri, data := e.write("big", 8*ps)
 	res, err := e.store.LoadFile(context.Background(), pagestore.FileRef{URI: uri}, pagestore.LoadOptions{SkipIfExists: true}, nil)
-	if err != nil || res.BytesLoaded != int64(len(data)) {
+	if !errors.Is(err, pagestore.ErrTooLarge) || storage.IsRetryable(err) || res.Outcome != pagestore.Failed || res.BytesLoaded != 0 ||
+		!strings.Contains(err.Error(), fmt.Sprintf("the file is %d bytes and this node's whole cache (--capacity) is %d bytes", 8*ps, 3*ps)) {
 		t.Fatalf("%+v %v", res, err)
+	}
+	if st := e.store.Stats(); st.BytesFromStorage != 0 || st.Pages != 0 {
+		t.Fatalf("a load that cannot fit read or stored something: %+v", st)
+	}
+	if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
+		t.Fatal("wrong bytes")
 	}
 	if st := e.store.Stats(); st.UsedBytes > 3*ps || st.Pages != 3 {
 		t.Fatalf("over capacity: %+v", st)
 	}
-	if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
-		t.Fatal("wrong bytes")
+}
+
+// Files that fit one by one but not together: the load of a file whose
+// pages were evicted by the time its last page was stored fails with
+// ErrEvicted; a file loaded whole and evicted later is reported by a
+// FailIfEvicted load (a job's verify pass), not read again; a complete file
+// passes it.
+func TestLoadsThatDoNotStayCached(t *testing.T) {
+	e := newEnv(t, 4*ps)
+	ctx := context.Background()
+	a, _ := e.write("a", 3*ps)
+	b, _ := e.write("b", 3*ps)
+	if res, err := e.store.LoadFile(ctx, pagestore.FileRef{URI: a}, pagestore.LoadOptions{}, nil); err != nil || res.Outcome != pagestore.Loaded {
+		t.Fatalf("a: %+v %v", res, err)
+	}
+	// b evicts two pages of a, and none of its own.
+	if res, err := e.store.LoadFile(ctx, pagestore.FileRef{URI: b}, pagestore.LoadOptions{}, nil); err != nil || res.Outcome != pagestore.Loaded {
+		t.Fatalf("b: %+v %v", res, err)
+	}
+	fa, _, _ := e.store.Lookup(a)
+	if fa.CachedPages != 1 || fa.EvictedPages != 2 {
+		t.Fatalf("a after b: %+v", fa)
+	}
+	before := e.store.Stats().BytesFromStorage
+	res, err := e.store.LoadFile(ctx, pagestore.FileRef{URI: a}, pagestore.LoadOptions{SkipIfExists: true, FailIfEvicted: true}, nil)
+	if !errors.Is(err, pagestore.ErrEvicted) || storage.IsRetryable(err) || res.Outcome != pagestore.Failed ||
+		!strings.Contains(err.Error(), fmt.Sprintf("only %d of its %d bytes are cached (1 of 3 pages)", ps, 3*ps)) {
+		t.Fatalf("verify of a: %+v %v", res, err)
+	}
+	if got := e.store.Stats().BytesFromStorage; got != before {
+		t.Fatalf("verify read %d bytes from storage", got-before)
+	}
+	if res, err := e.store.LoadFile(ctx, pagestore.FileRef{URI: b}, pagestore.LoadOptions{SkipIfExists: true, FailIfEvicted: true}, nil); err != nil || res.Outcome != pagestore.AlreadyCached {
+		t.Fatalf("verify of b: %+v %v", res, err)
+	}
+
+	// A load whose first pages are gone by its end: e fills the whole
+	// cache, and f is read while e is half stored, taking the room of e's
+	// first two pages.
+	big, _ := e.write("e", 4*ps)
+	other, _ := e.write("f", 2*ps)
+	pages := 0
+	res, err = e.store.LoadFile(ctx, pagestore.FileRef{URI: big}, pagestore.LoadOptions{}, func(int64) {
+		if pages++; pages == 2 {
+			e.read(other, 0, -1) // takes two pages' room: e's first two go
+		}
+	})
+	if !errors.Is(err, pagestore.ErrEvicted) || res.Outcome != pagestore.Failed || res.BytesLoaded != 4*ps ||
+		!strings.Contains(err.Error(), "evicted while it was loaded") {
+		t.Fatalf("load of e with f read meanwhile: %+v %v", res, err)
 	}
 }
 

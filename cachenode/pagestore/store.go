@@ -90,6 +90,19 @@ var (
 	ErrClosed = fmt.Errorf("%w: the page store is closed", storage.ErrUnavailable)
 )
 
+// Errors of a load whose file does not stay in the cache. They wrap
+// storage.ErrOutOfRange, a final error: loading again would only evict
+// something else (or the same file's first pages) once more.
+var (
+	// ErrTooLarge: the file is larger than the store's whole capacity, so
+	// it cannot be held; nothing is read.
+	ErrTooLarge = fmt.Errorf("%w: larger than the cache", storage.ErrOutOfRange)
+	// ErrEvicted: pages of the file were evicted to make room for other
+	// pages before the load (or the job) ended: the working set exceeds
+	// the cache.
+	ErrEvicted = fmt.Errorf("%w: evicted to make room", storage.ErrOutOfRange)
+)
+
 // FileRef names a file at a known version, as a listing describes it.
 type FileRef struct {
 	URI string
@@ -117,6 +130,9 @@ type File struct {
 	// CachedPages and CachedBytes are what this node holds of this version.
 	CachedPages int64
 	CachedBytes int64
+	// EvictedPages counts the pages of this version evicted to make room
+	// (least recently used) since it was first cached.
+	EvictedPages int64
 
 	fid [32]byte
 	gen uint64
@@ -460,13 +476,14 @@ type meta struct {
 	Gen         uint64 `json:"gen"`
 	Pages       int64  `json:"pages"`
 	Bytes       int64  `json:"bytes"`
+	Evicted     int64  `json:"evicted,omitempty"`
 }
 
 func (m meta) file(fid [32]byte, pageSize int64) File {
 	f := File{
 		URI: m.URI, ID: hex.EncodeToString(fid[:]), Size: m.Size, Version: m.Version,
 		ContentHash: m.ContentHash, PageSize: pageSize, CachedPages: m.Pages, CachedBytes: m.Bytes,
-		fid: fid, gen: m.Gen,
+		EvictedPages: m.Evicted, fid: fid, gen: m.Gen,
 	}
 	if m.ModTimeNs != 0 {
 		f.ModTime = time.Unix(0, m.ModTimeNs)

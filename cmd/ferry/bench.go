@@ -95,7 +95,9 @@ func startBenchEnv(ctx context.Context, g *globals, dir string, nodes int, capac
 		return fail(err)
 	}
 	p.add("temporal client", func(context.Context) error { c.Close(); return nil })
-	resolver, err := newResolver(ctx, g, dir)
+	// Mount the bench's whole root (dir's parent): the trees it loads and
+	// copies are next to dir, and a resolver refuses what no mount covers.
+	resolver, err := newResolver(ctx, g, filepath.Dir(dir))
 	if err != nil {
 		return fail(err)
 	}

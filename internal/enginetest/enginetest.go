@@ -205,6 +205,16 @@ func (c *Cluster) History(ctx context.Context, workflowID string) (historystat.S
 // AddNode starts a node worker with a fresh MemCache and puts it on the ring.
 func (c *Cluster) AddNode(id string) {
 	cache := &MemCache{resolver: c.Resolver, files: map[string]int64{}}
+	c.AddNodeWithCache(id, cache)
+	c.mu.Lock()
+	c.Caches[id] = cache
+	c.mu.Unlock()
+}
+
+// AddNodeWithCache starts a node worker that loads into cache (for
+// example a real page store, worker.PageStoreCache) and puts it on the
+// ring. The cache is not in Caches.
+func (c *Cluster) AddNodeWithCache(id string, cache activities.Cache) {
 	w := sdkworker.New(c.Client, ring.TaskQueueFor(id), worker.NodeOptions())
 	worker.RegisterNode(w, &activities.Node{Cache: cache, Resolver: c.Resolver, Manifests: c.Manifests})
 	if err := w.Start(); err != nil {
@@ -212,7 +222,6 @@ func (c *Cluster) AddNode(id string) {
 	}
 	c.T.Cleanup(w.Stop)
 	c.mu.Lock()
-	c.Caches[id] = cache
 	c.workers[id] = w
 	c.members = append(c.members, ring.Member{ID: id, Identity: ring.IdentityFromName(id), Host: "127.0.0.1", TaskQueue: ring.TaskQueueFor(id)})
 	c.mu.Unlock()
