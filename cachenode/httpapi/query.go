@@ -20,19 +20,34 @@ type query map[string]string
 // parseQuery keeps the first value of each key, undecoded.
 func parseQuery(raw string) query {
 	q := query{}
+	for _, p := range splitQuery(raw) {
+		if _, dup := q[p.key]; !dup {
+			q[p.key] = p.value
+		}
+	}
+	return q
+}
+
+// queryPart is one '&'-separated part of a raw query: its key decoded, its
+// value as sent.
+type queryPart struct {
+	raw, key, value string
+	hasValue        bool
+}
+
+func splitQuery(raw string) []queryPart {
+	var parts []queryPart
 	for _, part := range strings.Split(raw, "&") {
 		if part == "" {
 			continue
 		}
-		k, v, _ := strings.Cut(part, "=")
+		k, v, ok := strings.Cut(part, "=")
 		if dk, err := url.QueryUnescape(k); err == nil {
 			k = dk
 		}
-		if _, dup := q[k]; !dup {
-			q[k] = v
-		}
+		parts = append(parts, queryPart{raw: part, key: k, value: v, hasValue: ok})
 	}
-	return q
+	return parts
 }
 
 // onlyKeys refuses a raw query that holds a key outside allowed, or a part
@@ -41,16 +56,9 @@ func parseQuery(raw string) query {
 // split in two ("dstPath=file:///d/a" and "b.txt"), and acting on the first
 // half would write or place another file than the one meant.
 func onlyKeys(raw string, allowed ...string) error {
-	for _, part := range strings.Split(raw, "&") {
-		if part == "" {
-			continue
-		}
-		k, _, hasValue := strings.Cut(part, "=")
-		if dk, err := url.QueryUnescape(k); err == nil {
-			k = dk
-		}
-		if !hasValue || !slices.Contains(allowed, k) {
-			return badRequest("unexpected query part %q (a name holding '&' must be percent-encoded as %%26 by the client; this route takes %s)", part, strings.Join(allowed, ", "))
+	for _, p := range splitQuery(raw) {
+		if !p.hasValue || !slices.Contains(allowed, p.key) {
+			return badRequest("unexpected query part %q (a name holding '&' must be percent-encoded as %%26 by the client; this route takes %s)", p.raw, strings.Join(allowed, ", "))
 		}
 	}
 	return nil

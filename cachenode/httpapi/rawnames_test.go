@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -358,4 +359,37 @@ func TestAlluxiofsEveryRouteWithRawNames(t *testing.T) {
 func isDir(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.IsDir()
+}
+
+// /v1/load, as the client's load, submit_load, load_progress and stop_load
+// send it (path=, opType=, verbose= form-encoded by requests): the job API
+// receives the query byte for byte, so it decodes the very name the client
+// meant, whatever it holds.
+func TestAlluxiofsLoadForwardsEveryNameExactly(t *testing.T) {
+	var got []string
+	jobAPI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.URL.RawQuery)
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"success": true, "path": q.Get("path"), "jobState": "RUNNING"})
+	}))
+	defer jobAPI.Close()
+	f := newFixture(t, jobAPI.URL)
+	for _, name := range []string{"plus+sign", "eq=1;semi", "q?mark", "sp ace", "caf\u00e9+\u6587", "100%", "amp&x", "hash#x", "pct%41"} {
+		uri := "s3://bucket/dir/" + name
+		for _, op := range []string{"submit", "progress", "stop"} {
+			target := pyRequests("/v1/load", "path", uri, "opType", op, "verbose", "true")
+			code, body := f.alluxiofs("GET", target)
+			var ans struct{ Path string }
+			if code != 200 || json.Unmarshal(body, &ans) != nil || ans.Path != uri {
+				t.Fatalf("%s %s: %d %s, want the job API to see path %q", name, op, code, body, uri)
+			}
+			if _, q, _ := strings.Cut(target, "?"); got[len(got)-1] != q {
+				t.Fatalf("%s %s: forwarded %q, sent %q", name, op, got[len(got)-1], q)
+			}
+		}
+	}
 }

@@ -70,7 +70,15 @@
 //     completely written, and every read checks the CRC-32C anyway.
 //   - Loads: a file already fully cached at the version the listing gives
 //     (or, without one, the version one Stat reports) is not read again
-//     (AlreadyCached); only missing pages are ever fetched.
+//     (AlreadyCached); only missing pages are ever fetched. A load leaves
+//     the whole file cached or fails: a file larger than the capacity fails
+//     at once (ErrTooLarge), one whose pages were evicted before its load
+//     ended fails with what stayed (ErrEvicted); evictions are counted per
+//     file, so a later check (LoadOptions.FailIfEvicted) tells a file that
+//     was cached and lost from one never loaded here.
+//   - Drops: a dropped or evicted-by-prefix file's space is freed only
+//     after its index deletion is synced, so a kill -9 cannot bring back
+//     records that name freed bytes.
 //
 // Loads (LoadFile) and reads (Resolve, ReadRange) share one fill path.
 // Errors wrap the storage sentinels (storage.ErrNotFound, …), so a caller

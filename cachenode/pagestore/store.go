@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
 
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/workflows/bytesjson"
@@ -76,6 +77,10 @@ func (o *Options) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// indexCacheSize is the index's block cache: room for the records of a few
+// hundred thousand cached files.
+const indexCacheSize = 64 << 20
 
 // Errors of the page store. Both wrap storage.ErrUnavailable: trying again
 // later is the right reaction.
@@ -233,7 +238,21 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(s.pageDir, 0o755); err != nil {
 		return nil, fmt.Errorf("page store: %w", err)
 	}
-	db, err := pebble.Open(filepath.Join(opts.Dir, "index"), &pebble.Options{Logger: pebbleLogger{s.log}})
+	// Pebble's default 8 MiB block cache holds the index of a few thousand
+	// files: beyond that every lookup decompressed a block again (a load
+	// of 20,000 cached files spent ~60 µs per file in it).
+	cache := pebble.NewCache(indexCacheSize)
+	defer cache.Unref()
+	popts := &pebble.Options{Logger: pebbleLogger{s.log}, Cache: cache}
+	// Bloom filters let a lookup skip the tables that do not hold its key:
+	// loads and evictions leave many small tables before compaction, and
+	// without filters every lookup searched each of them.
+	popts.Levels = make([]pebble.LevelOptions, 7)
+	for i := range popts.Levels {
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		popts.Levels[i].FilterType = pebble.TableFilter
+	}
+	db, err := pebble.Open(filepath.Join(opts.Dir, "index"), popts)
 	if err != nil {
 		return nil, fmt.Errorf("page store: open index in %s: %w", opts.Dir, err)
 	}

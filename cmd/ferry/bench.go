@@ -216,7 +216,7 @@ func cpSide(src, dst string) abbench.Side {
 // from every node first (outside the clock), so the job reads everything
 // from the source. It checks that every file was accounted for: loaded
 // when cold, loaded or skipped as already cached when warm.
-func (e *benchEnv) loadSide(src string, files int, cold bool, last *workflows.JobState) abbench.Side {
+func (e *benchEnv) loadSide(src string, files int, cold bool, opts workflows.Options, last *workflows.JobState) abbench.Side {
 	uri := "file://" + src
 	return func(ctx context.Context) (time.Duration, error) {
 		if cold {
@@ -225,7 +225,7 @@ func (e *benchEnv) loadSide(src string, files int, cold bool, last *workflows.Jo
 			}
 		}
 		syscall.Sync()
-		st, took, err := e.runJob(ctx, jobs.Key{Type: workflows.JobLoad, Path: uri}, workflows.Options{})
+		st, took, err := e.runJob(ctx, jobs.Key{Type: workflows.JobLoad, Path: uri}, opts)
 		if err != nil {
 			return 0, err
 		}
@@ -263,7 +263,7 @@ func printRows(w io.Writer, rows []benchRow, nameA, nameB string) {
 
 func newBenchLoadCommand(g *globals) *cobra.Command {
 	var dir string
-	var small, large, nodes, pairs int
+	var small, large, nodes, pairs, batchSize int
 	var smallSize, largeSize string
 	cmd := &cobra.Command{
 		Use:   "load",
@@ -319,8 +319,9 @@ with every figure: on a shared machine they are noisy.`,
 					return err
 				}
 				var last workflows.JobState
-				cold := env.loadSide(src, n, true, &last)
-				warm := env.loadSide(src, n, false, &last)
+				jobOpts := workflows.Options{BatchSize: batchSize}
+				cold := env.loadSide(src, n, true, jobOpts, &last)
+				warm := env.loadSide(src, n, false, jobOpts, &last)
 				_, _ = fmt.Fprintf(out, "%s: cold ferry load vs cp -r\n", what)
 				res, err := abbench.Run(ctx, abbench.Options{Pairs: pairs, Progress: progress(what)}, cold, cpSide(src, filepath.Join(root, what+"-cp")))
 				if err != nil {
@@ -380,6 +381,7 @@ with every figure: on a shared machine they are noisy.`,
 	f.StringVar(&largeSize, "large-size", "256MiB", "size of each large file")
 	f.IntVar(&nodes, "nodes", 3, "cache nodes")
 	f.IntVar(&pairs, "pairs", 3, "measured alternated pairs per comparison (after one warm-up run of each side)")
+	f.IntVar(&batchSize, "batch-size", 0, "files per batch of the load jobs (0: the job default)")
 	return cmd
 }
 
