@@ -30,6 +30,10 @@ type Limiter interface {
 // heartbeatEvery is how often a batch heartbeats while a file is loading.
 const heartbeatEvery = 2 * time.Second
 
+// cancelGrace is how long a cancelled batch waits for the entries in
+// flight to end before it returns without them.
+const cancelGrace = time.Second
+
 // LimiterBurst is the largest n a Cache passes to Limiter.WaitN at once.
 const LimiterBurst = 4 << 20
 
@@ -207,6 +211,9 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, 
 		}
 	}()
 	next := p.Done
+	// abandoned: the batch returned while an entry was still in do (see
+	// below); that entry's outcome comes too late to count.
+	abandoned := false
 	var wg sync.WaitGroup
 	for w := 0; w < parallel; w++ {
 		wg.Add(1)
@@ -225,6 +232,10 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, 
 					return // cancelled, not failed
 				}
 				mu.Lock()
+				if abandoned {
+					mu.Unlock()
+					return
+				}
 				slots[i] = slot{out: out, err: err, done: true}
 				for p.Done < len(entries) && slots[p.Done].done {
 					sl := slots[p.Done]
@@ -246,9 +257,29 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, 
 			}
 		}()
 	}
-	wg.Wait()
+	finished := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		// Cancelled (the job stops, the node left): an entry stuck in a
+		// read that ignores cancellation (a hung mount, a store that never
+		// answers) must not hold the batch. Entries that are just finishing
+		// get a moment to count; then the batch returns its finished prefix
+		// and a stuck entry, outside it, is done again on resume.
+		t := time.NewTimer(cancelGrace)
+		select {
+		case <-finished:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	mu.Lock()
 	defer mu.Unlock()
+	abandoned = true
 	if err := ctx.Err(); err != nil {
 		return snapshot(), err
 	}

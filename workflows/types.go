@@ -57,6 +57,10 @@ const (
 	StatusStopped   JobStatus = "STOPPED"
 	StatusSucceeded JobStatus = "SUCCEEDED"
 	StatusFailed    JobStatus = "FAILED"
+	// StatusTerminated is a job whose run was terminated in Temporal (by
+	// hand, outside Ferry): its progress shows the last counters the run
+	// recorded. A new submit starts the job afresh.
+	StatusTerminated JobStatus = "TERMINATED"
 )
 
 // Active reports whether a run in this status is still going.
