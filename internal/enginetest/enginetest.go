@@ -12,13 +12,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/ferryio/ferry/activities"
 	"github.com/ferryio/ferry/cachenode/ring"
@@ -295,3 +299,43 @@ func (quietLogger) Debug(string, ...interface{}) {}
 func (quietLogger) Info(string, ...interface{})  {}
 func (quietLogger) Warn(string, ...interface{})  {}
 func (quietLogger) Error(string, ...interface{}) {}
+
+// RecordHistories saves the history of every run of workflowID as
+// <name>-<n>.json under $FERRY_RECORD_HISTORIES, for the replay tests in
+// tests/replay. Without the variable it does nothing.
+func RecordHistories(t testing.TB, c client.Client, workflowID, name string) {
+	t.Helper()
+	dir := os.Getenv("FERRY_RECORD_HISTORIES")
+	if dir == "" {
+		return
+	}
+	ctx := context.Background()
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("WorkflowId = '%s'", workflowID),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	execs := resp.GetExecutions()
+	sort.Slice(execs, func(i, j int) bool { return execs[i].GetStartTime().AsTime().Before(execs[j].GetStartTime().AsTime()) })
+	for i, e := range execs {
+		h := &historypb.History{}
+		iter := c.GetWorkflowHistory(ctx, workflowID, e.GetExecution().GetRunId(), false, 0)
+		for iter.HasNext() {
+			ev, err := iter.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Events = append(h.Events, ev)
+		}
+		b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, fmt.Sprintf("%s-%d.json", name, i+1))
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("recorded %s (%d events)", p, len(h.Events))
+	}
+}

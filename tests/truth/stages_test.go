@@ -103,6 +103,7 @@ func TestStopResumeAtEveryStage(t *testing.T) {
 				t.Fatalf("verify pass %d loaded %d files again; every file was cached", st.VerifyPass, st.VerifyLoadedFiles)
 			}
 			expectRuns(t, cl, key, "CANCELED/STOPPED", "COMPLETED/SUCCEEDED")
+			enginetest.RecordHistories(t, cl.Client, key.WorkflowID(), "v2-truth-stop-"+tc.name)
 			if tc.typ == workflows.JobLoad {
 				return
 			}

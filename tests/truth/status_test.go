@@ -59,6 +59,7 @@ func TestTemporalStatusSaysTheJobState(t *testing.T) {
 	}
 	enginetest.CheckExact(t, cl.WaitEnd(keyA, jobTimeout), 12, totalA)
 	runsA := expectRuns(t, cl, keyA, "COMPLETED/SUCCEEDED")
+	enginetest.RecordHistories(t, cl.Client, keyA.WorkflowID(), "v2-truth-continue")
 	if len(runsA) < 2 {
 		t.Fatalf("the job took %d runs; want a continue-as-new at least", len(runsA))
 	}
@@ -78,6 +79,7 @@ func TestTemporalStatusSaysTheJobState(t *testing.T) {
 		t.Fatalf("job with a failing file: %s, %d succeeded, %d failed, %d bytes of %d, failures %+v", stB.Status, stB.Succeeded, stB.Failed, stB.BytesDone, totalB, stB.RecentFailures)
 	}
 	expectRuns(t, cl, keyB, "FAILED/FAILED")
+	enginetest.RecordHistories(t, cl.Client, keyB.WorkflowID(), "v2-truth-failed")
 
 	// Request Cancellation (Temporal's UI) is a stop: resumable, with its
 	// counters and its failure list.
@@ -115,6 +117,7 @@ func TestTemporalStatusSaysTheJobState(t *testing.T) {
 		t.Fatalf("failure list after cancel and resume:\n%s", list)
 	}
 	expectRuns(t, cl, keyC, "CANCELED/STOPPED", "FAILED/FAILED")
+	enginetest.RecordHistories(t, cl.Client, keyC.WorkflowID(), "v2-truth-cancel")
 
 	// Terminated: TERMINATED with the last counters the run recorded.
 	srcD, totalD := enginetest.MakeTree(t, 20)
@@ -131,6 +134,7 @@ func TestTemporalStatusSaysTheJobState(t *testing.T) {
 		t.Fatalf("terminated job: %s (%s), %d succeeded of %d, %d bytes (want 18 files, %d bytes)", stD.Status, stD.Reason, stD.Succeeded, stD.Qualified, stD.BytesDone, totalD-heldD)
 	}
 	expectRuns(t, cl, keyD, "TERMINATED/RUNNING")
+	enginetest.RecordHistories(t, cl.Client, keyD.WorkflowID(), "v2-truth-terminated")
 
 	// Running, and stopped.
 	srcE, _ := enginetest.MakeTree(t, 8)
