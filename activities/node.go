@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -43,6 +44,9 @@ type CacheLoadOptions struct {
 	SkipIfExists bool
 	// Limiter, when set, paces the bytes read from storage.
 	Limiter Limiter
+	// Progress, when set, is called with the bytes read from storage as
+	// they arrive, so that the batch's heartbeat shows files in flight.
+	Progress func(bytes int64)
 }
 
 // CacheLoadResult is what loading one file did.
@@ -99,6 +103,8 @@ func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflow
 			return skipIrregular(ctx, e.URI, e.Irregular), nil
 		}
 		f := CacheFile{URI: e.URI, Size: e.Size, Version: e.Version}
+		opts := opts
+		opts.Progress = readProgress(ctx)
 		res, err := withRetries(ctx, n.FileAttempts, func() (CacheLoadResult, error) { return n.Cache.Load(ctx, f, opts) })
 		if err == nil {
 			err = n.replicate(ctx, f, in.Replicas, opts)
@@ -130,7 +136,7 @@ func (n *Node) runInput(ctx context.Context, in workflows.BatchInput, do func(co
 			return workflows.BatchResult{}, toTemporal(err)
 		}
 	}
-	p, err := runBatch(ctx, entries, n.parallelism(), do)
+	p, err := runBatch(withReadCounter(ctx, new(atomic.Int64)), entries, n.parallelism(), do)
 	if err != nil {
 		if ctx.Err() != nil {
 			return p.Result, temporal.NewCanceledError(p)
@@ -188,9 +194,20 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, 
 	}
 	slots := make([]slot, len(entries))
 	var mu sync.Mutex
+	// Bytes in flight: what the entries read beyond the prefix's bytes of
+	// this attempt, within the sizes of the entries outside the prefix.
+	read := readCounter(ctx)
+	startBytes := p.Result.BytesDone
+	var remaining int64
+	for _, e := range entries[min(max(p.Done, 0), len(entries)):] {
+		remaining += max(e.Size, 0)
+	}
 	snapshot := func() workflows.BatchProgress {
 		s := p
 		s.Result.Failures = append([]workflows.Failure(nil), p.Result.Failures...)
+		if read != nil {
+			s.BytesInFlight = inFlight(read.Load(), p.Result.BytesDone-startBytes, remaining)
+		}
 		return s
 	}
 	stop := make(chan struct{})
@@ -249,6 +266,7 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, 
 						p.Result.Succeeded++
 						p.Result.BytesDone += sl.out.bytes
 					}
+					remaining -= max(entries[p.Done].Size, 0)
 					p.Done++
 				}
 				s := snapshot()

@@ -481,7 +481,41 @@ func (s *Service) Progress(ctx context.Context, key Key) (workflows.JobState, er
 	if err := resp.Get(&st); err != nil {
 		return workflows.JobState{}, fmt.Errorf("decode progress of %s: %w", key.WorkflowID(), err)
 	}
+	s.addInFlight(ctx, key, last.runID, &st)
 	return st, nil
+}
+
+// addInFlight adds to st what the batches running now have done and read
+// so far, from their last heartbeats (Temporal's pending activities). It is
+// called after the query that produced st: a batch whose result st counts
+// had completed before the query, so it is no longer pending here and is
+// never counted twice. Without an answer, st stays as the query gave it.
+func (s *Service) addInFlight(ctx context.Context, key Key, runID string, st *workflows.JobState) {
+	if !st.Status.Active() {
+		return
+	}
+	desc, err := s.client.DescribeWorkflowExecution(ctx, key.WorkflowID(), runID)
+	if err != nil {
+		return
+	}
+	dc := bytesjson.DataConverter()
+	var files, bytes int64
+	for _, a := range desc.GetPendingActivities() {
+		switch a.GetActivityType().GetName() {
+		case workflows.ActivityLoadBatch, workflows.ActivityCopyBatch:
+		default:
+			continue
+		}
+		var p workflows.BatchProgress
+		if a.GetHeartbeatDetails() == nil || dc.FromPayloads(a.GetHeartbeatDetails(), &p) != nil {
+			continue
+		}
+		files += int64(max(p.Done, 0))
+		bytes += p.Result.BytesDone + p.BytesInFlight
+	}
+	// Within what the listing found: never more than exists.
+	st.InFlightFiles = min(files, max(st.Qualified-st.Processed(), 0))
+	st.InFlightBytes = min(bytes, max(st.QualifiedSize-st.BytesDone-st.BytesSkipped, 0))
 }
 
 // endedOutside is the state of a run that ended outside Ferry's own logic

@@ -340,6 +340,13 @@ type JobState struct {
 	// waiting for a slot.
 	InFlight int `json:"inFlight,omitempty"`
 	Queued   int `json:"queued,omitempty"`
+	// InFlightFiles and InFlightBytes are what the batches running now
+	// have finished and read so far (their last heartbeats), not yet in the
+	// counters above: the client adds them (jobs.Service.Progress) from
+	// Temporal's pending activities, and reports show BytesDone +
+	// InFlightBytes while the job runs. Zero once it has ended.
+	InFlightFiles int64 `json:"inFlightFiles,omitempty"`
+	InFlightBytes int64 `json:"inFlightBytes,omitempty"`
 
 	// VerifyPass counts verify passes done; VerifyLoadedFiles and
 	// VerifyLoadedBytes what they found missing and loaded again.

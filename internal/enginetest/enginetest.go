@@ -92,7 +92,11 @@ func (c *MemCache) Load(ctx context.Context, f activities.CacheFile, opts activi
 		return activities.CacheLoadResult{}, err
 	}
 	defer func() { _ = r.Close() }()
-	n, err := io.Copy(io.Discard, r)
+	var w io.Writer = io.Discard
+	if opts.Progress != nil {
+		w = progressWriter(opts.Progress)
+	}
+	n, err := io.Copy(w, r)
 	if err != nil {
 		return activities.CacheLoadResult{}, err
 	}
@@ -101,6 +105,14 @@ func (c *MemCache) Load(ctx context.Context, f activities.CacheFile, opts activi
 	c.mu.Unlock()
 	c.loads.Add(1)
 	return activities.CacheLoadResult{BytesLoaded: n}, nil
+}
+
+// progressWriter discards what it is given and reports its length.
+type progressWriter func(int64)
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	p(int64(len(b)))
+	return len(b), nil
 }
 
 // Files returns the URIs the cache holds.

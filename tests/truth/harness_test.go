@@ -143,19 +143,25 @@ func (f *faults) Open(ctx context.Context, uri string, off, n int64) (io.ReadClo
 	if err != nil {
 		return nil, err
 	}
-	return &gatedReader{ReadCloser: r, pass: func() error { return f.pass("open", uri) }}, nil
+	return &gatedReader{ReadCloser: r, pass: func(kind string) error { return f.pass(kind, uri) }}, nil
 }
 
+// gatedReader passes its gate ("open") before its first Read and again
+// ("midread") before its second, so a test can hold a file part-read.
 type gatedReader struct {
 	io.ReadCloser
-	pass   func() error
-	passed bool
+	pass  func(kind string) error
+	reads int
 }
 
 func (r *gatedReader) Read(p []byte) (int, error) {
-	if !r.passed {
-		r.passed = true
-		if err := r.pass(); err != nil {
+	if r.reads < 2 {
+		r.reads++
+		kind := "open"
+		if r.reads == 2 {
+			kind = "midread"
+		}
+		if err := r.pass(kind); err != nil {
 			return 0, err
 		}
 	}
