@@ -167,6 +167,10 @@ func batchOptions(ctx workflow.Context, b BatchRef) workflow.ActivityOptions {
 	if pass == PassMain {
 		pass = "main"
 	}
-	o.Summary = fmt.Sprintf("%s: %d files (%s pass, %s from %d)", b.NodeID, b.Count, pass, b.Key, b.Start)
+	files := "files"
+	if b.Count == 1 {
+		files = "file"
+	}
+	o.Summary = fmt.Sprintf("%s: %d %s (%s pass, batch %s)", b.NodeID, b.Count, files, pass, b.Key)
 	return o
 }

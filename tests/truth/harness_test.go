@@ -295,3 +295,5 @@ func expectRuns(t *testing.T, cl *enginetest.Cluster, key jobs.Key, want ...stri
 	})
 	return runs
 }
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
