@@ -19,7 +19,9 @@ const (
 	// whose histories carry file lists: see README "Jobs and Temporal".
 	JobWorkflowName = "FerryJob2"
 	// SignalStop asks a job to stop: no new batch is dispatched, batches
-	// already on a node finish and are counted, the run ends STOPPED.
+	// in flight are cancelled and their progress counted, the rest is kept
+	// for the resume, and the run ends STOPPED (Temporal status Canceled).
+	// Temporal's cancellation request does the same.
 	SignalStop = "stop"
 	// QueryProgress returns the job's JobState, its progress view.
 	QueryProgress = "progress"
