@@ -351,3 +351,26 @@ func RecordHistories(t testing.TB, c client.Client, workflowID, name string) {
 		t.Logf("recorded %s (%d events)", p, len(h.Events))
 	}
 }
+
+// ReadTree reads every regular file under dir: contents by slash-separated
+// relative path. A missing dir reads as empty.
+func ReadTree(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out[filepath.ToSlash(rel)] = string(b)
+		return nil
+	})
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -1,10 +1,8 @@
 package truth
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,7 +68,7 @@ func TestStopResumeAtEveryStage(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			src, total := enginetest.MakeTree(t, n)
-			orig := snapshot(t, strings.TrimPrefix(src, "file://"))
+			orig := enginetest.ReadTree(t, strings.TrimPrefix(src, "file://"))
 			key := jobs.Key{Type: tc.typ, Path: src}
 			if tc.typ != workflows.JobLoad {
 				key.Dst = "file://" + t.TempDir() + "/out"
@@ -107,48 +105,14 @@ func TestStopResumeAtEveryStage(t *testing.T) {
 			if tc.typ == workflows.JobLoad {
 				return
 			}
-			got := snapshot(t, strings.TrimPrefix(key.Dst, "file://"))
-			if !sameFiles(orig, got) {
+			got := enginetest.ReadTree(t, strings.TrimPrefix(key.Dst, "file://"))
+			if fmt.Sprint(orig) != fmt.Sprint(got) {
 				t.Fatalf("destination holds %d files, source had %d (or bytes differ)", len(got), len(orig))
 			}
-			left := snapshot(t, strings.TrimPrefix(src, "file://"))
+			left := enginetest.ReadTree(t, strings.TrimPrefix(src, "file://"))
 			if tc.typ == workflows.JobMove && len(left) != 0 {
 				t.Fatalf("%d files left in the source after the move", len(left))
 			}
 		})
 	}
-}
-
-// snapshot reads every regular file under dir by relative path.
-func snapshot(t *testing.T, dir string) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		out[rel] = b
-		return nil
-	})
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func sameFiles(a, b map[string][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || !bytes.Equal(v, w) {
-			return false
-		}
-	}
-	return true
 }

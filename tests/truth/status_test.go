@@ -25,7 +25,7 @@ func firstFile(uri string) bool { return filepath.Base(uri) == "f 0000+x.bin" }
 func sizeUnder(t *testing.T, dir string) int64 {
 	t.Helper()
 	var n int64
-	for _, b := range snapshot(t, dir) {
+	for _, b := range enginetest.ReadTree(t, dir) {
 		n += int64(len(b))
 	}
 	return n
