@@ -145,6 +145,10 @@ type Cluster struct {
 	Manifests *manifest.Store
 	// Caches are the nodes' caches by node ID.
 	Caches map[string]*MemCache
+	// UIURL is the Temporal Web UI's base URL, if the server has one;
+	// Namespace the namespace of the jobs.
+	UIURL     string
+	Namespace string
 
 	mu       sync.Mutex
 	members  []ring.Member
@@ -156,7 +160,14 @@ type Cluster struct {
 // storage backend; the resolver may be widened with extra stores.
 func NewCluster(t testing.TB, nodes int, extra ...storage.Store) *Cluster {
 	t.Helper()
-	srv, err := temporaldev.Start(context.Background(), temporaldev.Config{})
+	return NewClusterConfig(t, temporaldev.Config{}, nodes, extra...)
+}
+
+// NewClusterConfig is NewCluster with the embedded Temporal server
+// configured by cfg (UIAddress "127.0.0.1:0" adds the Web UI at UIURL).
+func NewClusterConfig(t testing.TB, cfg temporaldev.Config, nodes int, extra ...storage.Store) *Cluster {
+	t.Helper()
+	srv, err := temporaldev.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +182,7 @@ func NewCluster(t testing.TB, nodes int, extra ...storage.Store) *Cluster {
 		t.Fatal(err)
 	}
 	cl := &Cluster{
-		T: t, Client: c, Resolver: storage.NewResolver(append([]storage.Store{st}, extra...)...),
+		T: t, Client: c, UIURL: srv.UIURL(), Namespace: srv.Namespace(), Resolver: storage.NewResolver(append([]storage.Store{st}, extra...)...),
 		Caches: map[string]*MemCache{}, workers: map[string]sdkworker.Worker{},
 	}
 	if cl.Manifests, err = manifest.New(cl.Resolver, "file://"+t.TempDir()); err != nil {

@@ -56,6 +56,13 @@ type faults struct {
 func newCluster(t *testing.T) (*enginetest.Cluster, *faults) {
 	t.Helper()
 	cl := enginetest.NewCluster(t, 0)
+	return cl, useFaults(t, cl)
+}
+
+// useFaults adds node-1 to a cluster without nodes, its reads going
+// through faults.
+func useFaults(t *testing.T, cl *enginetest.Cluster) *faults {
+	t.Helper()
 	st, err := local.New(local.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +72,7 @@ func newCluster(t *testing.T) (*enginetest.Cluster, *faults) {
 	cl.AddNode("node-1")
 	cl.Caches["node-1"].Fail = func(uri string) error { return f.pass("load", uri) }
 	t.Cleanup(f.openAll)
-	return cl, f
+	return f
 }
 
 // add puts a gate on the files under prefix.
