@@ -298,6 +298,7 @@ func (n *Node) copyFile(ctx context.Context, src, dst storage.Store, srcInfo sto
 	if lim != nil {
 		reader = &limitedReader{ctx: ctx, r: reader, lim: lim}
 	}
+	reader = countReads(ctx, reader)
 	bufp := copyBuffers.Get().(*[]byte)
 	n64, err := io.CopyBuffer(writerOnly{w}, reader, *bufp)
 	copyBuffers.Put(bufp)

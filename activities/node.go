@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -31,6 +32,10 @@ type Limiter interface {
 // heartbeatEvery is how often a batch heartbeats while a file is loading.
 const heartbeatEvery = 2 * time.Second
 
+// cancelGrace is how long a cancelled batch waits for the entries in
+// flight to end before it returns without them.
+const cancelGrace = time.Second
+
 // LimiterBurst is the largest n a Cache passes to Limiter.WaitN at once.
 const LimiterBurst = 4 << 20
 
@@ -44,6 +49,9 @@ type CacheLoadOptions struct {
 	// this version but of which pages were evicted since is a failure, not
 	// loaded again (the job's working set does not fit the cache).
 	FailIfEvicted bool
+	// Progress, when set, is called with the bytes read from storage as
+	// they arrive, so that the batch's heartbeat shows files in flight.
+	Progress func(bytes int64)
 }
 
 // CacheLoadResult is what loading one file did.
@@ -136,6 +144,8 @@ func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflow
 			return skipIrregular(ctx, e.URI, e.Irregular), nil
 		}
 		f := CacheFile{URI: e.URI, Size: e.Size, Version: e.Version}
+		opts := opts
+		opts.Progress = readProgress(ctx)
 		res, err := withRetries(ctx, n.FileAttempts, func() (CacheLoadResult, error) { return n.Cache.Load(ctx, f, opts) })
 		if err == nil {
 			err = n.replicate(ctx, f, in.Replicas, opts)
@@ -167,7 +177,7 @@ func (n *Node) runInput(ctx context.Context, in workflows.BatchInput, do func(co
 			return workflows.BatchResult{}, toTemporal(err)
 		}
 	}
-	p, err := runBatch(ctx, entries, n.parallelism(), do)
+	p, err := runBatch(withReadCounter(ctx, new(atomic.Int64)), entries, n.parallelism(), do)
 	if err != nil {
 		if ctx.Err() != nil {
 			return p.Result, temporal.NewCanceledError(p)
@@ -225,9 +235,20 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, 
 	}
 	slots := make([]slot, len(entries))
 	var mu sync.Mutex
+	// Bytes in flight: what the entries read beyond the prefix's bytes of
+	// this attempt, within the sizes of the entries outside the prefix.
+	read := readCounter(ctx)
+	startBytes := p.Result.BytesDone
+	var remaining int64
+	for _, e := range entries[min(max(p.Done, 0), len(entries)):] {
+		remaining += max(e.Size, 0)
+	}
 	snapshot := func() workflows.BatchProgress {
 		s := p
 		s.Result.Failures = append([]workflows.Failure(nil), p.Result.Failures...)
+		if read != nil {
+			s.BytesInFlight = inFlight(read.Load(), p.Result.BytesDone-startBytes, remaining)
+		}
 		return s
 	}
 	stop := make(chan struct{})
@@ -248,6 +269,9 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, 
 		}
 	}()
 	next := p.Done
+	// abandoned: the batch returned while an entry was still in do (see
+	// below); that entry's outcome comes too late to count.
+	abandoned := false
 	var wg sync.WaitGroup
 	for w := 0; w < parallel; w++ {
 		wg.Add(1)
@@ -266,6 +290,10 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, 
 					return // cancelled, not failed
 				}
 				mu.Lock()
+				if abandoned {
+					mu.Unlock()
+					return
+				}
 				slots[i] = slot{out: out, err: err, done: true}
 				for p.Done < len(entries) && slots[p.Done].done {
 					sl := slots[p.Done]
@@ -279,6 +307,7 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, 
 						p.Result.Succeeded++
 						p.Result.BytesDone += sl.out.bytes
 					}
+					remaining -= max(entries[p.Done].Size, 0)
 					p.Done++
 				}
 				s := snapshot()
@@ -287,9 +316,29 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, 
 			}
 		}()
 	}
-	wg.Wait()
+	finished := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		// Cancelled (the job stops, the node left): an entry stuck in a
+		// read that ignores cancellation (a hung mount, a store that never
+		// answers) must not hold the batch. Entries that are just finishing
+		// get a moment to count; then the batch returns its finished prefix
+		// and a stuck entry, outside it, is done again on resume.
+		t := time.NewTimer(cancelGrace)
+		select {
+		case <-finished:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	mu.Lock()
 	defer mu.Unlock()
+	abandoned = true
 	if err := ctx.Err(); err != nil {
 		return snapshot(), err
 	}

@@ -318,9 +318,9 @@ func listFilter(typeField, typ, stateField, state string) (jobs.ListFilter, erro
 	if state != "" && !strings.EqualFold(state, "ALL") {
 		st := workflows.JobStatus(strings.ToUpper(state))
 		switch st {
-		case workflows.StatusRunning, workflows.StatusVerifying, workflows.StatusStopped, workflows.StatusSucceeded, workflows.StatusFailed:
+		case workflows.StatusRunning, workflows.StatusVerifying, workflows.StatusStopped, workflows.StatusSucceeded, workflows.StatusFailed, workflows.StatusTerminated:
 		default:
-			return f, badInput(stateField, "unknown job state %q (want RUNNING, VERIFYING, STOPPED, SUCCEEDED, FAILED or ALL)", state)
+			return f, badInput(stateField, "unknown job state %q (want RUNNING, VERIFYING, STOPPED, SUCCEEDED, FAILED, TERMINATED or ALL)", state)
 		}
 		f.Status = st
 	}

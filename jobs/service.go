@@ -253,6 +253,10 @@ func (s *Service) Submit(ctx context.Context, key Key, opts workflows.Options) (
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		TypedSearchAttributes:    sa,
+		// What the job is, in Temporal's UI without a click: the list
+		// shows the summary, the workflow's page both.
+		StaticSummary: workflows.JobSummary(key.Type, key.Path, key.Dst),
+		StaticDetails: workflows.JobDetails(key.Type, key.Path, key.Dst, input.Options),
 		// The full paths, byte for byte: the ID may be a hash of them and
 		// the search attribute a shortened, UTF-8 spelling.
 		Memo: map[string]any{MemoPath: key.Path, MemoDst: key.Dst},
@@ -418,11 +422,18 @@ func (s *Service) lastRun(ctx context.Context, key Key) (runInfo, error) {
 	if ri.jobID == "" {
 		ri.jobID = ri.runID
 	}
-	if ri.status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+	switch ri.status {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		// SUCCEEDED runs complete, FAILED ones fail and STOPPED ones end
+		// canceled, each with the job's state (workflows.JobResult).
 		var st workflows.JobState
-		if err := s.client.GetWorkflow(ctx, key.WorkflowID(), ri.runID).Get(ctx, &st); err != nil {
-			// Guessing here could restart a stopped job from zero.
-			return runInfo{}, fmt.Errorf("%w: read the result of %s: %s", ErrUnavailable, key.WorkflowID(), err.Error())
+		err := s.client.GetWorkflow(ctx, key.WorkflowID(), ri.runID).Get(ctx, &st)
+		if !workflows.JobResult(err, &st) {
+			if ri.status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED || !isRunOutcome(err) {
+				// Guessing here could restart a stopped job from zero.
+				return runInfo{}, fmt.Errorf("%w: read the result of %s: %s", ErrUnavailable, key.WorkflowID(), err.Error())
+			}
+			return ri, nil // ended outside Ferry's logic: no state
 		}
 		ri.state = &st
 		if st.JobID != "" {
@@ -458,13 +469,7 @@ func (s *Service) Progress(ctx context.Context, key Key) (workflows.JobState, er
 		return *last.state, nil
 	}
 	if last.status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		// Terminated, cancelled, timed out or failed outside Ferry's own
-		// logic: report it as FAILED with Temporal's status as the reason.
-		return workflows.JobState{
-			JobID: last.jobID, Type: key.Type, Path: key.Path, Dst: key.Dst,
-			Status: workflows.StatusFailed,
-			Reason: "workflow " + strings.ToLower(strings.TrimPrefix(last.status.String(), "WORKFLOW_EXECUTION_STATUS_")),
-		}, nil
+		return s.endedOutside(ctx, key, last), nil
 	}
 	qctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -476,7 +481,74 @@ func (s *Service) Progress(ctx context.Context, key Key) (workflows.JobState, er
 	if err := resp.Get(&st); err != nil {
 		return workflows.JobState{}, fmt.Errorf("decode progress of %s: %w", key.WorkflowID(), err)
 	}
+	s.addInFlight(ctx, key, last.runID, &st)
 	return st, nil
+}
+
+// addInFlight adds to st what the batches running now have done and read
+// so far, from their last heartbeats (Temporal's pending activities). It is
+// called after the query that produced st: a batch whose result st counts
+// had completed before the query, so it is no longer pending here and is
+// never counted twice. Without an answer, st stays as the query gave it.
+func (s *Service) addInFlight(ctx context.Context, key Key, runID string, st *workflows.JobState) {
+	if !st.Status.Active() {
+		return
+	}
+	desc, err := s.client.DescribeWorkflowExecution(ctx, key.WorkflowID(), runID)
+	if err != nil {
+		return
+	}
+	dc := bytesjson.DataConverter()
+	var files, bytes int64
+	for _, a := range desc.GetPendingActivities() {
+		switch a.GetActivityType().GetName() {
+		case workflows.ActivityLoadBatch, workflows.ActivityCopyBatch:
+		default:
+			continue
+		}
+		var p workflows.BatchProgress
+		if a.GetHeartbeatDetails() == nil || dc.FromPayloads(a.GetHeartbeatDetails(), &p) != nil {
+			continue
+		}
+		files += int64(max(p.Done, 0))
+		bytes += p.Result.BytesDone + p.BytesInFlight
+	}
+	// Within what the listing found: never more than exists.
+	st.InFlightFiles = min(files, max(st.Qualified-st.Processed(), 0))
+	st.InFlightBytes = min(bytes, max(st.QualifiedSize-st.BytesDone-st.BytesSkipped, 0))
+}
+
+// endedOutside is the state of a run that ended outside Ferry's own logic
+// (terminated, timed out, or cancelled or failed by an engine that did not
+// record a state): TERMINATED for a terminated run, FAILED otherwise, with
+// Temporal's status as the reason and the last counters the run recorded,
+// read by the progress query, which Temporal answers for a closed run by
+// replaying its history on a coordinator.
+func (s *Service) endedOutside(ctx context.Context, key Key, last runInfo) workflows.JobState {
+	how := strings.ToLower(strings.TrimPrefix(last.status.String(), "WORKFLOW_EXECUTION_STATUS_"))
+	st := workflows.JobState{JobID: last.jobID, Type: key.Type, Path: key.Path, Dst: key.Dst}
+	qctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if resp, err := s.client.QueryWorkflow(qctx, key.WorkflowID(), last.runID, workflows.QueryProgress); err == nil {
+		var q workflows.JobState
+		if resp.Get(&q) == nil {
+			st = q
+		}
+	}
+	st.Status, st.Reason, st.Stage, st.InFlight = workflows.StatusFailed, "workflow "+strings.ReplaceAll(how, "_", " "), "", 0
+	if last.status == enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED {
+		st.Status = workflows.StatusTerminated
+	}
+	return st
+}
+
+// isRunOutcome reports whether err is how a run ended (as opposed to a
+// failure to read it).
+func isRunOutcome(err error) bool {
+	var ae *temporal.ApplicationError
+	var ce *temporal.CanceledError
+	var te *temporal.TimeoutError
+	return errors.As(err, &ae) || errors.As(err, &ce) || errors.As(err, &te)
 }
 
 // Stop signals a running job to stop. It returns ErrNotFound when no run of
@@ -506,6 +578,32 @@ func (s *Service) Stop(ctx context.Context, key Key) error {
 type ListFilter struct {
 	Type   workflows.JobType
 	Status workflows.JobStatus
+}
+
+// StateQuery is the Temporal visibility query (for `temporal workflow
+// list --query` or the UI's search) of the job runs in state st, as `ferry
+// job list --state` counts them: a run's FerryJobState is exact once it has
+// ended (a run that continued as new says CONTINUED_AS_NEW), but a run
+// terminated in Temporal could not record it, so the active states also ask
+// that the run be open and TERMINATED is Temporal's own status. Closed runs
+// cannot change: a run that ended STOPPED (or SUCCEEDED, FAILED) keeps that
+// state after its job is resubmitted, while `ferry job list` shows each
+// job's latest run only.
+func StateQuery(st workflows.JobStatus) string {
+	state := func(s workflows.JobStatus) string {
+		return fmt.Sprintf("%s = '%s'", workflows.SearchAttrJobState, s)
+	}
+	q := fmt.Sprintf("%s IS NOT NULL AND ", workflows.SearchAttrJobType)
+	switch st {
+	case workflows.StatusRunning, workflows.StatusVerifying:
+		return q + state(st) + " AND ExecutionStatus = 'Running'"
+	case workflows.StatusTerminated:
+		return q + "ExecutionStatus = 'Terminated'"
+	case workflows.StatusFailed:
+		// Runs that failed or timed out outside Ferry's logic too.
+		return q + "(" + state(st) + " OR ExecutionStatus = 'Failed' OR ExecutionStatus = 'TimedOut')"
+	}
+	return q + state(st) + " AND ExecutionStatus != 'Terminated'"
 }
 
 // List returns the latest run of every job matching f, newest first.
@@ -601,10 +699,17 @@ func summaryOf(e *workflowpb.WorkflowExecutionInfo) Summary {
 		sum.EndTime = e.GetCloseTime().AsTime()
 	}
 	switch e.GetStatus() {
-	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED,
-		enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
 		// Ended outside Ferry's own logic: its search attribute still says
 		// what it was doing, not that it is over.
+		sum.Status = workflows.StatusTerminated
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		// A stopped run ends canceled, its state STOPPED; a run of the
+		// first engine cancelled by hand says what it was doing.
+		if sum.Status != workflows.StatusStopped {
+			sum.Status = workflows.StatusFailed
+		}
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:
 		sum.Status = workflows.StatusFailed
 	}
 	return sum

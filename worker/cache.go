@@ -27,7 +27,7 @@ func (c PageStoreCache) Load(ctx context.Context, f activities.CacheFile, o acti
 	if o.Limiter != nil {
 		opts.Limiter = o.Limiter
 	}
-	res, err := c.Store.LoadFile(ctx, ref, opts, nil)
+	res, err := c.Store.LoadFile(ctx, ref, opts, o.Progress)
 	if errors.Is(err, pagestore.ErrTooLarge) || errors.Is(err, pagestore.ErrEvicted) {
 		err = fmt.Errorf("%w: %w", activities.ErrCacheTooSmall, err)
 	}

@@ -45,20 +45,8 @@ func trickyTree(t *testing.T, dir string, n int) map[string][32]byte {
 func hashTree(t *testing.T, dir string) map[string][32]byte {
 	t.Helper()
 	out := map[string][32]byte{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		out[filepath.ToSlash(rel)] = sha256.Sum256(b)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	for rel, data := range enginetest.ReadTree(t, dir) {
+		out[rel] = sha256.Sum256([]byte(data))
 	}
 	return out
 }

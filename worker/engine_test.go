@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
+
 	"github.com/ferryio/ferry/internal/enginetest"
 	"github.com/ferryio/ferry/internal/ferrytest"
 	"github.com/ferryio/ferry/jobs"
@@ -320,8 +322,11 @@ func TestPlainTemporalClientCanQueryAndStop(t *testing.T) {
 	var final struct {
 		Status string `json:"status"`
 	}
-	if err := c.GetWorkflow(ctx, id, "").Get(ctx, &final); err != nil {
-		t.Fatal(err)
+	// A stopped run ends Canceled; its details are the job's state.
+	err := c.GetWorkflow(ctx, id, "").Get(ctx, &final)
+	var canceled *temporal.CanceledError
+	if !errors.As(err, &canceled) || canceled.Details(&final) != nil {
+		t.Fatalf("the stopped run ended with %v, want a cancellation with the state", err)
 	}
 	if final.Status != "STOPPED" {
 		t.Fatalf("after the stop signal the run ended %s", final.Status)

@@ -184,6 +184,9 @@ const MaxResultFailures = 20
 type BatchProgress struct {
 	Done   int         `json:"done"`
 	Result BatchResult `json:"result"`
+	// BytesInFlight is what the entries after Done have read so far: the
+	// progress view adds it, and Result's counts, while the batch runs.
+	BytesInFlight int64 `json:"bytesInFlight,omitempty"`
 }
 
 // Partition is one part of a job's source that is listed on its own, with

@@ -62,6 +62,14 @@ func JobWorkflow(ctx workflow.Context, in JobInput) (JobState, error) {
 	if err != nil {
 		return JobState{}, err
 	}
+	if r.version >= truthVersion {
+		// Temporal's "Request Cancellation" is a stop: the run's work goes
+		// on in a context the request does not cancel, so that batches hand
+		// back their progress and the run ends STOPPED, resumable, with its
+		// counters (r.outer.Done() is watched as a stop signal).
+		r.outer = ctx
+		ctx, _ = workflow.NewDisconnectedContext(ctx)
+	}
 	return r.run(ctx)
 }
 
@@ -72,6 +80,8 @@ type inflight struct {
 	cancel workflow.CancelFunc
 	// nodeLost: the batch was cancelled because its node left the ring.
 	nodeLost bool
+	// stopped: the batch was cancelled because the job is stopping.
+	stopped bool
 }
 
 // listing is a ListPage activity in flight for one partition.
@@ -120,12 +130,18 @@ type jobRun struct {
 	stopReq     bool
 	failEarly   string
 	batchesDone int
+
+	// version is the truthChange version of this run (see truth.go);
+	// outer is the workflow's own context when cancellation is a stop.
+	version workflow.Version
+	outer   workflow.Context
 }
 
 func newJobRun(ctx workflow.Context, in JobInput) (*jobRun, error) {
 	info := workflow.GetInfo(ctx)
 	now := workflow.Now(ctx)
 	r := &jobRun{in: in, log: workflow.GetLogger(ctx), perNode: map[string]int{}}
+	r.version = workflow.GetVersion(ctx, truthChange, workflow.DefaultVersion, truthVersion)
 	switch {
 	case in.Carry != nil:
 		r.c = *in.Carry
@@ -237,6 +253,13 @@ func (r *jobRun) run(ctx workflow.Context) (JobState, error) {
 		for stopCh.ReceiveAsync(nil) {
 			r.stopReq = true
 		}
+		if r.outer != nil && r.outer.Err() != nil {
+			r.stopReq = true
+		}
+		if r.stopReq {
+			r.cancelForStop()
+		}
+		r.showProgress(ctx)
 		draining := r.stopReq || r.failEarly != "" || r.wantContinueAsNew(ctx)
 		if draining && r.counting != nil {
 			// The scan's progress up to its last budget is carried; the
@@ -275,6 +298,9 @@ func (r *jobRun) wait(ctx workflow.Context, stopCh workflow.ReceiveChannel) {
 		c.Receive(ctx, nil)
 		r.stopReq = true
 	})
+	if r.outer != nil && !r.stopReq {
+		sel.AddReceive(r.outer.Done(), func(workflow.ReceiveChannel, bool) { r.stopReq = true })
+	}
 	if r.partitioning != nil {
 		sel.AddFuture(r.partitioning, func(f workflow.Future) { r.onPartitioned(ctx, f) })
 	}
@@ -659,6 +685,9 @@ func (r *jobRun) startBatch(ctx workflow.Context, b BatchRef) {
 		// so Temporal does not retry it on the same queue.
 		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
 	})
+	if r.version >= truthVersion {
+		actx = workflow.WithActivityOptions(actx, batchOptions(actx, b))
+	}
 	f := workflow.ExecuteActivity(actx, name, r.batchInput(b))
 	r.running = append(r.running, &inflight{ref: b, future: f, cancel: cancel})
 	r.perNode[b.NodeID]++
@@ -692,6 +721,15 @@ func (r *jobRun) onBatchDone(ctx workflow.Context, b *inflight) {
 		}
 	}
 	if done >= b.ref.Count {
+		return
+	}
+	if b.stopped {
+		// Stopped, not failed: the rest waits in the queue for a resume,
+		// under a key of its own (its failures are recorded by key).
+		rest := b.ref
+		rest.Start, rest.Count = b.ref.Start+done, b.ref.Count-done
+		rest.Key = fmt.Sprintf("%s-s%d", b.ref.Key, done)
+		r.c.Queue = append(r.c.Queue, rest)
 		return
 	}
 	attempts := b.ref.Attempts
@@ -969,6 +1007,11 @@ func (r *jobRun) finish(ctx workflow.Context) (JobState, error) {
 	if err := r.setStatus(ctx, status); err != nil {
 		return r.view(), err
 	}
+	r.showProgress(ctx)
+	if r.version >= truthVersion && status == StatusFailed {
+		v := r.view()
+		return v, temporal.NewNonRetryableApplicationError(r.reason, ErrTypeJobFailed, nil, v)
+	}
 	return r.view(), nil
 }
 
@@ -984,10 +1027,21 @@ func (r *jobRun) finishDraining(ctx workflow.Context) (JobState, error) {
 		if err := r.setStatus(ctx, StatusStopped); err != nil {
 			return r.view(), err
 		}
+		r.showProgress(ctx)
 		v := r.view()
 		carry := r.c
 		v.Carry = &carry
+		if r.version >= truthVersion {
+			return v, temporal.NewCanceledError(v)
+		}
 		return v, nil
+	}
+	if r.version >= truthVersion {
+		// The closed run must not match FerryJobState = 'RUNNING'.
+		if err := workflow.UpsertTypedSearchAttributes(ctx,
+			temporal.NewSearchAttributeKeyKeyword(SearchAttrJobState).ValueSet(SearchStateContinued)); err != nil {
+			return JobState{}, err
+		}
 	}
 	in := r.in
 	carry := r.c

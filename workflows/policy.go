@@ -139,17 +139,21 @@ func PolicyRunWorkflow(ctx workflow.Context, in PolicyRunInput) (PolicyRunResult
 	}
 	var st JobState
 	err := child.Get(jobCtx, &st)
-	if err == nil {
+	// A FAILED or STOPPED job's run ends with an error carrying its state.
+	ended := JobResult(err, &st)
+	if ended {
 		st.Carry = nil
 		res.Job = &st
 	}
 	switch {
 	case cancelled:
 		return res, temporal.NewCanceledError(res)
-	case err == nil && st.Status == StatusFailed:
+	case ended && st.Status == StatusFailed:
 		// A failed run fails the policy run, so that the schedule's
 		// pauseOnFailure sees it; the details carry the result.
 		return res, temporal.NewNonRetryableApplicationError("the policy's job failed: "+st.Reason, ErrTypePolicyJobFailed, nil, res)
+	case ended:
+		return res, nil
 	}
 	return res, err
 }

@@ -19,7 +19,9 @@ const (
 	// whose histories carry file lists: see README "Jobs and Temporal".
 	JobWorkflowName = "FerryJob2"
 	// SignalStop asks a job to stop: no new batch is dispatched, batches
-	// already on a node finish and are counted, the run ends STOPPED.
+	// in flight are cancelled and their progress counted, the rest is kept
+	// for the resume, and the run ends STOPPED (Temporal status Canceled).
+	// Temporal's cancellation request does the same.
 	SignalStop = "stop"
 	// QueryProgress returns the job's JobState, its progress view.
 	QueryProgress = "progress"
@@ -57,6 +59,10 @@ const (
 	StatusStopped   JobStatus = "STOPPED"
 	StatusSucceeded JobStatus = "SUCCEEDED"
 	StatusFailed    JobStatus = "FAILED"
+	// StatusTerminated is a job whose run was terminated in Temporal (by
+	// hand, outside Ferry): its progress shows the last counters the run
+	// recorded. A new submit starts the job afresh.
+	StatusTerminated JobStatus = "TERMINATED"
 )
 
 // Active reports whether a run in this status is still going.
@@ -339,6 +345,13 @@ type JobState struct {
 	// waiting for a slot.
 	InFlight int `json:"inFlight,omitempty"`
 	Queued   int `json:"queued,omitempty"`
+	// InFlightFiles and InFlightBytes are what the batches running now
+	// have finished and read so far (their last heartbeats), not yet in the
+	// counters above: the client adds them (jobs.Service.Progress) from
+	// Temporal's pending activities, and reports show BytesDone +
+	// InFlightBytes while the job runs. Zero once it has ended.
+	InFlightFiles int64 `json:"inFlightFiles,omitempty"`
+	InFlightBytes int64 `json:"inFlightBytes,omitempty"`
 
 	// VerifyPass counts verify passes done; VerifyLoadedFiles and
 	// VerifyLoadedBytes what they found missing and loaded again.

@@ -131,6 +131,12 @@ func (p Progress) Active() bool { return p.Status.Active() }
 // and the recent failures.
 func (r Renderer) Build(st workflows.JobState, verbose bool) Progress {
 	elapsed := r.elapsed(st)
+	// While the job runs, bytes count the files in flight too: a few
+	// large files otherwise show nothing until each ends.
+	bytesDone := st.BytesDone
+	if st.Status.Active() {
+		bytesDone += st.InFlightBytes
+	}
 	p := Progress{
 		JobID:                st.JobID,
 		JobState:             string(st.Status),
@@ -159,7 +165,7 @@ func (r Renderer) Build(st workflows.JobState, verbose bool) Progress {
 		Succeeded:     st.Succeeded,
 		Skipped:       st.Skipped,
 		Failed:        st.Failed,
-		BytesDone:     st.BytesDone,
+		BytesDone:     bytesDone,
 		BytesSkipped:  st.BytesSkipped,
 		TimeElapsed:   FormatElapsed(elapsed),
 		SubmitTime:    st.SubmitTime,
@@ -180,7 +186,7 @@ func (r Renderer) Build(st workflows.JobState, verbose bool) Progress {
 	// Elapsed: BytesDone counts every run of a resumed job, so dividing by
 	// the current run alone would overstate it.
 	if elapsed >= time.Second {
-		p.Throughput = ptr(int64(float64(st.BytesDone) / elapsed.Seconds()))
+		p.Throughput = ptr(int64(float64(bytesDone) / elapsed.Seconds()))
 	}
 	p.FailureFilesPercentage = Percent(st.Failed, st.Processed())
 	if verbose {
@@ -198,12 +204,12 @@ func (r Renderer) Build(st workflows.JobState, verbose bool) Progress {
 		p.EndTimeMillis = ptr(st.EndTime.UnixMilli())
 	}
 	if st.Type == workflows.JobLoad {
-		p.LoadedByteCount = ptr(st.BytesDone)
+		p.LoadedByteCount = ptr(bytesDone)
 		p.SkippedByteCount = ptr(st.BytesSkipped)
 		p.SkipIfExists = ptr(st.Options.SkipIfExists)
 		p.MetadataOnly = ptr(st.Options.MetadataOnly)
 	} else {
-		p.ByteCount = ptr(st.BytesDone)
+		p.ByteCount = ptr(bytesDone)
 		p.CheckContent = ptr(st.Options.CheckContent)
 	}
 	return p

@@ -446,6 +446,8 @@ func (j *jobCommand) watchJob(ctx context.Context) error {
 			reason = ": " + final.Reason
 		}
 		return exitError{code: exitJobFailed, err: fmt.Errorf("the %s job ended FAILED%s", j.typ, reason)}
+	case workflows.StatusTerminated:
+		return exitError{code: exitJobFailed, err: fmt.Errorf("the %s job was terminated in Temporal", j.typ)}
 	case workflows.StatusStopped:
 		j.out.printf("The %s job was stopped; submit it again to resume it.\n", j.typ)
 	}
@@ -579,7 +581,7 @@ func newJobListCommand(api func() (*apiClient, error)) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&typ, "type", "", "only jobs of this type: load, copy or move")
-	f.StringVar(&state, "state", "", "only jobs in this state: RUNNING, VERIFYING, STOPPED, SUCCEEDED, FAILED or ALL")
+	f.StringVar(&state, "state", "", "only jobs in this state: RUNNING, VERIFYING, STOPPED, SUCCEEDED, FAILED, TERMINATED or ALL")
 	f.StringVar(&format, "format", "TEXT", "output format: TEXT (a table) or JSON")
 	return cmd
 }

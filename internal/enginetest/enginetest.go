@@ -12,13 +12,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/ferryio/ferry/activities"
 	"github.com/ferryio/ferry/cachenode/ring"
@@ -88,7 +92,11 @@ func (c *MemCache) Load(ctx context.Context, f activities.CacheFile, opts activi
 		return activities.CacheLoadResult{}, err
 	}
 	defer func() { _ = r.Close() }()
-	n, err := io.Copy(io.Discard, r)
+	var w io.Writer = io.Discard
+	if opts.Progress != nil {
+		w = progressWriter(opts.Progress)
+	}
+	n, err := io.Copy(w, r)
 	if err != nil {
 		return activities.CacheLoadResult{}, err
 	}
@@ -97,6 +105,14 @@ func (c *MemCache) Load(ctx context.Context, f activities.CacheFile, opts activi
 	c.mu.Unlock()
 	c.loads.Add(1)
 	return activities.CacheLoadResult{BytesLoaded: n}, nil
+}
+
+// progressWriter discards what it is given and reports its length.
+type progressWriter func(int64)
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	p(int64(len(b)))
+	return len(b), nil
 }
 
 // Files returns the URIs the cache holds.
@@ -129,6 +145,10 @@ type Cluster struct {
 	Manifests *manifest.Store
 	// Caches are the nodes' caches by node ID.
 	Caches map[string]*MemCache
+	// UIURL is the Temporal Web UI's base URL, if the server has one;
+	// Namespace the namespace of the jobs.
+	UIURL     string
+	Namespace string
 
 	mu       sync.Mutex
 	members  []ring.Member
@@ -140,7 +160,14 @@ type Cluster struct {
 // storage backend; the resolver may be widened with extra stores.
 func NewCluster(t testing.TB, nodes int, extra ...storage.Store) *Cluster {
 	t.Helper()
-	srv, err := temporaldev.Start(context.Background(), temporaldev.Config{})
+	return NewClusterConfig(t, temporaldev.Config{}, nodes, extra...)
+}
+
+// NewClusterConfig is NewCluster with the embedded Temporal server
+// configured by cfg (UIAddress "127.0.0.1:0" adds the Web UI at UIURL).
+func NewClusterConfig(t testing.TB, cfg temporaldev.Config, nodes int, extra ...storage.Store) *Cluster {
+	t.Helper()
+	srv, err := temporaldev.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +182,7 @@ func NewCluster(t testing.TB, nodes int, extra ...storage.Store) *Cluster {
 		t.Fatal(err)
 	}
 	cl := &Cluster{
-		T: t, Client: c, Resolver: storage.NewResolver(append([]storage.Store{st}, extra...)...),
+		T: t, Client: c, UIURL: srv.UIURL(), Namespace: srv.Namespace(), Resolver: storage.NewResolver(append([]storage.Store{st}, extra...)...),
 		Caches: map[string]*MemCache{}, workers: map[string]sdkworker.Worker{},
 	}
 	if cl.Manifests, err = manifest.New(cl.Resolver, "file://"+t.TempDir()); err != nil {
@@ -304,3 +331,66 @@ func (quietLogger) Debug(string, ...interface{}) {}
 func (quietLogger) Info(string, ...interface{})  {}
 func (quietLogger) Warn(string, ...interface{})  {}
 func (quietLogger) Error(string, ...interface{}) {}
+
+// RecordHistories saves the history of every run of workflowID as
+// <name>-<n>.json under $FERRY_RECORD_HISTORIES, for the replay tests in
+// tests/replay. Without the variable it does nothing.
+func RecordHistories(t testing.TB, c client.Client, workflowID, name string) {
+	t.Helper()
+	dir := os.Getenv("FERRY_RECORD_HISTORIES")
+	if dir == "" {
+		return
+	}
+	ctx := context.Background()
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("WorkflowId = '%s'", workflowID),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	execs := resp.GetExecutions()
+	sort.Slice(execs, func(i, j int) bool { return execs[i].GetStartTime().AsTime().Before(execs[j].GetStartTime().AsTime()) })
+	for i, e := range execs {
+		h := &historypb.History{}
+		iter := c.GetWorkflowHistory(ctx, workflowID, e.GetExecution().GetRunId(), false, 0)
+		for iter.HasNext() {
+			ev, err := iter.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Events = append(h.Events, ev)
+		}
+		b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, fmt.Sprintf("%s-%d.json", name, i+1))
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("recorded %s (%d events)", p, len(h.Events))
+	}
+}
+
+// ReadTree reads every regular file under dir: contents by slash-separated
+// relative path. A missing dir reads as empty.
+func ReadTree(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out[filepath.ToSlash(rel)] = string(b)
+		return nil
+	})
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -4,6 +4,10 @@
 //
 //	FERRY_RECORD_HISTORIES=$PWD/tests/replay/testdata go test ./worker -run 'Stop|Continue|EndToEnd|NodeLoss|Reported|JobCopies|MovesEverything|Passes'
 //
+// and, for the runs' Temporal statuses (issue 12),
+//
+//	FERRY_RECORD_HISTORIES=$PWD/tests/replay/testdata go test ./tests/truth -run 'EveryStage|StatusSays'
+//
 // Files named v1-* are histories of the first engine (workflow type
 // "FerryJob", package legacy); v2-* of the current one.
 package replay
@@ -27,7 +31,8 @@ func TestReplayRecordedHistories(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"v1-continue-as-new", "v1-stop-resume", "v2-load", "v2-continue-as-new", "v2-stop-resume",
-		"v2-node-loss", "v2-failures", "v2-copy", "v2-move", "v2-dry-run", "v2-verify", "v2-retry", "v2-early-failure"} {
+		"v2-node-loss", "v2-failures", "v2-copy", "v2-move", "v2-dry-run", "v2-verify", "v2-retry", "v2-early-failure",
+		"v2-truth-stop-loading", "v2-truth-stop-verifying", "v2-truth-stop-moving", "v2-truth-cancel", "v2-truth-failed", "v2-truth-terminated", "v2-truth-continue"} {
 		if m, _ := filepath.Glob("testdata/" + want + "-*.json"); len(m) == 0 {
 			t.Errorf("no recorded history %s-*.json: the corpus must cover every path of the job workflow", want)
 		}
