@@ -146,6 +146,7 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 	case srcErr != nil && errors.Is(srcErr, storage.ErrNotFound) && move && dstErr == nil && !dstInfo.IsDir && (e.Size < 0 || dstInfo.Size == e.Size):
 		// A move of this file already finished (a batch redone after its
 		// node died): the source is gone and the destination is whole.
+		removeLeftovers(ctx, dst, dstURI)
 		return fileOutcome{bytes: dstInfo.Size}, nil
 	case srcErr != nil:
 		return fileOutcome{}, srcErr
@@ -156,6 +157,7 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 	case dstErr == nil && dstInfo.IsDir:
 		return fileOutcome{}, storage.NewError("copy", dstURI, storage.ErrInvalidPath, errors.New("type mismatch: the destination is a directory, the source a file"))
 	case dstErr == nil && !in.Overwrite:
+		removeLeftovers(ctx, dst, dstURI)
 		// A move whose destination already holds the source's bytes (left
 		// by an attempt that died after its commit, even in another
 		// process) finishes: it deletes the source.
@@ -216,6 +218,17 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 		removeEmptiedDirs(ctx, src, in.Source, e.URI)
 	}
 	return fileOutcome{bytes: written.Size}, nil
+}
+
+// removeLeftovers removes what a writer of dstURI killed mid-commit may
+// have left beside a destination that is not written again (a partial
+// file), where the store can tell; a failure only leaves it there.
+func removeLeftovers(ctx context.Context, dst storage.Store, dstURI string) {
+	if r, ok := dst.(storage.LeftoverRemover); ok {
+		if err := r.RemoveLeftovers(ctx, dstURI); err != nil {
+			activity.GetLogger(ctx).Warn("a leftover of an earlier write could not be removed", "path", dstURI, "error", err)
+		}
+	}
 }
 
 // removeBad deletes a destination that failed its check and returns the

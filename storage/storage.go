@@ -107,3 +107,13 @@ type Copier interface {
 	// rule, and returns the new entry.
 	Copy(ctx context.Context, src, dst string, opts CreateOptions) (Entry, error)
 }
+
+// LeftoverRemover is implemented by stores whose writers can leave
+// something behind when their process is killed at the wrong moment (a
+// partial file beside a committed one). A job that finds a destination
+// already there, and does not write it again, calls RemoveLeftovers so
+// that no such leftover survives it. A live writer's state is never
+// removed.
+type LeftoverRemover interface {
+	RemoveLeftovers(ctx context.Context, uri string) error
+}

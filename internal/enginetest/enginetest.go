@@ -129,6 +129,10 @@ type Cluster struct {
 	Manifests *manifest.Store
 	// Caches are the nodes' caches by node ID.
 	Caches map[string]*MemCache
+	// Frontend and Namespace locate the cluster's Temporal server, and
+	// ManifestRoot its manifest store, for node workers that a test runs
+	// in another process (see AddMember).
+	Frontend, Namespace, ManifestRoot string
 
 	mu       sync.Mutex
 	members  []ring.Member
@@ -158,7 +162,8 @@ func NewCluster(t testing.TB, nodes int, extra ...storage.Store) *Cluster {
 		T: t, Client: c, Resolver: storage.NewResolver(append([]storage.Store{st}, extra...)...),
 		Caches: map[string]*MemCache{}, workers: map[string]sdkworker.Worker{},
 	}
-	if cl.Manifests, err = manifest.New(cl.Resolver, "file://"+t.TempDir()); err != nil {
+	cl.Frontend, cl.Namespace, cl.ManifestRoot = srv.FrontendAddress(), srv.Namespace(), "file://"+t.TempDir()
+	if cl.Manifests, err = manifest.New(cl.Resolver, cl.ManifestRoot); err != nil {
 		t.Fatal(err)
 	}
 	cl.Svc = jobs.NewService(c, cl.Resolver)
@@ -214,6 +219,15 @@ func (c *Cluster) AddNode(id string) {
 	c.mu.Lock()
 	c.Caches[id] = cache
 	c.workers[id] = w
+	c.mu.Unlock()
+	c.AddMember(id)
+}
+
+// AddMember puts node id on the ring without starting a worker for it: the
+// test serves the node's task queue itself, for example from a process it
+// can kill.
+func (c *Cluster) AddMember(id string) {
+	c.mu.Lock()
 	c.members = append(c.members, ring.Member{ID: id, Identity: ring.IdentityFromName(id), Host: "127.0.0.1", TaskQueue: ring.TaskQueueFor(id)})
 	c.mu.Unlock()
 }
