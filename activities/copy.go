@@ -183,7 +183,7 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 		if move {
 			return fileOutcome{}, storage.NewError("move", dstURI, storage.ErrExists, errors.New("destination already exists (use --overwrite to replace it)"))
 		}
-		return fileOutcome{skipped: true, bytes: dstInfo.Size}, nil
+		return fileOutcome{skipped: true, bytes: dstInfo.Size, reason: SkipAtDestination}, nil
 	case dstErr != nil && !errors.Is(dstErr, storage.ErrNotFound):
 		return fileOutcome{}, dstErr
 	}
@@ -244,8 +244,16 @@ func removeBad(ctx context.Context, dst storage.Store, dstURI string, checkErr e
 // device, a link not followed): listed, counted as skipped, never opened.
 func skipIrregular(ctx context.Context, uri, kind string) fileOutcome {
 	activity.GetLogger(ctx).Info("skipped: not a regular file", "path", uri, "kind", kind)
-	return fileOutcome{skipped: true}
+	return fileOutcome{skipped: true, reason: "not a regular file: " + kind, irregular: true}
 }
+
+// The reasons of skipped entries that are regular files.
+const (
+	// SkipAtDestination: a copy without --overwrite found the destination.
+	SkipAtDestination = "already at the destination"
+	// SkipCached: a load with --skip-if-exists found the file cached.
+	SkipCached = "already cached"
+)
 
 // removeEmptiedDirs removes the directories that deleting the moved file
 // uri emptied, from its parent up to the job's source root, and stops at

@@ -161,6 +161,10 @@ type BatchResult struct {
 	BytesDone    int64     `json:"bytesDone"`
 	BytesSkipped int64     `json:"bytesSkipped"`
 	Failures     []Failure `json:"failures,omitempty"`
+	// SkipReasons count Skipped by reason; SkippedEntries are the first
+	// MaxResultSkipped entries skipped as not regular files.
+	SkipReasons    []SkipCount    `json:"skipReasons,omitempty"`
+	SkippedEntries []SkippedEntry `json:"skippedEntries,omitempty"`
 }
 
 // MaxResultFailures bounds the failures a batch result carries.
