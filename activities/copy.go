@@ -36,16 +36,22 @@ var errSourceChanged = errors.New("source changed during transfer")
 // path would name another file there (or none).
 var fileSystemSchemes = []string{"file://", "hdfs://"}
 
+// isFileSystem reports whether uri names a place on a file system.
+func isFileSystem(uri string) bool {
+	for _, s := range fileSystemSchemes {
+		if strings.HasPrefix(strings.ToLower(uri), s) {
+			return true
+		}
+	}
+	return false
+}
+
 // checkDestinationName fails an entry whose relative path a file-system
 // destination cannot hold as it is: object keys such as "a//x.txt" or
 // "mark/withbody/" would land on another name ("a/x.txt", "mark/withbody"),
 // which may be another entry's: a collision. It names the clash.
 func checkDestinationName(dst string, e workflows.FileEntry) error {
-	fs := false
-	for _, s := range fileSystemSchemes {
-		fs = fs || strings.HasPrefix(strings.ToLower(dst), s)
-	}
-	if !fs || e.RelPath == "" {
+	if !isFileSystem(dst) || e.RelPath == "" {
 		return nil
 	}
 	fail := func(why string) error {
@@ -256,10 +262,12 @@ const (
 )
 
 // removeEmptiedDirs removes the directories that deleting the moved file
-// uri emptied, from its parent up to the job's source root, and stops at
-// the first one that still holds something. A move thus removes only
-// directories it emptied itself: an empty directory that held no moved
-// file (one that was empty before, or one that --include left alone) stays.
+// uri emptied, from its parent up to (not including) the job's source
+// root, and stops at the first one that still holds something. A move thus
+// removes only directories it emptied itself: an empty directory that held
+// no moved file (one that was empty before, or one that --include left
+// alone) stays, and so does the source root, which a recurring move
+// policy lists again.
 // Of several files deleted at once from one directory, the last to finish
 // its delete finds the directory empty. Failures are ignored: the directory
 // is then left, never a file lost.
@@ -274,11 +282,11 @@ func removeEmptiedDirs(ctx context.Context, st storage.Store, root, uri string) 
 			return
 		}
 		dir = dir[:i]
-		if err := st.Delete(ctx, dir); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return // not empty
-		}
 		if dir == root {
 			return
+		}
+		if err := st.Delete(ctx, dir); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return // not empty
 		}
 	}
 }
@@ -287,7 +295,7 @@ func removeEmptiedDirs(ctx context.Context, st storage.Store, root, uri string) 
 // that can, else streamed through this node. It returns the committed entry
 // and, when the bytes passed through here and checkContent asks, their MD5.
 func (n *Node) copyFile(ctx context.Context, src, dst storage.Store, srcInfo storage.Entry, dstURI string, in workflows.BatchInput, lim Limiter) (storage.Entry, string, error) {
-	opts := storage.CreateOptions{Overwrite: in.Overwrite, Size: srcInfo.Size}
+	opts := storage.CreateOptions{Overwrite: in.Overwrite, Size: srcInfo.Size, Mode: srcInfo.Mode}
 	if c, ok := src.(storage.Copier); ok && src == dst && lim == nil {
 		ent, err := c.Copy(ctx, srcInfo.URI, dstURI, opts)
 		if err != nil {

@@ -455,7 +455,7 @@ func (r *jobRun) startListing(ctx workflow.Context) {
 			p.DirIndex = 0
 		}
 		in := ListPageInput{
-			JobID: r.c.JobID, Type: r.c.Type, Path: r.c.Path, IndexFile: o.IndexFile, Partition: p, Out: out, Limit: r.pageSize(),
+			JobID: r.c.JobID, Type: r.c.Type, Path: r.c.Path, Dst: r.c.Dst, IndexFile: o.IndexFile, Partition: p, Out: out, Limit: r.pageSize(),
 			FileFilterRegx: o.FileFilterRegx, Filter: o.Filter, CountOnly: o.DryRun,
 		}
 		if r.c.Pass != PassMain {

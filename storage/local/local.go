@@ -160,6 +160,7 @@ func (s *Store) Stat(ctx context.Context, uri string) (storage.Entry, error) {
 func entry(uri, rel string, fi fs.FileInfo) storage.Entry {
 	e := storage.Entry{URI: uri, RelPath: rel, IsDir: fi.IsDir(), ModTime: fi.ModTime(), Irregular: irregular(fi.Mode())}
 	if !e.IsDir && e.Irregular == "" {
+		e.Mode = fi.Mode().Perm()
 		e.Size = fi.Size()
 		e.Version = fmt.Sprintf("%d-%d", fi.Size(), fi.ModTime().UnixNano())
 	}
@@ -258,6 +259,14 @@ func (s *Store) Create(ctx context.Context, uri string, opts storage.CreateOptio
 	f, tmp, err := openPartial(p)
 	if err != nil {
 		return nil, mapError("create", uri, err)
+	}
+	if opts.Mode != 0 {
+		// fchmod: exact bits, no umask; never setuid, setgid or sticky.
+		if err := f.Chmod(opts.Mode.Perm()); err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+			return nil, mapError("create", uri, err)
+		}
 	}
 	return &writer{store: s, uri: uri, final: p, tmp: tmp, f: f, overwrite: opts.Overwrite}, nil
 }
