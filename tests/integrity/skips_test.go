@@ -2,7 +2,6 @@ package integrity
 
 import (
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,22 +21,12 @@ import (
 func TestSkipReasonsReachTheReport(t *testing.T) {
 	cl := enginetest.NewCluster(t, 1)
 	base := t.TempDir()
-	src := filepath.Join(base, "src")
-	writeTree(t, src, map[string]string{"file.txt": "regular", "d/inner.txt": "inner"})
-	if err := mkfifo(filepath.Join(src, "pipe")); err != nil {
-		t.Skipf("mkfifo: %v", err)
-	}
+	src := specialTree(t, base)
 	l, err := net.Listen("unix", filepath.Join(src, "sock"))
 	if err != nil {
 		t.Skipf("unix socket: %v", err)
 	}
 	defer l.Close()
-	if err := os.Symlink(filepath.Join(base, "nowhere"), filepath.Join(src, "dangling")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(filepath.Join(src, "d"), filepath.Join(src, "dirlink")); err != nil {
-		t.Fatal(err)
-	}
 	irregular := map[string]string{
 		"pipe":     "not a regular file: named pipe",
 		"sock":     "not a regular file: socket",
