@@ -35,16 +35,22 @@ var errSourceChanged = errors.New("source changed during transfer")
 // path would name another file there (or none).
 var fileSystemSchemes = []string{"file://", "hdfs://"}
 
+// isFileSystem reports whether uri names a place on a file system.
+func isFileSystem(uri string) bool {
+	for _, s := range fileSystemSchemes {
+		if strings.HasPrefix(strings.ToLower(uri), s) {
+			return true
+		}
+	}
+	return false
+}
+
 // checkDestinationName fails an entry whose relative path a file-system
 // destination cannot hold as it is: object keys such as "a//x.txt" or
 // "mark/withbody/" would land on another name ("a/x.txt", "mark/withbody"),
 // which may be another entry's: a collision. It names the clash.
 func checkDestinationName(dst string, e workflows.FileEntry) error {
-	fs := false
-	for _, s := range fileSystemSchemes {
-		fs = fs || strings.HasPrefix(strings.ToLower(dst), s)
-	}
-	if !fs || e.RelPath == "" {
+	if !isFileSystem(dst) || e.RelPath == "" {
 		return nil
 	}
 	fail := func(why string) error {
@@ -142,6 +148,7 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 	case srcErr != nil && errors.Is(srcErr, storage.ErrNotFound) && move && dstErr == nil && !dstInfo.IsDir && (e.Size < 0 || dstInfo.Size == e.Size):
 		// A move of this file already finished (a batch redone after its
 		// node died): the source is gone and the destination is whole.
+		removeLeftovers(ctx, dst, dstURI)
 		return fileOutcome{bytes: dstInfo.Size}, nil
 	case srcErr != nil:
 		return fileOutcome{}, srcErr
@@ -152,6 +159,7 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 	case dstErr == nil && dstInfo.IsDir:
 		return fileOutcome{}, storage.NewError("copy", dstURI, storage.ErrInvalidPath, errors.New("type mismatch: the destination is a directory, the source a file"))
 	case dstErr == nil && !in.Overwrite:
+		removeLeftovers(ctx, dst, dstURI)
 		// A move whose destination already holds the source's bytes (left
 		// by an attempt that died after its commit, even in another
 		// process) finishes: it deletes the source.
@@ -177,7 +185,7 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 		if move {
 			return fileOutcome{}, storage.NewError("move", dstURI, storage.ErrExists, errors.New("destination already exists (use --overwrite to replace it)"))
 		}
-		return fileOutcome{skipped: true, bytes: dstInfo.Size}, nil
+		return fileOutcome{skipped: true, bytes: dstInfo.Size, reason: SkipAtDestination}, nil
 	case dstErr != nil && !errors.Is(dstErr, storage.ErrNotFound):
 		return fileOutcome{}, dstErr
 	}
@@ -214,6 +222,17 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 	return fileOutcome{bytes: written.Size}, nil
 }
 
+// removeLeftovers removes what a writer of dstURI killed mid-commit may
+// have left beside a destination that is not written again (a partial
+// file), where the store can tell; a failure only leaves it there.
+func removeLeftovers(ctx context.Context, dst storage.Store, dstURI string) {
+	if r, ok := dst.(storage.LeftoverRemover); ok {
+		if err := r.RemoveLeftovers(ctx, dstURI); err != nil {
+			activity.GetLogger(ctx).Warn("a leftover of an earlier write could not be removed", "path", dstURI, "error", err)
+		}
+	}
+}
+
 // removeBad deletes a destination that failed its check and returns the
 // check's error, joined with the delete's when the bad file stays.
 func removeBad(ctx context.Context, dst storage.Store, dstURI string, checkErr error) error {
@@ -227,14 +246,24 @@ func removeBad(ctx context.Context, dst storage.Store, dstURI string, checkErr e
 // device, a link not followed): listed, counted as skipped, never opened.
 func skipIrregular(ctx context.Context, uri, kind string) fileOutcome {
 	activity.GetLogger(ctx).Info("skipped: not a regular file", "path", uri, "kind", kind)
-	return fileOutcome{skipped: true}
+	return fileOutcome{skipped: true, reason: "not a regular file: " + kind, irregular: true}
 }
 
+// The reasons of skipped entries that are regular files.
+const (
+	// SkipAtDestination: a copy without --overwrite found the destination.
+	SkipAtDestination = "already at the destination"
+	// SkipCached: a load with --skip-if-exists found the file cached.
+	SkipCached = "already cached"
+)
+
 // removeEmptiedDirs removes the directories that deleting the moved file
-// uri emptied, from its parent up to the job's source root, and stops at
-// the first one that still holds something. A move thus removes only
-// directories it emptied itself: an empty directory that held no moved
-// file (one that was empty before, or one that --include left alone) stays.
+// uri emptied, from its parent up to (not including) the job's source
+// root, and stops at the first one that still holds something. A move thus
+// removes only directories it emptied itself: an empty directory that held
+// no moved file (one that was empty before, or one that --include left
+// alone) stays, and so does the source root, which a recurring move
+// policy lists again.
 // Of several files deleted at once from one directory, the last to finish
 // its delete finds the directory empty. Failures are ignored: the directory
 // is then left, never a file lost.
@@ -249,11 +278,11 @@ func removeEmptiedDirs(ctx context.Context, st storage.Store, root, uri string) 
 			return
 		}
 		dir = dir[:i]
-		if err := st.Delete(ctx, dir); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return // not empty
-		}
 		if dir == root {
 			return
+		}
+		if err := st.Delete(ctx, dir); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return // not empty
 		}
 	}
 }
@@ -262,7 +291,7 @@ func removeEmptiedDirs(ctx context.Context, st storage.Store, root, uri string) 
 // that can, else streamed through this node. It returns the committed entry
 // and, when the bytes passed through here and checkContent asks, their MD5.
 func (n *Node) copyFile(ctx context.Context, src, dst storage.Store, srcInfo storage.Entry, dstURI string, in workflows.BatchInput, lim Limiter) (storage.Entry, string, error) {
-	opts := storage.CreateOptions{Overwrite: in.Overwrite, Size: srcInfo.Size}
+	opts := storage.CreateOptions{Overwrite: in.Overwrite, Size: srcInfo.Size, Mode: srcInfo.Mode}
 	if c, ok := src.(storage.Copier); ok && src == dst && lim == nil {
 		ent, err := c.Copy(ctx, srcInfo.URI, dstURI, opts)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,6 +54,31 @@ type page struct {
 // index file.
 type lister struct {
 	resolver *storage.Resolver
+	// emptyDir, when set, is given the relative path of every empty
+	// directory of the source (see emptyDirMaker).
+	emptyDir func(ctx context.Context, rel string) error
+}
+
+// emptyDirMaker returns what recreates the source's empty directories at
+// the destination of a copy or move to a file system (spec: a directory
+// tree arrives with its empty directories), or nil: for loads, dry runs,
+// object-store destinations (which have no directories), and jobs with a
+// filter (an empty directory matches no file rule: it is left alone).
+// Empty directories are not entries: they are not counted, as directory
+// markers are not.
+func emptyDirMaker(r *storage.Resolver, in workflows.ListPageInput) func(context.Context, string) error {
+	if in.Type == workflows.JobLoad || in.Dst == "" || in.CountOnly || in.IndexFile != "" ||
+		in.FileFilterRegx != "" || !reflect.ValueOf(in.Filter).IsZero() || !isFileSystem(in.Dst) {
+		return nil
+	}
+	return func(ctx context.Context, rel string) error {
+		uri := storage.JoinKey(in.Dst, rel)
+		st, err := r.For(uri)
+		if err != nil {
+			return err
+		}
+		return st.MakeDir(ctx, uri)
+	}
 }
 
 // page lists up to limit qualifying entries of the tree at path from
@@ -81,15 +107,33 @@ func (l *lister) page(ctx context.Context, path, relPrefix, cursor string, sel *
 	}
 	p := page{cursor: cursor}
 	scanned := 0
+	emptyDirs := recursive && l.emptyDir != nil
 	for len(p.entries) < limit {
-		lp, err := st.List(ctx, path, storage.ListOptions{Recursive: recursive, Cursor: p.cursor, Limit: limit - len(p.entries)})
+		lp, err := st.List(ctx, path, storage.ListOptions{Recursive: recursive, Cursor: p.cursor, Limit: limit - len(p.entries), EmptyDirs: emptyDirs})
 		if err != nil {
 			return page{}, err
+		}
+		if l.emptyDir != nil && cursor == "" && scanned == 0 && len(lp.Entries) == 0 && lp.Cursor == "" {
+			// The directory listed holds nothing at all (a non-recursive
+			// listing, of the source's top, shows its directories too).
+			if err := l.emptyDir(ctx, relPrefix); err != nil {
+				return page{}, err
+			}
 		}
 		for _, e := range lp.Entries {
 			scanned++
 			if relPrefix != "" {
 				e.RelPath = relPrefix + "/" + e.RelPath
+			}
+			if e.IsDir && recursive {
+				// Recursive listings return directories only when asked
+				// for the empty ones.
+				if emptyDirs {
+					if err := l.emptyDir(ctx, e.RelPath); err != nil {
+						return page{}, err
+					}
+				}
+				continue
 			}
 			if keep(sel, e) {
 				p.entries = append(p.entries, fileEntry(e, e.RelPath))
@@ -244,6 +288,7 @@ func (l *lister) listPartition(ctx context.Context, in workflows.ListPageInput) 
 	if err != nil {
 		return page{}, in.Partition, err
 	}
+	l.emptyDir = emptyDirMaker(l.resolver, in)
 	part := in.Partition
 	limit := max(in.Limit, 1)
 	switch part.Kind {

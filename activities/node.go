@@ -151,7 +151,7 @@ func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflow
 			err = n.replicate(ctx, f, in.Replicas, opts)
 		}
 		if res.Skipped {
-			return fileOutcome{skipped: true, bytes: res.BytesSkipped}, err
+			return fileOutcome{skipped: true, bytes: res.BytesSkipped, reason: SkipCached}, err
 		}
 		return fileOutcome{bytes: res.BytesLoaded}, err
 	})
@@ -207,6 +207,10 @@ func (n *Node) parallelism() int {
 type fileOutcome struct {
 	skipped bool
 	bytes   int64
+	// reason says why a skipped entry was skipped; irregular marks an
+	// entry that is not a regular file, listed by path in the result.
+	reason    string
+	irregular bool
 }
 
 // runBatch processes entries with do, up to parallel at a time, and folds
@@ -246,6 +250,8 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, 
 	snapshot := func() workflows.BatchProgress {
 		s := p
 		s.Result.Failures = append([]workflows.Failure(nil), p.Result.Failures...)
+		s.Result.SkipReasons = append([]workflows.SkipCount(nil), p.Result.SkipReasons...)
+		s.Result.SkippedEntries = append([]workflows.SkippedEntry(nil), p.Result.SkippedEntries...)
 		if read != nil {
 			s.BytesInFlight = inFlight(read.Load(), p.Result.BytesDone-startBytes, remaining)
 		}
@@ -303,6 +309,10 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, 
 					case sl.out.skipped:
 						p.Result.Skipped++
 						p.Result.BytesSkipped += sl.out.bytes
+						p.Result.SkipReasons = workflows.AddSkips(p.Result.SkipReasons, []workflows.SkipCount{{Reason: sl.out.reason, Count: 1}})
+						if sl.out.irregular && len(p.Result.SkippedEntries) < workflows.MaxResultSkipped {
+							p.Result.SkippedEntries = append(p.Result.SkippedEntries, workflows.SkippedEntry{Path: entries[p.Done].URI, Reason: sl.out.reason})
+						}
 					default:
 						p.Result.Succeeded++
 						p.Result.BytesDone += sl.out.bytes

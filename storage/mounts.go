@@ -314,6 +314,21 @@ func (g *guarded) RealURI(ctx context.Context, uri string) (string, error) {
 
 var _ RealLocator = (*guarded)(nil)
 
+// RemoveLeftovers forwards to the guarded store, when it has leftovers to
+// remove, under the write check.
+func (g *guarded) RemoveLeftovers(ctx context.Context, uri string) error {
+	r, ok := g.Store.(LeftoverRemover)
+	if !ok {
+		return nil
+	}
+	if err := g.c.check(g.Store, "clean", uri, Write); err != nil {
+		return err
+	}
+	return r.RemoveLeftovers(ctx, uri)
+}
+
+var _ LeftoverRemover = (*guarded)(nil)
+
 // guardedCopier is guarded for a store with server-side copy.
 type guardedCopier struct {
 	*guarded

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"io"
+	"io/fs"
 	"time"
 )
 
@@ -31,6 +32,9 @@ type Entry struct {
 	// "dangling symbolic link", "symbolic link to a directory"… Such an
 	// entry is listed so that it is accounted for, but never opened.
 	Irregular string
+	// Mode holds the permission bits of a file on a file system (0600,
+	// 0755…); 0 where the store has none (object stores).
+	Mode fs.FileMode
 }
 
 // ListOptions selects one page of a listing.
@@ -42,6 +46,10 @@ type ListOptions struct {
 	Cursor string
 	// Limit is the most entries one page returns. 0 means 1000.
 	Limit int
+	// EmptyDirs makes a recursive listing also return the directories
+	// that hold nothing at all (entries with IsDir), in key order, for
+	// stores that have directories; others ignore it.
+	EmptyDirs bool
 }
 
 // ListPage is one page of a listing.
@@ -60,6 +68,10 @@ type CreateOptions struct {
 	// Size, when known (>= 0), lets a backend pick single or multipart upload.
 	// -1 means unknown.
 	Size int64
+	// Mode, when not 0, gives the new file these permission bits on a file
+	// system (the source's, so that a copy keeps 0600 or an executable
+	// bit), whatever the umask; stores without modes ignore it.
+	Mode fs.FileMode
 }
 
 // Writer receives the bytes of a new file. Nothing is visible under the final
@@ -106,4 +118,14 @@ type Copier interface {
 	// Copy copies src to dst, both in this store, with Create's overwrite
 	// rule, and returns the new entry.
 	Copy(ctx context.Context, src, dst string, opts CreateOptions) (Entry, error)
+}
+
+// LeftoverRemover is implemented by stores whose writers can leave
+// something behind when their process is killed at the wrong moment (a
+// partial file beside a committed one). A job that finds a destination
+// already there, and does not write it again, calls RemoveLeftovers so
+// that no such leftover survives it. A live writer's state is never
+// removed.
+type LeftoverRemover interface {
+	RemoveLeftovers(ctx context.Context, uri string) error
 }

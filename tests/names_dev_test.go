@@ -61,3 +61,46 @@ func TestDevNamesAreBytes(t *testing.T) {
 		t.Fatalf("stop: %d %v", code, resp)
 	}
 }
+
+// TestDevReplicasCarryBytes is issue 11 case 2 on the nodes' gRPC path: a
+// load with replicas=2 of a name holding the byte 0xE9 (not UTF-8) asks a
+// second node, over gRPC, to load the file under exactly that name: the job
+// succeeds and both owners hold the file, read back by its exact name.
+func TestDevReplicasCarryBytes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end in -short mode")
+	}
+	_, c := startFullDev(t, t.TempDir(), "--nodes", "2")
+	src := filepath.Join(t.TempDir(), "rep")
+	files := map[string]string{"caf\xe9.txt": "latin-1", "plain.txt": "plain"}
+	for rel, data := range files {
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, rel), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := "file://" + src
+	key := map[string]any{"path": path}
+	code, resp := call(t, "POST", c.api+"/api/v1/master/submit_job/load", map[string]any{"path": path, "options": map[string]any{"replicas": 2}})
+	if code != http.StatusOK || resp["jobId"] == nil {
+		t.Fatalf("submit: %d %v", code, resp)
+	}
+	rep := waitJobState(t, c, "load", key, 3*time.Minute, "SUCCEEDED", "FAILED")
+	if rep["mJobState"] != "SUCCEEDED" || rep["mSuccessFileCount"] != float64(len(files)) || rep["mFailedFileCount"] != 0.0 {
+		t.Fatalf("report: %v", rep)
+	}
+	if len(c.nodes) != 2 {
+		t.Fatalf("nodes: %v", c.nodes)
+	}
+	for rel, data := range files {
+		uri := path + "/" + rel
+		for id, node := range c.nodes {
+			status, got, err := cachedPage(node, uri, 0)
+			if err != nil || status != http.StatusOK || string(got) != data {
+				t.Errorf("page 0 of %q on node %s: %d %q %v; want %q", uri, id, status, got, err, data)
+			}
+		}
+	}
+}

@@ -46,7 +46,8 @@ func (r *GRPCReplicator) Replicate(ctx context.Context, f activities.CacheFile, 
 		return storage.NewError("replicate", f.URI, storage.ErrUnavailable,
 			fmt.Errorf("replicas=%d but only %d cache nodes are live", replicas, len(owners)))
 	}
-	ref := &cachenodepb.FileRef{Uri: f.URI, Size: f.Size, Version: f.Version}
+	ref := &cachenodepb.FileRef{Size: f.Size, Version: f.Version}
+	ref.SetURI(f.URI) // bytes: a name need not be UTF-8
 	if f.Size < 0 {
 		ref.Size, ref.Version = 0, ""
 	}

@@ -172,6 +172,10 @@ type BatchResult struct {
 	BytesDone    int64     `json:"bytesDone"`
 	BytesSkipped int64     `json:"bytesSkipped"`
 	Failures     []Failure `json:"failures,omitempty"`
+	// SkipReasons count Skipped by reason; SkippedEntries are the first
+	// MaxResultSkipped entries skipped as not regular files.
+	SkipReasons    []SkipCount    `json:"skipReasons,omitempty"`
+	SkippedEntries []SkippedEntry `json:"skippedEntries,omitempty"`
 }
 
 // MaxResultFailures bounds the failures a batch result carries.
@@ -248,10 +252,13 @@ type ManifestRef struct {
 
 // ListPageInput lists the next page of a partition.
 type ListPageInput struct {
-	JobID     string    `json:"jobId"`
-	Type      JobType   `json:"type"`
-	Path      string    `json:"path"`
-	IndexFile string    `json:"indexFile,omitempty"`
+	JobID     string  `json:"jobId"`
+	Type      JobType `json:"type"`
+	Path      string  `json:"path"`
+	IndexFile string  `json:"indexFile,omitempty"`
+	// Dst is the destination of a copy or move, where the listing
+	// recreates the source's empty directories (file systems only).
+	Dst       string    `json:"dst,omitempty"`
 	Partition Partition `json:"partition"`
 	// Out is where the page's entries are written, grouped by node.
 	Out   ManifestRef `json:"out"`

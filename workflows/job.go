@@ -202,6 +202,8 @@ func (r *jobRun) view() JobState {
 		Succeeded: n.Succeeded, Skipped: n.Skipped, Failed: n.Failed,
 		BytesDone: n.BytesDone, BytesSkipped: n.BytesSkipped,
 		RecentFailures:   append([]Failure(nil), c.RecentFailures...),
+		SkipReasons:      append([]SkipCount(nil), c.SkipReasons...),
+		SkippedEntries:   append([]SkippedEntry(nil), c.SkippedEntries...),
 		FailuresLocation: r.failuresLocation,
 		InFlight:         len(r.running), Queued: len(c.Queue),
 		VerifyPass: c.VerifyPass, VerifyLoadedFiles: n.VerifyLoadedFiles, VerifyLoadedBytes: n.VerifyLoadedBytes,
@@ -482,7 +484,7 @@ func (r *jobRun) startListing(ctx workflow.Context) {
 			p.DirIndex = 0
 		}
 		in := ListPageInput{
-			JobID: r.c.JobID, Type: r.c.Type, Path: r.c.Path, IndexFile: o.IndexFile, Partition: p, Out: out, Limit: r.pageSize(),
+			JobID: r.c.JobID, Type: r.c.Type, Path: r.c.Path, Dst: r.c.Dst, IndexFile: o.IndexFile, Partition: p, Out: out, Limit: r.pageSize(),
 			FileFilterRegx: o.FileFilterRegx, Filter: o.Filter, CountOnly: o.DryRun,
 		}
 		if r.c.Pass != PassMain {
@@ -798,6 +800,8 @@ func (r *jobRun) fold(pass string, res BatchResult) {
 	}
 	n.Succeeded += res.Succeeded
 	n.Skipped += res.Skipped
+	r.c.SkipReasons = AddSkips(r.c.SkipReasons, res.SkipReasons)
+	r.c.SkippedEntries = AddSkipped(r.c.SkippedEntries, res.SkippedEntries, RecentSkippedKept)
 	n.BytesDone += res.BytesDone
 	n.BytesSkipped += res.BytesSkipped
 	n.Failed += res.Failed

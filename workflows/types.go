@@ -170,6 +170,55 @@ type FileEntry struct {
 	Irregular string `json:"x,omitempty"`
 }
 
+// SkipCount is how many entries were skipped for one stated reason
+// ("already at the destination", "not a regular file: named pipe"…).
+type SkipCount struct {
+	Reason string `json:"reason"`
+	Count  int64  `json:"count"`
+}
+
+// SkippedEntry is an entry skipped because it is not a regular file, with
+// what it is: listed, never opened, reported like a failure.
+type SkippedEntry struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// RecentSkippedKept is how many skipped entries (not regular files) a job
+// keeps for its report; MaxResultSkipped how many a batch result carries.
+const (
+	RecentSkippedKept = 1000
+	MaxResultSkipped  = 100
+)
+
+// AddSkips adds the counts of add to those of into, reason by reason, in
+// order of first appearance (deterministic: no map).
+func AddSkips(into, add []SkipCount) []SkipCount {
+	for _, a := range add {
+		found := false
+		for i := range into {
+			if into[i].Reason == a.Reason {
+				into[i].Count += a.Count
+				found = true
+				break
+			}
+		}
+		if !found {
+			into = append(into, a)
+		}
+	}
+	return into
+}
+
+// AddSkipped appends add to into, keeping the last max entries.
+func AddSkipped(into, add []SkippedEntry, max int) []SkippedEntry {
+	into = append(into, add...)
+	if n := len(into) - max; n > 0 {
+		into = append([]SkippedEntry(nil), into[n:]...)
+	}
+	return into
+}
+
 // Failure is one file that failed, with why.
 type Failure struct {
 	Path string `json:"path"`
@@ -241,6 +290,10 @@ type JobCarry struct {
 	Counters Counters `json:"counters"`
 	// RecentFailures are the latest RecentFailuresKept permanent failures.
 	RecentFailures []Failure `json:"recentFailures,omitempty"`
+	// SkipReasons count the skipped entries by reason; SkippedEntries are
+	// the latest RecentSkippedKept entries skipped as not regular files.
+	SkipReasons    []SkipCount    `json:"skipReasons,omitempty"`
+	SkippedEntries []SkippedEntry `json:"skippedEntries,omitempty"`
 	// Retries counts entries set aside for the retry pass (in the
 	// manifest store's retry objects).
 	Retries int64 `json:"retries,omitempty"`
@@ -338,6 +391,11 @@ type JobState struct {
 
 	// RecentFailures are the latest RecentFailuresKept permanent failures.
 	RecentFailures []Failure `json:"recentFailures,omitempty"`
+	// SkipReasons count the skipped entries by reason (Skipped is their
+	// sum); SkippedEntries are the latest entries skipped as not regular
+	// files (pipes, sockets, devices, links not followed).
+	SkipReasons    []SkipCount    `json:"skipReasons,omitempty"`
+	SkippedEntries []SkippedEntry `json:"skippedEntries,omitempty"`
 	// FailuresLocation is where the full list of failed files is saved
 	// (in the manifest store), once the job has ended.
 	FailuresLocation string `json:"failuresLocation,omitempty"`

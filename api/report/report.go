@@ -120,8 +120,12 @@ type Progress struct {
 	RunStartTime  time.Time           `json:"runStartTime,omitzero"`
 	EndTime       time.Time           `json:"endTime,omitzero"`
 	Runs          int                 `json:"runs"`
-	DryRun        bool                `json:"dryRun"`
-	Options       workflows.Options   `json:"options"`
+	// SkipReasons count the skipped files by reason; SkippedEntries (only
+	// when verbose) list those skipped as not regular files.
+	SkipReasons    []workflows.SkipCount    `json:"skipReasons,omitempty"`
+	SkippedEntries []workflows.SkippedEntry `json:"skippedEntries,omitempty"`
+	DryRun         bool                     `json:"dryRun"`
+	Options        workflows.Options        `json:"options"`
 }
 
 // Active reports whether the job is still running (RUNNING or VERIFYING).
@@ -172,6 +176,7 @@ func (r Renderer) Build(st workflows.JobState, verbose bool) Progress {
 		RunStartTime:  st.RunStartTime,
 		EndTime:       st.EndTime,
 		Runs:          st.Runs,
+		SkipReasons:   st.SkipReasons,
 		DryRun:        st.Options.DryRun,
 		Options:       st.Options,
 	}
@@ -196,6 +201,7 @@ func (r Renderer) Build(st workflows.JobState, verbose bool) Progress {
 		for _, f := range st.RecentFailures {
 			p.RecentFailures = append(p.RecentFailures, FailedFile{Path: f.Path, Reason: f.Reason, Message: f.Message})
 		}
+		p.SkippedEntries = st.SkippedEntries
 	}
 	if !st.SubmitTime.IsZero() {
 		p.StartTimeMillis = st.SubmitTime.UnixMilli()
@@ -285,6 +291,7 @@ func (r Renderer) loadText(p Progress) string {
 		fmt.Fprintf(&b, "\tStage: %s\n", p.RunningStage)
 	}
 	fmt.Fprintf(&b, "\tFiles Processed: %d%s\n", p.ProcessedInodesCount, p.outOfFiles())
+	p.skipsText(&b)
 	if *p.SkipIfExists {
 		fmt.Fprintf(&b, "\tBytes Skipped: %s%s\n", FormatSize(*p.SkippedByteCount), p.outOfBytes())
 	}
@@ -329,6 +336,7 @@ func (r Renderer) transferText(p Progress) string {
 	if p.Type != workflows.JobMove {
 		fmt.Fprintf(&b, "\tFiles Skipped: %d\n", p.SkippedFileCount)
 	}
+	p.skipsText(&b)
 	fmt.Fprintf(&b, "\tFiles Succeeded: %d\n", p.SuccessFileCount)
 	fmt.Fprintf(&b, "\t%s: %s\n", bytesLabel, FormatSize(*p.ByteCount))
 	if p.Throughput != nil {
@@ -357,6 +365,20 @@ func (p Progress) outOfBytes() string {
 		return ""
 	}
 	return " out of " + FormatSize(*p.TotalByteCount)
+}
+
+// skipsText writes why files were skipped, reason by reason, and (when
+// verbose) the entries skipped as not regular files.
+func (p Progress) skipsText(b *strings.Builder) {
+	for _, s := range p.SkipReasons {
+		fmt.Fprintf(b, "\t\tSkipped, %s: %d\n", s.Reason, s.Count)
+	}
+	if len(p.SkippedEntries) > 0 {
+		b.WriteString("\tSkipped entries (not regular files):\n")
+		for _, s := range p.SkippedEntries {
+			fmt.Fprintf(b, "\t\t%s: %s\n", s.Path, s.Reason)
+		}
+	}
 }
 
 func (p Progress) failuresText(b *strings.Builder) {

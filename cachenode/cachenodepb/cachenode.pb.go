@@ -95,7 +95,11 @@ type FileRef struct {
 	Size int64 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
 	// version is the storage system's version of the content (ETag,
 	// generation, or size and mtime). Empty: the node asks the storage system.
-	Version       string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	Version string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	// uri_bytes holds the URI instead of uri when it is not valid UTF-8
+	// (names are bytes; proto3 strings must be UTF-8); uri is then empty.
+	// Use FileRef.URI and SetURI.
+	UriBytes      []byte `protobuf:"bytes,4,opt,name=uri_bytes,json=uriBytes,proto3" json:"uri_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -149,6 +153,13 @@ func (x *FileRef) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *FileRef) GetUriBytes() []byte {
+	if x != nil {
+		return x.UriBytes
+	}
+	return nil
 }
 
 type LoadFilesRequest struct {
@@ -250,7 +261,10 @@ type FileResult struct {
 	Retryable bool `protobuf:"varint,6,opt,name=retryable,proto3" json:"retryable,omitempty"`
 	// error_kind is one of not_found, permission, exists, invalid_path,
 	// out_of_range, unavailable, changed, internal.
-	ErrorKind     string `protobuf:"bytes,7,opt,name=error_kind,json=errorKind,proto3" json:"error_kind,omitempty"`
+	ErrorKind string `protobuf:"bytes,7,opt,name=error_kind,json=errorKind,proto3" json:"error_kind,omitempty"`
+	// uri_bytes holds the URI instead of uri when it is not valid UTF-8,
+	// as in FileRef.
+	UriBytes      []byte `protobuf:"bytes,8,opt,name=uri_bytes,json=uriBytes,proto3" json:"uri_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -332,6 +346,13 @@ func (x *FileResult) GetErrorKind() string {
 		return x.ErrorKind
 	}
 	return ""
+}
+
+func (x *FileResult) GetUriBytes() []byte {
+	if x != nil {
+		return x.UriBytes
+	}
+	return nil
 }
 
 type LoadFilesResponse struct {
@@ -1053,17 +1074,18 @@ var File_cachenode_proto protoreflect.FileDescriptor
 
 const file_cachenode_proto_rawDesc = "" +
 	"\n" +
-	"\x0fcachenode.proto\x12\x12ferry.cachenode.v1\"I\n" +
+	"\x0fcachenode.proto\x12\x12ferry.cachenode.v1\"f\n" +
 	"\aFileRef\x12\x10\n" +
 	"\x03uri\x18\x01 \x01(\tR\x03uri\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\tR\aversion\"\xef\x01\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\x12\x1b\n" +
+	"\turi_bytes\x18\x04 \x01(\fR\buriBytes\"\xef\x01\n" +
 	"\x10LoadFilesRequest\x121\n" +
 	"\x05files\x18\x01 \x03(\v2\x1b.ferry.cachenode.v1.FileRefR\x05files\x12#\n" +
 	"\rmetadata_only\x18\x02 \x01(\bR\fmetadataOnly\x12$\n" +
 	"\x0eskip_if_cached\x18\x03 \x01(\bR\fskipIfCached\x12;\n" +
 	"\x1abandwidth_bytes_per_second\x18\x04 \x01(\x03R\x17bandwidthBytesPerSecond\x12 \n" +
-	"\vparallelism\x18\x05 \x01(\x05R\vparallelism\"\xf0\x01\n" +
+	"\vparallelism\x18\x05 \x01(\x05R\vparallelism\"\x8d\x02\n" +
 	"\n" +
 	"FileResult\x12\x10\n" +
 	"\x03uri\x18\x01 \x01(\tR\x03uri\x125\n" +
@@ -1073,7 +1095,8 @@ const file_cachenode_proto_rawDesc = "" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1c\n" +
 	"\tretryable\x18\x06 \x01(\bR\tretryable\x12\x1d\n" +
 	"\n" +
-	"error_kind\x18\a \x01(\tR\terrorKind\"\x86\x02\n" +
+	"error_kind\x18\a \x01(\tR\terrorKind\x12\x1b\n" +
+	"\turi_bytes\x18\b \x01(\fR\buriBytes\"\x86\x02\n" +
 	"\x11LoadFilesResponse\x128\n" +
 	"\aresults\x18\x01 \x03(\v2\x1e.ferry.cachenode.v1.FileResultR\aresults\x12!\n" +
 	"\fbytes_loaded\x18\x02 \x01(\x03R\vbytesLoaded\x12#\n" +

@@ -113,9 +113,10 @@ func (svc *Service) LoadFiles(ctx context.Context, req *pb.LoadFilesRequest) (*p
 }
 
 func (svc *Service) loadOne(ctx context.Context, f *pb.FileRef, opts pagestore.LoadOptions) *pb.FileResult {
-	ref := pagestore.FileRef{URI: f.GetUri(), Size: f.GetSize(), Version: f.GetVersion()}
+	ref := pagestore.FileRef{URI: f.URI(), Size: f.GetSize(), Version: f.GetVersion()}
 	res, err := svc.Store.LoadFile(ctx, ref, opts, nil)
-	out := &pb.FileResult{Uri: ref.URI, BytesLoaded: res.BytesLoaded, BytesSkipped: res.BytesSkipped}
+	out := &pb.FileResult{BytesLoaded: res.BytesLoaded, BytesSkipped: res.BytesSkipped}
+	out.SetURI(ref.URI)
 	switch {
 	case err != nil:
 		out.Outcome = pb.Outcome_OUTCOME_FAILED

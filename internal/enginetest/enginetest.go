@@ -145,10 +145,12 @@ type Cluster struct {
 	Manifests *manifest.Store
 	// Caches are the nodes' caches by node ID.
 	Caches map[string]*MemCache
-	// UIURL is the Temporal Web UI's base URL, if the server has one;
-	// Namespace the namespace of the jobs.
-	UIURL     string
-	Namespace string
+	// UIURL is the Temporal Web UI's base URL, if the server has one.
+	UIURL string
+	// Frontend and Namespace locate the cluster's Temporal server, and
+	// ManifestRoot its manifest store, for node workers that a test runs
+	// in another process (see AddMember).
+	Frontend, Namespace, ManifestRoot string
 
 	mu       sync.Mutex
 	members  []ring.Member
@@ -182,10 +184,11 @@ func NewClusterConfig(t testing.TB, cfg temporaldev.Config, nodes int, extra ...
 		t.Fatal(err)
 	}
 	cl := &Cluster{
-		T: t, Client: c, UIURL: srv.UIURL(), Namespace: srv.Namespace(), Resolver: storage.NewResolver(append([]storage.Store{st}, extra...)...),
+		T: t, Client: c, UIURL: srv.UIURL(), Resolver: storage.NewResolver(append([]storage.Store{st}, extra...)...),
 		Caches: map[string]*MemCache{}, workers: map[string]sdkworker.Worker{},
 	}
-	if cl.Manifests, err = manifest.New(cl.Resolver, "file://"+t.TempDir()); err != nil {
+	cl.Frontend, cl.Namespace, cl.ManifestRoot = srv.FrontendAddress(), srv.Namespace(), "file://"+t.TempDir()
+	if cl.Manifests, err = manifest.New(cl.Resolver, cl.ManifestRoot); err != nil {
 		t.Fatal(err)
 	}
 	cl.Svc = jobs.NewService(c, cl.Resolver)
@@ -250,6 +253,15 @@ func (c *Cluster) AddNodeWithCache(id string, cache activities.Cache) {
 	c.T.Cleanup(w.Stop)
 	c.mu.Lock()
 	c.workers[id] = w
+	c.mu.Unlock()
+	c.AddMember(id)
+}
+
+// AddMember puts node id on the ring without starting a worker for it: the
+// test serves the node's task queue itself, for example from a process it
+// can kill.
+func (c *Cluster) AddMember(id string) {
+	c.mu.Lock()
 	c.members = append(c.members, ring.Member{ID: id, Identity: ring.IdentityFromName(id), Host: "127.0.0.1", TaskQueue: ring.TaskQueueFor(id)})
 	c.mu.Unlock()
 }

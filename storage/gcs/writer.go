@@ -9,6 +9,7 @@ import (
 
 	gcs "cloud.google.com/go/storage"
 
+	"github.com/ferryio/ferry/internal/crashpoint"
 	"github.com/ferryio/ferry/storage"
 )
 
@@ -118,6 +119,7 @@ func (w *writer) Commit(ctx context.Context) (storage.Entry, error) {
 			return storage.Entry{}, err
 		}
 	}
+	crashpoint.Here("gcs.written")
 	if err := w.w.Close(); err != nil {
 		if !w.overwrite && errors.Is(classify(err), storage.ErrExists) {
 			if e, ok := ours(ctx, w.c, w.loc, w.uri, w.id); ok {
@@ -126,6 +128,7 @@ func (w *writer) Commit(ctx context.Context) (storage.Entry, error) {
 		}
 		return storage.Entry{}, w.c.fail("commit", w.uri, err)
 	}
+	crashpoint.Here("gcs.closed")
 	return entry(w.uri, w.w.Attrs()), nil
 }
 

@@ -32,10 +32,10 @@ func (s *Store) List(ctx context.Context, uri string, opts storage.ListOptions) 
 	if limit <= 0 {
 		limit = defaultPageSize
 	}
-	key := listingKey(p, opts.Recursive, opts.Cursor)
+	key := listingKey(p, opts, opts.Cursor)
 	w, ok := s.listings.Take(key)
 	if !ok {
-		w = &walker{store: s, recursive: opts.Recursive}
+		w = &walker{store: s, recursive: opts.Recursive, emptyDirs: opts.Recursive && opts.EmptyDirs}
 		if err := w.start(p, opts.Cursor); err != nil {
 			return storage.ListPage{}, mapError("list", uri, err)
 		}
@@ -60,14 +60,17 @@ func (s *Store) List(ctx context.Context, uri string, opts storage.ListOptions) 
 		page.Cursor = ""
 		return page, nil
 	}
-	s.listings.Put(listingKey(p, opts.Recursive, page.Cursor), w)
+	s.listings.Put(listingKey(p, opts, page.Cursor), w)
 	return page, nil
 }
 
-func listingKey(dir string, recursive bool, cursor string) string {
+func listingKey(dir string, opts storage.ListOptions, cursor string) string {
 	r := "0"
-	if recursive {
+	if opts.Recursive {
 		r = "1"
+	}
+	if opts.EmptyDirs {
+		r += "e"
 	}
 	return r + "\x00" + dir + "\x00" + cursor
 }
@@ -92,6 +95,7 @@ type frame struct {
 type walker struct {
 	store     *Store
 	recursive bool
+	emptyDirs bool // return directories that hold nothing (recursive only)
 	stack     []*frame
 	lastKey   string
 }
@@ -201,6 +205,10 @@ func (w *walker) next() (storage.Entry, bool, error) {
 					continue // removed while listing
 				}
 				return storage.Entry{}, false, err
+			}
+			if w.emptyDirs && len(child.dents) == 0 {
+				w.lastKey = full
+				return storage.Entry{RelPath: strings.TrimSuffix(full, "/"), IsDir: true}, true, nil
 			}
 			w.stack = append(w.stack, child)
 			continue

@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ferryio/ferry/internal/crashpoint"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/storage/internal/cursorcache"
 )
@@ -159,6 +160,7 @@ func (s *Store) Stat(ctx context.Context, uri string) (storage.Entry, error) {
 func entry(uri, rel string, fi fs.FileInfo) storage.Entry {
 	e := storage.Entry{URI: uri, RelPath: rel, IsDir: fi.IsDir(), ModTime: fi.ModTime(), Irregular: irregular(fi.Mode())}
 	if !e.IsDir && e.Irregular == "" {
+		e.Mode = fi.Mode().Perm()
 		e.Size = fi.Size()
 		e.Version = fmt.Sprintf("%d-%d", fi.Size(), fi.ModTime().UnixNano())
 	}
@@ -258,6 +260,14 @@ func (s *Store) Create(ctx context.Context, uri string, opts storage.CreateOptio
 	if err != nil {
 		return nil, mapError("create", uri, err)
 	}
+	if opts.Mode != 0 {
+		// fchmod: exact bits, no umask; never setuid, setgid or sticky.
+		if err := f.Chmod(opts.Mode.Perm()); err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+			return nil, mapError("create", uri, err)
+		}
+	}
 	return &writer{store: s, uri: uri, final: p, tmp: tmp, f: f, overwrite: opts.Overwrite}, nil
 }
 
@@ -329,6 +339,7 @@ func (w *writer) Commit(ctx context.Context) (storage.Entry, error) {
 			return fail(err)
 		}
 	}
+	crashpoint.Here("local.written")
 	if w.overwrite {
 		if err := os.Rename(w.tmp, w.final); err != nil {
 			return fail(err)
@@ -336,6 +347,7 @@ func (w *writer) Commit(ctx context.Context) (storage.Entry, error) {
 	} else if err := renameNoReplace(w.tmp, w.final); err != nil {
 		return fail(err)
 	}
+	crashpoint.Here("local.renamed")
 	fi, err := w.f.Stat()
 	_ = w.f.Close()
 	if err != nil {
@@ -366,7 +378,10 @@ func (w *writer) Abort(ctx context.Context) error {
 // both names. A file system without that flag gets link then unlink, whose
 // window a retry closes: the leftover partial name is reused.
 func renameNoReplace(tmp, final string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
+	var err error = unix.EINVAL
+	if !crashpoint.Armed("local.linked") {
+		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
+	}
 	if err == nil {
 		return nil
 	}
@@ -377,7 +392,36 @@ func renameNoReplace(tmp, final string) error {
 	if err := os.Link(tmp, final); err != nil {
 		return err
 	}
+	crashpoint.Here("local.linked")
 	return os.Remove(tmp)
+}
+
+var _ storage.LeftoverRemover = (*Store)(nil)
+
+// RemoveLeftovers removes the partial file that a writer of uri killed
+// between the link and the unlink of its commit (see renameNoReplace), or
+// before its commit, left beside it, unless a live writer holds it.
+func (s *Store) RemoveLeftovers(ctx context.Context, uri string) error {
+	p, err := s.path("clean", uri)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+PartialMarker)
+	f, err := os.OpenFile(tmp, os.O_WRONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return mapError("clean", uri, err)
+	}
+	defer func() { _ = f.Close() }()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return nil // a live writer's
+	}
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return mapError("clean", uri, err)
+	}
+	return nil
 }
 
 func syncDir(dir string) error {

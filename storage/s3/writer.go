@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ferryio/ferry/internal/crashpoint"
 	"github.com/ferryio/ferry/storage"
 )
 
@@ -209,12 +210,42 @@ func (w *writer) Commit(ctx context.Context) (storage.Entry, error) {
 	}
 	w.buf = nil
 	sort.Slice(w.parts, func(i, j int) bool { return *w.parts[i].PartNumber < *w.parts[j].PartNumber })
+	crashpoint.Here("s3.parts")
 	e, err := w.s.complete(ctx, w.c, w.loc, w.uri, w.uploadID, w.parts, w.overwrite, w.id)
 	if err != nil {
 		return storage.Entry{}, err
 	}
+	crashpoint.Here("s3.completed")
+	w.s.abortStale(ctx, w.c, w.loc, w.uploadID)
 	e.Size = w.written
 	return e, nil
+}
+
+// abortStale aborts the incomplete multipart uploads of the same key that
+// began before the upload just completed (ours): what writers of this key
+// killed before their Complete left. They would otherwise stay, invisible
+// but billed, until a lifecycle rule removes them. An upload of a live
+// writer that began earlier is aborted too; its Complete then fails and
+// it writes again, which the no-overwrite rule would refuse anyway. Best
+// effort: failures are ignored (the lifecycle rule remains the backstop).
+func (s *Store) abortStale(ctx context.Context, c *conn, loc location, ours string) {
+	out, err := c.api.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &loc.bucket, Prefix: &loc.key})
+	if err != nil {
+		return
+	}
+	var mine time.Time
+	for _, u := range out.Uploads {
+		if aws.ToString(u.UploadId) == ours {
+			mine = aws.ToTime(u.Initiated)
+		}
+	}
+	for _, u := range out.Uploads {
+		id := aws.ToString(u.UploadId)
+		if aws.ToString(u.Key) != loc.key || id == ours || (!mine.IsZero() && aws.ToTime(u.Initiated).After(mine)) {
+			continue
+		}
+		_, _ = c.api.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &loc.bucket, Key: &loc.key, UploadId: &id})
+	}
 }
 
 func (w *writer) putSingle(ctx context.Context) (storage.Entry, error) {
@@ -247,6 +278,7 @@ func (w *writer) putSingle(ctx context.Context) (storage.Entry, error) {
 		}
 		return storage.Entry{}, w.c.fail("commit", w.uri, err)
 	}
+	crashpoint.Here("s3.put")
 	w.buf = nil
 	e := storage.Entry{URI: w.uri, Size: w.written, ModTime: serverTime(out.ResultMetadata)}
 	e.Version, e.ContentHash = versionAndHash(aws.ToString(out.ETag))

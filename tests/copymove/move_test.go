@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -62,8 +63,10 @@ func TestMoveAcrossStores(t *testing.T) {
 			}
 		})
 	}
-	if _, err := local.Stat(context.Background(), "file://"+srcPath); !errors.Is(err, storage.ErrNotFound) {
-		t.Errorf("the emptied local source directory was not removed: %v", err)
+	// The emptied source root itself stays (a recurring move lists it
+	// again); its emptied subdirectories are gone.
+	if left, err := os.ReadDir(srcPath); err != nil || len(left) > 0 {
+		t.Errorf("the emptied local source directory: %v, %d entries left", err, len(left))
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"github.com/ferryio/ferry/internal/enginetest"
 	"github.com/ferryio/ferry/jobs"
 	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/storage/gcs/gcstest"
+	"github.com/ferryio/ferry/storage/s3/s3test"
 	"github.com/ferryio/ferry/workflows"
 )
 
@@ -193,6 +195,109 @@ func TestMoveFinishesOverItsOwnCopy(t *testing.T) {
 			if strings.Contains(e.Name(), ".ferry-partial") {
 				t.Errorf("partial file %s left in %s", e.Name(), d)
 			}
+		}
+	}
+}
+
+// rewriteObject returns a change that writes a new version of the object
+// through st: the same size, new bytes each time (so that S3's ETag, an MD5,
+// changes too, as GCS's generation always does).
+func rewriteObject(st storage.Store, size int) func(uri string) error {
+	var mu sync.Mutex
+	version := byte('a')
+	return func(uri string) error {
+		mu.Lock()
+		version++
+		b := version
+		mu.Unlock()
+		w, err := st.Create(context.Background(), uri, storage.CreateOptions{Overwrite: true, Size: int64(size)})
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(pattern(b, size)); err != nil {
+			_ = w.Abort(context.Background())
+			return err
+		}
+		_, err = w.Commit(context.Background())
+		return err
+	}
+}
+
+// TestObjectSourcesChangeDuringTransfer is issue 11 case 7 on object
+// stores: an S3 object whose ETag, or a GCS object whose generation,
+// changes between the listing and the end of its read (a new version is
+// written after the read's first chunk) is read again from the start and
+// arrives in its new version; one that changes on every read fails
+// "source changed during transfer", and a move leaves it in the source.
+// The change goes through the real store, in the real copy path.
+func TestObjectSourcesChangeDuringTransfer(t *testing.T) {
+	const size = 2 << 20
+	s3srv, gcsSrv := s3test.Start(t), gcstest.Start(t)
+	s3st := s3test.NewStore(t, s3test.Options(s3srv.URL))
+	gcsSt := gcstest.NewStore(t, gcstest.Options(gcsSrv.URL))
+	changing := func(st storage.Store) *changingStore {
+		return &changingStore{Store: st, always: map[string]bool{"always.bin": true}}
+	}
+	cs3, cgcs := changing(s3st), changing(gcsSt)
+	cl := enginetest.NewCluster(t, 0, s3st, gcsSt)
+	local, _ := cl.Resolver.For("file:///")
+	cl.Resolver = storage.NewResolver(local, cs3, cgcs)
+	cl.AddNode("node-1")
+
+	for _, tc := range []struct {
+		scheme string
+		cs     *changingStore
+		bucket func() string
+	}{
+		{"s3", cs3, func() string { return s3srv.NewBucket(t) }},
+		{"gs", cgcs, gcsSrv.NewBucket},
+	} {
+		for _, typ := range []workflows.JobType{workflows.JobMove, workflows.JobCopy} {
+			t.Run(tc.scheme+" "+string(typ), func(t *testing.T) {
+				tc.cs.mu.Lock()
+				tc.cs.done = map[string]bool{}
+				tc.cs.changes = map[string]func(string) error{"once.bin": rewriteObject(tc.cs.Store, size), "always.bin": rewriteObject(tc.cs.Store, size)}
+				tc.cs.mu.Unlock()
+				src := tc.scheme + "://" + tc.bucket() + "/src"
+				for _, name := range []string{"steady.bin", "once.bin", "always.bin"} {
+					w, err := tc.cs.Store.Create(context.Background(), src+"/"+name, storage.CreateOptions{Size: size})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := w.Write(pattern('O', size)); err != nil {
+						t.Fatal(err)
+					}
+					if _, err := w.Commit(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+				}
+				dst := filepath.Join(t.TempDir(), "dst")
+				raw := map[string]any{}
+				if typ == workflows.JobCopy {
+					raw["checkContent"] = "true"
+				}
+				st := runJob(t, cl, jobs.Key{Type: typ, Path: src, Dst: "file://" + dst}, raw)
+				check(t, st, want{status: workflows.StatusFailed, succeeded: 2, failed: 1, bytes: 2 * size})
+				if f := failureFor(t, st, "always.bin"); !strings.Contains(f.Message, "source changed during transfer") {
+					t.Fatalf("failure of always.bin: %+v", f)
+				}
+				// once.bin arrives whole in its second version ('b' bytes).
+				sameFiles(t, "destination", readTree(t, dst), map[string]string{
+					"steady.bin": string(pattern('O', size)), "once.bin": string(pattern('b', size)),
+				})
+				left := map[string]bool{}
+				for _, name := range []string{"steady.bin", "once.bin", "always.bin"} {
+					if _, err := tc.cs.Store.Stat(context.Background(), src+"/"+name); err == nil {
+						left[name] = true
+					}
+				}
+				if typ == workflows.JobMove && (len(left) != 1 || !left["always.bin"]) {
+					t.Fatalf("source after the move holds %v, want only always.bin", left)
+				}
+				if typ == workflows.JobCopy && len(left) != 3 {
+					t.Fatalf("source after the copy holds %v", left)
+				}
+			})
 		}
 	}
 }

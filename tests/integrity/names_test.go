@@ -147,17 +147,7 @@ func TestObjectKeysThatAreNotFileNames(t *testing.T) {
 func TestSpecialFilesAreAccounted(t *testing.T) {
 	cl := enginetest.NewCluster(t, 1)
 	base := t.TempDir()
-	src := filepath.Join(base, "src")
-	writeTree(t, src, map[string]string{"file.txt": "regular", "d/inner.txt": "inner"})
-	if err := mkfifo(filepath.Join(src, "pipe")); err != nil {
-		t.Skipf("mkfifo: %v", err)
-	}
-	if err := os.Symlink(filepath.Join(base, "nowhere"), filepath.Join(src, "dangling")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(filepath.Join(src, "d"), filepath.Join(src, "dirlink")); err != nil {
-		t.Fatal(err)
-	}
+	src := specialTree(t, base)
 	t.Run("load", func(t *testing.T) {
 		st := runJob(t, cl, jobs.Key{Type: workflows.JobLoad, Path: "file://" + src}, nil)
 		check(t, st, want{status: workflows.StatusSucceeded, succeeded: 2, skipped: 3, bytes: int64(len("regular") + len("inner"))})

@@ -32,6 +32,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
@@ -251,6 +253,26 @@ func (s *Server) Keys(t testing.TB, bucket string) []string {
 	keys := make([]string, 0, len(list.Contents))
 	for _, c := range list.Contents {
 		keys = append(keys, c.Key)
+	}
+	return keys
+}
+
+// Uploads lists the keys of the incomplete multipart uploads of bucket, as
+// the S3 API shows them (ListMultipartUploads): what a writer killed before
+// its Complete leaves behind.
+func (s *Server) Uploads(t testing.TB, bucket string) []string {
+	t.Helper()
+	cl := awss3.New(awss3.Options{
+		BaseEndpoint: aws.String(s.URL), UsePathStyle: true, Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
+	})
+	out, err := cl.ListMultipartUploads(context.Background(), &awss3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		t.Fatalf("list uploads of %s: %v", bucket, err)
+	}
+	var keys []string
+	for _, u := range out.Uploads {
+		keys = append(keys, aws.ToString(u.Key))
 	}
 	return keys
 }

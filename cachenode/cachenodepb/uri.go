@@ -1,0 +1,38 @@
+package cachenodepb
+
+import "unicode/utf8"
+
+// URI returns the file's URI byte for byte, from uri_bytes when it is set.
+func (x *FileRef) URI() string {
+	if b := x.GetUriBytes(); len(b) > 0 {
+		return string(b)
+	}
+	return x.GetUri()
+}
+
+// SetURI sets the file's URI: in uri when it is valid UTF-8, else in
+// uri_bytes with uri left empty (a node that does not know uri_bytes then
+// fails the file instead of loading another name).
+func (x *FileRef) SetURI(uri string) {
+	x.Uri, x.UriBytes = splitURI(uri)
+}
+
+// URI returns the result's URI byte for byte, from uri_bytes when it is set.
+func (x *FileResult) URI() string {
+	if b := x.GetUriBytes(); len(b) > 0 {
+		return string(b)
+	}
+	return x.GetUri()
+}
+
+// SetURI sets the result's URI as FileRef.SetURI does.
+func (x *FileResult) SetURI(uri string) {
+	x.Uri, x.UriBytes = splitURI(uri)
+}
+
+func splitURI(uri string) (string, []byte) {
+	if utf8.ValidString(uri) {
+		return uri, nil
+	}
+	return "", []byte(uri)
+}
