@@ -166,6 +166,16 @@ var (
 	workloads   = map[string]*workload{}
 )
 
+// removeSources removes the workloads' trees (at the end of the test
+// process: tests share them).
+func removeSources() {
+	workloadsMu.Lock()
+	defer workloadsMu.Unlock()
+	for _, w := range workloads {
+		_ = os.RemoveAll(w.dir)
+	}
+}
+
 // source writes the workload's tree once per test process.
 func source(t *testing.T, name string, files, size int) *workload {
 	t.Helper()
@@ -349,11 +359,6 @@ func TestJobBandwidth(t *testing.T) {
 	bucket := s3srv.NewBucket(t)
 	large := source(t, "large", 1, 64<<20)
 	small := source(t, "small", 5000, 64<<10)
-	t.Cleanup(func() {
-		for _, w := range []*workload{large, small} {
-			_ = os.RemoveAll(w.dir)
-		}
-	})
 	for _, nodes := range []int{1, 3} {
 		t.Run(fmt.Sprintf("%d nodes", nodes), func(t *testing.T) {
 			t.Parallel()
@@ -470,11 +475,12 @@ func TestLoadJobBandwidth(t *testing.T) {
 		t.Skip("bandwidth measurements in -short mode")
 	}
 	c := startCluster(t, 3, "http://127.0.0.1:1", "unused")
-	// A tree of its own: a load's key is its path.
-	w := source(t, "load", 16, 4<<20)
-	t.Cleanup(func() { _ = os.RemoveAll(w.dir) })
+	// A tree of its own: a load's key is its path. One file: the page
+	// store counts what it read page by page (1 MiB), too coarse a
+	// measure for many files read at once.
+	w := source(t, "load", 1, 64<<20)
 	got := c.rate(t, w, "", "4MB", windowStart, windowEnd, false)
-	t.Logf("3 nodes, load of 16 × 4 MiB, 4MB: %.0f B/s (%.3f× the limit)", got, got/(4<<20))
+	t.Logf("3 nodes, load of one 64 MiB file, 4MB: %.0f B/s (%.3f× the limit)", got, got/(4<<20))
 	if got < 0.9*(4<<20) || got > 1.1*(4<<20) {
 		t.Errorf("measured %.0f B/s, want %d ± 10 %%", got, 4<<20)
 	}
