@@ -2,12 +2,9 @@ package bandwidth
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,14 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/log"
-
 	"github.com/ferryio/ferry/internal/ferrytest"
 	"github.com/ferryio/ferry/jobs"
 	"github.com/ferryio/ferry/storage/s3/s3test"
-	"github.com/ferryio/ferry/workflows"
-	"github.com/ferryio/ferry/workflows/bytesjson"
 )
 
 var (
@@ -42,9 +34,6 @@ const (
 
 // cluster is Ferry as separate processes, with an S3 server in the test.
 type cluster struct {
-	temporal string
-	// svc changes the limit of running jobs.
-	svc      *jobs.Service
 	api      string
 	nodes    []string // HTTP base URLs
 	s3bucket string
@@ -61,7 +50,7 @@ func startCluster(t *testing.T, nodes int, s3url, bucket string) *cluster {
 	tp := ferrytest.Start(t, "temporal-dev", "--memory", "--listen", "127.0.0.1:0", "--ui-listen", "")
 	temporal := tp.WaitFor(frontendLine, 60*time.Second)[1]
 	manifests := "file://" + filepath.Join(dir, "manifests")
-	c := &cluster{temporal: temporal, s3bucket: bucket}
+	c := &cluster{s3bucket: bucket}
 	var procs []*ferrytest.Proc
 	for i := 1; i <= nodes; i++ {
 		id := fmt.Sprintf("node-%d", i)
@@ -77,13 +66,6 @@ func startCluster(t *testing.T, nodes int, s3url, bucket string) *cluster {
 	w.WaitFor(runningLine, 90*time.Second)
 	ap := ferrytest.StartEnv(t, env, "api", "--listen", "127.0.0.1:0", "--temporal-address", temporal)
 	c.api = "http://" + ap.WaitFor(apiLine, 90*time.Second)[1]
-	tc, err := client.Dial(client.Options{HostPort: temporal, DataConverter: bytesjson.DataConverter(),
-		Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tc.Close)
-	c.svc = jobs.NewService(tc, nil)
 	return c
 }
 
@@ -233,17 +215,24 @@ func (c *cluster) submit(t *testing.T, w *workload, dst, bandwidth string) (stri
 // is lifted first so that they do so at once.
 func (c *cluster) stop(t *testing.T, typ string, key map[string]any) {
 	t.Helper()
-	jk := jobs.Key{Type: workflows.JobType(typ), Path: fmt.Sprint(key["path"])}
-	if typ != "load" {
-		jk = jobs.Key{Type: workflows.JobType(typ), Path: fmt.Sprint(key["src"]), Dst: fmt.Sprint(key["dst"])}
-	}
-	if _, err := c.svc.SetBandwidth(context.Background(), jk, 0); err != nil && !errors.Is(err, jobs.ErrNotFound) {
-		t.Fatalf("lift the limit: %v", err)
+	if code, resp := c.setBandwidth(t, typ, key, "unlimited"); code != http.StatusOK && code != http.StatusNotFound {
+		t.Fatalf("lift the limit: %d %v", code, resp)
 	}
 	if code, resp := post(t, c.api+"/api/v1/master/stop_job/"+typ, key); code != http.StatusOK {
 		t.Fatalf("stop: %d %v", code, resp)
 	}
 	c.waitNotRunning(t, typ, key, 3*time.Minute)
+}
+
+// setBandwidth changes the limit of a running job (POST
+// /api/v1/jobs/bandwidth).
+func (c *cluster) setBandwidth(t *testing.T, typ string, key map[string]any, bandwidth string) (int, map[string]any) {
+	t.Helper()
+	body := map[string]any{"type": typ, "options": map[string]any{"bandwidth": bandwidth}}
+	for k, v := range key {
+		body[k] = v
+	}
+	return post(t, c.api+"/api/v1/jobs/bandwidth", body)
 }
 
 func (c *cluster) waitNotRunning(t *testing.T, typ string, key map[string]any, timeout time.Duration) string {
@@ -408,7 +397,7 @@ func TestJobBandwidth(t *testing.T) {
 
 // TestChangeRunningJobBandwidth raises the limit of a running copy of one
 // large file, whose single batch is already running, with the job's
-// bandwidth update (jobs.Service.SetBandwidth): the job's authority reads
+// bandwidth update (POST /api/v1/jobs/bandwidth): the job's authority reads
 // the new limit and the running batch follows it.
 func TestChangeRunningJobBandwidth(t *testing.T) {
 	if testing.Short() {
@@ -416,11 +405,9 @@ func TestChangeRunningJobBandwidth(t *testing.T) {
 	}
 	c := startCluster(t, 3, "http://127.0.0.1:1", "unused")
 	large := source(t, "large", 1, 64<<20)
-	svc := c.svc
 	dst := "file://" + filepath.Join(t.TempDir(), "dst")
 	base := c.bytesRead(t)
 	typ, key := c.submit(t, large, dst, "1MB")
-	jkey := jobs.Key{Type: workflows.JobCopy, Path: key["src"].(string), Dst: dst}
 	window := func(what string, d time.Duration) float64 {
 		a, ta := c.bytesRead(t), time.Now()
 		ferrytest.Eventually(t, d+time.Minute, func() error {
@@ -442,9 +429,9 @@ func TestChangeRunningJobBandwidth(t *testing.T) {
 		return fmt.Errorf("no byte read yet")
 	})
 	before := window("at 1MB", 4*time.Second)
-	set, err := svc.SetBandwidth(context.Background(), jkey, 4<<20)
-	if err != nil {
-		t.Fatal(err)
+	code, set := c.setBandwidth(t, typ, key, "4MB")
+	if code != http.StatusOK || set["success"] != true || set["bandwidth"] != float64(4<<20) {
+		t.Fatalf("set the bandwidth: %d %v", code, set)
 	}
 	// The authority reads the limit every two seconds.
 	ferrytest.Eventually(t, 30*time.Second, func() error {
@@ -454,7 +441,7 @@ func TestChangeRunningJobBandwidth(t *testing.T) {
 		return nil
 	})
 	after := window("at 4MB", 5*time.Second)
-	t.Logf("1MB: %.0f B/s; after the update to 4MB (version %d): %.0f B/s", before, set.Version, after)
+	t.Logf("1MB: %.0f B/s; after the update to 4MB (version %v): %.0f B/s", before, set["version"], after)
 	for _, m := range []struct {
 		got, want float64
 	}{{before, 1 << 20}, {after, 4 << 20}} {
@@ -463,8 +450,8 @@ func TestChangeRunningJobBandwidth(t *testing.T) {
 		}
 	}
 	c.stop(t, typ, key)
-	if _, err := svc.SetBandwidth(context.Background(), jobs.Key{Type: workflows.JobCopy, Path: key["src"].(string), Dst: dst + "-none"}, 1); !errors.Is(err, jobs.ErrNotFound) {
-		t.Fatalf("changing the limit of no job: %v, want ErrNotFound", err)
+	if code, resp := c.setBandwidth(t, typ, key, "1MB"); code != http.StatusNotFound {
+		t.Fatalf("changing the limit of a stopped job: %d %v, want 404", code, resp)
 	}
 }
 
