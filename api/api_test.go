@@ -490,11 +490,25 @@ func TestFerryRoutes(t *testing.T) {
 		t.Errorf("message is not JSON: %v", body["message"])
 	}
 
+	setBW := func(v any) (int, map[string]any) {
+		return call(t, "POST", "/api/v1/jobs/bandwidth", jsonBody(map[string]any{"type": "load", "path": p, "options": map[string]any{"bandwidth": v}}))
+	}
+	code, body = setBW("4MB")
+	want(t, "bandwidth of a running job", code, body, 200, map[string]any{"success": true, "bandwidth": float64(4 << 20), "version": float64(1)})
+	code, body = setBW("unlimited")
+	want(t, "bandwidth removed", code, body, 200, map[string]any{"success": true, "bandwidth": nil, "version": float64(2)})
+	code, body = setBW("abc")
+	want(t, "bad bandwidth", code, body, 400, map[string]any{"field": "bandwidth"})
+	code, body = call(t, "POST", "/api/v1/jobs/bandwidth", jsonBody(map[string]any{"type": "load", "path": p}))
+	want(t, "no bandwidth", code, body, 400, map[string]any{"field": "options.bandwidth"})
+
 	code, body = call(t, "POST", "/api/v1/jobs/stop", jsonBody(map[string]any{"type": "load", "path": p}))
 	want(t, "stop", code, body, 200, map[string]any{"success": true})
 	waitStatus(t, key, workflows.StatusStopped)
 	code, body = call(t, "POST", "/api/v1/jobs/stop", jsonBody(map[string]any{"type": "load", "path": p}))
 	want(t, "stop again", code, body, 404, map[string]any{"success": false})
+	code, body = setBW("1MB")
+	want(t, "bandwidth of a stopped job", code, body, 404, map[string]any{"success": false})
 
 	code, body = call(t, "POST", "/api/v1/jobs", submit)
 	want(t, "resume", code, body, 200, map[string]any{"outcome": "RESUMED", "jobId": jobID})

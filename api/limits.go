@@ -184,6 +184,17 @@ func (g *guard) Stop(ctx context.Context, key jobs.Key) error {
 	return err
 }
 
+func (g *guard) SetBandwidth(ctx context.Context, key jobs.Key, limit int64) (workflows.BandwidthSetting, error) {
+	var set workflows.BandwidthSetting
+	err := g.call(ctx, func() error {
+		var err error
+		set, err = g.next.SetBandwidth(ctx, key, limit)
+		return err
+	})
+	g.forget(key)
+	return set, err
+}
+
 // forget drops what a submit or stop has made stale.
 func (g *guard) forget(key jobs.Key) {
 	g.progress.forget(key.WorkflowID())

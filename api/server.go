@@ -54,6 +54,9 @@ type JobService interface {
 	Stop(ctx context.Context, key jobs.Key) error
 	// List returns the latest run of every job matching the filter.
 	List(ctx context.Context, f jobs.ListFilter) ([]jobs.Summary, error)
+	// SetBandwidth changes the bandwidth limit of a running job (0:
+	// unlimited); jobs.ErrNotFound when none is running.
+	SetBandwidth(ctx context.Context, key jobs.Key, limit int64) (workflows.BandwidthSetting, error)
 }
 
 var _ JobService = (*jobs.Service)(nil)
@@ -172,6 +175,7 @@ func (s *Server) routes(tel *telemetry.Telemetry) {
 	e.GET("/api/v1/jobs", s.listJobs)
 	e.GET("/api/v1/jobs/progress", s.jobProgress)
 	e.POST("/api/v1/jobs/stop", s.stopJob)
+	e.POST("/api/v1/jobs/bandwidth", s.setBandwidth)
 	s.policyRoutes()
 
 	e.GET("/healthz", func(c echo.Context) error {

@@ -48,6 +48,10 @@ func (f *fakeJobs) List(ctx context.Context, _ jobs.ListFilter) ([]jobs.Summary,
 	return nil, f.call(ctx)
 }
 
+func (f *fakeJobs) SetBandwidth(ctx context.Context, _ jobs.Key, limit int64) (workflows.BandwidthSetting, error) {
+	return workflows.BandwidthSetting{Limit: limit, Version: 1}, f.call(ctx)
+}
+
 func serve(t *testing.T, f *fakeJobs, tel *telemetry.Telemetry) *httptest.Server {
 	t.Helper()
 	s := New(Config{Jobs: f, Telemetry: tel, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})

@@ -35,6 +35,9 @@ const (
 	opSubmit   operation = "submit"
 	opProgress operation = "progress"
 	opStop     operation = "stop"
+	// opBandwidth changes the bandwidth of a running job: its options hold
+	// only the new bandwidth.
+	opBandwidth operation = "bandwidth"
 )
 
 // The fields of a job request, as named in bodies and queries.
@@ -75,7 +78,7 @@ func misfit(op operation, t workflows.JobType, f string) string {
 			return "load jobs take no destination"
 		}
 	case fieldOptions:
-		if op != opSubmit {
+		if op != opSubmit && op != opBandwidth {
 			return fmt.Sprintf("only a submit takes options, not a %s request", op)
 		}
 	case fieldFormat, fieldVerbose:

@@ -19,6 +19,10 @@
 // all lose the authority together stay within the limit; it asks the
 // authority again a second later.
 //
+// A job's limit may change while it runs (the job workflow's bandwidth
+// update): the authority reads it from the workflow every RefreshEvery
+// (Authority.Refresh) and hands it to the nodes with their leases.
+//
 // What the limit covers: the bytes read from the source storage system
 // (file content; listings, metadata and writes to the destination are not
 // counted), per job.

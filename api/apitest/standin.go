@@ -79,6 +79,15 @@ func StandInJobWorkflow(ctx workflow.Context, in workflows.JobInput) (workflows.
 	}); err != nil {
 		return st, err
 	}
+	// The bandwidth update, as the job workflow takes it.
+	var bwVersion int64
+	if err := workflow.SetUpdateHandler(ctx, workflows.UpdateBandwidth, func(_ workflow.Context, limit int64) (workflows.BandwidthSetting, error) {
+		st.Options.Bandwidth = limit
+		bwVersion++
+		return workflows.BandwidthSetting{Limit: limit, Version: bwVersion}, nil
+	}); err != nil {
+		return st, err
+	}
 
 	stopped := false
 	sel := workflow.NewSelector(ctx)

@@ -162,6 +162,7 @@ func newJobTypeCommand(t workflows.JobType, api func() (*apiClient, error)) *cob
 		example = `  ferry job load --path s3://bucket/data/ --submit --bandwidth 100MB --verify
   ferry job load --path s3://bucket/data/ --progress --verbose
   ferry job load --path s3://bucket/data/ --submit --watch
+  ferry job load --path s3://bucket/data/ --bandwidth 20MB     # change the running job's limit
   ferry job load --path s3://bucket/data/ --stop`
 	case workflows.JobCopy:
 		use, short = "copy", "Copy files from one storage system to another"
@@ -249,8 +250,11 @@ func (j *jobCommand) validate() error {
 			ops++
 		}
 	}
+	if ops == 0 && j.setsBandwidth() {
+		ops = 1 // --bandwidth alone changes the running job's limit
+	}
 	if ops != 1 {
-		return errors.New("give exactly one of --submit, --progress or --stop")
+		return errors.New("give exactly one of --submit, --progress or --stop (or only --bandwidth, to change the limit of a running job)")
 	}
 	if j.typ == workflows.JobLoad && j.path == "" && j.indexFile == "" {
 		return errors.New("--path is required")
@@ -272,14 +276,35 @@ func (j *jobCommand) validate() error {
 	if !j.progress && !j.watch && (j.flags.Changed("verbose") || j.flags.Changed("format")) {
 		return errors.New("--verbose and --format go with --progress or --watch")
 	}
-	if !j.submit {
+	if !j.submit && !j.setsBandwidth() {
 		for _, o := range optionFlags {
 			if fl := j.flags.Lookup(o.flag); fl != nil && fl.Changed {
+				if o.flag == "bandwidth" {
+					return errors.New("--bandwidth applies only with --submit, or alone to change the limit of a running job")
+				}
 				return fmt.Errorf("--%s applies only with --submit", o.flag)
 			}
 		}
 	}
 	return nil
+}
+
+// setsBandwidth reports whether the command changes the limit of a running
+// job: --bandwidth and the job, with no action and no other option.
+func (j *jobCommand) setsBandwidth() bool {
+	if j.submit || j.progress || j.stop || j.watch {
+		return false
+	}
+	set := false
+	for _, o := range optionFlags {
+		if fl := j.flags.Lookup(o.flag); fl != nil && fl.Changed {
+			if o.flag != "bandwidth" {
+				return false
+			}
+			set = true
+		}
+	}
+	return set
 }
 
 // options are the option flags that were set, as REST option values.
@@ -318,6 +343,18 @@ func (j *jobCommand) run(ctx context.Context) error {
 		if j.watch && j.out.err == nil {
 			return j.watchJob(ctx)
 		}
+		return j.out.err
+	case j.setsBandwidth():
+		body := j.target()
+		body["type"] = string(j.typ)
+		body["options"] = j.options()
+		var res struct {
+			Message string `json:"message"`
+		}
+		if err := j.api.post(ctx, "/api/v1/jobs/bandwidth", body, &res); err != nil {
+			return err
+		}
+		j.out.println(res.Message)
 		return j.out.err
 	case j.stop:
 		var res struct {

@@ -166,10 +166,21 @@ func TestJobLoadSubmitProgressStop(t *testing.T) {
 		t.Errorf("JSON report = %v", rep)
 	}
 
+	// --bandwidth alone changes the running job's limit.
+	if out := ok(t, "job", "load", "--path", p, "--bandwidth", "20MB"); !strings.HasPrefix(out, "bandwidth of the running job set to ") {
+		t.Errorf("changing the bandwidth printed %q", out)
+	}
+	if st, err := env.Jobs.Progress(ctx, key); err != nil || st.Options.Bandwidth != 20<<20 {
+		t.Errorf("after the change the job's bandwidth is %d (%v)", st.Options.Bandwidth, err)
+	}
+
 	if out := ok(t, "job", "load", "--path", p, "--stop"); out != fmt.Sprintf("Load '%s' is successfully stopped.\n", p) {
 		t.Errorf("stop printed %q", out)
 	}
 	waitStatus(t, key, workflows.StatusStopped)
+	if code := fails(t, "no run of the job is active", "job", "load", "--path", p, "--bandwidth", "20MB"); code != 1 {
+		t.Errorf("changing the bandwidth of a stopped job: exit %d, want 1", code)
+	}
 	if out := ok(t, "job", "load", "--path", p, "--stop"); out != fmt.Sprintf("Cannot find load job for path %s, it might have already been stopped or finished\n", p) {
 		t.Errorf("second stop printed %q", out)
 	}
@@ -226,6 +237,8 @@ func TestJobBadInputExitsNonZeroWithOneLine(t *testing.T) {
 		{"unknown flag: --nope", []string{"job", "load", "--path", p, "--submit", "--nope"}},
 		{"unknown flag: --metadata-only", []string{"job", "copy", "--src", p, "--dst", p + "-2", "--submit", "--metadata-only"}},
 		{"--bandwidth applies only with --submit", []string{"job", "load", "--path", p, "--progress", "--bandwidth", "1MB"}},
+		{"or only --bandwidth, to change the limit of a running job", []string{"job", "load", "--path", p, "--bandwidth", "1MB", "--batch-size", "3"}},
+		{"exactly one of --submit, --progress or --stop", []string{"job", "load", "--path", p, "--bandwidth", "1MB", "--watch"}},
 		{"--watch goes with --submit or --progress", []string{"job", "load", "--path", p, "--stop", "--watch"}},
 		{"--format", []string{"job", "load", "--path", p, "--progress", "--format", "XML"}},
 		{"--dst is required", []string{"job", "copy", "--src", p, "--submit"}},

@@ -7,4 +7,8 @@ import (
 	"github.com/ferryio/ferry/internal/ferrytest"
 )
 
-func TestMain(m *testing.M) { os.Exit(ferrytest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := ferrytest.Main(m)
+	removeSources()
+	os.Exit(code)
+}
