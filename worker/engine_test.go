@@ -142,7 +142,7 @@ func TestContinueAsNewKeepsCounting(t *testing.T) {
 	src, total := enginetest.MakeTree(t, 200)
 	key := jobs.Key{Type: workflows.JobLoad, Path: src}
 	opts, _ := jobs.ParseOptions(workflows.JobLoad, map[string]any{"batchSize": "20"})
-	opts.TestContinueAsNewAfter = 3
+	opts.TestContinueAsNewAfter = 1
 	if _, err := cl.Svc.Submit(context.Background(), key, opts); err != nil {
 		t.Fatal(err)
 	}

@@ -65,11 +65,16 @@ func JobWorkflow(ctx workflow.Context, in JobInput) (JobState, error) {
 	return r.run(ctx)
 }
 
-// inflight is a dispatched batch.
+// inflight is a dispatched batch: an activity (future), or a child
+// workflow (child, see handover.go) whose outcome arrives as a signal.
 type inflight struct {
 	ref    BatchRef
 	future workflow.Future
 	cancel workflow.CancelFunc
+	// child is the BatchWorkflow's ID; started resolves when it has
+	// started (nil once it has).
+	child   string
+	started workflow.Future
 	// nodeLost: the batch was cancelled because its node left the ring.
 	nodeLost bool
 }
@@ -120,6 +125,12 @@ type jobRun struct {
 	stopReq     bool
 	failEarly   string
 	batchesDone int
+
+	// doneCh receives the outcomes of child batches; versionRead and
+	// handover memoize handsOver.
+	doneCh      workflow.ReceiveChannel
+	versionRead bool
+	handover    bool
 }
 
 func newJobRun(ctx workflow.Context, in JobInput) (*jobRun, error) {
@@ -228,12 +239,15 @@ func coordinatorOptions(ctx workflow.Context, timeout time.Duration) workflow.Co
 
 func (r *jobRun) run(ctx workflow.Context) (JobState, error) {
 	stopCh := workflow.GetSignalChannel(ctx, SignalStop)
+	r.doneCh = workflow.GetSignalChannel(ctx, SignalBatchDone)
+	r.restoreRunning(ctx)
 	for {
-		// Drain stop signals without blocking (also before a continue-as-new,
-		// so that no stop is lost between runs).
+		// Drain stop signals and batch outcomes without blocking (also
+		// before a continue-as-new, so that none is lost between runs).
 		for stopCh.ReceiveAsync(nil) {
 			r.stopReq = true
 		}
+		r.receiveBatchDone(ctx)
 		draining := r.stopReq || r.failEarly != "" || r.wantContinueAsNew(ctx)
 		if draining && r.counting != nil {
 			// The scan's progress up to its last budget is carried; the
@@ -252,7 +266,19 @@ func (r *jobRun) run(ctx workflow.Context) (JobState, error) {
 				r.armReplan(ctx)
 			}
 		}
-		if draining && !r.busy() {
+		if draining && !r.stopReq && r.failEarly == "" && r.handsOver(ctx) {
+			// Continue-as-new without a pause: the nodes' free slots take
+			// batches that outlive this run, which ends once its own
+			// activities are done; until then the listing keeps the queue
+			// filled, so that the next run has work at hand.
+			if r.activitiesRunning() {
+				r.startListing(ctx)
+			}
+			r.dispatch(ctx)
+			if !r.busyBesidesChildren() {
+				return r.finishDraining(ctx)
+			}
+		} else if draining && !r.busy() {
 			return r.finishDraining(ctx)
 		}
 		if !draining && r.idle() && r.listingDone() {
@@ -301,7 +327,15 @@ func (r *jobRun) wait(ctx workflow.Context, stopCh workflow.ReceiveChannel) {
 	}
 	for _, b := range r.running {
 		b := b
-		sel.AddFuture(b.future, func(workflow.Future) { r.onBatchDone(ctx, b) })
+		switch {
+		case b.child == "":
+			sel.AddFuture(b.future, func(workflow.Future) { r.onBatchDone(ctx, b) })
+		case b.started != nil:
+			sel.AddFuture(b.started, func(workflow.Future) { r.onChildStarted(ctx, b) })
+		}
+	}
+	if r.childrenPending() {
+		sel.AddReceive(r.doneCh, func(workflow.ReceiveChannel, bool) { r.receiveBatchDone(ctx) })
 	}
 	sel.Select(ctx)
 }
@@ -602,6 +636,8 @@ func (r *jobRun) dispatch(ctx workflow.Context) {
 			lost = append(lost, b)
 		case r.perNode[b.NodeID] >= batchesPerNode:
 			rest = append(rest, b)
+		case r.handover && r.wantContinueAsNew(ctx):
+			r.startChild(ctx, b)
 		default:
 			r.startBatch(ctx, b)
 		}
@@ -641,30 +677,26 @@ func (r *jobRun) startBatch(ctx workflow.Context, b BatchRef) {
 		name = ActivityCopyBatch
 	}
 	bctx, cancel := workflow.WithCancel(ctx)
-	actx := workflow.WithActivityOptions(bctx, workflow.ActivityOptions{
-		TaskQueue:           b.TaskQueue,
-		StartToCloseTimeout: 6 * time.Hour,
-		HeartbeatTimeout:    nodeHeartbeat,
-		// A batch cancelled because its node left reports its progress
-		// (or times out with its last heartbeat) before it is re-planned.
-		WaitForCancellation: true,
-		// The workflow re-plans a failed batch itself (its node may be gone),
-		// so Temporal does not retry it on the same queue.
-		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
-	})
+	actx := workflow.WithActivityOptions(bctx, batchActivityOptions(b.TaskQueue))
 	f := workflow.ExecuteActivity(actx, name, r.batchInput(b))
 	r.running = append(r.running, &inflight{ref: b, future: f, cancel: cancel})
 	r.perNode[b.NodeID]++
 }
 
 func (r *jobRun) onBatchDone(ctx workflow.Context, b *inflight) {
+	var res BatchResult
+	err := b.future.Get(ctx, &res)
+	r.batchEnded(ctx, b, res, err)
+}
+
+// batchEnded folds the outcome of a batch, activity or child: its result,
+// or the progress the error that ended it reported, re-planning the rest.
+func (r *jobRun) batchEnded(ctx workflow.Context, b *inflight, res BatchResult, err error) {
 	r.running = removeItem(r.running, b)
 	if r.perNode[b.ref.NodeID]--; r.perNode[b.ref.NodeID] <= 0 {
 		delete(r.perNode, b.ref.NodeID)
 	}
 	r.batchesDone++
-	var res BatchResult
-	err := b.future.Get(ctx, &res)
 	if err == nil {
 		r.fold(b.ref.Pass, res)
 		return
@@ -706,6 +738,14 @@ func (r *jobRun) onBatchDone(ctx workflow.Context, b *inflight) {
 // last heartbeat of a timeout, or the details of a cancellation or of an
 // error the node returned with its progress.
 func progressOf(err error, p *BatchProgress) bool {
+	var be *batchError
+	if errors.As(err, &be) {
+		if be.progress == nil {
+			return false
+		}
+		*p = *be.progress
+		return true
+	}
 	var te *temporal.TimeoutError
 	if errors.As(err, &te) && te.HasLastHeartbeatDetails() {
 		return te.LastHeartbeatDetails(p) == nil
@@ -984,6 +1024,7 @@ func (r *jobRun) finishDraining(ctx workflow.Context) (JobState, error) {
 	}
 	in := r.in
 	carry := r.c
+	carry.Running = r.carriedRunning()
 	in.Carry, in.Resume = &carry, nil
 	return JobState{}, workflow.NewContinueAsNewError(ctx, JobWorkflowName, in)
 }

@@ -4,6 +4,10 @@
 //
 //	FERRY_RECORD_HISTORIES=$PWD/tests/replay/testdata go test ./worker -run 'Stop|Continue|EndToEnd|NodeLoss|Reported|JobCopies|MovesEverything|Passes'
 //
+// (v2-handover-* and v2-batch-* come from TestContinueAsNewWithoutPause:
+// runs that hand their batches over at continue-as-new, and one of those
+// batches, a FerryBatch child workflow.)
+//
 // Files named v1-* are histories of the first engine (workflow type
 // "FerryJob", package legacy); v2-* of the current one.
 package replay
@@ -27,7 +31,8 @@ func TestReplayRecordedHistories(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"v1-continue-as-new", "v1-stop-resume", "v2-load", "v2-continue-as-new", "v2-stop-resume",
-		"v2-node-loss", "v2-failures", "v2-copy", "v2-move", "v2-dry-run", "v2-verify", "v2-retry", "v2-early-failure"} {
+		"v2-node-loss", "v2-failures", "v2-copy", "v2-move", "v2-dry-run", "v2-verify", "v2-retry", "v2-early-failure",
+		"v2-handover", "v2-batch"} {
 		if m, _ := filepath.Glob("testdata/" + want + "-*.json"); len(m) == 0 {
 			t.Errorf("no recorded history %s-*.json: the corpus must cover every path of the job workflow", want)
 		}
@@ -36,6 +41,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(workflows.JobWorkflow, workflow.RegisterOptions{Name: workflows.JobWorkflowName})
+			r.RegisterWorkflowWithOptions(workflows.BatchWorkflow, workflow.RegisterOptions{Name: workflows.BatchWorkflowName})
 			r.RegisterWorkflowWithOptions(legacy.JobWorkflow, workflow.RegisterOptions{Name: legacy.WorkflowName})
 			fh, err := os.Open(f)
 			if err != nil {
