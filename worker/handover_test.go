@@ -189,7 +189,21 @@ func TestContinueAsNewWithoutPause(t *testing.T) {
 	if checked < 3 || handed < checked {
 		t.Fatalf("%d boundaries with work on both sides, %d batches handed over: the test did not exercise the hand-over", checked, handed)
 	}
-	t.Logf("%d runs, %d batches, %d boundaries checked, %d batches handed over", len(runs), len(spans), checked, handed)
+	hs, err := cl.History(context.Background(), key.WorkflowID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	children := 0
+	for _, s := range spans {
+		if s.child != "" {
+			children++
+		}
+	}
+	if hs.Children != children {
+		t.Fatalf("visibility lists %d batch workflows, the job's histories %d", hs.Children, children)
+	}
+	t.Logf("%d runs, %d batches, %d boundaries checked, %d batches handed over; history: job %d events %d bytes, batch workflows %d events %d bytes",
+		len(runs), len(spans), checked, handed, hs.Events, hs.Bytes, hs.ChildEvents, hs.ChildBytes)
 	recordHistories(t, cl.Client, key.WorkflowID(), "v2-handover")
 	for _, s := range spans {
 		if s.child != "" {

@@ -40,6 +40,9 @@ func printHistory(w io.Writer, h historystat.Stats, files int64) {
 	ev, kb := h.PerThousand(files)
 	_, _ = fmt.Fprintf(w, "history of one job: %d runs, %d events, %d bytes (%.1f events and %.2f KB per 1,000 files)\n",
 		h.Runs, h.Events, h.Bytes, ev, kb)
+	if h.Children > 0 {
+		_, _ = fmt.Fprintf(w, "  and %d batch workflows handed over at continue-as-new: %d events, %d bytes\n", h.Children, h.ChildEvents, h.ChildBytes)
+	}
 }
 
 func newBenchEngineCommands(g *globals) []*cobra.Command {
