@@ -125,6 +125,8 @@ type jobRun struct {
 	stopReq     bool
 	failEarly   string
 	batchesDone int
+	// ringChecked: this run read membership once more before ending.
+	ringChecked bool
 
 	// doneCh receives the outcomes of child batches; versionRead and
 	// handover memoize handsOver.
@@ -282,6 +284,9 @@ func (r *jobRun) run(ctx workflow.Context) (JobState, error) {
 			return r.finishDraining(ctx)
 		}
 		if !draining && r.idle() && r.listingDone() {
+			if r.checkRingBeforeEnd(ctx) {
+				continue
+			}
 			if r.nextPass(ctx) {
 				continue
 			}
@@ -566,7 +571,8 @@ func (r *jobRun) onPlan(ctx workflow.Context, rng PlanRange, p Plan) {
 		r.armReplan(ctx)
 		return
 	}
-	r.noteNodes(p.Nodes)
+	lost, joined := r.noteNodes(p.Nodes)
+	r.replaceAffected(ctx, lost, joined)
 	size := r.c.Options.BatchSize
 	for _, g := range p.Groups {
 		for off := 0; off < g.Count; off += size {
@@ -697,8 +703,10 @@ func (r *jobRun) batchEnded(ctx workflow.Context, b *inflight, res BatchResult, 
 		delete(r.perNode, b.ref.NodeID)
 	}
 	r.batchesDone++
+	r.tracksPlacement(ctx) // decided before the first batch is counted
 	if err == nil {
 		r.fold(b.ref.Pass, res)
+		r.placed(ctx, b.ref.Src, b.ref.Start, b.ref.Count, b.ref.NodeID)
 		return
 	}
 	// The batch failed as a whole: its node died, timed out, or left.
@@ -710,6 +718,7 @@ func (r *jobRun) batchEnded(ctx workflow.Context, b *inflight, res BatchResult, 
 		failures := p.Result.Failures
 		p.Result.Failures = nil
 		r.fold(b.ref.Pass, p.Result)
+		r.placed(ctx, b.ref.Src, b.ref.Start, done, b.ref.NodeID)
 		if len(failures) > 0 {
 			// The node could not write them: record them from here.
 			r.startSave(ctx, SaveBatchFailuresInput{JobID: r.c.JobID, Batch: b.ref, Key: b.ref.Key + "-h", Failures: failures,
@@ -855,6 +864,11 @@ func (r *jobRun) onLiveTimer(ctx workflow.Context) {
 	if r.stopReq || r.failEarly != "" {
 		return
 	}
+	r.startLiveCheck(ctx)
+}
+
+// startLiveCheck reads membership.
+func (r *jobRun) startLiveCheck(ctx workflow.Context) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:           CoordinatorTaskQueue,
 		StartToCloseTimeout: 30 * time.Second,
@@ -870,7 +884,8 @@ func (r *jobRun) onLiveNodes(ctx workflow.Context, f workflow.Future) {
 	if err := f.Get(ctx, &res); err != nil || !res.OK {
 		return // the registry is briefly unavailable: keep the last view
 	}
-	r.noteNodes(res.Nodes)
+	lost, joined := r.noteNodes(res.Nodes)
+	r.replaceAffected(ctx, lost, joined)
 	for _, b := range r.running {
 		if !contains(r.c.Nodes, b.ref.NodeID) && !b.nodeLost {
 			b.nodeLost = true
@@ -879,12 +894,13 @@ func (r *jobRun) onLiveNodes(ctx workflow.Context, f workflow.Future) {
 	}
 }
 
-// noteNodes records the ring's members: those that left and joined since
-// last seen. A load whose ring changed verifies at the end, so that every
-// file is cached on its owner.
-func (r *jobRun) noteNodes(nodes []string) {
+// noteNodes records the ring's members and returns those that left and
+// joined since last seen. A load whose ring changed places the files
+// affected again (replace.go), or, when it does not track its placement,
+// verifies at the end, so that every file is cached on its owner.
+func (r *jobRun) noteNodes(nodes []string) (lost, joined []string) {
 	if len(nodes) == 0 {
-		return
+		return nil, nil
 	}
 	nodes = append([]string(nil), nodes...)
 	sort.Strings(nodes)
@@ -894,16 +910,19 @@ func (r *jobRun) noteNodes(nodes []string) {
 				r.c.LostNodes = append(r.c.LostNodes, old)
 			}
 			r.c.NodesChanged = true
+			lost = append(lost, old)
 		}
 	}
 	if len(r.c.Nodes) > 0 {
 		for _, n := range nodes {
 			if !contains(r.c.Nodes, n) {
 				r.c.NodesChanged = true
+				joined = append(joined, n)
 			}
 		}
 	}
 	r.c.Nodes = nodes
+	return lost, joined
 }
 
 func contains(xs []string, x string) bool {
@@ -937,6 +956,10 @@ func (r *jobRun) nextPass(ctx workflow.Context) bool {
 		r.c.Retries = 0
 		r.c.Partitions = []Partition{{Kind: PartitionRetry}}
 		return true
+	}
+	if r.c.NodesChanged && r.c.PlacedMode == placedTracked {
+		// The ring's changes were answered as they came (replace.go).
+		r.c.NodesChanged, r.c.LostNodes = false, nil
 	}
 	changed := r.c.NodesChanged && r.c.Type == JobLoad
 	if (r.c.Options.Verify || changed) && r.c.Type == JobLoad {
