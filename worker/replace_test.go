@@ -59,6 +59,37 @@ func startSlowLoad(t *testing.T, cl *enginetest.Cluster, n int) (jobs.Key, strin
 	return key, src, total
 }
 
+// endOnOwners waits for the job's end and checks it: exact counters, no
+// verify pass, every file cached on its current owner. It returns the state
+// and the files.
+func endOnOwners(t *testing.T, cl *enginetest.Cluster, key jobs.Key, src string, n int, total int64) (workflows.JobState, []string) {
+	t.Helper()
+	st := cl.WaitEnd(key, 2*time.Minute)
+	enginetest.CheckExact(t, st, int64(n), total)
+	if st.VerifyPass != 0 {
+		t.Fatalf("%d verify passes: the whole job was looked at again", st.VerifyPass)
+	}
+	uris := treeURIs(t, src)
+	checkOnOwners(t, cl, uris)
+	return st, uris
+}
+
+// askedOnce fails if one of the nodes was asked to load a file twice, and
+// returns how many loads they were asked in all.
+func askedOnce(t *testing.T, cl *enginetest.Cluster, nodes ...string) int {
+	t.Helper()
+	asked := 0
+	for _, id := range nodes {
+		for uri, k := range cl.Caches[id].Calls() {
+			if k != 1 {
+				t.Fatalf("%s was asked of %s %d times", uri, id, k)
+			}
+			asked++
+		}
+	}
+	return asked
+}
+
 // checkOnOwners fails unless every file is cached on its owner on the
 // cluster's current ring.
 func checkOnOwners(t *testing.T, cl *enginetest.Cluster, uris []string) {
@@ -95,22 +126,8 @@ func TestNodeLossReplacesOnlyItsFiles(t *testing.T) {
 		t.Fatal("node-2 finished nothing before it left: the test shows nothing")
 	}
 	cl.KillNode("node-2")
-	st := cl.WaitEnd(key, 2*time.Minute)
-	enginetest.CheckExact(t, st, n, total)
-	if st.VerifyPass != 0 {
-		t.Fatalf("%d verify passes: the whole job was looked at again", st.VerifyPass)
-	}
-	uris := treeURIs(t, src)
-	checkOnOwners(t, cl, uris)
-	asked := 0
-	for _, id := range []string{"node-1", "node-3"} {
-		for uri, k := range cl.Caches[id].Calls() {
-			if k != 1 {
-				t.Fatalf("%s was asked of %s %d times", uri, id, k)
-			}
-			asked++
-		}
-	}
+	st, _ := endOnOwners(t, cl, key, src, n, total)
+	asked := askedOnce(t, cl, "node-1", "node-3")
 	if asked != n {
 		t.Fatalf("the surviving nodes were asked %d loads for %d files", asked, n)
 	}
@@ -126,13 +143,7 @@ func TestJoinedNodeTakesOnlyItsFiles(t *testing.T) {
 	const n = 300
 	key, src, total := startSlowLoad(t, cl, n)
 	cl.AddNode("node-3")
-	st := cl.WaitEnd(key, 2*time.Minute)
-	enginetest.CheckExact(t, st, n, total)
-	if st.VerifyPass != 0 {
-		t.Fatalf("%d verify passes: the whole job was looked at again", st.VerifyPass)
-	}
-	uris := treeURIs(t, src)
-	checkOnOwners(t, cl, uris)
+	st, uris := endOnOwners(t, cl, key, src, n, total)
 	r, _ := cl.Ring(context.Background())
 	owned := 0
 	for _, uri := range uris {
@@ -140,15 +151,7 @@ func TestJoinedNodeTakesOnlyItsFiles(t *testing.T) {
 			owned++
 		}
 	}
-	asked := 0
-	for id, c := range cl.Caches {
-		for uri, k := range c.Calls() {
-			if k != 1 {
-				t.Fatalf("%s was asked of %s %d times", uri, id, k)
-			}
-			asked++
-		}
-	}
+	asked := askedOnce(t, cl, "node-1", "node-2", "node-3")
 	// Each file once on the node it was placed on, and the files node-3
 	// took over once more on node-3.
 	if asked > n+owned {
