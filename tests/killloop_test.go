@@ -51,14 +51,19 @@ func TestCoordinatorKilledEvery10s(t *testing.T) {
 	}
 	kills := 0
 	for ended := false; !ended; {
-		// Let the coordinator live 10 s (or until the job ends), then kill it.
+		// The first kill comes once the copy is under way (a small copy may
+		// take less than 10 s), the next ones every 10 s until the job ends.
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
-			if rep, err := tryProgressJSON(t, c, "copy", key); err == nil && rep["mJobState"] != "RUNNING" {
+			rep, err := tryProgressJSON(t, c, "copy", key)
+			if err == nil && rep["mJobState"] != "RUNNING" {
 				ended = true
 				break
 			}
-			time.Sleep(200 * time.Millisecond) // polling interval of the 10 s kill period
+			if n, _ := rep["mSuccessFileCount"].(float64); kills == 0 && err == nil && n >= float64(files/20) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond) // polling interval of the kill period
 		}
 		if ended {
 			break
@@ -71,6 +76,9 @@ func TestCoordinatorKilledEvery10s(t *testing.T) {
 		pc.startWorker()
 	}
 	took := time.Since(start)
+	if kills == 0 {
+		t.Fatal("the copy ended before the coordinator was killed once: the test shows nothing")
+	}
 	rep := waitJobState(t, c, "copy", key, time.Minute, "SUCCEEDED", "FAILED")
 	if rep["mJobState"] != "SUCCEEDED" || rep["mSuccessFileCount"] != float64(files) || rep["mFailedFileCount"] != 0.0 ||
 		rep["mSkippedFileCount"] != 0.0 || rep["mProcessedInodesCount"] != float64(files) {
