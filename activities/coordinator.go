@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 
 	"go.temporal.io/sdk/activity"
@@ -122,7 +123,30 @@ func (c *Coordinator) PlanRange(ctx context.Context, in workflows.PlanRangeInput
 	if err != nil {
 		return workflows.Plan{}, toTemporal(err)
 	}
+	if len(r.Only) > 0 {
+		if entries, err = c.ownedBy(ctx, entries, r.Only); err != nil {
+			// The ring cannot be read now: the workflow plans it again.
+			activity.GetLogger(ctx).Info("cannot place entries now; the workflow plans them again", "error", err)
+			return workflows.Plan{}, nil
+		}
+	}
 	return c.planAndWrite(ctx, in.JobID, in.Type, r.Out, entries, false)
+}
+
+// ownedBy keeps the entries whose owner on the current ring is one of
+// nodes: the files whose owner changed when those nodes joined.
+func (c *Coordinator) ownedBy(ctx context.Context, entries []workflows.FileEntry, nodes []string) ([]workflows.FileEntry, error) {
+	kept := entries[:0]
+	for _, e := range entries {
+		owners, err := c.Placement.Owners(ctx, e.URI, 1)
+		if err != nil {
+			return nil, fmt.Errorf("read the cache ring: %w", err)
+		}
+		if len(owners) > 0 && slices.Contains(nodes, owners[0].ID) {
+			kept = append(kept, e)
+		}
+	}
+	return kept, nil
 }
 
 // planAndWrite groups entries by node and writes them, grouped, to out.

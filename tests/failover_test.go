@@ -2,7 +2,6 @@ package tests
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,11 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/ferryio/ferry/internal/ferrytest"
 	"github.com/ferryio/ferry/workflows"
@@ -134,91 +128,7 @@ func TestCoordinatorKilledMidJob(t *testing.T) {
 		rep["mLoadedByteCount"] != float64(files*1024) || rep["mFailedFileCount"] != 0.0 {
 		t.Fatalf("after failover: %v", rep)
 	}
-	auditHistory(t, pc.temporal, workflows.JobWorkflowID(workflows.JobLoad, path, ""), files)
-}
-
-// auditHistory reads every run of a job's workflow and checks that each
-// listing page was fetched once (one scheduled and one completed listing per
-// page key: partition and sequence) and that no batch completed twice. Files
-// are in the manifest store, not in history: the batches that completed may
-// cover fewer files than the job (a batch interrupted by the failover hands
-// its progress over in its heartbeat), never more.
-func auditHistory(t *testing.T, temporal, id string, files int) {
-	t.Helper()
-	cl, err := client.Dial(client.Options{HostPort: temporal})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx := context.Background()
-	resp, err := cl.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = '%s'", id)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dc := converter.GetDefaultDataConverter()
-	pages := map[string]int{}
-	listScheduled, listCompleted := 0, 0
-	batchDone := map[string]int{}
-	covered := 0
-	for _, run := range resp.GetExecutions() {
-		scheduled := map[int64]workflows.BatchRef{}
-		listing := map[int64]bool{}
-		iter := cl.GetWorkflowHistory(ctx, id, run.GetExecution().GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		for iter.HasNext() {
-			ev, err := iter.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
-				switch a.GetActivityType().GetName() {
-				case workflows.ActivityListPage:
-					var in workflows.ListPageInput
-					if err := dc.FromPayloads(a.GetInput(), &in); err != nil {
-						t.Fatal(err)
-					}
-					pages[in.Out.Kind+"/"+in.Out.Key]++
-					listScheduled++
-					listing[ev.GetEventId()] = true
-				case workflows.ActivityLoadBatch:
-					var in workflows.BatchInput
-					if err := dc.FromPayloads(a.GetInput(), &in); err != nil {
-						t.Fatal(err)
-					}
-					if in.Ref == nil {
-						t.Fatalf("a batch carries its entries in history: %d of them", len(in.Entries))
-					}
-					scheduled[ev.GetEventId()] = *in.Ref
-				}
-			}
-			if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil {
-				if listing[a.GetScheduledEventId()] {
-					listCompleted++
-				}
-				if ref, ok := scheduled[a.GetScheduledEventId()]; ok {
-					batchDone[ref.Key]++
-					covered += ref.Count
-				}
-			}
-		}
-	}
-	for key, n := range pages {
-		if n > 1 {
-			t.Fatalf("listing page %s was fetched %d times", key, n)
-		}
-	}
-	if listScheduled != listCompleted {
-		t.Fatalf("%d listing activities scheduled, %d completed", listScheduled, listCompleted)
-	}
-	for key, n := range batchDone {
-		if n > 1 {
-			t.Fatalf("batch %s completed %d times", key, n)
-		}
-	}
-	if covered > files {
-		t.Fatalf("completed batches covered %d files, the job has %d: work was redone", covered, files)
-	}
-	t.Logf("history: %d runs, %d listing pages (each once), %d batches covering %d of %d files (each once)",
-		len(resp.GetExecutions()), listScheduled, len(batchDone), covered, files)
+	t.Log(auditJob(t, pc.temporal, workflows.JobWorkflowID(workflows.JobLoad, path, ""), files))
 }
 
 func TestCacheNodeKilledMidJob(t *testing.T) {

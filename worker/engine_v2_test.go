@@ -191,7 +191,7 @@ func TestFailureListCompleteAcrossRuns(t *testing.T) {
 	}
 	key := jobs.Key{Type: workflows.JobLoad, Path: src}
 	opts, _ := jobs.ParseOptions(workflows.JobLoad, map[string]any{"indexFile": "file://" + idx, "batchSize": "20", "partialListing": "true"})
-	opts.TestContinueAsNewAfter = 3
+	opts.TestContinueAsNewAfter = 1
 	if _, err := cl.Svc.Submit(context.Background(), key, opts); err != nil {
 		t.Fatal(err)
 	}

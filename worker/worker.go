@@ -26,6 +26,7 @@ import (
 // worker runs on workflows.CoordinatorTaskQueue.
 func RegisterCoordinator(r sdkworker.Registry, c *activities.Coordinator) {
 	r.RegisterWorkflowWithOptions(workflows.JobWorkflow, workflow.RegisterOptions{Name: workflows.JobWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.BatchWorkflow, workflow.RegisterOptions{Name: workflows.BatchWorkflowName})
 	for name, fn := range map[string]any{
 		workflows.ActivityPartition:         c.Partition,
 		workflows.ActivityListPage:          c.ListPage,

@@ -308,6 +308,9 @@ type PlanRange struct {
 	// Attempts is how often this work was re-planned after its node failed.
 	Attempts int    `json:"attempts,omitempty"`
 	Pass     string `json:"pass,omitempty"`
+	// Only, when set, keeps the entries whose owner on the current ring is
+	// one of these nodes (files whose owner changed when they joined).
+	Only []string `json:"only,omitempty"`
 }
 
 // PlanRangeInput plans a range.

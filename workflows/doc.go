@@ -23,9 +23,12 @@
 //
 // Liveness comes from membership: while batches are out the workflow reads
 // the ring every livenessEvery and re-plans the unfinished work of a node
-// that left (PlanRange). The run continues as new when Temporal suggests it
-// or its history passes historySizeLimit or historyLengthLimit, carrying its
-// queue by reference. After the listing, a retry pass and verify passes read
+// that left (PlanRange); a load also places again what a node that left had
+// finished and what a node that joined now owns, and nothing else
+// (replace.go). The run continues as new when Temporal suggests it or its
+// history passes historySizeLimit or historyLengthLimit, carrying its queue
+// by reference and handing its running batches over without a pause
+// (handover.go). After the listing, a retry pass and verify passes read
 // the manifests back; FinishJob writes the failure list and removes the
 // job's working manifests. The run ends SUCCEEDED when no file failed
 // permanently, else FAILED.

@@ -73,11 +73,16 @@ func JobWorkflow(ctx workflow.Context, in JobInput) (JobState, error) {
 	return r.run(ctx)
 }
 
-// inflight is a dispatched batch.
+// inflight is a dispatched batch: an activity (future), or a child
+// workflow (child, see handover.go) whose outcome arrives as a signal.
 type inflight struct {
 	ref    BatchRef
 	future workflow.Future
 	cancel workflow.CancelFunc
+	// child is the BatchWorkflow's ID; started resolves when it has
+	// started (nil once it has).
+	child   string
+	started workflow.Future
 	// nodeLost: the batch was cancelled because its node left the ring.
 	nodeLost bool
 	// stopped: the batch was cancelled because the job is stopping.
@@ -130,6 +135,14 @@ type jobRun struct {
 	stopReq     bool
 	failEarly   string
 	batchesDone int
+	// ringChecked: this run read membership once more before ending.
+	ringChecked bool
+
+	// doneCh receives the outcomes of child batches; versionRead and
+	// handover memoize handsOver.
+	doneCh      workflow.ReceiveChannel
+	versionRead bool
+	handover    bool
 
 	// version is the truthChange version of this run (see truth.go);
 	// outer is the workflow's own context when cancellation is a stop.
@@ -249,12 +262,15 @@ func coordinatorOptions(ctx workflow.Context, timeout time.Duration) workflow.Co
 
 func (r *jobRun) run(ctx workflow.Context) (JobState, error) {
 	stopCh := workflow.GetSignalChannel(ctx, SignalStop)
+	r.doneCh = workflow.GetSignalChannel(ctx, SignalBatchDone)
+	r.restoreRunning(ctx)
 	for {
-		// Drain stop signals without blocking (also before a continue-as-new,
-		// so that no stop is lost between runs).
+		// Drain stop signals and batch outcomes without blocking (also
+		// before a continue-as-new, so that none is lost between runs).
 		for stopCh.ReceiveAsync(nil) {
 			r.stopReq = true
 		}
+		r.receiveBatchDone(ctx)
 		if r.outer != nil && r.outer.Err() != nil {
 			r.stopReq = true
 		}
@@ -280,10 +296,25 @@ func (r *jobRun) run(ctx workflow.Context) (JobState, error) {
 				r.armReplan(ctx)
 			}
 		}
-		if draining && !r.busy() {
+		if draining && !r.stopReq && r.failEarly == "" && r.handsOver(ctx) {
+			// Continue-as-new without a pause: the nodes' free slots take
+			// batches that outlive this run, which ends once its own
+			// activities are done; until then the listing keeps the queue
+			// filled, so that the next run has work at hand.
+			if r.activitiesRunning() {
+				r.startListing(ctx)
+			}
+			r.dispatch(ctx)
+			if !r.busyBesidesChildren() {
+				return r.finishDraining(ctx)
+			}
+		} else if draining && !r.busy() {
 			return r.finishDraining(ctx)
 		}
 		if !draining && r.idle() && r.listingDone() {
+			if r.checkRingBeforeEnd(ctx) {
+				continue
+			}
 			if r.nextPass(ctx) {
 				continue
 			}
@@ -332,7 +363,15 @@ func (r *jobRun) wait(ctx workflow.Context, stopCh workflow.ReceiveChannel) {
 	}
 	for _, b := range r.running {
 		b := b
-		sel.AddFuture(b.future, func(workflow.Future) { r.onBatchDone(ctx, b) })
+		switch {
+		case b.child == "":
+			sel.AddFuture(b.future, func(workflow.Future) { r.onBatchDone(ctx, b) })
+		case b.started != nil:
+			sel.AddFuture(b.started, func(workflow.Future) { r.onChildStarted(ctx, b) })
+		}
+	}
+	if r.childrenPending() {
+		sel.AddReceive(r.doneCh, func(workflow.ReceiveChannel, bool) { r.receiveBatchDone(ctx) })
 	}
 	sel.Select(ctx)
 }
@@ -563,7 +602,8 @@ func (r *jobRun) onPlan(ctx workflow.Context, rng PlanRange, p Plan) {
 		r.armReplan(ctx)
 		return
 	}
-	r.noteNodes(p.Nodes)
+	lost, joined := r.noteNodes(p.Nodes)
+	r.replaceAffected(ctx, lost, joined)
 	size := r.c.Options.BatchSize
 	for _, g := range p.Groups {
 		for off := 0; off < g.Count; off += size {
@@ -633,6 +673,8 @@ func (r *jobRun) dispatch(ctx workflow.Context) {
 			lost = append(lost, b)
 		case r.perNode[b.NodeID] >= batchesPerNode:
 			rest = append(rest, b)
+		case r.handover && r.wantContinueAsNew(ctx):
+			r.startChild(ctx, b)
 		default:
 			r.startBatch(ctx, b)
 		}
@@ -676,17 +718,7 @@ func (r *jobRun) startBatch(ctx workflow.Context, b BatchRef) {
 		name = ActivityCopyBatch
 	}
 	bctx, cancel := workflow.WithCancel(ctx)
-	actx := workflow.WithActivityOptions(bctx, workflow.ActivityOptions{
-		TaskQueue:           b.TaskQueue,
-		StartToCloseTimeout: 6 * time.Hour,
-		HeartbeatTimeout:    nodeHeartbeat,
-		// A batch cancelled because its node left reports its progress
-		// (or times out with its last heartbeat) before it is re-planned.
-		WaitForCancellation: true,
-		// The workflow re-plans a failed batch itself (its node may be gone),
-		// so Temporal does not retry it on the same queue.
-		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
-	})
+	actx := workflow.WithActivityOptions(bctx, batchActivityOptions(b.TaskQueue))
 	if r.version >= truthVersion {
 		actx = workflow.WithActivityOptions(actx, batchOptions(actx, b))
 	}
@@ -696,15 +728,23 @@ func (r *jobRun) startBatch(ctx workflow.Context, b BatchRef) {
 }
 
 func (r *jobRun) onBatchDone(ctx workflow.Context, b *inflight) {
+	var res BatchResult
+	err := b.future.Get(ctx, &res)
+	r.batchEnded(ctx, b, res, err)
+}
+
+// batchEnded folds the outcome of a batch, activity or child: its result,
+// or the progress the error that ended it reported, re-planning the rest.
+func (r *jobRun) batchEnded(ctx workflow.Context, b *inflight, res BatchResult, err error) {
 	r.running = removeItem(r.running, b)
 	if r.perNode[b.ref.NodeID]--; r.perNode[b.ref.NodeID] <= 0 {
 		delete(r.perNode, b.ref.NodeID)
 	}
 	r.batchesDone++
-	var res BatchResult
-	err := b.future.Get(ctx, &res)
+	r.tracksPlacement(ctx) // decided before the first batch is counted
 	if err == nil {
 		r.fold(b.ref.Pass, res)
+		r.placed(ctx, b.ref.Src, b.ref.Start, b.ref.Count, b.ref.NodeID)
 		return
 	}
 	// The batch failed as a whole: its node died, timed out, or left.
@@ -716,6 +756,7 @@ func (r *jobRun) onBatchDone(ctx workflow.Context, b *inflight) {
 		failures := p.Result.Failures
 		p.Result.Failures = nil
 		r.fold(b.ref.Pass, p.Result)
+		r.placed(ctx, b.ref.Src, b.ref.Start, done, b.ref.NodeID)
 		if len(failures) > 0 {
 			// The node could not write them: record them from here.
 			r.startSave(ctx, SaveBatchFailuresInput{JobID: r.c.JobID, Batch: b.ref, Key: b.ref.Key + "-h", Failures: failures,
@@ -753,6 +794,14 @@ func (r *jobRun) onBatchDone(ctx workflow.Context, b *inflight) {
 // last heartbeat of a timeout, or the details of a cancellation or of an
 // error the node returned with its progress.
 func progressOf(err error, p *BatchProgress) bool {
+	var be *batchError
+	if errors.As(err, &be) {
+		if be.progress == nil {
+			return false
+		}
+		*p = *be.progress
+		return true
+	}
 	var te *temporal.TimeoutError
 	if errors.As(err, &te) && te.HasLastHeartbeatDetails() {
 		return te.LastHeartbeatDetails(p) == nil
@@ -864,6 +913,11 @@ func (r *jobRun) onLiveTimer(ctx workflow.Context) {
 	if r.stopReq || r.failEarly != "" {
 		return
 	}
+	r.startLiveCheck(ctx)
+}
+
+// startLiveCheck reads membership.
+func (r *jobRun) startLiveCheck(ctx workflow.Context) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:           CoordinatorTaskQueue,
 		StartToCloseTimeout: 30 * time.Second,
@@ -879,7 +933,8 @@ func (r *jobRun) onLiveNodes(ctx workflow.Context, f workflow.Future) {
 	if err := f.Get(ctx, &res); err != nil || !res.OK {
 		return // the registry is briefly unavailable: keep the last view
 	}
-	r.noteNodes(res.Nodes)
+	lost, joined := r.noteNodes(res.Nodes)
+	r.replaceAffected(ctx, lost, joined)
 	for _, b := range r.running {
 		if !contains(r.c.Nodes, b.ref.NodeID) && !b.nodeLost {
 			b.nodeLost = true
@@ -888,12 +943,13 @@ func (r *jobRun) onLiveNodes(ctx workflow.Context, f workflow.Future) {
 	}
 }
 
-// noteNodes records the ring's members: those that left and joined since
-// last seen. A load whose ring changed verifies at the end, so that every
-// file is cached on its owner.
-func (r *jobRun) noteNodes(nodes []string) {
+// noteNodes records the ring's members and returns those that left and
+// joined since last seen. A load whose ring changed places the files
+// affected again (replace.go), or, when it does not track its placement,
+// verifies at the end, so that every file is cached on its owner.
+func (r *jobRun) noteNodes(nodes []string) (lost, joined []string) {
 	if len(nodes) == 0 {
-		return
+		return nil, nil
 	}
 	nodes = append([]string(nil), nodes...)
 	sort.Strings(nodes)
@@ -903,16 +959,19 @@ func (r *jobRun) noteNodes(nodes []string) {
 				r.c.LostNodes = append(r.c.LostNodes, old)
 			}
 			r.c.NodesChanged = true
+			lost = append(lost, old)
 		}
 	}
 	if len(r.c.Nodes) > 0 {
 		for _, n := range nodes {
 			if !contains(r.c.Nodes, n) {
 				r.c.NodesChanged = true
+				joined = append(joined, n)
 			}
 		}
 	}
 	r.c.Nodes = nodes
+	return lost, joined
 }
 
 func contains(xs []string, x string) bool {
@@ -946,6 +1005,10 @@ func (r *jobRun) nextPass(ctx workflow.Context) bool {
 		r.c.Retries = 0
 		r.c.Partitions = []Partition{{Kind: PartitionRetry}}
 		return true
+	}
+	if r.c.NodesChanged && r.c.PlacedMode == placedTracked {
+		// The ring's changes were answered as they came (replace.go).
+		r.c.NodesChanged, r.c.LostNodes = false, nil
 	}
 	changed := r.c.NodesChanged && r.c.Type == JobLoad
 	if (r.c.Options.Verify || changed) && r.c.Type == JobLoad {
@@ -1049,6 +1112,7 @@ func (r *jobRun) finishDraining(ctx workflow.Context) (JobState, error) {
 	}
 	in := r.in
 	carry := r.c
+	carry.Running = r.carriedRunning()
 	in.Carry, in.Resume = &carry, nil
 	return JobState{}, workflow.NewContinueAsNewError(ctx, JobWorkflowName, in)
 }

@@ -307,6 +307,14 @@ type JobCarry struct {
 	// the ring (no node was live when it was listed or re-planned).
 	Queue     []BatchRef  `json:"queue,omitempty"`
 	Unplanned []PlanRange `json:"unplanned,omitempty"`
+	// Running are batches running as child workflows, handed over by the
+	// previous run at continue-as-new; their outcomes arrive as signals.
+	Running []RunningBatch `json:"running,omitempty"`
+	// Placed are the ranges of a load's manifests finished on each node
+	// (merged), so that a node that leaves has only its own files placed
+	// again; PlacedMode says whether this job tracks them (see replace.go).
+	Placed     []PlacedRange `json:"placed,omitempty"`
+	PlacedMode int           `json:"placedMode,omitempty"`
 	// Seq numbers the plan objects of the job, so their keys never repeat.
 	Seq int64 `json:"seq,omitempty"`
 	// Count is the count-only scan's progress.

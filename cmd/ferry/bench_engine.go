@@ -40,6 +40,18 @@ func printHistory(w io.Writer, h historystat.Stats, files int64) {
 	ev, kb := h.PerThousand(files)
 	_, _ = fmt.Fprintf(w, "history of one job: %d runs, %d events, %d bytes (%.1f events and %.2f KB per 1,000 files)\n",
 		h.Runs, h.Events, h.Bytes, ev, kb)
+	if h.Children > 0 {
+		_, _ = fmt.Fprintf(w, "  and %d batch workflows handed over at continue-as-new: %d events, %d bytes\n", h.Children, h.ChildEvents, h.ChildBytes)
+	}
+}
+
+// mounting returns g with dir added to its mounts: the bench's trees live
+// beside the environment's own directory, and the resolver refuses every
+// location outside a mount.
+func mounting(g *globals, dir string) *globals {
+	mg := *g
+	mg.mounts = append(append([]string(nil), g.mounts...), dir)
+	return &mg
 }
 
 func newBenchEngineCommands(g *globals) []*cobra.Command {
@@ -71,7 +83,7 @@ events and bytes per 1,000 files.`,
 			if err := makeEmpty(tree, entries); err != nil {
 				return err
 			}
-			env, err := startBenchEnv(ctx, g, filepath.Join(root, "ferry"), 3, 1<<30, true)
+			env, err := startBenchEnv(ctx, mounting(g, root), filepath.Join(root, "ferry"), 3, 1<<30, true)
 			if err != nil {
 				return err
 			}
@@ -147,7 +159,7 @@ per-pair time ratios and the job's history events and bytes per 1,000 files.`,
 			if err := makeFiles(src, files, size); err != nil {
 				return err
 			}
-			env, err := startBenchEnv(ctx, g, filepath.Join(root, "ferry"), 3, 1<<30, true)
+			env, err := startBenchEnv(ctx, mounting(g, root), filepath.Join(root, "ferry"), 3, 1<<30, true)
 			if err != nil {
 				return err
 			}

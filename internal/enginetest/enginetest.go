@@ -52,6 +52,8 @@ type MemCache struct {
 	// an error it returns is the load's.
 	Fail  func(uri string) error
 	loads atomic.Int64
+	// calls counts the loads asked for each URI, skipped ones included.
+	calls map[string]int
 }
 
 // Load implements activities.Cache.
@@ -79,6 +81,7 @@ func (c *MemCache) Load(ctx context.Context, f activities.CacheFile, opts activi
 	}
 	c.mu.Lock()
 	size, ok := c.files[f.URI]
+	c.calls[f.URI]++
 	c.mu.Unlock()
 	if ok && opts.SkipIfExists {
 		return activities.CacheLoadResult{Skipped: true, BytesSkipped: size}, nil
@@ -122,6 +125,18 @@ func (c *MemCache) Files() []string {
 	out := make([]string, 0, len(c.files))
 	for u := range c.files {
 		out = append(out, u)
+	}
+	return out
+}
+
+// Calls returns how often a load of each URI was asked for, skipped ones
+// (skip-if-exists) included: what the node had to look at.
+func (c *MemCache) Calls() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.calls))
+	for u, n := range c.calls {
+		out[u] = n
 	}
 	return out
 }
@@ -234,7 +249,7 @@ func (c *Cluster) History(ctx context.Context, workflowID string) (historystat.S
 
 // AddNode starts a node worker with a fresh MemCache and puts it on the ring.
 func (c *Cluster) AddNode(id string) {
-	cache := &MemCache{resolver: c.Resolver, files: map[string]int64{}}
+	cache := &MemCache{resolver: c.Resolver, files: map[string]int64{}, calls: map[string]int{}}
 	c.AddNodeWithCache(id, cache)
 	c.mu.Lock()
 	c.Caches[id] = cache

@@ -19,6 +19,12 @@ type Stats struct {
 	Bytes  int
 	// MaxRunBytes is the largest history of one run.
 	MaxRunBytes int
+	// Children, ChildEvents and ChildBytes are the histories of the child
+	// workflows the runs started (the batches a run hands over at
+	// continue-as-new), apart from the job's own.
+	Children    int
+	ChildEvents int
+	ChildBytes  int
 }
 
 // PerThousand returns events and kilobytes per 1,000 of files.
@@ -30,29 +36,51 @@ func (s Stats) PerThousand(files int64) (events, kb float64) {
 	return float64(s.Events) / k, float64(s.Bytes) / 1000 / k
 }
 
-// Of measures every run of workflowID (found through visibility).
+// Of measures every run of workflowID (found through visibility) and, apart,
+// the child workflows its runs started.
 func Of(ctx context.Context, c client.Client, workflowID string) (Stats, error) {
 	var s Stats
-	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-		Query: fmt.Sprintf("WorkflowId = '%s'", workflowID),
+	err := each(ctx, c, fmt.Sprintf("WorkflowId = '%s'", workflowID), func(events, bytes int) {
+		s.Runs++
+		s.Events += events
+		s.Bytes += bytes
+		s.MaxRunBytes = max(s.MaxRunBytes, bytes)
 	})
 	if err != nil {
-		return s, fmt.Errorf("list runs of %s: %w", workflowID, err)
+		return s, err
 	}
-	for _, e := range resp.GetExecutions() {
-		run := 0
-		iter := c.GetWorkflowHistory(ctx, workflowID, e.GetExecution().GetRunId(), false, 0)
-		for iter.HasNext() {
-			ev, err := iter.Next()
-			if err != nil {
-				return s, fmt.Errorf("history of %s: %w", workflowID, err)
-			}
-			s.Events++
-			run += proto.Size(ev)
+	err = each(ctx, c, fmt.Sprintf("ParentWorkflowId = '%s'", workflowID), func(events, bytes int) {
+		s.Children++
+		s.ChildEvents += events
+		s.ChildBytes += bytes
+	})
+	return s, err
+}
+
+// each measures the history of every execution query finds.
+func each(ctx context.Context, c client.Client, query string, fn func(events, bytes int)) error {
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token})
+		if err != nil {
+			return fmt.Errorf("list %s: %w", query, err)
 		}
-		s.Runs++
-		s.Bytes += run
-		s.MaxRunBytes = max(s.MaxRunBytes, run)
+		for _, e := range resp.GetExecutions() {
+			events, bytes := 0, 0
+			id := e.GetExecution().GetWorkflowId()
+			iter := c.GetWorkflowHistory(ctx, id, e.GetExecution().GetRunId(), false, 0)
+			for iter.HasNext() {
+				ev, err := iter.Next()
+				if err != nil {
+					return fmt.Errorf("history of %s: %w", id, err)
+				}
+				events++
+				bytes += proto.Size(ev)
+			}
+			fn(events, bytes)
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			return nil
+		}
 	}
-	return s, nil
 }

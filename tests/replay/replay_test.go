@@ -8,6 +8,14 @@
 //
 //	FERRY_RECORD_HISTORIES=$PWD/tests/replay/testdata go test ./tests/truth -run 'EveryStage|StatusSays'
 //
+// (v2-handover-* and v2-batch-* come from TestContinueAsNewWithoutPause:
+// runs that hand their batches over at continue-as-new, and one of those
+// batches, a FerryBatch child workflow; v2-node-replace-* and
+// v2-node-join-* from TestNodeLossReplacesOnlyItsFiles and
+// TestJoinedNodeTakesOnlyItsFiles. The older v2-node-loss-* and
+// v2-continue-as-new-* stay as recorded: they replay the runs from before
+// those changes.)
+//
 // Files named v1-* are histories of the first engine (workflow type
 // "FerryJob", package legacy); v2-* of the current one.
 package replay
@@ -32,7 +40,8 @@ func TestReplayRecordedHistories(t *testing.T) {
 	}
 	for _, want := range []string{"v1-continue-as-new", "v1-stop-resume", "v2-load", "v2-continue-as-new", "v2-stop-resume",
 		"v2-node-loss", "v2-failures", "v2-copy", "v2-move", "v2-dry-run", "v2-verify", "v2-retry", "v2-early-failure",
-		"v2-truth-stop-loading", "v2-truth-stop-verifying", "v2-truth-stop-moving", "v2-truth-cancel", "v2-truth-failed", "v2-truth-terminated", "v2-truth-continue"} {
+		"v2-truth-stop-loading", "v2-truth-stop-verifying", "v2-truth-stop-moving", "v2-truth-cancel", "v2-truth-failed", "v2-truth-terminated", "v2-truth-continue",
+		"v2-handover", "v2-batch", "v2-node-replace", "v2-node-join"} {
 		if m, _ := filepath.Glob("testdata/" + want + "-*.json"); len(m) == 0 {
 			t.Errorf("no recorded history %s-*.json: the corpus must cover every path of the job workflow", want)
 		}
@@ -41,6 +50,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(workflows.JobWorkflow, workflow.RegisterOptions{Name: workflows.JobWorkflowName})
+			r.RegisterWorkflowWithOptions(workflows.BatchWorkflow, workflow.RegisterOptions{Name: workflows.BatchWorkflowName})
 			r.RegisterWorkflowWithOptions(legacy.JobWorkflow, workflow.RegisterOptions{Name: legacy.WorkflowName})
 			fh, err := os.Open(f)
 			if err != nil {

@@ -1,0 +1,165 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferryio/ferry/internal/enginetest"
+	"github.com/ferryio/ferry/internal/ferrytest"
+	"github.com/ferryio/ferry/jobs"
+	"github.com/ferryio/ferry/workflows"
+)
+
+// treeURIs lists the files of a tree made by enginetest.MakeTree.
+func treeURIs(t *testing.T, src string) []string {
+	t.Helper()
+	root := strings.TrimPrefix(src, "file://")
+	var out []string
+	dirs, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		files, err := os.ReadDir(filepath.Join(root, d.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			out = append(out, src+"/"+d.Name()+"/"+f.Name())
+		}
+	}
+	return out
+}
+
+// startSlowLoad submits a load of n files in batches of 10 on a cluster
+// whose nodes take 20 ms a file, and waits until at least half is done.
+func startSlowLoad(t *testing.T, cl *enginetest.Cluster, n int) (jobs.Key, string, int64) {
+	t.Helper()
+	for _, c := range cl.Caches {
+		c.Delay = 20 * time.Millisecond
+	}
+	src, total := enginetest.MakeTree(t, n)
+	key := jobs.Key{Type: workflows.JobLoad, Path: src}
+	opts, _ := jobs.ParseOptions(workflows.JobLoad, map[string]any{"batchSize": "10", "partialListing": "true"})
+	if _, err := cl.Svc.Submit(context.Background(), key, opts); err != nil {
+		t.Fatal(err)
+	}
+	ferrytest.Eventually(t, 60*time.Second, func() error {
+		st, err := cl.Svc.Progress(context.Background(), key)
+		if err != nil || st.Processed() < int64(n/2) {
+			return fmt.Errorf("processed %d, %w", st.Processed(), err)
+		}
+		return nil
+	})
+	return key, src, total
+}
+
+// endOnOwners waits for the job's end and checks it: exact counters, no
+// verify pass, every file cached on its current owner. It returns the state
+// and the files.
+func endOnOwners(t *testing.T, cl *enginetest.Cluster, key jobs.Key, src string, n int, total int64) (workflows.JobState, []string) {
+	t.Helper()
+	st := cl.WaitEnd(key, 2*time.Minute)
+	enginetest.CheckExact(t, st, int64(n), total)
+	if st.VerifyPass != 0 {
+		t.Fatalf("%d verify passes: the whole job was looked at again", st.VerifyPass)
+	}
+	uris := treeURIs(t, src)
+	checkOnOwners(t, cl, uris)
+	return st, uris
+}
+
+// askedOnce fails if one of the nodes was asked to load a file twice, and
+// returns how many loads they were asked in all.
+func askedOnce(t *testing.T, cl *enginetest.Cluster, nodes ...string) int {
+	t.Helper()
+	asked := 0
+	for _, id := range nodes {
+		for uri, k := range cl.Caches[id].Calls() {
+			if k != 1 {
+				t.Fatalf("%s was asked of %s %d times", uri, id, k)
+			}
+			asked++
+		}
+	}
+	return asked
+}
+
+// checkOnOwners fails unless every file is cached on its owner on the
+// cluster's current ring.
+func checkOnOwners(t *testing.T, cl *enginetest.Cluster, uris []string) {
+	t.Helper()
+	r, err := cl.Ring(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached := map[string]bool{}
+	for id, c := range cl.Caches {
+		for _, uri := range c.Files() {
+			cached[uri+"@"+id] = true
+		}
+	}
+	for _, uri := range uris {
+		o, _ := r.Owner(uri)
+		if !cached[uri+"@"+o.ID] {
+			t.Fatalf("%s is not cached on its owner %s", uri, o.ID)
+		}
+	}
+}
+
+// TestNodeLossReplacesOnlyItsFiles is point 2 of issue 10's remainder: a
+// node that leaves mid-load has only its own files (finished, running or
+// queued there) placed again, on their new owners; the other nodes' work
+// is not looked at again. Every file is asked of the surviving nodes
+// exactly once, where a verify pass over the manifests used to ask each of
+// them again.
+func TestNodeLossReplacesOnlyItsFiles(t *testing.T) {
+	cl := enginetest.NewCluster(t, 3)
+	const n = 300
+	key, src, total := startSlowLoad(t, cl, n)
+	if len(cl.Caches["node-2"].Files()) == 0 {
+		t.Fatal("node-2 finished nothing before it left: the test shows nothing")
+	}
+	cl.KillNode("node-2")
+	st, _ := endOnOwners(t, cl, key, src, n, total)
+	asked := askedOnce(t, cl, "node-1", "node-3")
+	if asked != n {
+		t.Fatalf("the surviving nodes were asked %d loads for %d files", asked, n)
+	}
+	t.Logf("node-2 had finished %d files; re-placed %d (verify-pass loads %d)", len(cl.Caches["node-2"].Files()), st.VerifyLoadedFiles, st.VerifyLoadedFiles)
+	recordHistories(t, cl.Client, key.WorkflowID(), "v2-node-replace")
+}
+
+// TestJoinedNodeTakesOnlyItsFiles: a node that joins mid-load gets the
+// files it now owns that other nodes had already loaded, and nothing else
+// is looked at again: no node is asked for a file twice.
+func TestJoinedNodeTakesOnlyItsFiles(t *testing.T) {
+	cl := enginetest.NewCluster(t, 2)
+	const n = 300
+	key, src, total := startSlowLoad(t, cl, n)
+	cl.AddNode("node-3")
+	st, uris := endOnOwners(t, cl, key, src, n, total)
+	r, _ := cl.Ring(context.Background())
+	owned := 0
+	for _, uri := range uris {
+		if o, _ := r.Owner(uri); o.ID == "node-3" {
+			owned++
+		}
+	}
+	asked := askedOnce(t, cl, "node-1", "node-2", "node-3")
+	// Each file once on the node it was placed on, and the files node-3
+	// took over once more on node-3.
+	if asked > n+owned {
+		t.Fatalf("%d loads asked for %d files of which node-3 owns %d", asked, n, owned)
+	}
+	if st.VerifyLoadedFiles == 0 {
+		t.Fatal("node-3 took over no file loaded before it joined: the test shows nothing")
+	}
+	t.Logf("node-3 owns %d files; %d loads asked in all; %d loaded again onto node-3", owned, asked, st.VerifyLoadedFiles)
+	recordHistories(t, cl.Client, key.WorkflowID(), "v2-node-join")
+}
