@@ -220,7 +220,8 @@ func (r *jobRun) view() JobState {
 		FailuresLocation: r.failuresLocation,
 		InFlight:         len(r.running), Queued: len(c.Queue),
 		VerifyPass: c.VerifyPass, VerifyLoadedFiles: n.VerifyLoadedFiles, VerifyLoadedBytes: n.VerifyLoadedBytes,
-		Nodes: c.Nodes, LostNodes: c.LostNodes, Warnings: c.Warnings, Runs: c.Runs,
+		VerifyFailed: n.VerifyFailed,
+		Nodes:        c.Nodes, LostNodes: c.LostNodes, Warnings: c.Warnings, Runs: c.Runs,
 	}
 	if !r.status.Active() {
 		v.Stage = ""
@@ -841,6 +842,7 @@ func (r *jobRun) fold(pass string, res BatchResult) {
 		// the main counters, which stay exact for the files of the job.
 		n.VerifyLoadedFiles += res.Succeeded
 		n.VerifyLoadedBytes += res.BytesDone
+		n.VerifyFailed += res.Failed
 		r.c.VerifyFound += res.Succeeded
 		for _, f := range res.Failures {
 			r.recordFailure(f)
@@ -1037,6 +1039,10 @@ func (r *jobRun) nextPass(ctx workflow.Context) bool {
 
 // finish ends the run SUCCEEDED or FAILED by the terminal rule, after the
 // failure list is written and the job's working manifests are removed.
+// verifyFailsChange: from version 1, files a verify pass finds evicted
+// make the job FAILED; runs recorded before ended SUCCEEDED.
+const verifyFailsChange = "verify-failures-fail"
+
 func (r *jobRun) finish(ctx workflow.Context) (JobState, error) {
 	n := &r.c.Counters
 	status := StatusSucceeded
@@ -1047,6 +1053,9 @@ func (r *jobRun) finish(ctx workflow.Context) (JobState, error) {
 	case n.Failed > 0:
 		status = StatusFailed
 		r.reason = "Job partially failed."
+	case n.VerifyFailed > 0 && workflow.GetVersion(ctx, verifyFailsChange, workflow.DefaultVersion, 1) >= 1:
+		status = StatusFailed
+		r.reason = fmt.Sprintf("%d loaded file(s) were no longer cached whole when verified (see the failure list).", n.VerifyFailed)
 	case r.c.Options.DryRun:
 		r.reason = "dry run: nothing was changed"
 	}

@@ -265,6 +265,11 @@ type Counters struct {
 	// missing and loaded again.
 	VerifyLoadedFiles int64 `json:"verifyLoadedFiles,omitempty"`
 	VerifyLoadedBytes int64 `json:"verifyLoadedBytes,omitempty"`
+	// VerifyFailed counts files a verify pass found not as the job left
+	// them and could not restore (evicted before the job ended: the
+	// working set does not fit the cache). They make the job FAILED; the
+	// main counters still count each file once.
+	VerifyFailed int64 `json:"verifyFailed,omitempty"`
 }
 
 // JobCarry is what a job carries from one run to the next (continue-as-new,
@@ -424,6 +429,8 @@ type JobState struct {
 	VerifyPass        int   `json:"verifyPass,omitempty"`
 	VerifyLoadedFiles int64 `json:"verifyLoadedFiles,omitempty"`
 	VerifyLoadedBytes int64 `json:"verifyLoadedBytes,omitempty"`
+	// VerifyFailed is Counters.VerifyFailed.
+	VerifyFailed int64 `json:"verifyFailed,omitempty"`
 	// Nodes are the cache nodes of the ring last seen; LostNodes those that
 	// left it while the job runs (cleared when a verify pass has put their
 	// files on the new owners).
