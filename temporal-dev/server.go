@@ -37,6 +37,9 @@ var SearchAttributes = map[string]enumspb.IndexedValueType{
 	"FerryJobPath":  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	"FerryJobState": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	"FerryPolicy":   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	// FerryJobProgress is the job's progress line, for a column of the
+	// UI's workflow list.
+	"FerryJobProgress": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 }
 
 // Config describes one embedded server. The zero value is an in-memory server

@@ -148,6 +148,12 @@ type jobRun struct {
 	// outer is the workflow's own context when cancellation is a stop.
 	version workflow.Version
 	outer   workflow.Context
+	// progressAttr: this run keeps FerryJobProgress (decided once, see
+	// keepsProgressAttribute); progressShown and progressAt are its last
+	// value and when it was set.
+	progressDecided, progressAttr bool
+	progressShown                 string
+	progressAt                    time.Time
 }
 
 func newJobRun(ctx workflow.Context, in JobInput) (*jobRun, error) {
@@ -231,8 +237,12 @@ func (r *jobRun) view() JobState {
 
 func (r *jobRun) setStatus(ctx workflow.Context, s JobStatus) error {
 	r.status = s
-	return workflow.UpsertTypedSearchAttributes(ctx,
-		temporal.NewSearchAttributeKeyKeyword(SearchAttrJobState).ValueSet(string(s)))
+	updates := []temporal.SearchAttributeUpdate{temporal.NewSearchAttributeKeyKeyword(SearchAttrJobState).ValueSet(string(s))}
+	if r.version >= truthVersion && r.keepsProgressAttribute(ctx) {
+		now := workflow.Now(ctx)
+		updates = append(updates, r.progressAttribute(ProgressLine(r.view(), now), now))
+	}
+	return workflow.UpsertTypedSearchAttributes(ctx, updates...)
 }
 
 func (r *jobRun) workStage() Stage {

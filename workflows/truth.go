@@ -135,12 +135,48 @@ func humanBytes(n int64) string {
 }
 
 // showProgress keeps the run's current details (Temporal's UI shows them
-// on the workflow's page) in step with its progress. It issues no command.
+// on the workflow's page) in step with its progress, and the
+// FerryJobProgress search attribute (a column of the UI's workflow list)
+// at most every progressEvery, so that it costs a few history events a
+// minute at most.
 func (r *jobRun) showProgress(ctx workflow.Context) {
 	if r.version < truthVersion {
 		return
 	}
-	workflow.SetCurrentDetails(ctx, ProgressLine(r.view(), workflow.Now(ctx)))
+	now := workflow.Now(ctx)
+	line := ProgressLine(r.view(), now)
+	workflow.SetCurrentDetails(ctx, line)
+	if !r.keepsProgressAttribute(ctx) || line == r.progressShown || now.Sub(r.progressAt) < progressEvery {
+		return
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, r.progressAttribute(line, now)); err != nil {
+		r.log.Info("progress search attribute not updated", "error", err)
+	}
+}
+
+// progressEvery is how often at most the FerryJobProgress search attribute
+// changes while a job runs (setStatus sets it at every change of state).
+const progressEvery = 10 * time.Second
+
+// progressChange is the GetVersion change ID of the FerryJobProgress
+// search attribute; runs recorded before it never set it.
+const progressChange = "progress-attribute"
+
+// keepsProgressAttribute reports whether this run sets FerryJobProgress,
+// deciding it (a version marker) on the first call.
+func (r *jobRun) keepsProgressAttribute(ctx workflow.Context) bool {
+	if !r.progressDecided {
+		r.progressDecided = true
+		r.progressAttr = workflow.GetVersion(ctx, progressChange, workflow.DefaultVersion, 1) >= 1
+	}
+	return r.progressAttr
+}
+
+// progressAttribute is the update of FerryJobProgress to line, noted as
+// shown at now.
+func (r *jobRun) progressAttribute(line string, now time.Time) temporal.SearchAttributeUpdate {
+	r.progressShown, r.progressAt = line, now
+	return temporal.NewSearchAttributeKeyKeyword(SearchAttrJobProgress).ValueSet(line)
 }
 
 // cancelForStop cancels the batches in flight once the job is stopping, so

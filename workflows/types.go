@@ -34,6 +34,10 @@ const (
 	SearchAttrJobPath  = "FerryJobPath"
 	SearchAttrJobState = "FerryJobState"
 	SearchAttrPolicy   = "FerryPolicy"
+	// SearchAttrJobProgress is the job's progress line (ProgressLine),
+	// kept current every progressEvery while it runs, for a column of the
+	// UI's workflow list.
+	SearchAttrJobProgress = "FerryJobProgress"
 )
 
 // JobType is load, copy or move.

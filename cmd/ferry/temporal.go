@@ -4,14 +4,19 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/ferryio/ferry/internal/startup"
 	"github.com/ferryio/ferry/internal/telemetry"
+	temporaldev "github.com/ferryio/ferry/temporal-dev"
 	"github.com/ferryio/ferry/workflows/bytesjson"
 )
 
@@ -62,7 +67,37 @@ func dialTemporal(ctx context.Context, g *globals, tel *telemetry.Telemetry) (cl
 		}
 		return nil, fmt.Errorf("cannot reach %w", err)
 	}
+	if err := checkSearchAttributes(ctx, c, g.namespace); err != nil {
+		c.Close()
+		return nil, err
+	}
 	return c, nil
+}
+
+// checkSearchAttributes refuses a namespace that lacks a search attribute
+// Ferry's workflows set: every upsert of it would fail the job's workflow
+// task, and the job would hang instead of saying why. A server that does
+// not let this client list them is not checked.
+func checkSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		slog.Debug("search attributes not checked", "namespace", namespace, "error", err)
+		return nil
+	}
+	var missing, commands []string
+	for _, name := range slices.Sorted(maps.Keys(temporaldev.SearchAttributes)) {
+		if _, ok := have.GetCustomAttributes()[name]; ok {
+			continue
+		}
+		typ := temporaldev.SearchAttributes[name].String()
+		missing = append(missing, name)
+		commands = append(commands, fmt.Sprintf("temporal operator search-attribute create --namespace %s --name %s --type %s", namespace, name, typ))
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("namespace %s lacks the search attribute(s) %s that Ferry's jobs set; add them once: %s",
+		namespace, strings.Join(missing, ", "), strings.Join(commands, "; "))
 }
 
 // processIdentity is the identity of this process's Temporal workers and

@@ -2,6 +2,7 @@ package truth
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -28,7 +29,8 @@ import (
 // driven over the DevTools protocol (the UI is a single-page application
 // that long-polls, so the page is read as it renders, not fetched once),
 // shows a running job's progress text on its page of the Temporal Web UI
-// (the run's current details), and the job, RUNNING, in the workflow list. With FERRY_UI_SHOT set to a
+// (the run's current details), and the job, RUNNING, with its progress
+// (FerryJobProgress) in the workflow list. With FERRY_UI_SHOT set to a
 // directory it leaves list.png and job.png there. It needs `chromium` on
 // PATH (Debian: apt-get install chromium); CI has only Go, so it skips
 // without it.
@@ -51,13 +53,40 @@ func TestTemporalUIInBrowser(t *testing.T) {
 	submit(t, cl, key, map[string]any{"batchSize": "2"})
 	waitFor(t, cl, key, "five files done", func(s workflows.JobState) bool { return s.Succeeded == 5 && f.heldReads(g) == 1 })
 
+	// The job's FerryJobProgress search attribute follows within a
+	// liveness period or two (it changes at most every 10 s).
+	ferrytest.Eventually(t, 60*time.Second, func() error {
+		d, err := cl.Client.DescribeWorkflowExecution(context.Background(), key.WorkflowID(), "")
+		if err != nil {
+			return err
+		}
+		var v string
+		if p := d.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[workflows.SearchAttrJobProgress]; p != nil {
+			_ = json.Unmarshal(p.GetData(), &v)
+		}
+		if !strings.Contains(v, "RUNNING: 5 of 6 files") {
+			return fmt.Errorf("FerryJobProgress is %q", v)
+		}
+		return nil
+	})
+
 	b := startBrowser(t, bin)
 	shots := os.Getenv("FERRY_UI_SHOT")
+	// The list's columns: Temporal's own and the job's progress, as a user
+	// sets them once in the UI ("Configure columns", README); the UI keeps
+	// them in the browser's local storage.
+	b.open(t, cl.UIURL, "", "", "", "")
+	columns := map[string]any{cl.Namespace: []map[string]string{
+		{"label": "Status"}, {"label": "Workflow ID"}, {"label": "FerryJobProgress"}, {"label": "Type"}, {"label": "Start"}, {"label": "End"},
+	}}
+	cj, _ := json.Marshal(columns)
+	if err := b.call("Runtime.evaluate", map[string]any{"expression": fmt.Sprintf("localStorage.setItem('namespace-workflow-table-columns', %q)", cj)}, nil); err != nil {
+		t.Fatal(err)
+	}
 	list := fmt.Sprintf("%s/namespaces/%s/workflows?query=%s", cl.UIURL, cl.Namespace, url.QueryEscape("FerryJobType IS NOT NULL"))
-	// The list shows the job and its Temporal status; its columns are
-	// Temporal's own (a progress column would need a search attribute kept
-	// current, not done yet).
-	b.open(t, list, "", "RUNNING "+key.WorkflowID(), shots, "list.png")
+	// The list shows the job, its Temporal status and its progress.
+	b.open(t, list, "", "RUNNING "+key.WorkflowID(), "", "")
+	b.open(t, list, "", "RUNNING: 5 of 6 files", shots, "list.png")
 	page := fmt.Sprintf("%s/namespaces/%s/workflows/%s", cl.UIURL, cl.Namespace, url.PathEscape(key.WorkflowID()))
 	// The page's "User Metadata" tab holds the summary, the details and the
 	// current details.
