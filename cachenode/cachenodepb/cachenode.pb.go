@@ -458,7 +458,10 @@ type ReadRangeRequest struct {
 	Uri    string                 `protobuf:"bytes,1,opt,name=uri,proto3" json:"uri,omitempty"`
 	Offset int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
 	// length to read; absent reads to the end of the file.
-	Length        *int64 `protobuf:"varint,3,opt,name=length,proto3,oneof" json:"length,omitempty"`
+	Length *int64 `protobuf:"varint,3,opt,name=length,proto3,oneof" json:"length,omitempty"`
+	// uri_bytes is uri when it is not valid UTF-8 (proto3 strings must be):
+	// names are bytes. Set, it wins over uri.
+	UriBytes      []byte `protobuf:"bytes,4,opt,name=uri_bytes,json=uriBytes,proto3" json:"uri_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -512,6 +515,13 @@ func (x *ReadRangeRequest) GetLength() int64 {
 		return *x.Length
 	}
 	return 0
+}
+
+func (x *ReadRangeRequest) GetUriBytes() []byte {
+	if x != nil {
+		return x.UriBytes
+	}
+	return nil
 }
 
 type ReadRangeChunk struct {
@@ -577,8 +587,10 @@ func (x *ReadRangeChunk) GetData() []byte {
 }
 
 type StatRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Uri           string                 `protobuf:"bytes,1,opt,name=uri,proto3" json:"uri,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Uri   string                 `protobuf:"bytes,1,opt,name=uri,proto3" json:"uri,omitempty"`
+	// uri_bytes: as in ReadRangeRequest.
+	UriBytes      []byte `protobuf:"bytes,2,opt,name=uri_bytes,json=uriBytes,proto3" json:"uri_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -620,21 +632,30 @@ func (x *StatRequest) GetUri() string {
 	return ""
 }
 
+func (x *StatRequest) GetUriBytes() []byte {
+	if x != nil {
+		return x.UriBytes
+	}
+	return nil
+}
+
 type FileInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Uri   string                 `protobuf:"bytes,1,opt,name=uri,proto3" json:"uri,omitempty"`
 	// file_id is the hex SHA-256 of uri, the id of the HTTP API.
-	FileId        string `protobuf:"bytes,2,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
-	IsDir         bool   `protobuf:"varint,3,opt,name=is_dir,json=isDir,proto3" json:"is_dir,omitempty"`
-	Size          int64  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
-	Version       string `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
-	ModTimeMs     int64  `protobuf:"varint,6,opt,name=mod_time_ms,json=modTimeMs,proto3" json:"mod_time_ms,omitempty"`
-	ContentHash   string `protobuf:"bytes,7,opt,name=content_hash,json=contentHash,proto3" json:"content_hash,omitempty"`
-	PageSize      int64  `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	Pages         int64  `protobuf:"varint,9,opt,name=pages,proto3" json:"pages,omitempty"`
-	CachedPages   int64  `protobuf:"varint,10,opt,name=cached_pages,json=cachedPages,proto3" json:"cached_pages,omitempty"`
-	CachedBytes   int64  `protobuf:"varint,11,opt,name=cached_bytes,json=cachedBytes,proto3" json:"cached_bytes,omitempty"`
-	FullyCached   bool   `protobuf:"varint,12,opt,name=fully_cached,json=fullyCached,proto3" json:"fully_cached,omitempty"`
+	FileId      string `protobuf:"bytes,2,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
+	IsDir       bool   `protobuf:"varint,3,opt,name=is_dir,json=isDir,proto3" json:"is_dir,omitempty"`
+	Size        int64  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	Version     string `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	ModTimeMs   int64  `protobuf:"varint,6,opt,name=mod_time_ms,json=modTimeMs,proto3" json:"mod_time_ms,omitempty"`
+	ContentHash string `protobuf:"bytes,7,opt,name=content_hash,json=contentHash,proto3" json:"content_hash,omitempty"`
+	PageSize    int64  `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	Pages       int64  `protobuf:"varint,9,opt,name=pages,proto3" json:"pages,omitempty"`
+	CachedPages int64  `protobuf:"varint,10,opt,name=cached_pages,json=cachedPages,proto3" json:"cached_pages,omitempty"`
+	CachedBytes int64  `protobuf:"varint,11,opt,name=cached_bytes,json=cachedBytes,proto3" json:"cached_bytes,omitempty"`
+	FullyCached bool   `protobuf:"varint,12,opt,name=fully_cached,json=fullyCached,proto3" json:"fully_cached,omitempty"`
+	// uri_bytes: as in ReadRangeRequest.
+	UriBytes      []byte `protobuf:"bytes,13,opt,name=uri_bytes,json=uriBytes,proto3" json:"uri_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -753,6 +774,13 @@ func (x *FileInfo) GetFullyCached() bool {
 	return false
 }
 
+func (x *FileInfo) GetUriBytes() []byte {
+	if x != nil {
+		return x.UriBytes
+	}
+	return nil
+}
+
 type StatResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	File          *FileInfo              `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
@@ -800,9 +828,12 @@ func (x *StatResponse) GetFile() *FileInfo {
 type EvictRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// uri_prefix must be a full URI (or a prefix of one with its scheme).
-	UriPrefix     string `protobuf:"bytes,1,opt,name=uri_prefix,json=uriPrefix,proto3" json:"uri_prefix,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UriPrefix string `protobuf:"bytes,1,opt,name=uri_prefix,json=uriPrefix,proto3" json:"uri_prefix,omitempty"`
+	// uri_prefix_bytes is uri_prefix when it is not valid UTF-8; set, it
+	// wins over uri_prefix.
+	UriPrefixBytes []byte `protobuf:"bytes,2,opt,name=uri_prefix_bytes,json=uriPrefixBytes,proto3" json:"uri_prefix_bytes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *EvictRequest) Reset() {
@@ -840,6 +871,13 @@ func (x *EvictRequest) GetUriPrefix() string {
 		return x.UriPrefix
 	}
 	return ""
+}
+
+func (x *EvictRequest) GetUriPrefixBytes() []byte {
+	if x != nil {
+		return x.UriPrefixBytes
+	}
+	return nil
 }
 
 type EvictResponse struct {
@@ -1104,18 +1142,20 @@ const file_cachenode_proto_rawDesc = "" +
 	"\x06loaded\x18\x04 \x01(\x05R\x06loaded\x12\x18\n" +
 	"\askipped\x18\x05 \x01(\x05R\askipped\x12\x16\n" +
 	"\x06failed\x18\x06 \x01(\x05R\x06failed\x12%\n" +
-	"\x0ealready_cached\x18\a \x01(\x05R\ralreadyCached\"d\n" +
+	"\x0ealready_cached\x18\a \x01(\x05R\ralreadyCached\"\x81\x01\n" +
 	"\x10ReadRangeRequest\x12\x10\n" +
 	"\x03uri\x18\x01 \x01(\tR\x03uri\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x1b\n" +
-	"\x06length\x18\x03 \x01(\x03H\x00R\x06length\x88\x01\x01B\t\n" +
+	"\x06length\x18\x03 \x01(\x03H\x00R\x06length\x88\x01\x01\x12\x1b\n" +
+	"\turi_bytes\x18\x04 \x01(\fR\buriBytesB\t\n" +
 	"\a_length\"n\n" +
 	"\x0eReadRangeChunk\x120\n" +
 	"\x04file\x18\x01 \x01(\v2\x1c.ferry.cachenode.v1.FileInfoR\x04file\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x12\n" +
-	"\x04data\x18\x03 \x01(\fR\x04data\"\x1f\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"<\n" +
 	"\vStatRequest\x12\x10\n" +
-	"\x03uri\x18\x01 \x01(\tR\x03uri\"\xd9\x02\n" +
+	"\x03uri\x18\x01 \x01(\tR\x03uri\x12\x1b\n" +
+	"\turi_bytes\x18\x02 \x01(\fR\buriBytes\"\xf6\x02\n" +
 	"\bFileInfo\x12\x10\n" +
 	"\x03uri\x18\x01 \x01(\tR\x03uri\x12\x17\n" +
 	"\afile_id\x18\x02 \x01(\tR\x06fileId\x12\x15\n" +
@@ -1129,12 +1169,14 @@ const file_cachenode_proto_rawDesc = "" +
 	"\fcached_pages\x18\n" +
 	" \x01(\x03R\vcachedPages\x12!\n" +
 	"\fcached_bytes\x18\v \x01(\x03R\vcachedBytes\x12!\n" +
-	"\ffully_cached\x18\f \x01(\bR\vfullyCached\"@\n" +
+	"\ffully_cached\x18\f \x01(\bR\vfullyCached\x12\x1b\n" +
+	"\turi_bytes\x18\r \x01(\fR\buriBytes\"@\n" +
 	"\fStatResponse\x120\n" +
-	"\x04file\x18\x01 \x01(\v2\x1c.ferry.cachenode.v1.FileInfoR\x04file\"-\n" +
+	"\x04file\x18\x01 \x01(\v2\x1c.ferry.cachenode.v1.FileInfoR\x04file\"W\n" +
 	"\fEvictRequest\x12\x1d\n" +
 	"\n" +
-	"uri_prefix\x18\x01 \x01(\tR\turiPrefix\"Q\n" +
+	"uri_prefix\x18\x01 \x01(\tR\turiPrefix\x12(\n" +
+	"\x10uri_prefix_bytes\x18\x02 \x01(\fR\x0euriPrefixBytes\"Q\n" +
 	"\rEvictResponse\x12\x14\n" +
 	"\x05files\x18\x01 \x01(\x03R\x05files\x12\x14\n" +
 	"\x05pages\x18\x02 \x01(\x03R\x05pages\x12\x14\n" +

@@ -163,7 +163,8 @@ func errorKind(err error) string {
 // ReadRange streams a range of a file.
 func (svc *Service) ReadRange(req *pb.ReadRangeRequest, stream grpc.ServerStreamingServer[pb.ReadRangeChunk]) error {
 	ctx := stream.Context()
-	if _, err := storage.ParseURI(req.Uri); err != nil {
+	uri := req.URI()
+	if _, err := storage.ParseURI(uri); err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	if req.Offset < 0 {
@@ -172,7 +173,7 @@ func (svc *Service) ReadRange(req *pb.ReadRangeRequest, stream grpc.ServerStream
 	if req.Length != nil && *req.Length < 0 {
 		return status.Errorf(codes.InvalidArgument, "negative length %d", *req.Length)
 	}
-	f, err := svc.Store.Resolve(ctx, req.Uri)
+	f, err := svc.Store.Resolve(ctx, uri)
 	if err != nil {
 		return toStatus(err)
 	}
@@ -218,25 +219,27 @@ func (w *chunkWriter) Write(p []byte) (int, error) {
 
 // Stat describes a file or directory.
 func (svc *Service) Stat(ctx context.Context, req *pb.StatRequest) (*pb.StatResponse, error) {
-	if _, err := storage.ParseURI(req.Uri); err != nil {
+	uri := req.URI()
+	if _, err := storage.ParseURI(uri); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	st, err := svc.Resolver.For(req.Uri)
+	st, err := svc.Resolver.For(uri)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	e, err := st.Stat(ctx, req.Uri)
+	e, err := st.Stat(ctx, uri)
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	if e.IsDir {
-		info := &pb.FileInfo{Uri: req.Uri, FileId: pagestore.FileID(req.Uri), IsDir: true, Version: e.Version, ContentHash: e.ContentHash}
+		info := &pb.FileInfo{FileId: pagestore.FileID(uri), IsDir: true, Version: e.Version, ContentHash: e.ContentHash}
+		info.SetURI(uri)
 		if !e.ModTime.IsZero() {
 			info.ModTimeMs = e.ModTime.UnixMilli()
 		}
 		return &pb.StatResponse{File: info}, nil
 	}
-	f, err := svc.Store.Resolve(ctx, req.Uri)
+	f, err := svc.Store.Resolve(ctx, uri)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -245,10 +248,11 @@ func (svc *Service) Stat(ctx context.Context, req *pb.StatRequest) (*pb.StatResp
 
 func fileInfo(f pagestore.File) *pb.FileInfo {
 	info := &pb.FileInfo{
-		Uri: f.URI, FileId: f.ID, Size: f.Size, Version: f.Version, ContentHash: f.ContentHash,
+		FileId: f.ID, Size: f.Size, Version: f.Version, ContentHash: f.ContentHash,
 		PageSize: f.PageSize, Pages: f.Pages(), CachedPages: f.CachedPages, CachedBytes: f.CachedBytes,
 		FullyCached: f.FullyCached(),
 	}
+	info.SetURI(f.URI)
 	if !f.ModTime.IsZero() {
 		info.ModTimeMs = f.ModTime.UnixMilli()
 	}
@@ -257,10 +261,11 @@ func fileInfo(f pagestore.File) *pb.FileInfo {
 
 // Evict removes a URI prefix from the cache.
 func (svc *Service) Evict(ctx context.Context, req *pb.EvictRequest) (*pb.EvictResponse, error) {
-	if _, err := storage.ParseURI(req.UriPrefix); err != nil {
+	prefix := req.Prefix()
+	if _, err := storage.ParseURI(prefix); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "uri_prefix: %v", err)
 	}
-	res, err := svc.Store.Evict(ctx, req.UriPrefix)
+	res, err := svc.Store.Evict(ctx, prefix)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -216,3 +216,63 @@ func TestReadRangeStatEvictStats(t *testing.T) {
 		}
 	}
 }
+
+// Names are bytes on every call: a name that is not UTF-8 (which proto3
+// strings refuse) is loaded, described, read and evicted under exactly its
+// bytes, next to a UTF-8 name that differs only there.
+func TestEveryCallCarriesNamesAsBytes(t *testing.T) {
+	c, dir, _ := setup(t)
+	ctx := context.Background()
+	odd, data := write(t, dir, "caf\xe9.txt", 3*ps+7)
+	plain, _ := write(t, dir, "café.txt", 100)
+
+	ref := &pb.FileRef{}
+	ref.SetURI(odd)
+	if resp, err := c.LoadFiles(ctx, &pb.LoadFilesRequest{Files: []*pb.FileRef{ref}}); err != nil || resp.Loaded != 1 {
+		t.Fatalf("load %q: %v %v", odd, resp, err)
+	}
+	stat := &pb.StatRequest{}
+	stat.SetURI(odd)
+	st, err := c.Stat(ctx, stat)
+	if err != nil || st.File.URI() != odd || !st.File.FullyCached || st.File.Size != int64(len(data)) {
+		t.Fatalf("stat %q: %v %v", odd, st, err)
+	}
+	read := &pb.ReadRangeRequest{Offset: 1}
+	read.SetURI(odd)
+	stream, err := c.ReadRange(ctx, read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for {
+		chunk, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("read %q: %v", odd, err)
+		}
+		if chunk.File != nil && chunk.File.URI() != odd {
+			t.Fatalf("read names %q, want %q", chunk.File.URI(), odd)
+		}
+		got = append(got, chunk.Data...)
+	}
+	if !bytes.Equal(got, data[1:]) {
+		t.Fatalf("read %d bytes, not the file's", len(got))
+	}
+	ev := &pb.EvictRequest{}
+	ev.SetPrefix(odd)
+	if res, err := c.Evict(ctx, ev); err != nil || res.Files != 1 {
+		t.Fatalf("evict %q: %v %v", odd, res, err)
+	}
+	st, err = c.Stat(ctx, stat)
+	if err != nil || st.File.CachedPages != 0 {
+		t.Fatalf("after evict: %v %v", st, err)
+	}
+	// The UTF-8 neighbour was never touched.
+	plainStat := &pb.StatRequest{}
+	plainStat.SetURI(plain)
+	if st, err := c.Stat(ctx, plainStat); err != nil || st.File.CachedPages != 0 || st.File.Size != 100 {
+		t.Fatalf("neighbour %q: %v %v", plain, st, err)
+	}
+}

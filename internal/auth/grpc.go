@@ -95,10 +95,14 @@ func (p *GRPCPolicy) refuse(method string, code codes.Code, msg string) error {
 // targetsOf lists the URIs of a request that has them (LoadFiles, Evict).
 func targetsOf(req any) []string {
 	var out []string
-	if r, ok := req.(interface{ GetUri() string }); ok {
+	switch r := req.(type) {
+	case interface{ URI() string }:
+		out = append(out, r.URI())
+	case interface{ Prefix() string }:
+		out = append(out, r.Prefix())
+	case interface{ GetUri() string }:
 		out = append(out, r.GetUri())
-	}
-	if r, ok := req.(interface{ GetUriPrefix() string }); ok {
+	case interface{ GetUriPrefix() string }:
 		out = append(out, r.GetUriPrefix())
 	}
 	if s, ok := req.(interface{ String() string }); ok && len(out) == 0 {
