@@ -52,7 +52,7 @@ func (s *Server) setBandwidth(c echo.Context) error {
 		ok = false
 	}
 	if !ok {
-		return badInput("options.bandwidth", "options.bandwidth is required: the new limit, e.g. \"10MB\" or \"unlimited\"")
+		return badInput("options.bandwidth", "is required: the new limit, e.g. \"10MB\" or \"unlimited\"")
 	}
 	o, err := jobs.ParseOptions(t, map[string]any{"bandwidth": raw})
 	if err != nil {
