@@ -447,6 +447,8 @@ func TestBadInputIs400(t *testing.T) {
 		{"ferry progress no type", "GET", "/api/v1/jobs/progress?path=" + url.QueryEscape(p), ``, "type"},
 		{"ferry stop malformed", "POST", "/api/v1/jobs/stop", `nope`, "malformed JSON"},
 		{"ferry list bad state", "GET", "/api/v1/jobs?state=nope", ``, "state"},
+		{"bandwidth change null", "POST", "/api/v1/jobs/bandwidth", jsonBody(map[string]any{"type": "load", "path": p, "options": map[string]any{"bandwidth": nil}}), "options.bandwidth"},
+		{"bandwidth change empty", "POST", "/api/v1/jobs/bandwidth", jsonBody(map[string]any{"type": "load", "path": p, "options": map[string]any{"bandwidth": " "}}), "options.bandwidth"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, body := call(t, tc.method, tc.path, tc.body)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -44,9 +45,14 @@ func (s *Server) setBandwidth(c echo.Context) error {
 			return badInput("options."+k, "only the bandwidth of a running job can be changed, not %s", k)
 		}
 	}
+	// An empty value (null, "") says nothing, as in every other request:
+	// it must not remove the job's limit, which takes "unlimited".
 	raw, ok := req.Options["bandwidth"]
+	if s, isString := raw.(string); raw == nil || isString && strings.TrimSpace(s) == "" {
+		ok = false
+	}
 	if !ok {
-		return badInput("options.bandwidth", "options.bandwidth is required: the new limit, e.g. \"10MB\" or \"unlimited\"")
+		return badInput("options.bandwidth", "is required: the new limit, e.g. \"10MB\" or \"unlimited\"")
 	}
 	o, err := jobs.ParseOptions(t, map[string]any{"bandwidth": raw})
 	if err != nil {

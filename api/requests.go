@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -54,12 +56,28 @@ func (b *flexBool) UnmarshalJSON(data []byte) error {
 	case nil:
 		return nil
 	}
-	p, err := parseBool(fmt.Sprint(v))
-	if err != nil {
-		return fmt.Errorf("verbose: %w", err)
+	var kind string
+	switch x := v.(type) {
+	case string:
+		if p, err := parseBool(x); err == nil {
+			b.set, b.value = true, p
+			return nil
+		}
+		kind = "string " + strconv.Quote(x)
+	case float64:
+		if p, err := parseBool(fmt.Sprint(x)); err == nil {
+			b.set, b.value = true, p
+			return nil
+		}
+		kind = "number " + string(data)
+	case []any:
+		kind = "array"
+	default:
+		kind = "object"
 	}
-	b.set, b.value = true, p
-	return nil
+	// A type error, so that the decoder names the member ("verbose") and
+	// the answer's field is it, not the whole body.
+	return &json.UnmarshalTypeError{Value: kind, Type: reflect.TypeFor[bool]()}
 }
 
 func parseBool(s string) (bool, error) {

@@ -258,6 +258,14 @@ func TestEveryRouteIsStrict(t *testing.T) {
 					b[f] = wrong
 					refused(t, what(f+" of the wrong kind"), r.Method, u, b, f)
 				}
+				// verbose, which only progress takes, of a kind no boolean is.
+				if rc.op == "progress" && rc.body != nil {
+					for _, wrong := range []any{[]any{true}, map[string]any{"a": 1}, "maybe"} {
+						b := clone(valid)
+						b["verbose"] = wrong
+						refused(t, what(fmt.Sprintf("verbose %v", wrong)), r.Method, u, b, "verbose")
+					}
+				}
 				// The body and the query disagree; the query says two things.
 				srcField := "path"
 				if typ != workflows.JobLoad {

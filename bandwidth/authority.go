@@ -90,7 +90,7 @@ func (a *Authority) Acquire(job, workflowID string, n, limit, version int64) Gra
 		a.jobs[job] = b
 	}
 	if version > b.version {
-		b.limit, b.version = limit, version
+		b.setLimit(limit, version, now)
 	}
 	b.seen = now
 	if workflowID != "" {
@@ -124,8 +124,23 @@ func (a *Authority) refresh(b *budget, workflowID string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if version > b.version {
-		b.limit, b.version = limit, version
+		b.setLimit(limit, version, a.now())
 	}
+}
+
+// setLimit takes a job's new limit. The bytes already granted but not yet
+// due are timed again at the new limit: kept at the old one, a job once
+// slowed to a few bytes/s would wait hours for its next lease after being
+// raised (64 KiB granted at 1 B/s is 18 h of debt).
+func (b *budget) setLimit(limit, version int64, now time.Time) {
+	if debt := b.tat.Sub(now); debt > 0 {
+		if b.limit > 0 && limit > 0 {
+			b.tat = now.Add(time.Duration(float64(debt) * float64(b.limit) / float64(limit)))
+		} else {
+			b.tat = now
+		}
+	}
+	b.limit, b.version = limit, version
 }
 
 // bytesTime is how long n bytes take at limit bytes/s.

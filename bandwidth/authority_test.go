@@ -85,15 +85,49 @@ func TestAuthorityFollowsNewestLimit(t *testing.T) {
 	if d := a.Acquire("j", "", 1_000_000, 100_000_000, 0).Delay; d < 1900*time.Millisecond {
 		t.Fatalf("stale limit applied: wait %v", d)
 	}
-	// A newer version's does: 10 MB at 10 MB/s is one more second.
+	// A newer version's does: the 2.1 MB still owed at 1 MB/s are 0.21 s
+	// at 10 MB/s, and 10 MB at 10 MB/s is one more second.
 	d := a.Acquire("j", "", 10_000_000, 10_000_000, 2).Delay
-	if d < 2900*time.Millisecond || d > 3100*time.Millisecond {
+	if d < 1050*time.Millisecond || d > 1150*time.Millisecond {
 		t.Fatalf("after raising the limit: wait %v", d)
 	}
 	// Jobs do not share budgets.
 	if d := a.Acquire("other", "", 1000, 1_000_000, 0).Delay; d != 0 {
 		t.Fatalf("another job waits %v", d)
 	}
+}
+
+// TestAuthorityRaisedLimitForgivesSlowDebt: a job slowed to 1 B/s that was
+// granted a 64 KiB read owes 18 h at that rate; raised to 50 MiB/s (by a
+// caller or by the workflow's limit read by Refresh), its next lease comes
+// at once instead of after those 18 h.
+func TestAuthorityRaisedLimitForgivesSlowDebt(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	var version atomic.Int64
+	version.Store(1)
+	a := &Authority{Now: clk.now, Refresh: func(context.Context, string) (int64, int64, error) {
+		if version.Load() == 1 {
+			return 1, 1, nil
+		}
+		return 50 << 20, 2, nil
+	}}
+	if d := a.Acquire("j", "", 64<<10, 1, 1).Delay; d < time.Hour {
+		t.Fatalf("64 KiB at 1 B/s: wait %v", d)
+	}
+	if d := a.Acquire("j", "", 64<<10, 50<<20, 2).Delay; d > 10*time.Millisecond {
+		t.Fatalf("after raising the limit to 50 MiB/s: wait %v", d)
+	}
+	// The same through the workflow's limit, read every RefreshEvery.
+	a.Acquire("k", "wf", 64<<10, 1, 1)
+	version.Store(2)
+	clk.t = clk.t.Add(RefreshEvery)
+	a.Acquire("k", "wf", 1, 1, 1) // starts the read
+	ferrytest.Eventually(t, 10*time.Second, func() error {
+		if g := a.Acquire("k", "wf", 64<<10, 1, 1); g.Version != 2 || g.Delay > 10*time.Millisecond {
+			return fmt.Errorf("version %d, wait %v", g.Version, g.Delay)
+		}
+		return nil
+	})
 }
 
 // TestAuthorityReadsChangedLimit: the authority reads a job's limit from

@@ -216,24 +216,67 @@ func (l *JobLimiter) WaitN(ctx context.Context, n int) error {
 	}
 
 	ask := min(max(need, bytesFor(limit, leaseTime), minLease), max(need, maxLeaseBytes))
-	g := l.acquire(ctx, ask, limit, version)
-	if g.Version > version {
-		l.SetLimit(g.Limit, g.Version)
-	}
-	if delay := g.Delay; delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
+	for {
+		g := l.acquire(ctx, ask, limit, version)
+		if g.Version > version {
+			l.SetLimit(g.Limit, g.Version)
+			limit, version = g.Limit, g.Version
 		}
+		changed, err := l.wait(ctx, g.Delay, limit, version)
+		if err != nil {
+			return err
+		}
+		if !changed {
+			break
+		}
+		// The limit changed during a long wait: ask again at the new one.
+		l.mu.Lock()
+		limit, version = l.limit, l.version
+		l.mu.Unlock()
+		if limit <= 0 {
+			return nil
+		}
+		ask = min(max(need, bytesFor(limit, leaseTime), minLease), max(need, maxLeaseBytes))
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.tokens += ask - int64(n)
 	l.expires = time.Now().Add(leaseTTL)
 	return nil
+}
+
+// wait sleeps delay, the wait of a lease granted at limit (version). A
+// wait longer than RefreshEvery (a limit of a few KB/s or less) is slept in
+// steps, and ends early, with changed true, when the job's limit changes
+// meanwhile: set on this node by a batch started since, or read from the
+// authority, which follows the job's workflow. Without that a batch slowed
+// to a few bytes/s would sleep for hours after its limit was raised.
+func (l *JobLimiter) wait(ctx context.Context, delay time.Duration, limit, version int64) (changed bool, err error) {
+	for delay > 0 {
+		step := min(delay, RefreshEvery)
+		t := time.NewTimer(step)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false, ctx.Err()
+		}
+		delay -= step
+		if delay <= 0 {
+			break
+		}
+		l.mu.Lock()
+		newer := l.version > version
+		l.mu.Unlock()
+		if newer {
+			return true, nil
+		}
+		if g := l.acquire(ctx, 1, limit, version); g.Version > version {
+			l.SetLimit(g.Limit, g.Version)
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // bytesFor is how many bytes d is worth at limit bytes/s.

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ferryio/ferry/cachenode/ring"
+	"github.com/ferryio/ferry/internal/ferrytest"
 )
 
 // testNode is one node's side of the limiter: its authority served over
@@ -141,5 +142,37 @@ func TestPacerFallbackStaysUnderLimit(t *testing.T) {
 	want := 2.0 / 3 * limit
 	if got > 1.1*want || got < 0.8*want {
 		t.Fatalf("measured %.0f B/s; want about %.0f (two thirds of %d)", got, want, limit)
+	}
+}
+
+// TestWaitFollowsRaisedLimit: a batch waiting for a lease granted at 1 B/s
+// (18 h for 64 KiB) goes on within a few seconds once the job's limit is
+// raised, rather than sleeping the whole wait.
+func TestWaitFollowsRaisedLimit(t *testing.T) {
+	p := &Pacer{Self: "n1"}
+	l := p.Limiter("job", "", 1, 1)
+	done := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	go func() { done <- l.WaitN(ctx, 64<<10) }()
+	// Once the lease is granted (the waiter now sleeps), a batch started
+	// after the change brings the new limit to this node.
+	a := p.authority()
+	ferrytest.Eventually(t, 10*time.Second, func() error {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.jobs["job"] == nil {
+			return fmt.Errorf("no lease granted yet")
+		}
+		return nil
+	})
+	p.Limiter("job", "", 50<<20, 2)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("wait: %v", err)
+		}
+	case <-time.After(3 * RefreshEvery):
+		t.Fatalf("still waiting %v after the limit was raised to 50 MiB/s", 3*RefreshEvery)
 	}
 }

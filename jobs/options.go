@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ferryio/ferry/internal/jsonerr"
 	"github.com/ferryio/ferry/workflows"
 )
 
@@ -254,7 +256,7 @@ func asString(v any) (string, error) {
 	case nil:
 		return "", nil
 	default:
-		return "", fmt.Errorf("want a string, got %T", v)
+		return "", fmt.Errorf("want a string, a number or true/false, got %s", jsonerr.Kind(reflect.TypeOf(v)))
 	}
 }
 

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,5 +143,25 @@ func TestKeyValidate(t *testing.T) {
 	}
 	if err := (Key{Type: workflows.JobCopy, Path: "file:///a", Dst: "file:///ab"}).Validate(); err != nil {
 		t.Errorf("a sibling destination was refused: %v", err)
+	}
+}
+
+// TestOptionKindErrorsNameNoGoType checks that an option given as a JSON
+// list or object is refused with the JSON kind, never a Go type name.
+func TestOptionKindErrorsNameNoGoType(t *testing.T) {
+	for _, v := range []any{[]any{"1MB"}, map[string]any{"a": 1.0}} {
+		for _, k := range []string{"bandwidth", "verify", "batchSize"} {
+			_, err := ParseOptions(workflows.JobLoad, map[string]any{k: v})
+			if err == nil {
+				t.Fatalf("%s=%v: accepted", k, v)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "interface") || strings.Contains(msg, "map[") || strings.Contains(msg, "[]") {
+				t.Errorf("%s=%v: error names a Go type: %s", k, v, msg)
+			}
+			if !strings.Contains(msg, "a list") && !strings.Contains(msg, "an object") {
+				t.Errorf("%s=%v: error does not name the JSON kind: %s", k, v, msg)
+			}
+		}
 	}
 }

@@ -307,8 +307,11 @@ func (r Renderer) loadText(p Progress) string {
 	return b.String()
 }
 
-// transferText is the copy and move layout; move has no Files Skipped line
-// (a move never skips: an existing destination fails the file).
+// transferText is the copy and move layout. A move shows Files Skipped only
+// when it skipped something (Alluxio's move report has no such line: its
+// moves fail an existing destination, but Ferry's also skip what is not a
+// regular file, and without the count the skip reasons below it would read
+// as failures and qualified would not add up).
 func (r Renderer) transferText(p Progress) string {
 	var b strings.Builder
 	verb, bytesLabel := "copying", "Bytes Copied"
@@ -333,7 +336,7 @@ func (r Renderer) transferText(p Progress) string {
 	}
 	fmt.Fprintf(&b, "\tFiles qualified%s: %d, %s\n", soFar, p.ScannedInodesCount, FormatSize(p.QualifiedSize))
 	fmt.Fprintf(&b, "\tFiles Failed: %d\n", p.FailedFileCount)
-	if p.Type != workflows.JobMove {
+	if p.Type != workflows.JobMove || p.SkippedFileCount > 0 {
 		fmt.Fprintf(&b, "\tFiles Skipped: %d\n", p.SkippedFileCount)
 	}
 	p.skipsText(&b)

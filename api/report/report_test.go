@@ -321,10 +321,34 @@ func layoutCases() []layoutCase {
 		"\tJob State: STOPPED, finished at 2026-03-01 10:00:04.5\n" +
 		"\tFiles qualified so far: 8, 8.00MB\n" +
 		"\tFiles Failed: 1\n" +
+		"\tFiles Skipped: 1\n" +
 		"\tFiles Succeeded: 5\n" +
 		"\tBytes Moved: 5120.00KB\n" +
 		"\tThroughput: 1280.00KB/s\n" +
 		"\tFiles failure rate: 14.29%\n"})
+
+	// A move skips what is not a regular file: its count heads the reasons,
+	// so that qualified = failed + skipped + succeeded reads off the report.
+	special := copyBase(workflows.JobMove)
+	special.Status, special.ListingDone = workflows.StatusSucceeded, true
+	special.Qualified, special.Succeeded, special.Skipped, special.Failed = 8, 5, 3, 0
+	special.SkipReasons = []workflows.SkipCount{{Reason: "not a regular file: named pipe", Count: 2}, {Reason: "not a regular file: socket", Count: 1}}
+	special.EndTime = submitted.Add(4 * time.Second)
+	cases = append(cases, layoutCase{name: "move skipping special files", st: special, want: "" +
+		"Progress for jobId 5b3f0c1e-0000-4000-8000-000000000002 moving path 'file:///src' to 'file:///dst':\n" +
+		"\tSettings: \"check-content: false\"\n" +
+		"\tJob Submitted: 2026-03-01 10:00:00.5\n" +
+		"\tJob Id: 5b3f0c1e-0000-4000-8000-000000000002\n" +
+		"\tJob State: SUCCEEDED, finished at 2026-03-01 10:00:04.5\n" +
+		"\tFiles qualified: 8, 8.00MB\n" +
+		"\tFiles Failed: 0\n" +
+		"\tFiles Skipped: 3\n" +
+		"\t\tSkipped, not a regular file: named pipe: 2\n" +
+		"\t\tSkipped, not a regular file: socket: 1\n" +
+		"\tFiles Succeeded: 5\n" +
+		"\tBytes Moved: 5120.00KB\n" +
+		"\tThroughput: 1280.00KB/s\n" +
+		"\tFiles failure rate: 0.00%\n"})
 	return cases
 }
 
@@ -393,7 +417,9 @@ func TestJSONAgreesWithText(t *testing.T) {
 				t.Errorf("TEXT shows a Stage, JSON mRunningStage is empty")
 			}
 			failures := j["mRecentFailedSubtasksWithReasons"].([]any)
-			if got := strings.Count(text, "\t\t"); got != len(failures) {
+			reasons, _ := j["skipReasons"].([]any)
+			entries, _ := j["skippedEntries"].([]any)
+			if got := strings.Count(text, "\t\t") - len(reasons) - len(entries); got != len(failures) {
 				t.Errorf("TEXT lists %d failures, JSON %d", got, len(failures))
 			}
 			if loc, _ := j["mFailedFileSavedPath"].(string); loc != "" {
@@ -449,8 +475,8 @@ func TestJSONAgreesWithText(t *testing.T) {
 			}
 			if tc.st.Type == workflows.JobMove {
 				check("Bytes Moved", FormatSize(num("mByteCount")))
-				if _, ok := props["Files Skipped"]; ok {
-					t.Error("move report shows Files Skipped")
+				if _, ok := props["Files Skipped"]; ok != (num("mSkippedFileCount") > 0) {
+					t.Errorf("move report shows Files Skipped: %t, with %d skipped", ok, num("mSkippedFileCount"))
 				}
 			} else {
 				check("Bytes Copied", FormatSize(num("mByteCount")))

@@ -442,6 +442,11 @@ func TestLoadLargerThanCapacity(t *testing.T) {
 		!strings.Contains(err.Error(), fmt.Sprintf("the file is %d bytes and this node's whole cache (--capacity) is %d bytes", 8*ps, 3*ps)) {
 		t.Fatalf("%+v %v", res, err)
 	}
+	// The reason speaks of the cache, not of an "offset out of range" (the
+	// storage error it is classified as, final).
+	if !errors.Is(err, storage.ErrOutOfRange) || strings.Contains(err.Error(), "offset out of range") {
+		t.Errorf("reason %q: want final (ErrOutOfRange) without its offset wording", err)
+	}
 	if st := e.store.Stats(); st.BytesFromStorage != 0 || st.Pages != 0 {
 		t.Fatalf("a load that cannot fit read or stored something: %+v", st)
 	}

@@ -101,12 +101,22 @@ var (
 var (
 	// ErrTooLarge: the file is larger than the store's whole capacity, so
 	// it cannot be held; nothing is read.
-	ErrTooLarge = fmt.Errorf("%w: larger than the cache", storage.ErrOutOfRange)
+	ErrTooLarge error = loadFitError("larger than the cache")
 	// ErrEvicted: pages of the file were evicted to make room for other
 	// pages before the load (or the job) ended: the working set exceeds
 	// the cache.
-	ErrEvicted = fmt.Errorf("%w: evicted to make room", storage.ErrOutOfRange)
+	ErrEvicted error = loadFitError("evicted to make room")
 )
+
+// loadFitError is a load that does not stay in the cache. It is
+// storage.ErrOutOfRange (final) for errors.Is, but says only what it is:
+// "offset out of range", that error's text, would mislead the user.
+type loadFitError string
+
+func (e loadFitError) Error() string { return string(e) }
+
+// Is makes the error match storage.ErrOutOfRange.
+func (e loadFitError) Is(target error) bool { return target == storage.ErrOutOfRange }
 
 // FileRef names a file at a known version, as a listing describes it.
 type FileRef struct {

@@ -755,7 +755,9 @@ func (j *jobCommand) fieldFlags() map[string]string {
 	}
 	for _, o := range optionFlags {
 		if o.appliesTo(j.typ) {
-			m[o.key] = o.flag
+			// Options are named bare or, by the bandwidth change of a
+			// running job, as members of "options".
+			m[o.key], m["options."+o.key] = o.flag, o.flag
 		}
 	}
 	return m

@@ -248,6 +248,7 @@ func TestJobBadInputExitsNonZeroWithOneLine(t *testing.T) {
 		{"ferry: --file-filter-regx: ", []string{"job", "load", "--path", p, "--submit", "--file-filter-regx", "(a"}},
 		{"ferry: --replicas: ", []string{"job", "load", "--path", p, "--submit", "--replicas", "0"}},
 		{"ferry: --older-than: ", []string{"job", "load", "--path", p, "--submit", "--older-than", "soon"}},
+		{"ferry: --bandwidth: is required", []string{"job", "load", "--path", p, "--bandwidth", ""}},
 		{"does not exist", []string{"job", "load", "--path", p + "/missing", "--submit"}},
 		{"wildcard", []string{"job", "load", "--path", p + "/*.csv", "--submit"}},
 		{"inside the source", []string{"job", "copy", "--src", p, "--dst", p + "/sub", "--submit"}},
@@ -264,7 +265,7 @@ func TestJobBadInputExitsNonZeroWithOneLine(t *testing.T) {
 				t.Errorf("exit %d, want 1", code)
 			}
 			out, errOut, _ := ferry(t, tc.args...)
-			for _, rest := range []string{"job-state", "job-type", `option "`} {
+			for _, rest := range []string{"job-state", "job-type", `option "`, "options."} {
 				if strings.Contains(errOut, rest) {
 					t.Errorf("the error names the REST parameter %s, not the flag: %q", rest, errOut+out)
 				}
