@@ -270,6 +270,11 @@ func parseRequest(c echo.Context, op operation, routeType workflows.JobType) (wo
 			return "", nil, badInput(f, "%s", why)
 		}
 	}
+	if op != opSubmit && req.IndexFile != "" && (req.Path != "" || req.Src != "") {
+		// Outside a submit, indexFile only names a job that has no path;
+		// beside one it would be ignored, and another job changed.
+		return "", nil, badInput(fieldIndexFile, "names the job only when %s is absent: give one of them", map[bool]string{true: fieldPath, false: fieldSrc}[req.Path != ""])
+	}
 	return t, req, nil
 }
 

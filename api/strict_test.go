@@ -247,6 +247,13 @@ func TestEveryRouteIsStrict(t *testing.T) {
 						refused(t, what(f+" in the query"), r.Method, u+join+f+"="+url.QueryEscape(fmt.Sprint(v)), valid, f)
 					}
 				}
+				// Outside a submit, an index file beside a path would be
+				// ignored and the path's job changed.
+				if rc.op != "submit" {
+					b := clone(valid)
+					b["indexFile"] = src + "/index.txt"
+					refused(t, what("indexFile beside a path"), r.Method, u, b, "indexFile")
+				}
 				// Every member of a valid body, given a value of the wrong
 				// JSON kind.
 				for f, v := range valid {

@@ -382,7 +382,12 @@ func ParseSize(s string) (int64, error) {
 	if v > math.MaxInt64 {
 		return 0, fmt.Errorf("size %q is too large", s)
 	}
-	return int64(v), nil
+	if sh == 0 && v != math.Trunc(v) {
+		// A fraction of a unit rounds ("1.1MB"); a fraction of a byte is
+		// a mistake, not 1 byte.
+		return 0, fmt.Errorf("invalid size %q: not a whole number of bytes", s)
+	}
+	return int64(math.Round(v)), nil
 }
 
 // ParseDuration accepts Go durations ("720h", "90m") and days ("30d").

@@ -414,7 +414,7 @@ type panicOnFatal struct{ tlog.Logger }
 
 // Fatal logs msg as an error and panics with it.
 func (l panicOnFatal) Fatal(msg string, tags ...tag.Tag) {
-	l.Logger.Error(msg, tags...)
+	l.Error(msg, tags...)
 	panic(fatalLog{msg: msg, tags: tags})
 }
 

@@ -246,7 +246,7 @@ func TestEveryCallCarriesNamesAsBytes(t *testing.T) {
 	var got []byte
 	for {
 		chunk, err := stream.Recv()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

@@ -95,7 +95,7 @@ func (c *MemCache) Load(ctx context.Context, f activities.CacheFile, opts activi
 		return activities.CacheLoadResult{}, err
 	}
 	defer func() { _ = r.Close() }()
-	var w io.Writer = io.Discard
+	w := io.Discard
 	if opts.Progress != nil {
 		w = progressWriter(opts.Progress)
 	}

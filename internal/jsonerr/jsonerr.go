@@ -65,14 +65,14 @@ func Kind(t reflect.Type) string {
 // article puts "a"/"an" before encoding/json's value description ("string",
 // "number 1.5", "array", "object", "bool").
 func article(v string) string {
-	switch {
-	case v == "":
+	switch v {
+	case "":
 		return "a value of another kind"
-	case v == "bool":
+	case "bool":
 		return "true or false"
-	case v == "array":
+	case "array":
 		return "a list"
-	case v == "object":
+	case "object":
 		return "an object"
 	}
 	return "a " + v

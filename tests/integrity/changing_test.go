@@ -260,7 +260,7 @@ func TestObjectSourcesChangeDuringTransfer(t *testing.T) {
 				tc.cs.mu.Unlock()
 				src := tc.scheme + "://" + tc.bucket() + "/src"
 				for _, name := range []string{"steady.bin", "once.bin", "always.bin"} {
-					w, err := tc.cs.Store.Create(context.Background(), src+"/"+name, storage.CreateOptions{Size: size})
+					w, err := tc.cs.Create(context.Background(), src+"/"+name, storage.CreateOptions{Size: size})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -287,7 +287,7 @@ func TestObjectSourcesChangeDuringTransfer(t *testing.T) {
 				})
 				left := map[string]bool{}
 				for _, name := range []string{"steady.bin", "once.bin", "always.bin"} {
-					if _, err := tc.cs.Store.Stat(context.Background(), src+"/"+name); err == nil {
+					if _, err := tc.cs.Stat(context.Background(), src+"/"+name); err == nil {
 						left[name] = true
 					}
 				}
