@@ -79,10 +79,23 @@ func measure(t *testing.T, nodes []*testNode, job string, limit int64, readers, 
 			}()
 		}
 	}
-	start := time.Now()
-	time.Sleep(from) // a measurement window, not a wait for a condition
+	// The window is counted in bytes at the limit: it opens once from's
+	// worth has been read and closes once (to-from)'s worth more has.
+	// Deadlines are 3× the time the limit allows (the test then fails on
+	// the rate it measured).
+	atLeast := func(n int64, d time.Duration) {
+		if err := ferrytest.Within(3*d, func() error {
+			if got := read.Load(); got < n {
+				return fmt.Errorf("%d of %d bytes read", got, n)
+			}
+			return nil
+		}); err != nil {
+			t.Logf("window cut short: %v", err)
+		}
+	}
+	atLeast(int64(float64(limit)*from.Seconds()), from)
 	a, ta := read.Load(), time.Now()
-	time.Sleep(to - time.Since(start))
+	atLeast(a+int64(float64(limit)*(to-from).Seconds()), to-from)
 	b, tb := read.Load(), time.Now()
 	cancel()
 	wg.Wait()

@@ -3,6 +3,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/ferryio/ferry/internal/ferrytest"
 	"github.com/ferryio/ferry/workflows"
 )
 
@@ -53,18 +55,20 @@ func TestCoordinatorKilledEvery10s(t *testing.T) {
 	for ended := false; !ended; {
 		// The first kill comes once the copy is under way (a small copy may
 		// take less than 10 s), the next ones every 10 s until the job ends.
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
+		_ = ferrytest.Within(10*time.Second, func() error {
 			rep, err := tryProgressJSON(t, c, "copy", key)
-			if err == nil && rep["mJobState"] != "RUNNING" {
+			if err != nil {
+				return err
+			}
+			if rep["mJobState"] != "RUNNING" {
 				ended = true
-				break
+				return nil
 			}
-			if n, _ := rep["mSuccessFileCount"].(float64); kills == 0 && err == nil && n >= float64(files/20) {
-				break
+			if n, _ := rep["mSuccessFileCount"].(float64); kills == 0 && n >= float64(files/20) {
+				return nil
 			}
-			time.Sleep(100 * time.Millisecond) // polling interval of the kill period
-		}
+			return errors.New("the kill period is not over")
+		})
 		if ended {
 			break
 		}

@@ -270,14 +270,20 @@ func (p *Proc) Wait(timeout time.Duration) error {
 // the test with the last error.
 func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
+	if err := Within(timeout, cond); err != nil {
+		t.Fatalf("condition not met within %v: %v", timeout, err)
+	}
+}
+
+// Within polls cond until it returns nil or timeout passes, and returns
+// cond's last error then: for a test that acts on the timeout (a kill
+// period, a job that may end first) rather than failing.
+func Within(timeout time.Duration, cond func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", timeout, err)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(50 * time.Millisecond) // poll interval, not a wait for an outcome
 	}
