@@ -317,8 +317,10 @@ func (n *Node) copyFile(ctx context.Context, src, dst storage.Store, srcInfo sto
 	}
 	var h hash.Hash
 	var reader io.Reader = r
-	if n.SourceBytes != nil {
-		reader = &countingReader{r: reader, count: n.SourceBytes}
+	// One count of the bytes read, for the node's metric and the batch's
+	// bytes in flight.
+	if count := bothCounts(n.SourceBytes, readProgress(ctx)); count != nil {
+		reader = &countingReader{r: reader, count: count}
 	}
 	if in.CheckContent {
 		h = md5.New()
@@ -327,7 +329,6 @@ func (n *Node) copyFile(ctx context.Context, src, dst storage.Store, srcInfo sto
 	if lim != nil {
 		reader = &limitedReader{ctx: ctx, r: reader, lim: lim}
 	}
-	reader = countReads(ctx, reader)
 	bufp := copyBuffers.Get().(*[]byte)
 	n64, err := io.CopyBuffer(writerOnly{w}, reader, *bufp)
 	copyBuffers.Put(bufp)

@@ -2,7 +2,6 @@ package activities
 
 import (
 	"context"
-	"io"
 	"sync/atomic"
 )
 
@@ -34,13 +33,16 @@ func readProgress(ctx context.Context) func(int64) {
 	return func(n int64) { c.Add(n) }
 }
 
-// countReads counts what r reads into the batch's count, if any.
-func countReads(ctx context.Context, r io.Reader) io.Reader {
-	c := readCounter(ctx)
-	if c == nil {
-		return r
+// bothCounts is a count that adds to a and b, either of which may be nil;
+// nil when both are.
+func bothCounts(a, b func(int64)) func(int64) {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
 	}
-	return &countingReader{r: r, count: func(n int64) { c.Add(n) }}
+	return func(n int64) { a(n); b(n) }
 }
 
 // inFlight is the bytes read by entries outside the finished prefix: what
