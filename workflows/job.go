@@ -210,9 +210,23 @@ func newJobRun(ctx workflow.Context, in JobInput) (*jobRun, error) {
 // view is the progress view of the job.
 func (r *jobRun) view() JobState {
 	c := &r.c
+	v := r.counters()
+	v.Options = c.Options
+	v.RecentFailures = append([]Failure(nil), c.RecentFailures...)
+	v.SkipReasons = append([]SkipCount(nil), c.SkipReasons...)
+	v.SkippedEntries = append([]SkippedEntry(nil), c.SkippedEntries...)
+	v.FailuresLocation = r.failuresLocation
+	v.Nodes, v.LostNodes, v.Warnings = c.Nodes, c.LostNodes, c.Warnings
+	return v
+}
+
+// counters is the view without its lists: what the progress line needs,
+// cheap enough for every turn of the run's loop.
+func (r *jobRun) counters() JobState {
+	c := &r.c
 	n := &c.Counters
 	v := JobState{
-		JobID: c.JobID, Type: c.Type, Path: c.Path, Dst: c.Dst, Options: c.Options,
+		JobID: c.JobID, Type: c.Type, Path: c.Path, Dst: c.Dst,
 		Status: r.status, Reason: r.reason, Stage: c.Stage,
 		SubmitTime: c.SubmitTime, RunStartTime: c.RunStartTime, EndTime: r.endTime, ElapsedBefore: c.ElapsedBefore,
 		ListingDone: r.listingDone(), PagesListed: n.PagesListed, Partitions: len(c.Partitions),
@@ -220,14 +234,9 @@ func (r *jobRun) view() JobState {
 		Qualified: n.Qualified, QualifiedSize: n.QualifiedSize,
 		Succeeded: n.Succeeded, Skipped: n.Skipped, Failed: n.Failed,
 		BytesDone: n.BytesDone, BytesSkipped: n.BytesSkipped,
-		RecentFailures:   append([]Failure(nil), c.RecentFailures...),
-		SkipReasons:      append([]SkipCount(nil), c.SkipReasons...),
-		SkippedEntries:   append([]SkippedEntry(nil), c.SkippedEntries...),
-		FailuresLocation: r.failuresLocation,
-		InFlight:         len(r.running), Queued: len(c.Queue),
+		InFlight: len(r.running), Queued: len(c.Queue),
 		VerifyPass: c.VerifyPass, VerifyLoadedFiles: n.VerifyLoadedFiles, VerifyLoadedBytes: n.VerifyLoadedBytes,
-		VerifyFailed: n.VerifyFailed,
-		Nodes:        c.Nodes, LostNodes: c.LostNodes, Warnings: c.Warnings, Runs: c.Runs,
+		VerifyFailed: n.VerifyFailed, Runs: c.Runs,
 	}
 	if !r.status.Active() {
 		v.Stage = ""
@@ -240,7 +249,7 @@ func (r *jobRun) setStatus(ctx workflow.Context, s JobStatus) error {
 	updates := []temporal.SearchAttributeUpdate{temporal.NewSearchAttributeKeyKeyword(SearchAttrJobState).ValueSet(string(s))}
 	if r.version >= truthVersion && r.keepsProgressAttribute(ctx) {
 		now := workflow.Now(ctx)
-		updates = append(updates, r.progressAttribute(ProgressLine(r.view(), now), now))
+		updates = append(updates, r.progressAttribute(ProgressLine(r.counters(), now), now))
 	}
 	return workflow.UpsertTypedSearchAttributes(ctx, updates...)
 }

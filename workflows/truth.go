@@ -144,7 +144,7 @@ func (r *jobRun) showProgress(ctx workflow.Context) {
 		return
 	}
 	now := workflow.Now(ctx)
-	line := ProgressLine(r.view(), now)
+	line := ProgressLine(r.counters(), now)
 	workflow.SetCurrentDetails(ctx, line)
 	if !r.keepsProgressAttribute(ctx) || line == r.progressShown || now.Sub(r.progressAt) < progressEvery {
 		return
