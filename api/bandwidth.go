@@ -2,8 +2,9 @@ package api
 
 import (
 	"errors"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -35,12 +36,7 @@ func (s *Server) setBandwidth(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	keys := make([]string, 0, len(req.Options))
-	for k := range req.Options {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(req.Options)) {
 		if k != "bandwidth" {
 			return badInput("options."+k, "only the bandwidth of a running job can be changed, not %s", k)
 		}

@@ -3,12 +3,7 @@ package cachenodepb
 import "unicode/utf8"
 
 // URI returns the file's URI byte for byte, from uri_bytes when it is set.
-func (x *FileRef) URI() string {
-	if b := x.GetUriBytes(); len(b) > 0 {
-		return string(b)
-	}
-	return x.GetUri()
-}
+func (x *FileRef) URI() string { return joinURI(x.GetUri(), x.GetUriBytes()) }
 
 // SetURI sets the file's URI: in uri when it is valid UTF-8, else in
 // uri_bytes with uri left empty (a node that does not know uri_bytes then
@@ -18,12 +13,7 @@ func (x *FileRef) SetURI(uri string) {
 }
 
 // URI returns the result's URI byte for byte, from uri_bytes when it is set.
-func (x *FileResult) URI() string {
-	if b := x.GetUriBytes(); len(b) > 0 {
-		return string(b)
-	}
-	return x.GetUri()
-}
+func (x *FileResult) URI() string { return joinURI(x.GetUri(), x.GetUriBytes()) }
 
 // SetURI sets the result's URI as FileRef.SetURI does.
 func (x *FileResult) SetURI(uri string) {
