@@ -131,38 +131,43 @@ func TestPolicyLifecycle(t *testing.T) {
 	}
 	expectIn(t, src, dst, "dst", edgeIn, late)
 	expectIn(t, src, dst, "src", edgeOut)
-	// edge-out is taken by the first run whose cut-off passes its mtime.
+	// edge-out is taken by the first run whose cut-off passes its mtime;
+	// the file reaches dst before that run's job has ended, so wait for
+	// the runs to say so too.
+	var between, after int64
+	var in2 policies.Info
 	ferrytest.Eventually(t, time.Minute, func() error {
 		if w := where(t, src, dst, edgeOut); w != "dst" {
 			return fmt.Errorf("edge-out in %s", w)
 		}
+		var err error
+		if in2, err = e.describe("tidy"); err != nil {
+			return err
+		}
+		between, after = 0, 0
+		for _, r := range in2.RecentRuns {
+			switch {
+			case r.ScheduledTime.After(first.ScheduledTime) && !r.ScheduledTime.After(at):
+				between += r.Succeeded
+			case r.ScheduledTime.After(at):
+				after += r.Succeeded
+			}
+		}
+		if after < 1 {
+			return fmt.Errorf("edge-out is in dst but no finished run after %v counts it yet", at)
+		}
 		return nil
 	})
-	in, err = e.describe("tidy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	moved := map[time.Time]int64{}
-	for _, r := range in.RecentRuns {
+	for _, r := range in2.RecentRuns {
 		if r.JobState != "SUCCEEDED" && r.Status != "RUNNING" {
 			t.Errorf("run %+v did not succeed", r)
 		}
-		moved[r.ScheduledTime] = r.Succeeded
 		if r.Qualified != r.Succeeded {
 			t.Errorf("run %+v: qualified != succeeded", r)
 		}
 	}
-	var between, after int64
-	for s, n := range moved {
-		switch {
-		case s.After(first.ScheduledTime) && !s.After(at):
-			between += n
-		case s.After(at):
-			after += n
-		}
-	}
 	if between != 2 || after != 1 {
-		t.Errorf("runs after the first up to %v moved %d files (want 2: late, edge-in), later runs %d (want 1: edge-out): %+v", at, between, after, in.RecentRuns)
+		t.Errorf("runs after the first up to %v moved %d files (want 2: late, edge-in), later runs %d (want 1: edge-out): %+v", at, between, after, in2.RecentRuns)
 	}
 	expectIn(t, src, dst, "src", young...)
 
