@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,6 +112,22 @@ func TestFileServerKeepsWorkflowsAndServesUI(t *testing.T) {
 	}
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
+	}
+	// The database is in WAL mode (bytes 18 and 19 of an SQLite header are
+	// 2 for WAL, 1 for the rollback journal): readers do not block the
+	// writer, and a commit costs one append instead of a journal round.
+	header := make([]byte, 20)
+	f, err := os.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadFull(f, header)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if header[18] != 2 || header[19] != 2 {
+		t.Fatalf("temporal.db is not in WAL mode: header bytes 18-19 are %d %d", header[18], header[19])
 	}
 
 	s2, err := temporaldev.Start(context.Background(), cfg)
