@@ -33,8 +33,14 @@ import (
 // every other error exits 1 (see main).
 const exitJobFailed = 2
 
-// watchInterval is how often --watch polls the job's progress.
-const watchInterval = 500 * time.Millisecond
+// watchInterval is how often --watch polls the job's progress once it has
+// run for a while; the first polls come sooner (firstWatchInterval, doubling),
+// so that a job of a fraction of a second is reported when it ends, not up
+// to half a second later.
+const (
+	watchInterval      = 500 * time.Millisecond
+	firstWatchInterval = 25 * time.Millisecond
+)
 
 // defaultAPIWait is how long --watch and --progress ride out an unreachable
 // or unavailable API (a restart, a coordinator still catching up, a Temporal
@@ -441,7 +447,7 @@ func (j *jobCommand) printReport(msg string) {
 func (j *jobCommand) watchJob(ctx context.Context) error {
 	w := newWatchView(j.out)
 	var final *report.Progress
-	for {
+	for wait := firstWatchInterval; ; wait = min(2*wait, watchInterval) {
 		// A coordinator that is still catching up after a restart answers
 		// 503 for a while: awaitProgress rides that out, at the start of
 		// the watch as in its middle.
@@ -467,7 +473,7 @@ func (j *jobCommand) watchJob(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(watchInterval):
+		case <-time.After(wait):
 		}
 	}
 	w.close()
