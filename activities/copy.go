@@ -108,7 +108,7 @@ func (n *Node) CopyBatch(ctx context.Context, in workflows.BatchInput) (workflow
 		// The job's retry pass gets only files that failed in a way worth
 		// retrying, possibly after their destination was written.
 		wrote := in.LastAttempt
-		return withRetries(ctx, n.FileAttempts, func() (fileOutcome, error) { return n.transfer(ctx, in, e, lim, &wrote) })
+		return withRetries(ctx, n.FileAttempts, func() (fileOutcome, error) { return n.transfer(ctx, in, e, lim, &wrote, resumed(ctx, in)) })
 	})
 }
 
@@ -124,7 +124,11 @@ func (n *Node) CopyBatch(ctx context.Context, in workflows.BatchInput) (workflow
 // job's copy, and a move goes on to delete the source, instead of skipping
 // the file (copy) or failing it as "already exists" with the file in both
 // places (move). Content that differs keeps the rules of spec/jobs.md §5.
-func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflows.FileEntry, lim Limiter, wrote *bool) (fileOutcome, error) {
+//
+// A resumed batch (see resumed) also checks a destination it finds: the same
+// content is taken as the earlier attempt's commit (transferred, not
+// skipped), other content is left alone and skipped.
+func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflows.FileEntry, lim Limiter, wrote *bool, resumed bool) (fileOutcome, error) {
 	move := in.Type == workflows.JobMove
 	if e.Irregular != "" {
 		return skipIrregular(ctx, e.URI, e.Irregular), nil
@@ -163,7 +167,7 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 		// A move whose destination already holds the source's bytes (left
 		// by an attempt that died after its commit, even in another
 		// process) finishes: it deletes the source.
-		if *wrote || move {
+		if *wrote || move || resumed {
 			err := verifyCopy(ctx, src, dst, dstURI, srcInfo, "", true)
 			if err == nil {
 				adopted = true
@@ -220,6 +224,14 @@ func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflow
 		removeEmptiedDirs(ctx, src, in.Source, e.URI)
 	}
 	return fileOutcome{bytes: written.Size}, nil
+}
+
+// resumed reports whether this batch continues an attempt that may have
+// committed files it could not report: a Temporal retry of the activity (a
+// kill, a timeout), or the rest of a batch the job re-planned after a
+// failure or cancellation.
+func resumed(ctx context.Context, in workflows.BatchInput) bool {
+	return in.Resumed || activity.GetInfo(ctx).Attempt > 1
 }
 
 // removeLeftovers removes what a writer of dstURI killed mid-commit may

@@ -156,6 +156,10 @@ type BatchInput struct {
 	// only, not added to the job's failure list (the file was already
 	// counted by the main pass).
 	Verify bool `json:"verify,omitempty"`
+	// Resumed marks the rest of a batch whose earlier attempt ended before
+	// it could report every file (cancelled, failed, its node lost): a
+	// destination found then may be that attempt's committed copy.
+	Resumed bool `json:"resumed,omitempty"`
 }
 
 // BatchResult is what a batch did. Entries are accounted exactly once:

@@ -717,7 +717,7 @@ func (r *jobRun) batchInput(b BatchRef) BatchInput {
 		JobID: r.c.JobID, Type: r.c.Type, Source: r.c.Path, Dst: r.c.Dst, Ref: &ref,
 		MetadataOnly: o.MetadataOnly, SkipIfExists: o.SkipIfExists || b.Pass == PassVerify, Replicas: o.Replicas,
 		CheckContent: o.CheckContent, Overwrite: o.Overwrite,
-		LastAttempt: b.Pass != PassMain, Verify: b.Pass == PassVerify,
+		LastAttempt: b.Pass != PassMain, Verify: b.Pass == PassVerify, Resumed: b.Attempts > 0,
 	}
 	if o.Bandwidth > 0 {
 		// The nodes take every batch's bytes from one job-wide budget
