@@ -126,6 +126,9 @@ func (l *lister) page(ctx context.Context, path, relPrefix, cursor string, sel *
 	p := page{cursor: cursor}
 	scanned := 0
 	emptyDirs := recursive && l.emptyDir != nil
+	// A count-only page keeps no entry: it builds relative paths only
+	// when the filter matches them.
+	paths := !l.countOnly || sel.UsesPaths() || emptyDirs
 	for p.count < limit {
 		ask := limit - p.count
 		if l.countOnly {
@@ -144,7 +147,7 @@ func (l *lister) page(ctx context.Context, path, relPrefix, cursor string, sel *
 		}
 		for _, e := range lp.Entries {
 			scanned++
-			if relPrefix != "" {
+			if relPrefix != "" && paths {
 				e.RelPath = relPrefix + "/" + e.RelPath
 			}
 			if e.IsDir && recursive {

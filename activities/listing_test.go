@@ -41,38 +41,45 @@ func TestCountOnlyPagesKeepNoEntries(t *testing.T) {
 		{ID: 2, Kind: workflows.PartitionTree, Dirs: []string{root + "/d2"}},
 		whole,
 	}
-	for _, part := range parts {
-		var kept, counted []page
-		for _, countOnly := range []bool{false, true} {
-			in := workflows.ListPageInput{Type: workflows.JobLoad, Path: root, Partition: part, Limit: countChunk + countChunk/2, CountOnly: countOnly}
-			l := &lister{resolver: res, countOnly: countOnly}
-			for {
-				p, next, err := l.listPartition(context.Background(), in)
-				if err != nil {
-					t.Fatal(err)
+	// The include glob matches the paths relative to the source, which a
+	// count-only page then builds too.
+	for _, rules := range []workflows.Filter{{}, {Include: []string{"d1/*"}}} {
+		for _, part := range parts {
+			var kept, counted []page
+			for _, countOnly := range []bool{false, true} {
+				in := workflows.ListPageInput{Type: workflows.JobLoad, Path: root, Partition: part, Limit: countChunk + countChunk/2, CountOnly: countOnly, Filter: rules}
+				l := &lister{resolver: res, countOnly: countOnly}
+				for {
+					p, next, err := l.listPartition(context.Background(), in)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if countOnly {
+						counted = append(counted, p)
+					} else {
+						kept = append(kept, p)
+					}
+					if next.Done {
+						break
+					}
+					in.Partition = next
 				}
-				if countOnly {
-					counted = append(counted, p)
-				} else {
-					kept = append(kept, p)
-				}
-				if next.Done {
-					break
-				}
-				in.Partition = next
 			}
-		}
-		if len(kept) != len(counted) {
-			t.Fatalf("partition %d (%s): %d pages listed, %d counted", part.ID, part.Kind, len(kept), len(counted))
-		}
-		for i, k := range kept {
-			c := counted[i]
-			if k.count != len(k.entries) || c.count != k.count || c.size != k.size || c.cursor != k.cursor || c.done != k.done {
-				t.Fatalf("partition %d page %d: listed %d entries (count %d, %d bytes, cursor %q), counted %d (%d bytes, cursor %q)",
-					part.ID, i, len(k.entries), k.count, k.size, k.cursor, c.count, c.size, c.cursor)
+			if len(kept) != len(counted) {
+				t.Fatalf("partition %d (%s): %d pages listed, %d counted", part.ID, part.Kind, len(kept), len(counted))
 			}
-			if len(c.entries) != 0 {
-				t.Fatalf("partition %d page %d: a count-only page kept %d entries", part.ID, i, len(c.entries))
+			for i, k := range kept {
+				c := counted[i]
+				if k.count != len(k.entries) || c.count != k.count || c.size != k.size || c.cursor != k.cursor || c.done != k.done {
+					t.Fatalf("partition %d page %d: listed %d entries (count %d, %d bytes, cursor %q), counted %d (%d bytes, cursor %q)",
+						part.ID, i, len(k.entries), k.count, k.size, k.cursor, c.count, c.size, c.cursor)
+				}
+				if len(c.entries) != 0 {
+					t.Fatalf("partition %d page %d: a count-only page kept %d entries", part.ID, i, len(c.entries))
+				}
+			}
+			if n := total(kept); len(rules.Include) > 0 && part.Kind == workflows.PartitionTree && len(part.Dirs) == 0 && (n == 0 || n >= files) {
+				t.Fatalf("partition %d: the include glob kept %d of %d files", part.ID, n, files)
 			}
 		}
 	}
@@ -84,4 +91,12 @@ func TestCountOnlyPagesKeepNoEntries(t *testing.T) {
 	if p.count != files || len(p.entries) != 0 {
 		t.Fatalf("counted %d files (kept %d), want %d and none kept", p.count, len(p.entries), files)
 	}
+}
+
+func total(ps []page) int {
+	n := 0
+	for _, p := range ps {
+		n += p.count
+	}
+	return n
 }

@@ -69,41 +69,65 @@ func (s *synthStore) List(ctx context.Context, uri string, o storage.ListOptions
 	if limit <= 0 {
 		limit = 1000
 	}
+	// Each answer is allocated once, at its size, and each name once (its
+	// relative path is a part of its URI): the store stands in for a real
+	// one and should add as little garbage as it can to what is measured.
 	var p storage.ListPage
+	answer := func(total int) {
+		p.Entries = make([]storage.Entry, 0, max(min(limit, total-start), 0))
+		if end := start + cap(p.Entries); end < total {
+			p.Cursor = strconv.Itoa(end)
+		}
+	}
 	switch {
 	case uri == synthRoot && !o.Recursive:
+		answer(s.dirs)
 		for i := start; i < s.dirs && len(p.Entries) < limit; i++ {
-			name := fmt.Sprintf("d%05d", i)
-			p.Entries = append(p.Entries, storage.Entry{URI: synthRoot + "/" + name, RelPath: name, IsDir: true})
-		}
-		if end := start + len(p.Entries); end < s.dirs {
-			p.Cursor = strconv.Itoa(end)
+			u := synthName(synthRoot, 'd', i, 5, 0, 0)
+			p.Entries = append(p.Entries, storage.Entry{URI: u, RelPath: u[len(synthRoot)+1:], IsDir: true})
 		}
 		return p, nil
 	case uri == synthRoot:
 		total := s.dirs * s.perDir
+		answer(total)
 		for i := start; i < total && len(p.Entries) < limit; i++ {
-			rel := fmt.Sprintf("d%05d/f%08d", i/s.perDir, i)
-			p.Entries = append(p.Entries, storage.Entry{URI: synthRoot + "/" + rel, RelPath: rel, Size: 1, Version: "1"})
-		}
-		if end := start + len(p.Entries); end < total {
-			p.Cursor = strconv.Itoa(end)
+			u := synthName(synthRoot, 'd', i/s.perDir, 5, 'f', i)
+			p.Entries = append(p.Entries, storage.Entry{URI: u, RelPath: u[len(synthRoot)+1:], Size: 1, Version: "1"})
 		}
 	default:
 		d, err := strconv.Atoi(strings.TrimPrefix(strings.TrimPrefix(uri, synthRoot+"/"), "d"))
 		if err != nil || d >= s.dirs {
 			return storage.ListPage{}, storage.NewError("list", uri, storage.ErrNotFound, nil)
 		}
+		answer(s.perDir)
 		for i := start; i < s.perDir && len(p.Entries) < limit; i++ {
-			rel := fmt.Sprintf("f%08d", d*s.perDir+i)
-			p.Entries = append(p.Entries, storage.Entry{URI: uri + "/" + rel, RelPath: rel, Size: 1, Version: "1"})
-		}
-		if end := start + len(p.Entries); end < s.perDir {
-			p.Cursor = strconv.Itoa(end)
+			u := synthName(uri, 'f', d*s.perDir+i, 8, 0, 0)
+			p.Entries = append(p.Entries, storage.Entry{URI: u, RelPath: u[len(uri)+1:], Size: 1, Version: "1"})
 		}
 	}
 	s.listed.Add(int64(len(p.Entries)))
 	return p, nil
+}
+
+// synthName is prefix/<a><x>, x zero-padded to width digits, followed by
+// /<b><y> (y to 8 digits) unless b is 0: "synth://tree/d00001/f00010001".
+// It allocates only the name.
+func synthName(prefix string, a byte, x, width int, b byte, y int) string {
+	var buf [128]byte
+	padded := func(out []byte, n, width int) []byte {
+		var d [20]byte
+		digits := strconv.AppendInt(d[:0], int64(n), 10)
+		for i := len(digits); i < width; i++ {
+			out = append(out, '0')
+		}
+		return append(out, digits...)
+	}
+	out := append(append(buf[:0], prefix...), '/', a)
+	out = padded(out, x, width)
+	if b != 0 {
+		out = padded(append(out, '/', b), y, 8)
+	}
+	return string(out)
 }
 
 var errSynthReadOnly = errors.New("synthetic listing source: list and stat only")
@@ -260,12 +284,15 @@ func startSynthCoordinator(t *testing.T, n int, frontend, namespace string) *syn
 	if err != nil {
 		t.Fatal(err)
 	}
+	trace := os.Getenv(envSynthTrace) != ""
 	cmd.Stderr = &p.stderr
+	if trace {
+		cmd.Stderr = io.MultiWriter(&p.stderr, os.Stderr)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	ready := make(chan bool, 1)
-	trace := os.Getenv(envSynthTrace) != ""
 	go func() {
 		defer close(p.done)
 		sc := bufio.NewScanner(out)
