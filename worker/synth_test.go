@@ -17,12 +17,12 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/ferryio/ferry/activities"
 	"github.com/ferryio/ferry/cachenode/ring"
+	"github.com/ferryio/ferry/internal/enginetest"
 	"github.com/ferryio/ferry/internal/historystat"
 	"github.com/ferryio/ferry/jobs"
 	"github.com/ferryio/ferry/manifest"
@@ -31,7 +31,6 @@ import (
 	temporaldev "github.com/ferryio/ferry/temporal-dev"
 	"github.com/ferryio/ferry/worker"
 	"github.com/ferryio/ferry/workflows"
-	"github.com/ferryio/ferry/workflows/bytesjson"
 )
 
 // synthStore is a listing source that generates its names: synth://tree
@@ -203,16 +202,7 @@ func TestSyntheticDryRunScale(t *testing.T) {
 	src := synthShape(n)
 	n = src.dirs * src.perDir
 
-	srv, err := temporaldev.Start(context.Background(), temporaldev.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Namespace: srv.Namespace(), Logger: quietLog{}, DataConverter: bytesjson.DataConverter()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	srv, c := enginetest.StartTemporal(t, temporaldev.Config{})
 	coord := startSynthCoordinator(t, n, srv.FrontendAddress(), srv.Namespace())
 
 	svc := jobs.NewService(c, storage.NewResolver(src))
@@ -356,7 +346,7 @@ func TestSyntheticCoordinatorProcess(t *testing.T) {
 	if n <= 0 {
 		t.Skip("the coordinator process of TestSyntheticDryRunScale")
 	}
-	c, err := client.Dial(client.Options{HostPort: os.Getenv(envSynthTemporal), Namespace: os.Getenv(envSynthNamespace), Logger: quietLog{}, DataConverter: bytesjson.DataConverter()})
+	c, err := enginetest.Dial(os.Getenv(envSynthTemporal), os.Getenv(envSynthNamespace))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,11 +464,3 @@ func (a *gaugedActivity) ExecuteActivity(ctx context.Context, in *interceptor.Ex
 	defer a.running.Add(-1)
 	return a.Next.ExecuteActivity(ctx, in)
 }
-
-// quietLog drops the Temporal client's log lines.
-type quietLog struct{}
-
-func (quietLog) Debug(string, ...interface{}) {}
-func (quietLog) Info(string, ...interface{})  {}
-func (quietLog) Warn(string, ...interface{})  {}
-func (quietLog) Error(string, ...interface{}) {}
