@@ -69,14 +69,14 @@ func (c *Coordinator) ListPage(ctx context.Context, in workflows.ListPageInput) 
 		if in.Partition.Kind == workflows.PartitionIndex {
 			in.Path = in.IndexFile
 		}
-		p, part, err = (&lister{resolver: c.Resolver}).listPartition(ctx, in)
+		p, part, err = (&lister{resolver: c.Resolver, countOnly: in.CountOnly}).listPartition(ctx, in)
 	}
 	if err != nil {
 		return workflows.ListPageResult{}, toTemporal(fmt.Errorf("list %s: %w", in.Path, err))
 	}
 	part.Dirs = nil // the workflow has them
-	res := workflows.ListPageResult{Partition: part, Qualified: int64(len(p.entries)), QualifiedSize: p.size}
-	if in.CountOnly || len(p.entries) == 0 {
+	res := workflows.ListPageResult{Partition: part, Qualified: int64(p.count), QualifiedSize: p.size}
+	if in.CountOnly || p.count == 0 {
 		return res, nil
 	}
 	res.Plan, err = c.planAndWrite(ctx, in.JobID, in.Type, in.Out, p.entries, true)
@@ -106,8 +106,7 @@ func (c *Coordinator) readBack(ctx context.Context, in workflows.ListPageInput) 
 			return page{}, part, err
 		}
 		for _, e := range es {
-			p.entries = append(p.entries, e)
-			p.size += max(e.Size, 0)
+			p.add(e, false)
 		}
 		part.Cursor = keys[0]
 		activity.RecordHeartbeat(ctx, part.Cursor)
@@ -330,7 +329,7 @@ func (c *Coordinator) CountSource(ctx context.Context, in workflows.ListInput) (
 	if err != nil {
 		return workflows.CountResult{}, toTemporal(err)
 	}
-	l := &lister{resolver: c.Resolver}
+	l := &lister{resolver: c.Resolver, countOnly: true}
 	if p.Cursor == "" && p.Files == 0 {
 		p.Cursor = in.Cursor
 	}
@@ -351,9 +350,9 @@ func (c *Coordinator) CountSource(ctx context.Context, in workflows.ListInput) (
 		if err != nil {
 			return workflows.CountResult{}, toTemporal(fmt.Errorf("count %s: %w", in.Path, err))
 		}
-		p.Files += int64(len(pg.entries))
+		p.Files += int64(pg.count)
 		p.Bytes += pg.size
-		scanned += int64(len(pg.entries)) + 1
+		scanned += int64(pg.count) + 1
 		p.Cursor, p.Done = pg.cursor, pg.done
 		activity.RecordHeartbeat(ctx, p)
 	}

@@ -30,6 +30,12 @@ const maxScanFactor = 50
 // a source with more is listed as one tree.
 const maxTopDirs = 1024
 
+// countChunk is the most entries a count-only listing asks its store for
+// at once. A count-only page keeps no entries, so what it holds in memory
+// is one such answer, whatever the page size: the coordinator's memory
+// during a dry run is listParallel chunks, independent of the tree.
+const countChunk = 1000
+
 func compileFilter(regx string, rules workflows.Filter) (*filter.Filter, error) {
 	f, err := filter.Compile(rules, regx)
 	if err != nil {
@@ -42,12 +48,23 @@ func keep(f *filter.Filter, e storage.Entry) bool {
 	return f.Keep(filter.Entry{Name: storage.Base(e.URI), RelPath: e.RelPath, IsDir: e.IsDir, Size: e.Size, ModTime: e.ModTime})
 }
 
-// page is one page of qualifying entries.
+// page is one page of qualifying entries: count of them, of size bytes in
+// all, listed in entries unless the lister only counts.
 type page struct {
 	entries []workflows.FileEntry
+	count   int
 	cursor  string
 	done    bool
 	size    int64
+}
+
+// add counts e into the page, and keeps it unless countOnly.
+func (p *page) add(e workflows.FileEntry, countOnly bool) {
+	p.count++
+	p.size += max(e.Size, 0)
+	if !countOnly {
+		p.entries = append(p.entries, e)
+	}
 }
 
 // lister pages through a job's source: a directory, a single file, or an
@@ -57,6 +74,8 @@ type lister struct {
 	// emptyDir, when set, is given the relative path of every empty
 	// directory of the source (see emptyDirMaker).
 	emptyDir func(ctx context.Context, rel string) error
+	// countOnly: pages count their entries and keep none (dry runs).
+	countOnly bool
 }
 
 // emptyDirMaker returns what recreates the source's empty directories at
@@ -99,8 +118,7 @@ func (l *lister) page(ctx context.Context, path, relPrefix, cursor string, sel *
 			var p page
 			p.done = true
 			if keep(sel, info) {
-				p.entries = append(p.entries, fileEntry(info, ""))
-				p.size = info.Size
+				p.add(fileEntry(info, ""), l.countOnly)
 			}
 			return p, nil
 		}
@@ -108,8 +126,15 @@ func (l *lister) page(ctx context.Context, path, relPrefix, cursor string, sel *
 	p := page{cursor: cursor}
 	scanned := 0
 	emptyDirs := recursive && l.emptyDir != nil
-	for len(p.entries) < limit {
-		lp, err := st.List(ctx, path, storage.ListOptions{Recursive: recursive, Cursor: p.cursor, Limit: limit - len(p.entries), EmptyDirs: emptyDirs})
+	// A count-only page keeps no entry: it builds relative paths only
+	// when the filter matches them.
+	paths := !l.countOnly || sel.UsesPaths() || emptyDirs
+	for p.count < limit {
+		ask := limit - p.count
+		if l.countOnly {
+			ask = min(ask, countChunk)
+		}
+		lp, err := st.List(ctx, path, storage.ListOptions{Recursive: recursive, Cursor: p.cursor, Limit: ask, EmptyDirs: emptyDirs})
 		if err != nil {
 			return page{}, err
 		}
@@ -122,7 +147,7 @@ func (l *lister) page(ctx context.Context, path, relPrefix, cursor string, sel *
 		}
 		for _, e := range lp.Entries {
 			scanned++
-			if relPrefix != "" {
+			if relPrefix != "" && paths {
 				e.RelPath = relPrefix + "/" + e.RelPath
 			}
 			if e.IsDir && recursive {
@@ -136,8 +161,7 @@ func (l *lister) page(ctx context.Context, path, relPrefix, cursor string, sel *
 				continue
 			}
 			if keep(sel, e) {
-				p.entries = append(p.entries, fileEntry(e, e.RelPath))
-				p.size += e.Size
+				p.add(fileEntry(e, e.RelPath), l.countOnly)
 			}
 		}
 		p.cursor = lp.Cursor
@@ -186,7 +210,7 @@ func (l *lister) indexPage(ctx context.Context, indexFile, cursor string, sel *f
 	defer func() { _ = r.Close() }()
 	br := bufio.NewReaderSize(r, 64<<10)
 	p := page{}
-	for len(p.entries) < limit {
+	for p.count < limit {
 		line, err := br.ReadBytes('\n')
 		if len(line) == 0 && errors.Is(err, io.EOF) {
 			p.done = true
@@ -207,10 +231,9 @@ func (l *lister) indexPage(ctx context.Context, indexFile, cursor string, sel *f
 						continue
 					}
 					e.Size, e.Version = info.Size, info.Version
-					p.size += info.Size
 				}
 			}
-			p.entries = append(p.entries, e)
+			p.add(e, l.countOnly)
 		}
 		if errors.Is(err, io.EOF) {
 			p.done = true
@@ -307,9 +330,9 @@ func (l *lister) listPartition(ctx context.Context, in workflows.ListPageInput) 
 			return p, part, err
 		}
 		var out page
-		for part.DirIndex < len(part.Dirs) && len(out.entries) < limit {
+		for part.DirIndex < len(part.Dirs) && out.count < limit {
 			dir := part.Dirs[part.DirIndex]
-			p, err := l.page(ctx, dir, relOf(in.Path, dir), part.Cursor, sel, limit-len(out.entries), true)
+			p, err := l.page(ctx, dir, relOf(in.Path, dir), part.Cursor, sel, limit-out.count, true)
 			if err != nil {
 				if errors.Is(err, storage.ErrNotFound) && part.Cursor == "" {
 					// Removed since the source was partitioned: nothing to list.
@@ -319,6 +342,7 @@ func (l *lister) listPartition(ctx context.Context, in workflows.ListPageInput) 
 				return page{}, part, err
 			}
 			out.entries = append(out.entries, p.entries...)
+			out.count += p.count
 			out.size += p.size
 			part.Cursor = p.cursor
 			if !p.done {

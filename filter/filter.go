@@ -132,6 +132,13 @@ func (f *Filter) Keep(e Entry) bool {
 	return true
 }
 
+// UsesPaths reports whether Keep looks at an entry's relative path (an
+// include or exclude glob): a listing that only counts need not build the
+// paths otherwise.
+func (f *Filter) UsesPaths() bool {
+	return f != nil && len(f.rules.Include)+len(f.rules.Exclude) > 0
+}
+
 // MatchGlob reports whether rel (a "/"-separated relative path) matches the
 // glob g, where "**" stands for any number of whole segments and other
 // segments use path.Match syntax.

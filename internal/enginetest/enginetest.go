@@ -184,16 +184,7 @@ func NewCluster(t testing.TB, nodes int, extra ...storage.Store) *Cluster {
 // configured by cfg (UIAddress "127.0.0.1:0" adds the Web UI at UIURL).
 func NewClusterConfig(t testing.TB, cfg temporaldev.Config, nodes int, extra ...storage.Store) *Cluster {
 	t.Helper()
-	srv, err := temporaldev.Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Namespace: srv.Namespace(), Logger: quietLogger{}, DataConverter: bytesjson.DataConverter()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	srv, c := StartTemporal(t, cfg)
 	st, err := local.New(local.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -222,6 +213,30 @@ func NewClusterConfig(t testing.TB, cfg temporaldev.Config, nodes int, extra ...
 		cl.AddNode(fmt.Sprintf("node-%d", i))
 	}
 	return cl
+}
+
+// StartTemporal starts the embedded Temporal server configured by cfg and
+// dials a client of it with Ferry's data converter; both stop when the
+// test ends.
+func StartTemporal(t testing.TB, cfg temporaldev.Config) (*temporaldev.Server, client.Client) {
+	t.Helper()
+	srv, err := temporaldev.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	c, err := Dial(srv.FrontendAddress(), srv.Namespace())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return srv, c
+}
+
+// Dial connects a quiet client with Ferry's data converter to the Temporal
+// server at frontend, for example from a process a test started.
+func Dial(frontend, namespace string) (client.Client, error) {
+	return client.Dial(client.Options{HostPort: frontend, Namespace: namespace, Logger: quietLogger{}, DataConverter: bytesjson.DataConverter()})
 }
 
 // Ring is the cluster's current ring.

@@ -17,8 +17,9 @@ type Stats struct {
 	Runs   int
 	Events int
 	Bytes  int
-	// MaxRunBytes is the largest history of one run.
-	MaxRunBytes int
+	// MaxRunBytes and MaxRunEvents are the largest history of one run, in
+	// bytes and in events.
+	MaxRunBytes, MaxRunEvents int
 	// Children, ChildEvents and ChildBytes are the histories of the child
 	// workflows the runs started (the batches a run hands over at
 	// continue-as-new), apart from the job's own.
@@ -45,6 +46,7 @@ func Of(ctx context.Context, c client.Client, workflowID string) (Stats, error) 
 		s.Events += events
 		s.Bytes += bytes
 		s.MaxRunBytes = max(s.MaxRunBytes, bytes)
+		s.MaxRunEvents = max(s.MaxRunEvents, events)
 	})
 	if err != nil {
 		return s, err
