@@ -1,0 +1,317 @@
+package manifest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	commonpb "go.temporal.io/api/common/v1"
+
+	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/workflows"
+	"github.com/ferryio/ferry/workflows/bytesjson"
+)
+
+// What a listing page leaves behind so that a retried ListPage never lists
+// again what an earlier attempt listed. Each page has a directory:
+//
+//	<root>/<jobID>/listed/<page>/result          the page's result, once it is complete
+//	<root>/<jobID>/listed/<page>/start-a<A>-<i>  attempt A starts listing at piece i
+//	<root>/<jobID>/listed/<page>/piece-<i>-a<A>  piece i of the page, as attempt A listed it
+//
+// <page> names the page's output manifest (PageName). A piece is written
+// before the next one is listed; the start marker before an attempt's first
+// listing call. Every object carries a fingerprint of the page's input: an
+// object left by another input under the same name is ignored.
+
+// KindListed is the directory of the page records and pieces.
+const KindListed = "listed"
+
+const (
+	magicPiece  = "FERRY-MANIFEST-PIECE-1\n"
+	magicResult = "FERRY-MANIFEST-PAGE-RESULT-1\n"
+	magicStart  = "FERRY-MANIFEST-START-1\n"
+	resultName  = "result"
+)
+
+// PageName is the name of the listing directory of the page whose output
+// manifest is out.
+func PageName(out workflows.ManifestRef) string { return out.Kind + "-" + out.Key }
+
+// Fingerprint identifies a page's input: a retry of the same activity has
+// the same one.
+func Fingerprint(in workflows.ListPageInput) (string, error) {
+	p, err := bytesjson.PayloadConverter{}.ToPayload(in)
+	if err != nil {
+		return "", fmt.Errorf("fingerprint of a listing page: %w", err)
+	}
+	sum := sha256.Sum256(p.GetData())
+	return hex.EncodeToString(sum[:16]), nil
+}
+
+// PieceState is where a partition's listing stands: after a piece, or
+// before the first one.
+type PieceState struct {
+	Cursor   string
+	DirIndex int
+	Done     bool
+}
+
+// Piece is one part of a listing page as one attempt listed it.
+type Piece struct {
+	Index   int
+	Attempt int
+	// From is the partition's state before the piece, To after it.
+	From, To PieceState
+	// Scanned counts the raw entries the piece looked at.
+	Scanned int64
+	// Count and Size are the qualifying entries and their bytes; Entries
+	// holds them, unless the page only counts.
+	Count, Size int64
+	Entries     []workflows.FileEntry
+}
+
+// Start is an attempt's start marker: it began listing at piece First.
+type Start struct {
+	Attempt, First int
+}
+
+func (s *Store) listedURI(jobID, page, name string) string {
+	return s.URI(jobID, KindListed, page) + "/" + name
+}
+
+func putPieceState(b *bytes.Buffer, st PieceState) {
+	putString(b, st.Cursor)
+	b.Write(binary.AppendUvarint(nil, uint64(st.DirIndex)))
+	if st.Done {
+		b.WriteByte(1)
+	} else {
+		b.WriteByte(0)
+	}
+}
+
+func getPieceState(r *reader) (PieceState, error) {
+	var st PieceState
+	var err error
+	if st.Cursor, err = getString(r); err != nil {
+		return st, err
+	}
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return st, err
+	}
+	st.DirIndex = int(n)
+	done, err := r.ReadByte()
+	st.Done = done == 1
+	return st, err
+}
+
+// WritePiece stores a piece of page, written by its attempt.
+func (s *Store) WritePiece(ctx context.Context, jobID, page, fingerprint string, p Piece) error {
+	var b bytes.Buffer
+	b.WriteString(magicPiece)
+	putString(&b, fingerprint)
+	for _, v := range []int64{int64(p.Index), int64(p.Attempt), p.Scanned, p.Count, p.Size} {
+		b.Write(binary.AppendVarint(nil, v))
+	}
+	putPieceState(&b, p.From)
+	putPieceState(&b, p.To)
+	b.Write(binary.AppendUvarint(nil, uint64(len(p.Entries))))
+	for _, e := range p.Entries {
+		putEntry(&b, e)
+	}
+	return s.put(ctx, s.listedURI(jobID, page, fmt.Sprintf("piece-%06d-a%04d", p.Index, p.Attempt)), b.Bytes())
+}
+
+// WriteStart stores an attempt's start marker, before it lists anything.
+func (s *Store) WriteStart(ctx context.Context, jobID, page, fingerprint string, st Start) error {
+	var b bytes.Buffer
+	b.WriteString(magicStart)
+	putString(&b, fingerprint)
+	return s.put(ctx, s.listedURI(jobID, page, fmt.Sprintf("start-a%04d-%06d", st.Attempt, st.First)), b.Bytes())
+}
+
+// Listed is what the attempts of a page left in the store.
+type Listed struct {
+	// Pieces are sorted by index, then attempt.
+	Pieces []Piece
+	// Starts are sorted by attempt.
+	Starts []Start
+}
+
+// ReadListed reads the pieces and start markers of page that carry
+// fingerprint.
+func (s *Store) ReadListed(ctx context.Context, jobID, page, fingerprint string) (Listed, error) {
+	var out Listed
+	names, err := s.Keys(ctx, jobID, KindListed+"/"+page, "", 0)
+	if err != nil {
+		return out, err
+	}
+	for _, name := range names {
+		switch {
+		case strings.HasPrefix(name, "piece-"):
+			p, fp, err := s.readPiece(ctx, s.listedURI(jobID, page, name))
+			if err != nil {
+				return out, err
+			}
+			if fp == fingerprint {
+				out.Pieces = append(out.Pieces, p)
+			}
+		case strings.HasPrefix(name, "start-a"):
+			var st Start
+			a, i, ok := strings.Cut(strings.TrimPrefix(name, "start-a"), "-")
+			if st.Attempt, err = strconv.Atoi(a); err != nil || !ok {
+				continue
+			}
+			if st.First, err = strconv.Atoi(i); err != nil {
+				continue
+			}
+			r, err := s.open(ctx, s.listedURI(jobID, page, name), magicStart)
+			if err != nil {
+				return out, err
+			}
+			fp, err := getString(r)
+			_ = r.Close()
+			if err == nil && fp == fingerprint {
+				out.Starts = append(out.Starts, st)
+			}
+		}
+	}
+	sort.Slice(out.Pieces, func(i, j int) bool {
+		a, b := out.Pieces[i], out.Pieces[j]
+		return a.Index < b.Index || a.Index == b.Index && a.Attempt < b.Attempt
+	})
+	sort.Slice(out.Starts, func(i, j int) bool { return out.Starts[i].Attempt < out.Starts[j].Attempt })
+	return out, nil
+}
+
+func (s *Store) readPiece(ctx context.Context, uri string) (Piece, string, error) {
+	r, err := s.open(ctx, uri, magicPiece)
+	if err != nil {
+		return Piece{}, "", err
+	}
+	defer func() { _ = r.Close() }()
+	var p Piece
+	fp, err := getString(r)
+	if err != nil {
+		return p, "", corrupt(uri, err)
+	}
+	var v [5]int64
+	for i := range v {
+		if v[i], err = binary.ReadVarint(r); err != nil {
+			return p, "", corrupt(uri, err)
+		}
+	}
+	p.Index, p.Attempt, p.Scanned, p.Count, p.Size = int(v[0]), int(v[1]), v[2], v[3], v[4]
+	if p.From, err = getPieceState(r); err == nil {
+		p.To, err = getPieceState(r)
+	}
+	if err != nil {
+		return p, "", corrupt(uri, err)
+	}
+	if p.Entries, err = readEntries(r, uri, 0, -1); err != nil {
+		return p, "", err
+	}
+	return p, fp, nil
+}
+
+// WritePageResult records the result of a complete page, for a retry of
+// the same input to return instead of listing again.
+func (s *Store) WritePageResult(ctx context.Context, jobID, page, fingerprint string, res workflows.ListPageResult) error {
+	p, err := bytesjson.PayloadConverter{}.ToPayload(res)
+	if err != nil {
+		return fmt.Errorf("encode the result of page %s: %w", page, err)
+	}
+	var b bytes.Buffer
+	b.WriteString(magicResult)
+	putString(&b, fingerprint)
+	putString(&b, string(p.GetData()))
+	return s.put(ctx, s.listedURI(jobID, page, resultName), b.Bytes())
+}
+
+// ReadPageResult returns the recorded result of page for fingerprint, and
+// false when there is none (or it was recorded for another input).
+func (s *Store) ReadPageResult(ctx context.Context, jobID, page, fingerprint string) (workflows.ListPageResult, bool, error) {
+	var res workflows.ListPageResult
+	uri := s.listedURI(jobID, page, resultName)
+	r, err := s.open(ctx, uri, magicResult)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return res, false, nil
+		}
+		return res, false, err
+	}
+	defer func() { _ = r.Close() }()
+	fp, err := getString(r)
+	if err != nil {
+		return res, false, corrupt(uri, err)
+	}
+	if fp != fingerprint {
+		return res, false, nil
+	}
+	data, err := getString(r)
+	if err != nil {
+		return res, false, corrupt(uri, err)
+	}
+	if err := (bytesjson.PayloadConverter{}).FromPayload(&commonpb.Payload{Data: []byte(data)}, &res); err != nil {
+		return res, false, corrupt(uri, err)
+	}
+	return res, true, nil
+}
+
+// deleteListed removes the listing directories of a job.
+func (s *Store) deleteListed(ctx context.Context, jobID string) error {
+	dir := s.root + "/" + jobID + "/" + KindListed
+	var pages []string
+	cursor := ""
+	for {
+		p, err := s.st.List(ctx, dir, storage.ListOptions{Cursor: cursor, Limit: 1000})
+		if err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				break
+			}
+			return fmt.Errorf("list %s: %w", dir, err)
+		}
+		for _, e := range p.Entries {
+			if e.IsDir {
+				pages = append(pages, storage.Base(strings.TrimSuffix(e.URI, "/")))
+			}
+		}
+		if p.Cursor == "" {
+			break
+		}
+		cursor = p.Cursor
+	}
+	var errs []error
+	for _, page := range pages {
+		errs = append(errs, s.deleteKind(ctx, jobID, KindListed+"/"+page))
+	}
+	errs = append(errs, s.deleteKind(ctx, jobID, KindListed))
+	return errors.Join(errs...)
+}
+
+// DeletePieces removes the pieces and start markers of page, keeping its
+// result: once the result is recorded, a retry needs nothing else.
+func (s *Store) DeletePieces(ctx context.Context, jobID, page string) error {
+	names, err := s.Keys(ctx, jobID, KindListed+"/"+page, "", 0)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range names {
+		if name == resultName {
+			continue
+		}
+		if err := s.st.Delete(ctx, s.listedURI(jobID, page, name)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("delete %s: %w", s.listedURI(jobID, page, name), err))
+		}
+	}
+	return errors.Join(errs...)
+}
