@@ -110,11 +110,11 @@ func (c *Coordinator) ListPage(ctx context.Context, in workflows.ListPageInput) 
 	if err := c.Manifests.WritePageResult(ctx, in.JobID, name, fp, res); err != nil {
 		return workflows.ListPageResult{}, toTemporal(err)
 	}
-	if log != nil {
-		// The result stands for the pieces now; the job's end removes
-		// whatever this leaves.
-		if err := c.Manifests.DeletePieces(ctx, in.JobID, name); err != nil {
-			activity.GetLogger(ctx).Warn("the pieces of a listed page are left until the job ends", "page", name, "error", err)
+	if log != nil && !in.CountOnly {
+		// The result stands for the pieces' entries now; what each attempt
+		// listed stays on record until the job ends.
+		if err := c.Manifests.StripPieces(ctx, in.JobID, name, fp, log.pieces); err != nil {
+			activity.GetLogger(ctx).Warn("the pieces of a listed page keep their entries until the job ends", "page", name, "error", err)
 		}
 	}
 	return res, nil

@@ -351,8 +351,10 @@ type pieceLog struct {
 	attempt                  int
 	// countOnly stores counts, not entries (a dry run keeps no page).
 	countOnly bool
-	// fetched is, after listPartition, which attempt listed which pieces.
+	// fetched is, after listPartition, which attempt listed which pieces;
+	// pieces the page's pieces (without their entries).
 	fetched []workflows.PageFetch
+	pieces  []manifest.Piece
 }
 
 func stateOf(p workflows.Partition) manifest.PieceState {
@@ -360,11 +362,12 @@ func stateOf(p workflows.Partition) manifest.PieceState {
 }
 
 // chain returns the stored pieces that continue one another from the
-// page's start state, one per index.
+// page's start state, one per index (stripped pieces have no entries left
+// to give).
 func chain(pieces []manifest.Piece, from manifest.PieceState) []manifest.Piece {
 	var out []manifest.Piece
 	for _, p := range pieces {
-		if p.Index == len(out) && p.From == from {
+		if p.Index == len(out) && p.From == from && !p.Stripped {
 			out = append(out, p)
 			from = p.To
 		}
@@ -475,6 +478,7 @@ func (l *lister) listPartition(ctx context.Context, in workflows.ListPageInput, 
 	}
 	if log != nil {
 		log.fetched = fetchLog(listed, log.attempt, len(done)-1)
+		log.pieces = listed.Pieces
 	}
 	return out, part, nil
 }

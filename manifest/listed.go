@@ -29,7 +29,9 @@ import (
 // <page> names the page's output manifest (PageName). A piece is written
 // before the next one is listed; the start marker before an attempt's first
 // listing call. Every object carries a fingerprint of the page's input: an
-// object left by another input under the same name is ignored.
+// object left by another input under the same name is ignored. Once the
+// result is recorded the pieces lose their entries (StripPieces); the job's
+// end removes the whole directory.
 
 // KindListed is the directory of the page records and pieces.
 const KindListed = "listed"
@@ -73,9 +75,12 @@ type Piece struct {
 	// Scanned counts the raw entries the piece looked at.
 	Scanned int64
 	// Count and Size are the qualifying entries and their bytes; Entries
-	// holds them, unless the page only counts.
+	// holds them, unless the page only counts or the piece was stripped.
 	Count, Size int64
 	Entries     []workflows.FileEntry
+	// Stripped says the entries were dropped once the page's result was
+	// recorded: the piece only records what its attempt listed.
+	Stripped bool
 }
 
 // Start is an attempt's start marker: it began listing at piece First.
@@ -123,6 +128,11 @@ func (s *Store) WritePiece(ctx context.Context, jobID, page, fingerprint string,
 	}
 	putPieceState(&b, p.From)
 	putPieceState(&b, p.To)
+	if p.Stripped {
+		b.WriteByte(1)
+	} else {
+		b.WriteByte(0)
+	}
 	b.Write(binary.AppendUvarint(nil, uint64(len(p.Entries))))
 	for _, e := range p.Entries {
 		putEntry(&b, e)
@@ -210,14 +220,21 @@ func (s *Store) readPiece(ctx context.Context, uri string) (Piece, string, error
 		}
 	}
 	p.Index, p.Attempt, p.Scanned, p.Count, p.Size = int(v[0]), int(v[1]), v[2], v[3], v[4]
+	var stripped byte
 	if p.From, err = getPieceState(r); err == nil {
-		p.To, err = getPieceState(r)
+		if p.To, err = getPieceState(r); err == nil {
+			stripped, err = r.ReadByte()
+		}
 	}
+	p.Stripped = stripped == 1
 	if err != nil {
 		return p, "", corrupt(uri, err)
 	}
 	if p.Entries, err = readEntries(r, uri, 0, -1); err != nil {
 		return p, "", err
+	}
+	if len(p.Entries) == 0 {
+		p.Entries = nil
 	}
 	return p, fp, nil
 }
@@ -297,21 +314,17 @@ func (s *Store) deleteListed(ctx context.Context, jobID string) error {
 	return errors.Join(errs...)
 }
 
-// DeletePieces removes the pieces and start markers of page, keeping its
-// result: once the result is recorded, a retry needs nothing else.
-func (s *Store) DeletePieces(ctx context.Context, jobID, page string) error {
-	names, err := s.Keys(ctx, jobID, KindListed+"/"+page, "", 0)
-	if err != nil {
-		return err
-	}
+// StripPieces rewrites pieces of page without their entries, once its
+// result is recorded: a retry needs nothing else, and what each attempt
+// listed stays on record until the job ends.
+func (s *Store) StripPieces(ctx context.Context, jobID, page, fingerprint string, pieces []Piece) error {
 	var errs []error
-	for _, name := range names {
-		if name == resultName {
+	for _, p := range pieces {
+		if p.Stripped {
 			continue
 		}
-		if err := s.st.Delete(ctx, s.listedURI(jobID, page, name)); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			errs = append(errs, fmt.Errorf("delete %s: %w", s.listedURI(jobID, page, name), err))
-		}
+		p.Entries, p.Stripped = nil, true
+		errs = append(errs, s.WritePiece(ctx, jobID, page, fingerprint, p))
 	}
 	return errors.Join(errs...)
 }

@@ -73,14 +73,19 @@ func TestPiecesAndResultOfAPage(t *testing.T) {
 		t.Fatalf("the result of another input was returned: %v", err)
 	}
 
-	if err := s.DeletePieces(ctx, "job", page); err != nil {
+	if err := s.StripPieces(ctx, "job", page, fp, got.Pieces); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.ReadListed(ctx, "job", page, fp); err != nil || len(got.Pieces)+len(got.Starts) > 0 {
-		t.Fatalf("after DeletePieces: %+v, %v", got, err)
+	stripped, err := s.ReadListed(ctx, "job", page, fp)
+	if err != nil || len(stripped.Pieces) != 2 || len(stripped.Starts) != 2 {
+		t.Fatalf("after StripPieces: %+v, %v", stripped, err)
 	}
-	if _, ok, _ := s.ReadPageResult(ctx, "job", page, fp); !ok {
-		t.Fatal("DeletePieces removed the result")
+	for i, p := range stripped.Pieces {
+		want := pieces[i]
+		want.Entries, want.Stripped = nil, true
+		if !reflect.DeepEqual(p, want) {
+			t.Fatalf("stripped piece %+v, want %+v", p, want)
+		}
 	}
 	if err := s.DeleteWork(ctx, "job"); err != nil {
 		t.Fatal(err)
