@@ -116,27 +116,31 @@ type jobAudit struct {
 	runs, children int
 	pages          int
 	// pagesRetried counts the pages whose activity ran more than one
-	// attempt; resumed those listed by two attempts or more, one after
-	// the other; cut the attempts cut while listing a piece (that piece,
-	// not stored, was listed again).
-	pagesRetried, resumed, cut int
-	fetched                    int64
-	batches, covered           int
+	// attempt; unlisted those whose last attempt listed nothing (the
+	// earlier ones had); resumed those listed by two attempts or more, one
+	// after the other; cut the attempts cut while listing a piece (that
+	// piece, not stored, was listed again).
+	pagesRetried, unlisted, resumed, cut int
+	fetched                              int64
+	batches, covered                     int
 }
 
 func (a jobAudit) String() string {
 	return fmt.Sprintf("history: %d runs and %d batch workflows; %d listing pages each scheduled once, %d of them retried after a kill, "+
-		"%d entries listed (%d pages continued by a later attempt, %d attempts cut while listing a piece, no stored piece listed twice); "+
-		"%d batches each completed once covering %d files",
-		a.runs, a.children, a.pages, a.pagesRetried, a.fetched, a.resumed, a.cut, a.batches, a.covered)
+		"%d entries listed (%d retried pages completed by an attempt that listed nothing, %d pages continued by a later attempt, "+
+		"%d attempts cut while listing a piece, no stored piece listed twice); %d batches each completed once covering %d files",
+		a.runs, a.children, a.pages, a.pagesRetried, a.fetched, a.unlisted, a.resumed, a.cut, a.batches, a.covered)
 }
 
 // auditPage checks what the attempts of one listing page listed, as the
 // manifest store recorded it: no piece of the page listed by two attempts.
-func auditPage(t *testing.T, a *jobAudit, page string, res workflows.ListPageResult) {
+// attempt is the one that completed.
+func auditPage(t *testing.T, a *jobAudit, page string, attempt int, res workflows.ListPageResult) {
 	t.Helper()
 	by := map[int]int{}
+	listedLast := false
 	for _, f := range res.Fetched {
+		listedLast = listedLast || f.Attempt == attempt
 		for i := f.First; i < f.First+f.Pieces; i++ {
 			if other, ok := by[i]; ok {
 				t.Fatalf("listing page %s: piece %d was listed by attempt %d and again by attempt %d (%+v)", page, i, other, f.Attempt, res.Fetched)
@@ -150,6 +154,9 @@ func auditPage(t *testing.T, a *jobAudit, page string, res workflows.ListPageRes
 	}
 	if len(res.Fetched) > 1 {
 		a.resumed++
+	}
+	if attempt > 1 && !listedLast {
+		a.unlisted++
 	}
 }
 
@@ -186,14 +193,18 @@ func auditJob(t *testing.T, temporal, id string, files int) jobAudit {
 				}
 				scheduled := map[int64]workflows.BatchRef{}
 				listing := map[int64]string{}
+				attempt := map[int64]int{}
 				iter := cl.GetWorkflowHistory(ctx, run.GetExecution().GetWorkflowId(), run.GetExecution().GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 				for iter.HasNext() {
 					ev, err := iter.Next()
 					if err != nil {
 						t.Fatal(err)
 					}
-					if s := ev.GetActivityTaskStartedEventAttributes(); s != nil && listing[s.GetScheduledEventId()] != "" && s.GetAttempt() > 1 {
-						a.pagesRetried++
+					if s := ev.GetActivityTaskStartedEventAttributes(); s != nil && listing[s.GetScheduledEventId()] != "" {
+						attempt[s.GetScheduledEventId()] = int(s.GetAttempt())
+						if s.GetAttempt() > 1 {
+							a.pagesRetried++
+						}
 					}
 					if s := ev.GetActivityTaskScheduledEventAttributes(); s != nil {
 						switch s.GetActivityType().GetName() {
@@ -223,7 +234,7 @@ func auditJob(t *testing.T, temporal, id string, files int) jobAudit {
 							if err := dc.FromPayloads(c.GetResult(), &res); err != nil {
 								t.Fatal(err)
 							}
-							auditPage(t, &a, key, res)
+							auditPage(t, &a, key, attempt[c.GetScheduledEventId()], res)
 						}
 						if ref, ok := scheduled[c.GetScheduledEventId()]; ok {
 							batchDone[ref.Key]++
