@@ -95,11 +95,7 @@ func (s *Store) listedURI(jobID, page, name string) string {
 func putPieceState(b *bytes.Buffer, st PieceState) {
 	putString(b, st.Cursor)
 	b.Write(binary.AppendUvarint(nil, uint64(st.DirIndex)))
-	if st.Done {
-		b.WriteByte(1)
-	} else {
-		b.WriteByte(0)
-	}
+	putBool(b, st.Done)
 }
 
 func getPieceState(r *reader) (PieceState, error) {
@@ -128,11 +124,7 @@ func (s *Store) WritePiece(ctx context.Context, jobID, page, fingerprint string,
 	}
 	putPieceState(&b, p.From)
 	putPieceState(&b, p.To)
-	if p.Stripped {
-		b.WriteByte(1)
-	} else {
-		b.WriteByte(0)
-	}
+	putBool(&b, p.Stripped)
 	b.Write(binary.AppendUvarint(nil, uint64(len(p.Entries))))
 	for _, e := range p.Entries {
 		putEntry(&b, e)
@@ -285,26 +277,9 @@ func (s *Store) ReadPageResult(ctx context.Context, jobID, page, fingerprint str
 
 // deleteListed removes the listing directories of a job.
 func (s *Store) deleteListed(ctx context.Context, jobID string) error {
-	dir := s.root + "/" + jobID + "/" + KindListed
-	var pages []string
-	cursor := ""
-	for {
-		p, err := s.st.List(ctx, dir, storage.ListOptions{Cursor: cursor, Limit: 1000})
-		if err != nil {
-			if errors.Is(err, storage.ErrNotFound) {
-				break
-			}
-			return fmt.Errorf("list %s: %w", dir, err)
-		}
-		for _, e := range p.Entries {
-			if e.IsDir {
-				pages = append(pages, storage.Base(strings.TrimSuffix(e.URI, "/")))
-			}
-		}
-		if p.Cursor == "" {
-			break
-		}
-		cursor = p.Cursor
+	pages, err := s.names(ctx, s.root+"/"+jobID+"/"+KindListed, true)
+	if err != nil {
+		return err
 	}
 	var errs []error
 	for _, page := range pages {

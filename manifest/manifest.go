@@ -165,11 +165,7 @@ func (s *Store) WriteFailures(ctx context.Context, jobID, key string, failures [
 		putString(&b, f.Path)
 		putString(&b, f.Reason)
 		putString(&b, f.Message)
-		if f.Retryable {
-			b.WriteByte(1)
-		} else {
-			b.WriteByte(0)
-		}
+		putBool(&b, f.Retryable)
 	}
 	return s.put(ctx, s.URI(jobID, KindFailures, key), b.Bytes())
 }
@@ -209,26 +205,9 @@ func (s *Store) ReadFailures(ctx context.Context, jobID, key string) ([]workflow
 // Keys lists the keys of one kind of a job, sorted, starting after the key
 // after ("" from the first), at most limit of them (limit <= 0: all).
 func (s *Store) Keys(ctx context.Context, jobID, kind, after string, limit int) ([]string, error) {
-	dir := s.root + "/" + jobID + "/" + kind
-	var keys []string
-	cursor := ""
-	for {
-		p, err := s.st.List(ctx, dir, storage.ListOptions{Cursor: cursor, Limit: 1000})
-		if err != nil {
-			if errors.Is(err, storage.ErrNotFound) {
-				break
-			}
-			return nil, fmt.Errorf("list %s: %w", dir, err)
-		}
-		for _, e := range p.Entries {
-			if !e.IsDir {
-				keys = append(keys, storage.Base(e.URI))
-			}
-		}
-		if p.Cursor == "" {
-			break
-		}
-		cursor = p.Cursor
+	keys, err := s.names(ctx, s.root+"/"+jobID+"/"+kind, false)
+	if err != nil {
+		return nil, err
 	}
 	sort.Strings(keys)
 	i := sort.SearchStrings(keys, after)
@@ -240,6 +219,32 @@ func (s *Store) Keys(ctx context.Context, jobID, kind, after string, limit int) 
 		keys = keys[:limit]
 	}
 	return keys, nil
+}
+
+// names lists the names of the objects (or, with dirs, the
+// sub-directories) of a directory; a directory that does not exist holds
+// none.
+func (s *Store) names(ctx context.Context, dir string, dirs bool) ([]string, error) {
+	var out []string
+	cursor := ""
+	for {
+		p, err := s.st.List(ctx, dir, storage.ListOptions{Cursor: cursor, Limit: 1000})
+		if err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				return out, nil
+			}
+			return nil, fmt.Errorf("list %s: %w", dir, err)
+		}
+		for _, e := range p.Entries {
+			if e.IsDir == dirs {
+				out = append(out, storage.Base(strings.TrimSuffix(e.URI, "/")))
+			}
+		}
+		if p.Cursor == "" {
+			return out, nil
+		}
+		cursor = p.Cursor
+	}
 }
 
 // WriteFailureList concatenates every failures object of a job into its
@@ -353,6 +358,14 @@ func corrupt(uri string, err error) error {
 		err = errors.New("bad header or size")
 	}
 	return fmt.Errorf("%w: %s: %s", ErrCorrupt, uri, err.Error())
+}
+
+func putBool(b *bytes.Buffer, v bool) {
+	if v {
+		b.WriteByte(1)
+	} else {
+		b.WriteByte(0)
+	}
 }
 
 func putString(b *bytes.Buffer, s string) {
