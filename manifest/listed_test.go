@@ -2,20 +2,36 @@ package manifest
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
+	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/storage/s3/s3test"
 	"github.com/ferryio/ferry/workflows"
 )
 
 // TestPiecesAndResultOfAPage writes what the attempts of a listing page
 // leave (start markers, pieces whose names and cursors are not UTF-8, the
 // result) and reads it back; objects of another input are not seen, and
-// the job's end removes them all.
+// the job's end removes them all. On a file system and on S3 (where
+// directories are key prefixes).
 func TestPiecesAndResultOfAPage(t *testing.T) {
-	s, dir := newStore(t)
+	t.Run("local", func(t *testing.T) {
+		s, _ := newStore(t)
+		testPiecesAndResult(t, s)
+	})
+	t.Run("s3", func(t *testing.T) {
+		srv := s3test.Start(t)
+		st := s3test.NewStore(t, s3test.Options(srv.URL))
+		s, err := New(storage.NewResolver(st), "s3://"+srv.NewBucket(t)+"/manifests")
+		if err != nil {
+			t.Fatal(err)
+		}
+		testPiecesAndResult(t, s)
+	})
+}
+
+func testPiecesAndResult(t *testing.T, s *Store) {
 	ctx := context.Background()
 	in := workflows.ListPageInput{JobID: "job", Path: "file:///src", Partition: workflows.Partition{Kind: workflows.PartitionTree, Cursor: "a\xff"}, Out: workflows.ManifestRef{Kind: KindPages, Key: "p001-00000002"}, Limit: 10}
 	fp, err := Fingerprint(in)
@@ -90,7 +106,8 @@ func TestPiecesAndResultOfAPage(t *testing.T) {
 	if err := s.DeleteWork(ctx, "job"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "job", KindListed)); !os.IsNotExist(err) {
-		t.Fatalf("the job's listing records outlived its end: %v", err)
+	left, err := s.names(ctx, s.JobDir("job"), true)
+	if err != nil || len(left) > 0 {
+		t.Fatalf("the job's directories outlived its end: %v, %v", left, err)
 	}
 }
