@@ -23,7 +23,7 @@ import (
 // again what an earlier attempt listed. Each page has a directory:
 //
 //	<root>/<jobID>/listed/<page>/result          the page's result, once it is complete
-//	<root>/<jobID>/listed/<page>/start-a<A>-<i>  attempt A starts listing at piece i
+//	<root>/<jobID>/listed/<page>/start-a<A>      attempt A starts listing (at which piece)
 //	<root>/<jobID>/listed/<page>/piece-<i>-a<A>  piece i of the page, as attempt A listed it
 //
 // <page> names the page's output manifest (PageName). A piece is written
@@ -129,15 +129,19 @@ func (s *Store) WritePiece(ctx context.Context, jobID, page, fingerprint string,
 	for _, e := range p.Entries {
 		putEntry(&b, e)
 	}
-	return s.put(ctx, s.listedURI(jobID, page, fmt.Sprintf("piece-%06d-a%04d", p.Index, p.Attempt)), b.Bytes())
+	return s.put(ctx, s.listedURI(jobID, page, pieceName(p.Index, p.Attempt)), b.Bytes())
 }
+
+func pieceName(index, attempt int) string { return fmt.Sprintf("piece-%06d-a%04d", index, attempt) }
+func startName(attempt int) string        { return fmt.Sprintf("start-a%04d", attempt) }
 
 // WriteStart stores an attempt's start marker, before it lists anything.
 func (s *Store) WriteStart(ctx context.Context, jobID, page, fingerprint string, st Start) error {
 	var b bytes.Buffer
 	b.WriteString(magicStart)
 	putString(&b, fingerprint)
-	return s.put(ctx, s.listedURI(jobID, page, fmt.Sprintf("start-a%04d-%06d", st.Attempt, st.First)), b.Bytes())
+	b.Write(binary.AppendUvarint(nil, uint64(st.First)))
+	return s.put(ctx, s.listedURI(jobID, page, startName(st.Attempt)), b.Bytes())
 }
 
 // Listed is what the attempts of a page left in the store.
@@ -167,21 +171,25 @@ func (s *Store) ReadListed(ctx context.Context, jobID, page, fingerprint string)
 				out.Pieces = append(out.Pieces, p)
 			}
 		case strings.HasPrefix(name, "start-a"):
-			var st Start
-			a, i, ok := strings.Cut(strings.TrimPrefix(name, "start-a"), "-")
-			if st.Attempt, err = strconv.Atoi(a); err != nil || !ok {
+			st := Start{}
+			if st.Attempt, err = strconv.Atoi(strings.TrimPrefix(name, "start-a")); err != nil {
 				continue
 			}
-			if st.First, err = strconv.Atoi(i); err != nil {
-				continue
-			}
-			r, err := s.open(ctx, s.listedURI(jobID, page, name), magicStart)
+			uri := s.listedURI(jobID, page, name)
+			r, err := s.open(ctx, uri, magicStart)
 			if err != nil {
 				return out, err
 			}
 			fp, err := getString(r)
+			var first uint64
+			if err == nil {
+				first, err = binary.ReadUvarint(r)
+			}
 			_ = r.Close()
-			if err == nil && fp == fingerprint {
+			if err != nil {
+				return out, corrupt(uri, err)
+			}
+			if st.First = int(first); fp == fingerprint {
 				out.Starts = append(out.Starts, st)
 			}
 		}
@@ -283,7 +291,7 @@ func (s *Store) deleteListed(ctx context.Context, jobID string) error {
 	}
 	var errs []error
 	for _, page := range pages {
-		errs = append(errs, s.deleteKind(ctx, jobID, KindListed+"/"+page))
+		errs = append(errs, s.removeLeftovers(ctx, jobID, page), s.deleteKind(ctx, jobID, KindListed+"/"+page))
 	}
 	errs = append(errs, s.deleteKind(ctx, jobID, KindListed))
 	return errors.Join(errs...)
@@ -300,6 +308,45 @@ func (s *Store) StripPieces(ctx context.Context, jobID, page, fingerprint string
 		}
 		p.Entries, p.Stripped = nil, true
 		errs = append(errs, s.WritePiece(ctx, jobID, page, fingerprint, p))
+	}
+	return errors.Join(errs...)
+}
+
+// removeLeftovers removes what the writers of a page's objects, killed at
+// the wrong moment, may have left in its directory (see
+// storage.LeftoverRemover), which would keep the directory from being
+// removed: beside every object there (a piece being stripped), and beside
+// every name an attempt could have been writing (its start marker, its
+// next piece) when it was killed. Retries rewrite the other names, which
+// takes their leftovers over.
+func (s *Store) removeLeftovers(ctx context.Context, jobID, page string) error {
+	lr, ok := s.st.(storage.LeftoverRemover)
+	if !ok {
+		return nil
+	}
+	names, err := s.Keys(ctx, jobID, KindListed+"/"+page, "", 0)
+	if err != nil {
+		return err
+	}
+	maxAttempt, maxIndex := 1, -1
+	for _, name := range names {
+		var i, a int
+		if _, err := fmt.Sscanf(name, "piece-%d-a%d", &i, &a); err == nil {
+			maxAttempt, maxIndex = max(maxAttempt, a), max(maxIndex, i)
+		} else if _, err := fmt.Sscanf(name, "start-a%d", &a); err == nil {
+			maxAttempt = max(maxAttempt, a)
+		}
+	}
+	candidates := append(names, resultName)
+	for a := 1; a <= maxAttempt+1; a++ {
+		candidates = append(candidates, startName(a))
+		for i := 0; i <= maxIndex+1; i++ {
+			candidates = append(candidates, pieceName(i, a))
+		}
+	}
+	var errs []error
+	for _, name := range candidates {
+		errs = append(errs, lr.RemoveLeftovers(ctx, s.listedURI(jobID, page, name)))
 	}
 	return errors.Join(errs...)
 }
