@@ -58,10 +58,32 @@ func (c *Coordinator) Partition(ctx context.Context, in workflows.PartitionInput
 // store grouped by owning node, and returns the grouping. A page listed
 // while no node is live is written as listed and returned unplanned: the
 // workflow plans it when the ring is back.
+//
+// A retry lists nothing an earlier attempt listed: a complete page's
+// result is recorded beside its manifest and returned again as it was, and
+// a page is listed in pieces, each stored before the next is listed, so
+// that an attempt cut in the middle of its page is continued after its
+// last piece (see listPartition). The read-back passes (retry, verify)
+// list nothing: they read manifests again, from the page's cursor, unless
+// the page's result was recorded.
 func (c *Coordinator) ListPage(ctx context.Context, in workflows.ListPageInput) (workflows.ListPageResult, error) {
+	if c.Manifests == nil {
+		return workflows.ListPageResult{}, errNoManifests
+	}
+	name := manifest.PageName(in.Out)
+	fp, err := manifest.Fingerprint(in)
+	if err != nil {
+		return workflows.ListPageResult{}, toTemporal(err)
+	}
+	if res, ok, err := c.Manifests.ReadPageResult(ctx, in.JobID, name, fp); err != nil || ok {
+		if ok {
+			activity.GetLogger(ctx).Info("page listed by an earlier attempt: its recorded result is returned", "page", name)
+		}
+		return res, toTemporal(err)
+	}
 	var p page
 	var part workflows.Partition
-	var err error
+	var log *pieceLog
 	switch in.Partition.Kind {
 	case workflows.PartitionPages, workflows.PartitionRetry:
 		p, part, err = c.readBack(ctx, in)
@@ -69,18 +91,33 @@ func (c *Coordinator) ListPage(ctx context.Context, in workflows.ListPageInput) 
 		if in.Partition.Kind == workflows.PartitionIndex {
 			in.Path = in.IndexFile
 		}
-		p, part, err = (&lister{resolver: c.Resolver, countOnly: in.CountOnly}).listPartition(ctx, in)
+		log = &pieceLog{m: c.Manifests, jobID: in.JobID, page: name, fingerprint: fp, attempt: int(activity.GetInfo(ctx).Attempt), countOnly: in.CountOnly}
+		p, part, err = (&lister{resolver: c.Resolver, countOnly: in.CountOnly}).listPartition(ctx, in, log)
 	}
 	if err != nil {
 		return workflows.ListPageResult{}, toTemporal(fmt.Errorf("list %s: %w", in.Path, err))
 	}
 	part.Dirs = nil // the workflow has them
 	res := workflows.ListPageResult{Partition: part, Qualified: int64(p.count), QualifiedSize: p.size}
-	if in.CountOnly || p.count == 0 {
-		return res, nil
+	if log != nil {
+		res.Fetched = log.fetched
 	}
-	res.Plan, err = c.planAndWrite(ctx, in.JobID, in.Type, in.Out, p.entries, true)
-	return res, err
+	if !in.CountOnly && len(p.entries) > 0 {
+		if res.Plan, err = c.planAndWrite(ctx, in.JobID, in.Type, in.Out, p.entries, true); err != nil {
+			return workflows.ListPageResult{}, err
+		}
+	}
+	if err := c.Manifests.WritePageResult(ctx, in.JobID, name, fp, res); err != nil {
+		return workflows.ListPageResult{}, toTemporal(err)
+	}
+	if log != nil && !in.CountOnly {
+		// The result stands for the pieces' entries now; what each attempt
+		// listed stays on record until the job ends.
+		if err := c.Manifests.StripPieces(ctx, in.JobID, name, fp, log.pieces); err != nil {
+			activity.GetLogger(ctx).Warn("the pieces of a listed page keep their entries until the job ends", "page", name, "error", err)
+		}
+	}
+	return res, nil
 }
 
 // readBack reads the next manifests of a retry or verify pass: the cursor

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/ferryio/ferry/filter"
+	"github.com/ferryio/ferry/manifest"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/workflows"
 )
@@ -56,6 +57,8 @@ type page struct {
 	cursor  string
 	done    bool
 	size    int64
+	// scanned counts the raw entries looked at.
+	scanned int64
 }
 
 // add counts e into the page, and keeps it unless countOnly.
@@ -165,6 +168,7 @@ func (l *lister) page(ctx context.Context, path, relPrefix, cursor string, sel *
 			}
 		}
 		p.cursor = lp.Cursor
+		p.scanned = int64(scanned)
 		if lp.Cursor == "" {
 			p.done = true
 			break
@@ -220,6 +224,7 @@ func (l *lister) indexPage(ctx context.Context, indexFile, cursor string, sel *f
 			return page{}, err
 		}
 		offset += int64(len(line))
+		p.scanned++
 		uri := string(bytes.TrimRight(line, "\r\n"))
 		uri = strings.TrimSpace(uri)
 		if uri != "" && !strings.HasPrefix(uri, "#") {
@@ -304,16 +309,9 @@ func relOf(root, dir string) string {
 	return strings.Trim(strings.TrimPrefix(dir, strings.TrimSuffix(root, "/")), "/")
 }
 
-// listPartition lists the next page of a source partition and returns it
-// with the partition moved past it.
-func (l *lister) listPartition(ctx context.Context, in workflows.ListPageInput) (page, workflows.Partition, error) {
-	sel, err := compileFilter(in.FileFilterRegx, in.Filter)
-	if err != nil {
-		return page{}, in.Partition, err
-	}
-	l.emptyDir = emptyDirMaker(l.resolver, in)
-	part := in.Partition
-	limit := max(in.Limit, 1)
+// listStep lists up to limit qualifying entries of a source partition from
+// where it stands and returns them with the partition moved past them.
+func (l *lister) listStep(ctx context.Context, in workflows.ListPageInput, part workflows.Partition, sel *filter.Filter, limit int) (page, workflows.Partition, error) {
 	switch part.Kind {
 	case workflows.PartitionIndex:
 		p, err := l.indexPage(ctx, in.Path, part.Cursor, sel, limit)
@@ -344,6 +342,7 @@ func (l *lister) listPartition(ctx context.Context, in workflows.ListPageInput) 
 			out.entries = append(out.entries, p.entries...)
 			out.count += p.count
 			out.size += p.size
+			out.scanned += p.scanned
 			part.Cursor = p.cursor
 			if !p.done {
 				break
@@ -355,4 +354,150 @@ func (l *lister) listPartition(ctx context.Context, in workflows.ListPageInput) 
 		return out, part, nil
 	}
 	return page{}, part, fmt.Errorf("%w: unknown partition kind %q", storage.ErrInvalidPath, part.Kind)
+}
+
+// piecesPerPage is how many pieces a listing page is listed in: a retry of
+// a ListPage cut in the middle of its page lists again at most the piece
+// that was being listed.
+const piecesPerPage = 4
+
+// pieceLog keeps the pieces of one listing page in the manifest store as
+// they are listed, and finds those an earlier attempt of the same page
+// stored (see manifest/listed.go).
+type pieceLog struct {
+	m                        *manifest.Store
+	jobID, page, fingerprint string
+	attempt                  int
+	// countOnly stores counts, not entries (a dry run keeps no page).
+	countOnly bool
+	// fetched is, after listPartition, which attempt listed which pieces;
+	// pieces the page's pieces (without their entries).
+	fetched []workflows.PageFetch
+	pieces  []manifest.Piece
+}
+
+func stateOf(p workflows.Partition) manifest.PieceState {
+	return manifest.PieceState{Cursor: p.Cursor, DirIndex: p.DirIndex, Done: p.Done}
+}
+
+// chain returns the stored pieces that continue one another from the
+// page's start state, one per index (stripped pieces have no entries left
+// to give).
+func chain(pieces []manifest.Piece, from manifest.PieceState) []manifest.Piece {
+	var out []manifest.Piece
+	for _, p := range pieces {
+		if p.Index == len(out) && p.From == from && !p.Stripped {
+			out = append(out, p)
+			from = p.To
+		}
+	}
+	return out
+}
+
+// fetchLog sums up, per attempt, the pieces it stored; an attempt other
+// than the current one that neither stored the page's last piece nor
+// ended with it was cut while listing.
+func fetchLog(ls manifest.Listed, current int, last int) []workflows.PageFetch {
+	byAttempt := map[int]*workflows.PageFetch{}
+	var order []int
+	get := func(a, first int) *workflows.PageFetch {
+		f, ok := byAttempt[a]
+		if !ok {
+			f = &workflows.PageFetch{Attempt: a, First: first}
+			byAttempt[a] = f
+			order = append(order, a)
+		}
+		return f
+	}
+	for _, s := range ls.Starts {
+		get(s.Attempt, s.First)
+	}
+	for _, p := range ls.Pieces {
+		f := get(p.Attempt, p.Index)
+		f.First = min(f.First, p.Index)
+		f.Pieces++
+		f.Entries += p.Count
+	}
+	sort.Ints(order)
+	out := make([]workflows.PageFetch, 0, len(order))
+	for _, a := range order {
+		f := byAttempt[a]
+		f.Cut = a != current && f.First+f.Pieces-1 != last
+		out = append(out, *f)
+	}
+	return out
+}
+
+// listPartition lists the next page of a source partition, in pieces, and
+// returns it with the partition moved past it. With a pieceLog, each piece
+// is stored before the next one is listed, and the pieces an earlier
+// attempt stored are read back instead of listed again: a retry continues
+// after the last piece stored, never before its last heartbeat.
+func (l *lister) listPartition(ctx context.Context, in workflows.ListPageInput, log *pieceLog) (page, workflows.Partition, error) {
+	sel, err := compileFilter(in.FileFilterRegx, in.Filter)
+	if err != nil {
+		return page{}, in.Partition, err
+	}
+	l.emptyDir = emptyDirMaker(l.resolver, in)
+	part := in.Partition
+	limit := max(in.Limit, 1)
+	pieceLimit := max(1, (limit+piecesPerPage-1)/piecesPerPage)
+	var out page
+	var listed manifest.Listed
+	var done []manifest.Piece
+	if log != nil {
+		if listed, err = log.m.ReadListed(ctx, log.jobID, log.page, log.fingerprint); err != nil {
+			return page{}, part, err
+		}
+		done = chain(listed.Pieces, stateOf(part))
+		for _, p := range done {
+			out.count += int(p.Count)
+			if !log.countOnly {
+				out.entries = append(out.entries, p.Entries...)
+			}
+			out.size += p.Size
+			out.scanned += p.Scanned
+			part.Cursor, part.DirIndex, part.Done = p.To.Cursor, p.To.DirIndex, p.To.Done
+		}
+	}
+	started := false
+	for index := len(done); !part.Done && out.count < limit && out.scanned < int64(maxScanFactor*limit); index++ {
+		if log != nil && !started {
+			st := manifest.Start{Attempt: log.attempt, First: index}
+			if err := log.m.WriteStart(ctx, log.jobID, log.page, log.fingerprint, st); err != nil {
+				return page{}, part, err
+			}
+			listed.Starts = append(listed.Starts, st)
+			started = true
+		}
+		from := stateOf(part)
+		p, next, err := l.listStep(ctx, in, part, sel, min(pieceLimit, limit-out.count))
+		if err != nil {
+			return page{}, part, err
+		}
+		out.entries = append(out.entries, p.entries...)
+		out.count += p.count
+		out.size += p.size
+		out.scanned += max(p.scanned, 1)
+		part = next
+		if log == nil {
+			continue
+		}
+		piece := manifest.Piece{Index: index, Attempt: log.attempt, From: from, To: stateOf(part), Scanned: max(p.scanned, 1), Count: int64(p.count), Size: p.size}
+		if !log.countOnly {
+			piece.Entries = p.entries
+		}
+		if err := log.m.WritePiece(ctx, log.jobID, log.page, log.fingerprint, piece); err != nil {
+			return page{}, part, err
+		}
+		piece.Entries = nil
+		listed.Pieces = append(listed.Pieces, piece)
+		done = append(done, piece)
+		activity.RecordHeartbeat(ctx, index)
+	}
+	if log != nil {
+		log.fetched = fetchLog(listed, log.attempt, len(done)-1)
+		log.pieces = listed.Pieces
+	}
+	return out, part, nil
 }

@@ -50,7 +50,7 @@ func TestCountOnlyPagesKeepNoEntries(t *testing.T) {
 				in := workflows.ListPageInput{Type: workflows.JobLoad, Path: root, Partition: part, Limit: countChunk + countChunk/2, CountOnly: countOnly, Filter: rules}
 				l := &lister{resolver: res, countOnly: countOnly}
 				for {
-					p, next, err := l.listPartition(context.Background(), in)
+					p, next, err := l.listPartition(context.Background(), in, nil)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -84,7 +84,7 @@ func TestCountOnlyPagesKeepNoEntries(t *testing.T) {
 		}
 	}
 	in := workflows.ListPageInput{Type: workflows.JobLoad, Path: root, Partition: whole, Limit: files, CountOnly: true}
-	p, next, err := (&lister{resolver: res, countOnly: true}).listPartition(context.Background(), in)
+	p, next, err := (&lister{resolver: res, countOnly: true}).listPartition(context.Background(), in, nil)
 	if err != nil || !next.Done {
 		t.Fatalf("one page of the whole tree: done %v, %v", next.Done, err)
 	}

@@ -39,7 +39,7 @@ func Select(ctx context.Context, resolver *storage.Resolver, in workflows.ListIn
 		if err := ctx.Err(); err != nil {
 			return s, err
 		}
-		p, part, err := l.listPartition(ctx, page)
+		p, part, err := l.listPartition(ctx, page, nil)
 		if err != nil {
 			return s, fmt.Errorf("list %s: %w", page.Path, err)
 		}

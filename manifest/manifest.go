@@ -10,6 +10,8 @@
 //	<root>/<jobID>/plans/<key>      entries re-planned onto the current ring
 //	<root>/<jobID>/retry/<key>      a batch's entries to retry after listing
 //	<root>/<jobID>/failures/<key>   a batch's permanent failures
+//	<root>/<jobID>/listed/<page>/   what the attempts of a listing page
+//	                                listed (see listed.go)
 //	<root>/<jobID>/failures.txt     the job's full failure list, when it ends
 //
 // Keys are chosen by the workflow and are deterministic (job, partition,
@@ -96,13 +98,17 @@ func (s *Store) WriteEntries(ctx context.Context, jobID, kind, key string, entri
 	b.WriteString(magicEntries)
 	b.Write(binary.AppendUvarint(nil, uint64(len(entries))))
 	for _, e := range entries {
-		putString(&b, e.URI)
-		putString(&b, e.RelPath)
-		b.Write(binary.AppendVarint(nil, e.Size))
-		putString(&b, e.Version)
-		putString(&b, e.Irregular)
+		putEntry(&b, e)
 	}
 	return s.put(ctx, s.URI(jobID, kind, key), b.Bytes())
+}
+
+func putEntry(b *bytes.Buffer, e workflows.FileEntry) {
+	putString(b, e.URI)
+	putString(b, e.RelPath)
+	b.Write(binary.AppendVarint(nil, e.Size))
+	putString(b, e.Version)
+	putString(b, e.Irregular)
 }
 
 // ReadEntries reads count entries from index start of an entries object;
@@ -114,6 +120,12 @@ func (s *Store) ReadEntries(ctx context.Context, jobID, kind, key string, start,
 		return nil, err
 	}
 	defer func() { _ = r.Close() }()
+	return readEntries(r, uri, start, count)
+}
+
+// readEntries decodes a count and the entries that follow it, keeping
+// count of them from index start (count < 0: to the end).
+func readEntries(r *reader, uri string, start, count int) ([]workflows.FileEntry, error) {
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
 		return nil, corrupt(uri, err)
@@ -153,11 +165,7 @@ func (s *Store) WriteFailures(ctx context.Context, jobID, key string, failures [
 		putString(&b, f.Path)
 		putString(&b, f.Reason)
 		putString(&b, f.Message)
-		if f.Retryable {
-			b.WriteByte(1)
-		} else {
-			b.WriteByte(0)
-		}
+		putBool(&b, f.Retryable)
 	}
 	return s.put(ctx, s.URI(jobID, KindFailures, key), b.Bytes())
 }
@@ -197,26 +205,9 @@ func (s *Store) ReadFailures(ctx context.Context, jobID, key string) ([]workflow
 // Keys lists the keys of one kind of a job, sorted, starting after the key
 // after ("" from the first), at most limit of them (limit <= 0: all).
 func (s *Store) Keys(ctx context.Context, jobID, kind, after string, limit int) ([]string, error) {
-	dir := s.root + "/" + jobID + "/" + kind
-	var keys []string
-	cursor := ""
-	for {
-		p, err := s.st.List(ctx, dir, storage.ListOptions{Cursor: cursor, Limit: 1000})
-		if err != nil {
-			if errors.Is(err, storage.ErrNotFound) {
-				break
-			}
-			return nil, fmt.Errorf("list %s: %w", dir, err)
-		}
-		for _, e := range p.Entries {
-			if !e.IsDir {
-				keys = append(keys, storage.Base(e.URI))
-			}
-		}
-		if p.Cursor == "" {
-			break
-		}
-		cursor = p.Cursor
+	keys, err := s.names(ctx, s.root+"/"+jobID+"/"+kind, false)
+	if err != nil {
+		return nil, err
 	}
 	sort.Strings(keys)
 	i := sort.SearchStrings(keys, after)
@@ -228,6 +219,32 @@ func (s *Store) Keys(ctx context.Context, jobID, kind, after string, limit int) 
 		keys = keys[:limit]
 	}
 	return keys, nil
+}
+
+// names lists the names of the objects (or, with dirs, the
+// sub-directories) of a directory; a directory that does not exist holds
+// none.
+func (s *Store) names(ctx context.Context, dir string, dirs bool) ([]string, error) {
+	var out []string
+	cursor := ""
+	for {
+		p, err := s.st.List(ctx, dir, storage.ListOptions{Cursor: cursor, Limit: 1000})
+		if err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				return out, nil
+			}
+			return nil, fmt.Errorf("list %s: %w", dir, err)
+		}
+		for _, e := range p.Entries {
+			if e.IsDir == dirs {
+				out = append(out, storage.Base(strings.TrimSuffix(e.URI, "/")))
+			}
+		}
+		if p.Cursor == "" {
+			return out, nil
+		}
+		cursor = p.Cursor
+	}
 }
 
 // WriteFailureList concatenates every failures object of a job into its
@@ -271,25 +288,33 @@ func (s *Store) WriteFailureList(ctx context.Context, jobID string) (string, int
 }
 
 // DeleteWork removes a job's working objects (pages, plans, retry entries,
-// per-batch failures), keeping its failure list. Objects already gone are
+// per-batch failures, listing records and pieces), keeping its failure list. Objects already gone are
 // not an error.
 func (s *Store) DeleteWork(ctx context.Context, jobID string) error {
 	var errs []error
 	for _, kind := range []string{KindPages, KindPlans, KindRetry, KindFailures} {
-		keys, err := s.Keys(ctx, jobID, kind, "", 0)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		errs = append(errs, s.deleteKind(ctx, jobID, kind))
+	}
+	errs = append(errs, s.deleteListed(ctx, jobID))
+	return errors.Join(errs...)
+}
+
+// deleteKind removes the objects of one directory of a job, then the
+// directory.
+func (s *Store) deleteKind(ctx context.Context, jobID, kind string) error {
+	keys, err := s.Keys(ctx, jobID, kind, "", 0)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, k := range keys {
+		if err := s.st.Delete(ctx, s.URI(jobID, kind, k)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("delete %s: %w", s.URI(jobID, kind, k), err))
 		}
-		for _, k := range keys {
-			if err := s.st.Delete(ctx, s.URI(jobID, kind, k)); err != nil && !errors.Is(err, storage.ErrNotFound) {
-				errs = append(errs, fmt.Errorf("delete %s: %w", s.URI(jobID, kind, k), err))
-			}
-		}
-		dir := s.root + "/" + jobID + "/" + kind
-		if err := s.st.Delete(ctx, dir); err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrInvalidPath) {
-			errs = append(errs, fmt.Errorf("delete %s: %w", dir, err))
-		}
+	}
+	dir := s.root + "/" + jobID + "/" + kind
+	if err := s.st.Delete(ctx, dir); err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrInvalidPath) {
+		errs = append(errs, fmt.Errorf("delete %s: %w", dir, err))
 	}
 	return errors.Join(errs...)
 }
@@ -333,6 +358,14 @@ func corrupt(uri string, err error) error {
 		err = errors.New("bad header or size")
 	}
 	return fmt.Errorf("%w: %s: %s", ErrCorrupt, uri, err.Error())
+}
+
+func putBool(b *bytes.Buffer, v bool) {
+	if v {
+		b.WriteByte(1)
+	} else {
+		b.WriteByte(0)
+	}
 }
 
 func putString(b *bytes.Buffer, s string) {

@@ -18,15 +18,20 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/ferryio/ferry/internal/ferrytest"
+	"github.com/ferryio/ferry/manifest"
 	"github.com/ferryio/ferry/workflows"
 )
 
 // TestCoordinatorKilledEvery10s copies a tree while the coordinator is
 // killed with SIGKILL every 10 s (and started again at once) until the job
 // ends: it must end SUCCEEDED with exact counters and every file copied
-// byte for byte, each listing page scheduled once, no batch completed
-// twice and the completed batches covering no more than the job's files
-// (a batch cut by a kill resumes after its last heartbeat). CI runs 20,000
+// byte for byte, each listing page scheduled once and no part of it listed
+// twice (counted from what the attempts of each page stored in the manifest
+// store, as their results in history report it: every piece of a page
+// listed by one attempt, the entries listed adding up to the job's files),
+// no batch completed twice and the completed batches covering no more than
+// the job's files (a batch cut by a kill resumes after its last heartbeat),
+// and nothing of the listing left in the manifest store. CI runs 20,000
 // files; FERRY_KILL_FILES sets the size (the figure is 200,000).
 func TestCoordinatorKilledEvery10s(t *testing.T) {
 	if testing.Short() {
@@ -98,6 +103,9 @@ func TestCoordinatorKilledEvery10s(t *testing.T) {
 		}
 	}
 	a := auditJob(t, pc.temporal, workflows.JobWorkflowID(workflows.JobCopy, "file://"+src, "file://"+dst), files)
+	if left, _ := filepath.Glob(filepath.Join(pc.dataDir, "manifests", "*", manifest.KindListed)); len(left) > 0 {
+		t.Fatalf("the job ended and left its listing records in the manifest store: %v", left)
+	}
 	t.Logf("%d files copied in %s with %d coordinator kills (%.0f files/s); %s", files, took.Round(time.Second), kills,
 		float64(files)/took.Seconds(), a)
 }
@@ -105,19 +113,56 @@ func TestCoordinatorKilledEvery10s(t *testing.T) {
 // jobAudit is what the histories of a job (its runs and the batch
 // workflows they handed over) show.
 type jobAudit struct {
-	runs, children   int
-	pages            int
-	pagesRetried     int
-	batches, covered int
+	runs, children int
+	pages          int
+	// pagesRetried counts the pages whose activity ran more than one
+	// attempt; unlisted those whose last attempt listed nothing (the
+	// earlier ones had); resumed those listed by two attempts or more, one
+	// after the other; cut the attempts cut while listing a piece (that
+	// piece, not stored, was listed again).
+	pagesRetried, unlisted, resumed, cut int
+	fetched                              int64
+	batches, covered                     int
 }
 
 func (a jobAudit) String() string {
-	return fmt.Sprintf("history: %d runs and %d batch workflows, %d listing pages each scheduled once (%d of them retried after a kill), %d batches each completed once covering %d files",
-		a.runs, a.children, a.pages, a.pagesRetried, a.batches, a.covered)
+	return fmt.Sprintf("history: %d runs and %d batch workflows; %d listing pages each scheduled once, %d of them retried after a kill, "+
+		"%d entries listed (%d retried pages completed by an attempt that listed nothing, %d pages continued by a later attempt, "+
+		"%d attempts cut while listing a piece, no stored piece listed twice); %d batches each completed once covering %d files",
+		a.runs, a.children, a.pages, a.pagesRetried, a.fetched, a.unlisted, a.resumed, a.cut, a.batches, a.covered)
+}
+
+// auditPage checks what the attempts of one listing page listed, as the
+// manifest store recorded it: no piece of the page listed by two attempts.
+// attempt is the one that completed.
+func auditPage(t *testing.T, a *jobAudit, page string, attempt int, res workflows.ListPageResult) {
+	t.Helper()
+	by := map[int]int{}
+	listedLast := false
+	for _, f := range res.Fetched {
+		listedLast = listedLast || f.Attempt == attempt
+		for i := f.First; i < f.First+f.Pieces; i++ {
+			if other, ok := by[i]; ok {
+				t.Fatalf("listing page %s: piece %d was listed by attempt %d and again by attempt %d (%+v)", page, i, other, f.Attempt, res.Fetched)
+			}
+			by[i] = f.Attempt
+		}
+		a.fetched += f.Entries
+		if f.Cut {
+			a.cut++
+		}
+	}
+	if len(res.Fetched) > 1 {
+		a.resumed++
+	}
+	if attempt > 1 && !listedLast {
+		a.unlisted++
+	}
 }
 
 // auditJob checks every run of a job and every batch workflow it started:
-// each listing page is scheduled once and completes, no batch completes
+// each listing page is scheduled once and completes, no part of a page is
+// listed twice and the pages list files entries in all, no batch completes
 // twice, and the completed batches cover at most files entries (a batch
 // ended by a failure hands its progress over instead of completing).
 func auditJob(t *testing.T, temporal, id string, files int) jobAudit {
@@ -147,15 +192,19 @@ func auditJob(t *testing.T, temporal, id string, files int) jobAudit {
 					a.runs++
 				}
 				scheduled := map[int64]workflows.BatchRef{}
-				listing := map[int64]bool{}
+				listing := map[int64]string{}
+				attempt := map[int64]int{}
 				iter := cl.GetWorkflowHistory(ctx, run.GetExecution().GetWorkflowId(), run.GetExecution().GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 				for iter.HasNext() {
 					ev, err := iter.Next()
 					if err != nil {
 						t.Fatal(err)
 					}
-					if s := ev.GetActivityTaskStartedEventAttributes(); s != nil && listing[s.GetScheduledEventId()] && s.GetAttempt() > 1 {
-						a.pagesRetried++
+					if s := ev.GetActivityTaskStartedEventAttributes(); s != nil && listing[s.GetScheduledEventId()] != "" {
+						attempt[s.GetScheduledEventId()] = int(s.GetAttempt())
+						if s.GetAttempt() > 1 {
+							a.pagesRetried++
+						}
 					}
 					if s := ev.GetActivityTaskScheduledEventAttributes(); s != nil {
 						switch s.GetActivityType().GetName() {
@@ -166,7 +215,7 @@ func auditJob(t *testing.T, temporal, id string, files int) jobAudit {
 							}
 							pages[in.Out.Kind+"/"+in.Out.Key]++
 							listScheduled++
-							listing[ev.GetEventId()] = true
+							listing[ev.GetEventId()] = in.Out.Kind + "/" + in.Out.Key
 						case workflows.ActivityLoadBatch, workflows.ActivityCopyBatch:
 							var in workflows.BatchInput
 							if err := dc.FromPayloads(s.GetInput(), &in); err != nil {
@@ -179,8 +228,13 @@ func auditJob(t *testing.T, temporal, id string, files int) jobAudit {
 						}
 					}
 					if c := ev.GetActivityTaskCompletedEventAttributes(); c != nil {
-						if listing[c.GetScheduledEventId()] {
+						if key, ok := listing[c.GetScheduledEventId()]; ok {
 							listCompleted++
+							var res workflows.ListPageResult
+							if err := dc.FromPayloads(c.GetResult(), &res); err != nil {
+								t.Fatal(err)
+							}
+							auditPage(t, &a, key, attempt[c.GetScheduledEventId()], res)
 						}
 						if ref, ok := scheduled[c.GetScheduledEventId()]; ok {
 							batchDone[ref.Key]++
@@ -209,6 +263,9 @@ func auditJob(t *testing.T, temporal, id string, files int) jobAudit {
 	}
 	if a.covered > files {
 		t.Fatalf("completed batches covered %d files, the job has %d: work was redone", a.covered, files)
+	}
+	if a.fetched != int64(files) {
+		t.Fatalf("the listing pages' attempts listed %d entries, the job has %d files: %s", a.fetched, files, a)
 	}
 	a.pages, a.batches = len(pages), len(batchDone)
 	return a

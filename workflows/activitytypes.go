@@ -284,6 +284,26 @@ type ListPageResult struct {
 	// Plan is the page's grouping; Plan.Planned is false when no node was
 	// live, and the page must be planned later from Out.
 	Plan Plan `json:"plan"`
+	// Fetched says which attempts of the activity listed which pieces of
+	// the page, as the manifest store recorded them: a retry continues
+	// after the pieces stored before it, so no piece is listed twice.
+	// Empty for the read-back passes (retry, verify), which list nothing.
+	Fetched []PageFetch `json:"fetched,omitempty"`
+}
+
+// PageFetch is the run of pieces of a listing page that one attempt of its
+// ListPage activity listed and stored.
+type PageFetch struct {
+	Attempt int `json:"attempt"`
+	// First is the index of its first piece in the page, Pieces how many
+	// it stored, Entries the qualifying entries in them.
+	First   int   `json:"first"`
+	Pieces  int   `json:"pieces"`
+	Entries int64 `json:"entries"`
+	// Cut says the attempt ended (killed, or failed) after it started
+	// listing one more piece and before it stored it: a later attempt
+	// listed that piece again. At most one piece per cut attempt.
+	Cut bool `json:"cut,omitempty"`
 }
 
 // Plan groups the entries of one manifest, in order, by node.

@@ -21,6 +21,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -184,6 +185,19 @@ func NewCluster(t testing.TB, nodes int, extra ...storage.Store) *Cluster {
 // configured by cfg (UIAddress "127.0.0.1:0" adds the Web UI at UIURL).
 func NewClusterConfig(t testing.TB, cfg temporaldev.Config, nodes int, extra ...storage.Store) *Cluster {
 	t.Helper()
+	return newCluster(t, cfg, nil, nodes, extra...)
+}
+
+// NewClusterIntercepted is NewCluster with interceptors on the coordinator's
+// worker: a test injects a fault at the activity boundary with them (an
+// activity that did its work but whose completion is lost).
+func NewClusterIntercepted(t testing.TB, nodes int, coordinator []interceptor.WorkerInterceptor, extra ...storage.Store) *Cluster {
+	t.Helper()
+	return newCluster(t, temporaldev.Config{}, coordinator, nodes, extra...)
+}
+
+func newCluster(t testing.TB, cfg temporaldev.Config, coordinator []interceptor.WorkerInterceptor, nodes int, extra ...storage.Store) *Cluster {
+	t.Helper()
 	srv, c := StartTemporal(t, cfg)
 	st, err := local.New(local.Options{})
 	if err != nil {
@@ -199,7 +213,9 @@ func NewClusterConfig(t testing.TB, cfg temporaldev.Config, nodes int, extra ...
 	}
 	cl.Svc = jobs.NewService(c, cl.Resolver)
 
-	coord := sdkworker.New(c, workflows.CoordinatorTaskQueue, worker.CoordinatorOptions())
+	coordOpts := worker.CoordinatorOptions()
+	coordOpts.Interceptors = coordinator
+	coord := sdkworker.New(c, workflows.CoordinatorTaskQueue, coordOpts)
 	worker.RegisterCoordinator(coord, &activities.Coordinator{
 		Resolver:  cl.Resolver,
 		Placement: worker.RingPlacement{Current: cl.Ring},
