@@ -216,6 +216,7 @@ func TestSecondLoadSendsNoBatchForCachedFiles(t *testing.T) {
 	if !nodes[1].store.IsCached(victim, "") {
 		t.Fatalf("%s is not cached after the verify pass", victim)
 	}
+	recordHistories(t, cl.Client, jobs.Key{Type: workflows.JobLoad, Path: src}.WorkflowID(), "v2-load-cached")
 }
 
 func ownerOf(t *testing.T, cl *enginetest.Cluster, uri string) string {
