@@ -44,6 +44,10 @@ type CacheIndex interface {
 	Cached(ctx context.Context, node NodeRef, files []CacheFile) ([]bool, error)
 }
 
+// ErrNotAsked is what a CacheIndex returns for a node it did not ask (it
+// failed to answer shortly before): not worth logging again.
+var ErrNotAsked = errors.New("not asked")
+
 // Coordinator holds the dependencies of the coordinator's activities.
 type Coordinator struct {
 	Resolver  *storage.Resolver
@@ -296,7 +300,9 @@ func (c *Coordinator) setCachedApart(ctx context.Context, nodes []NodeRef, byNod
 			defer wg.Done()
 			held, err := c.Cached.Cached(ctx, nodes[i], files)
 			if err != nil || len(held) != len(files) {
-				activity.GetLogger(ctx).Info("a cache node could not say which files it holds; they are sent to it", "node", nodes[i].ID, "error", err)
+				if !errors.Is(err, ErrNotAsked) {
+					activity.GetLogger(ctx).Info("a cache node could not say which files it holds; they are sent to it", "node", nodes[i].ID, "error", err)
+				}
 				return
 			}
 			isCached := make([]bool, len(entries))

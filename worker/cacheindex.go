@@ -48,7 +48,7 @@ func (x *GRPCCacheIndex) Cached(ctx context.Context, node activities.NodeRef, fi
 		return nil, fmt.Errorf("node %s: no gRPC address on the ring", node.ID)
 	}
 	if until, ok := x.restingUntil(node.Addr); ok {
-		return nil, fmt.Errorf("node %s failed to answer recently; not asked again before %s", node.ID, until.Format(time.RFC3339))
+		return nil, fmt.Errorf("node %s failed to answer recently, %w again before %s", node.ID, activities.ErrNotAsked, until.Format(time.RFC3339))
 	}
 	c, err := x.conns.client(node.Addr, x.DialOptions)
 	if err != nil {
