@@ -217,6 +217,13 @@ func TestSecondLoadSendsNoBatchForCachedFiles(t *testing.T) {
 		t.Fatalf("%s is not cached after the verify pass", victim)
 	}
 	recordHistories(t, cl.Client, jobs.Key{Type: workflows.JobLoad, Path: src}.WorkflowID(), "v2-load-cached")
+
+	// A metadata-only load asks nothing and sends every file to its node,
+	// as before.
+	meta, batches := loadOnce(t, cl, src, map[string]any{"batchSize": "20", "loadMetadataOnly": "true"})
+	if meta.Status != workflows.StatusSucceeded || len(batches) == 0 || meta.Succeeded != files || meta.Qualified != files {
+		t.Fatalf("metadata-only load: %s, batches %v, succeeded %d of %d", meta.Status, batches, meta.Succeeded, meta.Qualified)
+	}
 }
 
 func ownerOf(t *testing.T, cl *enginetest.Cluster, uri string) string {
