@@ -7,6 +7,8 @@ import (
 	"hash/fnv"
 	"slices"
 	"sort"
+	"sync"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -20,6 +22,8 @@ import (
 type NodeRef struct {
 	ID        string
 	TaskQueue string
+	// Addr is the node's gRPC address (host:port), empty when unknown.
+	Addr string
 }
 
 // Placement answers which live cache node owns a URI, on the same ring the
@@ -31,6 +35,19 @@ type Placement interface {
 	LiveNodes(ctx context.Context) ([]NodeRef, error)
 }
 
+// CacheIndex tells which files a cache node already holds complete, at
+// exactly the size and version their listing gave, without loading them.
+type CacheIndex interface {
+	// Cached reports, in the order of files, whether node holds each one
+	// complete at its Size and Version. An error means the node could not
+	// answer: every file is then taken as not cached.
+	Cached(ctx context.Context, node NodeRef, files []CacheFile) ([]bool, error)
+}
+
+// ErrNotAsked is what a CacheIndex returns for a node it did not ask (it
+// failed to answer shortly before): not worth logging again.
+var ErrNotAsked = errors.New("not asked")
+
 // Coordinator holds the dependencies of the coordinator's activities.
 type Coordinator struct {
 	Resolver  *storage.Resolver
@@ -38,6 +55,11 @@ type Coordinator struct {
 	// Manifests is the durable store of the jobs' file lists; every
 	// coordinator and cache node must reach the same one.
 	Manifests *manifest.Store
+	// Cached, when set, is asked which files of a listed page their owner
+	// already holds, for the loads that ask for it (ListPageInput.
+	// CheckCached): those are counted skipped and never become batches.
+	// Nil: every file goes to its node, which skips it there.
+	Cached CacheIndex
 }
 
 // Partition splits a job's source into listing partitions.
@@ -103,7 +125,7 @@ func (c *Coordinator) ListPage(ctx context.Context, in workflows.ListPageInput) 
 		res.Fetched = log.fetched
 	}
 	if !in.CountOnly && len(p.entries) > 0 {
-		if res.Plan, err = c.planAndWrite(ctx, in.JobID, in.Type, in.Out, p.entries, true); err != nil {
+		if res.Plan, err = c.planAndWrite(ctx, in.JobID, in.Type, in.Out, p.entries, true, in.CheckCached); err != nil {
 			return workflows.ListPageResult{}, err
 		}
 	}
@@ -166,7 +188,7 @@ func (c *Coordinator) PlanRange(ctx context.Context, in workflows.PlanRangeInput
 			return workflows.Plan{}, nil
 		}
 	}
-	return c.planAndWrite(ctx, in.JobID, in.Type, r.Out, entries, false)
+	return c.planAndWrite(ctx, in.JobID, in.Type, r.Out, entries, false, false)
 }
 
 // ownedBy keeps the entries whose owner on the current ring is one of
@@ -187,9 +209,10 @@ func (c *Coordinator) ownedBy(ctx context.Context, entries []workflows.FileEntry
 
 // planAndWrite groups entries by node and writes them, grouped, to out.
 // When no node is live (or the ring cannot be read) it returns an unplanned
-// Plan, after writing the entries as they are if writeUnplanned.
-func (c *Coordinator) planAndWrite(ctx context.Context, jobID string, typ workflows.JobType, out workflows.ManifestRef, entries []workflows.FileEntry, writeUnplanned bool) (workflows.Plan, error) {
-	grouped, plan, err := c.plan(ctx, typ, entries)
+// Plan, after writing the entries as they are if writeUnplanned. With
+// checkCached, the files their node already holds are set apart (see plan).
+func (c *Coordinator) planAndWrite(ctx context.Context, jobID string, typ workflows.JobType, out workflows.ManifestRef, entries []workflows.FileEntry, writeUnplanned, checkCached bool) (workflows.Plan, error) {
+	grouped, plan, err := c.plan(ctx, typ, entries, checkCached)
 	if err != nil {
 		activity.GetLogger(ctx).Info("cannot place entries now; the workflow plans them again", "error", err)
 		if writeUnplanned {
@@ -210,7 +233,13 @@ func (c *Coordinator) planAndWrite(ctx context.Context, jobID string, typ workfl
 // Copy and move have no cache locality, so their entries are dealt
 // round-robin over the live nodes, starting at a node picked by the first
 // entry, which spreads them evenly whatever the ring's shares.
-func (c *Coordinator) plan(ctx context.Context, typ workflows.JobType, entries []workflows.FileEntry) ([]workflows.FileEntry, workflows.Plan, error) {
+//
+// With checkCached (a load), each node is asked once which of its files it
+// already holds complete at the listed version: those follow the node's
+// group in the output, in Plan.Cached, counted in Plan.CachedResult, and
+// are not part of any group to dispatch. Every entry is still written, so
+// that a verify pass reads them back.
+func (c *Coordinator) plan(ctx context.Context, typ workflows.JobType, entries []workflows.FileEntry, checkCached bool) ([]workflows.FileEntry, workflows.Plan, error) {
 	nodes, err := c.Placement.LiveNodes(ctx)
 	if err != nil {
 		return nil, workflows.Plan{}, fmt.Errorf("read the cache ring: %w", err)
@@ -244,17 +273,91 @@ func (c *Coordinator) plan(ctx context.Context, typ workflows.JobType, entries [
 		}
 		byNode[k] = append(byNode[k], e)
 	}
+	var cached [][]workflows.FileEntry
+	if checkCached && typ == workflows.JobLoad && c.Cached != nil {
+		byNode, cached = c.setCachedApart(ctx, nodes, byNode)
+	}
 	plan := workflows.Plan{Planned: true}
 	grouped := make([]workflows.FileEntry, 0, len(entries))
 	for i, n := range nodes {
 		plan.Nodes = append(plan.Nodes, n.ID)
-		if len(byNode[i]) == 0 {
-			continue
+		if len(byNode[i]) > 0 {
+			plan.Groups = append(plan.Groups, workflows.NodeGroup{NodeID: n.ID, TaskQueue: n.TaskQueue, Start: len(grouped), Count: len(byNode[i])})
+			grouped = append(grouped, byNode[i]...)
 		}
-		plan.Groups = append(plan.Groups, workflows.NodeGroup{NodeID: n.ID, TaskQueue: n.TaskQueue, Start: len(grouped), Count: len(byNode[i])})
-		grouped = append(grouped, byNode[i]...)
+		if cached != nil && len(cached[i]) > 0 {
+			plan.Cached = append(plan.Cached, workflows.NodeGroup{NodeID: n.ID, TaskQueue: n.TaskQueue, Start: len(grouped), Count: len(cached[i])})
+			grouped = append(grouped, cached[i]...)
+			if plan.CachedResult == nil {
+				plan.CachedResult = &workflows.BatchResult{}
+			}
+			r := plan.CachedResult
+			for _, e := range cached[i] {
+				r.Skipped++
+				r.BytesSkipped += e.Size
+			}
+		}
+	}
+	if r := plan.CachedResult; r != nil {
+		r.SkipReasons = []workflows.SkipCount{{Reason: SkipCached, Count: r.Skipped}}
 	}
 	return grouped, plan, nil
+}
+
+// cachedCheckTimeout bounds one node's answer to which files it holds: a
+// node slower than that has its files planned as if it held none.
+const cachedCheckTimeout = 10 * time.Second
+
+// setCachedApart asks every node, at once, which of its entries it already
+// holds complete at the listed version, and returns per node the entries
+// still to load and those it holds. Only regular files with a listed size
+// and version are asked about; a node that cannot answer keeps them all.
+func (c *Coordinator) setCachedApart(ctx context.Context, nodes []NodeRef, byNode [][]workflows.FileEntry) (load, cached [][]workflows.FileEntry) {
+	load = make([][]workflows.FileEntry, len(byNode))
+	cached = make([][]workflows.FileEntry, len(byNode))
+	ctx, cancel := context.WithTimeout(ctx, cachedCheckTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, entries := range byNode {
+		load[i] = entries
+		var asked []int
+		var files []CacheFile
+		for j, e := range entries {
+			if e.Irregular == "" && e.Version != "" && e.Size >= 0 {
+				asked = append(asked, j)
+				files = append(files, CacheFile{URI: e.URI, Size: e.Size, Version: e.Version})
+			}
+		}
+		if len(files) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			held, err := c.Cached.Cached(ctx, nodes[i], files)
+			if err != nil || len(held) != len(files) {
+				if !errors.Is(err, ErrNotAsked) {
+					activity.GetLogger(ctx).Info("a cache node could not say which files it holds; they are sent to it", "node", nodes[i].ID, "error", err)
+				}
+				return
+			}
+			isCached := make([]bool, len(entries))
+			for k, j := range asked {
+				isCached[j] = held[k]
+			}
+			var l, h []workflows.FileEntry
+			for j, e := range entries {
+				if isCached[j] {
+					h = append(h, e)
+				} else {
+					l = append(l, e)
+				}
+			}
+			load[i], cached[i] = l, h
+		}()
+	}
+	wg.Wait()
+	return load, cached
 }
 
 // LiveNodes reads the ring's members. An unreadable ring is not an error:

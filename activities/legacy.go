@@ -41,7 +41,7 @@ func (c *Coordinator) ListAndPlan(ctx context.Context, in workflows.ListInput) (
 
 // Plan groups entries by owning node on the current ring (v1).
 func (c *Coordinator) Plan(ctx context.Context, in workflows.PlanInput) (workflows.PlanResult, error) {
-	grouped, plan, err := c.plan(ctx, in.Type, in.Entries)
+	grouped, plan, err := c.plan(ctx, in.Type, in.Entries, false)
 	if err != nil {
 		return workflows.PlanResult{}, toTemporal(fmt.Errorf("%w: %s", storage.ErrUnavailable, err.Error()))
 	}

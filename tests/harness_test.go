@@ -27,6 +27,8 @@ var (
 type cluster struct {
 	api   string            // http://host:port
 	nodes map[string]string // node id → http://host:port
+	// frontend is the Temporal frontend (host:port) of a ferry dev.
+	frontend string
 }
 
 // startFullDev runs `ferry dev` with every part on free ports.
@@ -38,9 +40,9 @@ func startFullDev(t *testing.T, dataDir string, extra ...string) (*ferrytest.Pro
 // startFullDevEnv is startFullDev with extra environment variables.
 func startFullDevEnv(t *testing.T, env []string, dataDir string, extra ...string) (*ferrytest.Proc, cluster) {
 	t.Helper()
-	p, _, _ := startDevEnv(t, env, dataDir, extra...)
+	p, frontend, _ := startDevEnv(t, env, dataDir, extra...)
 	out := p.Output()
-	c := cluster{api: "http://" + apiLine.FindStringSubmatch(out)[1], nodes: map[string]string{}}
+	c := cluster{api: "http://" + apiLine.FindStringSubmatch(out)[1], nodes: map[string]string{}, frontend: frontend}
 	for _, m := range nodeLine.FindAllStringSubmatch(out, -1) {
 		c.nodes[m[1]] = "http://" + m[2]
 	}

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,7 +13,12 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
 	"github.com/ferryio/ferry/internal/ferrytest"
+	"github.com/ferryio/ferry/jobs"
+	"github.com/ferryio/ferry/workflows"
 )
 
 // writeMixedTree writes n files: empty, 1 byte, small, some of 1 MiB + 1,
@@ -137,6 +143,34 @@ func TestDevLoadEndToEnd(t *testing.T) {
 	if after := readByAll(); after != before {
 		t.Fatalf("a second load of the unchanged tree read %v bytes from storage", after-before)
 	}
+	// The coordinator asked the nodes (with ferry dev's token) which files
+	// they hold: the second job sent them no batch at all.
+	if n := batchesOfLatestRun(t, c, jobs.Key{Type: workflows.JobLoad, Path: path}); n != 0 {
+		t.Fatalf("the second load of the unchanged tree scheduled %d batches", n)
+	}
+}
+
+// batchesOfLatestRun counts the LoadBatch activities the latest run of a
+// job scheduled, from its Temporal history.
+func batchesOfLatestRun(t *testing.T, c cluster, key jobs.Key) int {
+	t.Helper()
+	tc, err := client.Dial(client.Options{HostPort: c.frontend})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	n := 0
+	iter := tc.GetWorkflowHistory(context.Background(), key.WorkflowID(), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == workflows.ActivityLoadBatch {
+			n++
+		}
+	}
+	return n
 }
 
 func TestDevLoadThroughTheCLI(t *testing.T) {

@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"net"
+	"strconv"
 
 	"github.com/ferryio/ferry/activities"
 	"github.com/ferryio/ferry/cachenode/ring"
@@ -37,6 +39,9 @@ func refs(ms []ring.Member) []activities.NodeRef {
 	out := make([]activities.NodeRef, len(ms))
 	for i, m := range ms {
 		out[i] = activities.NodeRef{ID: m.ID, TaskQueue: m.TaskQueue}
+		if m.Host != "" && m.GRPCPort > 0 {
+			out[i].Addr = net.JoinHostPort(m.Host, strconv.Itoa(m.GRPCPort))
+		}
 	}
 	return out
 }

@@ -29,8 +29,7 @@ type GRPCReplicator struct {
 	// process's token).
 	DialOptions []grpc.DialOption
 
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
+	conns nodeConns
 }
 
 var _ activities.Replicator = (*GRPCReplicator)(nil)
@@ -77,30 +76,45 @@ func (r *GRPCReplicator) Replicate(ctx context.Context, f activities.CacheFile, 
 }
 
 func (r *GRPCReplicator) client(addr string) (cachenodepb.CacheNodeClient, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if conn, ok := r.conns[addr]; ok {
-		return cachenodepb.NewCacheNodeClient(conn), nil
-	}
-	c, conn, err := grpcapi.Dial(addr, r.DialOptions...)
-	if err != nil {
-		return nil, err
-	}
-	if r.conns == nil {
-		r.conns = map[string]*grpc.ClientConn{}
-	}
-	r.conns[addr] = conn
-	return c, nil
+	return r.conns.client(addr, r.DialOptions)
 }
 
 // Close closes the connections to the other nodes.
-func (r *GRPCReplicator) Close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func (r *GRPCReplicator) Close() error { return r.conns.close() }
+
+// nodeConns keeps one gRPC connection per node address.
+type nodeConns struct {
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+// client returns a client of the node at addr, dialled with opts the
+// first time.
+func (n *nodeConns) client(addr string, opts []grpc.DialOption) (cachenodepb.CacheNodeClient, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if conn, ok := n.conns[addr]; ok {
+		return cachenodepb.NewCacheNodeClient(conn), nil
+	}
+	c, conn, err := grpcapi.Dial(addr, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if n.conns == nil {
+		n.conns = map[string]*grpc.ClientConn{}
+	}
+	n.conns[addr] = conn
+	return c, nil
+}
+
+// close closes every connection.
+func (n *nodeConns) close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	var errs []error
-	for _, c := range r.conns {
+	for _, c := range n.conns {
 		errs = append(errs, c.Close())
 	}
-	r.conns = nil
+	n.conns = nil
 	return errors.Join(errs...)
 }

@@ -272,6 +272,10 @@ type ListPageInput struct {
 	Filter         Filter `json:"filter,omitzero"`
 	// CountOnly lists and counts without writing or planning (dry run).
 	CountOnly bool `json:"countOnly,omitempty"`
+	// CheckCached (a load) asks each owner node which of the page's files
+	// it already holds complete at the listed version: those are returned
+	// in Plan.Cached instead of being planned for dispatch.
+	CheckCached bool `json:"checkCached,omitempty"`
 }
 
 // ListPageResult is one page: where it went and how it is placed.
@@ -312,6 +316,12 @@ type Plan struct {
 	Groups  []NodeGroup `json:"groups,omitempty"`
 	// Nodes are the IDs of the live nodes the plan saw.
 	Nodes []string `json:"nodes,omitempty"`
+	// Cached are the ranges of the manifest that their node already holds
+	// complete at the listed version (asked with CheckCached): they are
+	// not in Groups, never dispatched, and CachedResult counts them as a
+	// batch would have (skipped, already cached).
+	Cached       []NodeGroup  `json:"cached,omitempty"`
+	CachedResult *BatchResult `json:"cachedResult,omitempty"`
 }
 
 // NodeGroup is a contiguous range of a manifest that one node owns.

@@ -143,6 +143,8 @@ type jobRun struct {
 	doneCh      workflow.ReceiveChannel
 	versionRead bool
 	handover    bool
+	// cachedVersionRead and cachedChecks memoize checksCached.
+	cachedVersionRead, cachedChecks bool
 
 	// version is the truthChange version of this run (see truth.go);
 	// outer is the workflow's own context when cancellation is a stop.
@@ -550,6 +552,7 @@ func (r *jobRun) startListing(ctx workflow.Context) {
 			// Retry and verify passes read back manifests already filtered.
 			in.FileFilterRegx, in.Filter = "", Filter{}
 		}
+		in.CheckCached = r.checksCached(ctx)
 		f := workflow.ExecuteActivity(coordinatorOptions(ctx, 10*time.Minute), ActivityListPage, in)
 		r.listings = append(r.listings, &listing{idx: i, out: out, future: f})
 	}
@@ -624,6 +627,7 @@ func (r *jobRun) onPlan(ctx workflow.Context, rng PlanRange, p Plan) {
 	}
 	lost, joined := r.noteNodes(p.Nodes)
 	r.replaceAffected(ctx, lost, joined)
+	r.foldCached(ctx, rng, p)
 	size := r.c.Options.BatchSize
 	for _, g := range p.Groups {
 		for off := 0; off < g.Count; off += size {

@@ -245,6 +245,99 @@ func (x *LoadFilesRequest) GetParallelism() int32 {
 	return 0
 }
 
+type CachedFilesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// files at the size and version their listing gave. A file with an
+	// empty version is never reported cached (only LoadFiles asks the
+	// storage system for it).
+	Files         []*FileRef `protobuf:"bytes,1,rep,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CachedFilesRequest) Reset() {
+	*x = CachedFilesRequest{}
+	mi := &file_cachenode_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CachedFilesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CachedFilesRequest) ProtoMessage() {}
+
+func (x *CachedFilesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cachenode_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CachedFilesRequest.ProtoReflect.Descriptor instead.
+func (*CachedFilesRequest) Descriptor() ([]byte, []int) {
+	return file_cachenode_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CachedFilesRequest) GetFiles() []*FileRef {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+type CachedFilesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cached, in the order of the request's files: true when every page of
+	// the file is cached and bound to exactly its size and version.
+	Cached        []bool `protobuf:"varint,1,rep,packed,name=cached,proto3" json:"cached,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CachedFilesResponse) Reset() {
+	*x = CachedFilesResponse{}
+	mi := &file_cachenode_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CachedFilesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CachedFilesResponse) ProtoMessage() {}
+
+func (x *CachedFilesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cachenode_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CachedFilesResponse.ProtoReflect.Descriptor instead.
+func (*CachedFilesResponse) Descriptor() ([]byte, []int) {
+	return file_cachenode_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CachedFilesResponse) GetCached() []bool {
+	if x != nil {
+		return x.Cached
+	}
+	return nil
+}
+
 type FileResult struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Uri     string                 `protobuf:"bytes,1,opt,name=uri,proto3" json:"uri,omitempty"`
@@ -271,7 +364,7 @@ type FileResult struct {
 
 func (x *FileResult) Reset() {
 	*x = FileResult{}
-	mi := &file_cachenode_proto_msgTypes[2]
+	mi := &file_cachenode_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -283,7 +376,7 @@ func (x *FileResult) String() string {
 func (*FileResult) ProtoMessage() {}
 
 func (x *FileResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cachenode_proto_msgTypes[2]
+	mi := &file_cachenode_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -296,7 +389,7 @@ func (x *FileResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileResult.ProtoReflect.Descriptor instead.
 func (*FileResult) Descriptor() ([]byte, []int) {
-	return file_cachenode_proto_rawDescGZIP(), []int{2}
+	return file_cachenode_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *FileResult) GetUri() string {
@@ -376,7 +469,7 @@ type LoadFilesResponse struct {
 
 func (x *LoadFilesResponse) Reset() {
 	*x = LoadFilesResponse{}
-	mi := &file_cachenode_proto_msgTypes[3]
+	mi := &file_cachenode_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -388,7 +481,7 @@ func (x *LoadFilesResponse) String() string {
 func (*LoadFilesResponse) ProtoMessage() {}
 
 func (x *LoadFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cachenode_proto_msgTypes[3]
+	mi := &file_cachenode_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -401,7 +494,7 @@ func (x *LoadFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadFilesResponse.ProtoReflect.Descriptor instead.
 func (*LoadFilesResponse) Descriptor() ([]byte, []int) {
-	return file_cachenode_proto_rawDescGZIP(), []int{3}
+	return file_cachenode_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LoadFilesResponse) GetResults() []*FileResult {
@@ -468,7 +561,7 @@ type ReadRangeRequest struct {
 
 func (x *ReadRangeRequest) Reset() {
 	*x = ReadRangeRequest{}
-	mi := &file_cachenode_proto_msgTypes[4]
+	mi := &file_cachenode_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -480,7 +573,7 @@ func (x *ReadRangeRequest) String() string {
 func (*ReadRangeRequest) ProtoMessage() {}
 
 func (x *ReadRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cachenode_proto_msgTypes[4]
+	mi := &file_cachenode_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -493,7 +586,7 @@ func (x *ReadRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRangeRequest.ProtoReflect.Descriptor instead.
 func (*ReadRangeRequest) Descriptor() ([]byte, []int) {
-	return file_cachenode_proto_rawDescGZIP(), []int{4}
+	return file_cachenode_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReadRangeRequest) GetUri() string {
@@ -537,7 +630,7 @@ type ReadRangeChunk struct {
 
 func (x *ReadRangeChunk) Reset() {
 	*x = ReadRangeChunk{}
-	mi := &file_cachenode_proto_msgTypes[5]
+	mi := &file_cachenode_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -549,7 +642,7 @@ func (x *ReadRangeChunk) String() string {
 func (*ReadRangeChunk) ProtoMessage() {}
 
 func (x *ReadRangeChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_cachenode_proto_msgTypes[5]
+	mi := &file_cachenode_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -562,7 +655,7 @@ func (x *ReadRangeChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRangeChunk.ProtoReflect.Descriptor instead.
 func (*ReadRangeChunk) Descriptor() ([]byte, []int) {
-	return file_cachenode_proto_rawDescGZIP(), []int{5}
+	return file_cachenode_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReadRangeChunk) GetFile() *FileInfo {
@@ -597,7 +690,7 @@ type StatRequest struct {
 
 func (x *StatRequest) Reset() {
 	*x = StatRequest{}
-	mi := &file_cachenode_proto_msgTypes[6]
+	mi := &file_cachenode_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +702,7 @@ func (x *StatRequest) String() string {
 func (*StatRequest) ProtoMessage() {}
 
 func (x *StatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cachenode_proto_msgTypes[6]
+	mi := &file_cachenode_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +715,7 @@ func (x *StatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatRequest.ProtoReflect.Descriptor instead.
 func (*StatRequest) Descriptor() ([]byte, []int) {
-	return file_cachenode_proto_rawDescGZIP(), []int{6}
+	return file_cachenode_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StatRequest) GetUri() string {
@@ -662,7 +755,7 @@ type FileInfo struct {
 
 func (x *FileInfo) Reset() {
 	*x = FileInfo{}
-	mi := &file_cachenode_proto_msgTypes[7]
+	mi := &file_cachenode_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -674,7 +767,7 @@ func (x *FileInfo) String() string {
 func (*FileInfo) ProtoMessage() {}
 
 func (x *FileInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cachenode_proto_msgTypes[7]
+	mi := &file_cachenode_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -687,7 +780,7 @@ func (x *FileInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileInfo.ProtoReflect.Descriptor instead.
 func (*FileInfo) Descriptor() ([]byte, []int) {
-	return file_cachenode_proto_rawDescGZIP(), []int{7}
+	return file_cachenode_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *FileInfo) GetUri() string {
@@ -790,7 +883,7 @@ type StatResponse struct {
 
 func (x *StatResponse) Reset() {
 	*x = StatResponse{}
-	mi := &file_cachenode_proto_msgTypes[8]
+	mi := &file_cachenode_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +895,7 @@ func (x *StatResponse) String() string {
 func (*StatResponse) ProtoMessage() {}
 
 func (x *StatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cachenode_proto_msgTypes[8]
+	mi := &file_cachenode_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +908,7 @@ func (x *StatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatResponse.ProtoReflect.Descriptor instead.
 func (*StatResponse) Descriptor() ([]byte, []int) {
-	return file_cachenode_proto_rawDescGZIP(), []int{8}
+	return file_cachenode_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StatResponse) GetFile() *FileInfo {
@@ -838,7 +931,7 @@ type EvictRequest struct {
 
 func (x *EvictRequest) Reset() {
 	*x = EvictRequest{}
-	mi := &file_cachenode_proto_msgTypes[9]
+	mi := &file_cachenode_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +943,7 @@ func (x *EvictRequest) String() string {
 func (*EvictRequest) ProtoMessage() {}
 
 func (x *EvictRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cachenode_proto_msgTypes[9]
+	mi := &file_cachenode_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +956,7 @@ func (x *EvictRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvictRequest.ProtoReflect.Descriptor instead.
 func (*EvictRequest) Descriptor() ([]byte, []int) {
-	return file_cachenode_proto_rawDescGZIP(), []int{9}
+	return file_cachenode_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *EvictRequest) GetUriPrefix() string {
@@ -891,7 +984,7 @@ type EvictResponse struct {
 
 func (x *EvictResponse) Reset() {
 	*x = EvictResponse{}
-	mi := &file_cachenode_proto_msgTypes[10]
+	mi := &file_cachenode_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -903,7 +996,7 @@ func (x *EvictResponse) String() string {
 func (*EvictResponse) ProtoMessage() {}
 
 func (x *EvictResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cachenode_proto_msgTypes[10]
+	mi := &file_cachenode_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -916,7 +1009,7 @@ func (x *EvictResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvictResponse.ProtoReflect.Descriptor instead.
 func (*EvictResponse) Descriptor() ([]byte, []int) {
-	return file_cachenode_proto_rawDescGZIP(), []int{10}
+	return file_cachenode_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *EvictResponse) GetFiles() int64 {
@@ -948,7 +1041,7 @@ type NodeStatsRequest struct {
 
 func (x *NodeStatsRequest) Reset() {
 	*x = NodeStatsRequest{}
-	mi := &file_cachenode_proto_msgTypes[11]
+	mi := &file_cachenode_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -960,7 +1053,7 @@ func (x *NodeStatsRequest) String() string {
 func (*NodeStatsRequest) ProtoMessage() {}
 
 func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cachenode_proto_msgTypes[11]
+	mi := &file_cachenode_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -973,7 +1066,7 @@ func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatsRequest) Descriptor() ([]byte, []int) {
-	return file_cachenode_proto_rawDescGZIP(), []int{11}
+	return file_cachenode_proto_rawDescGZIP(), []int{13}
 }
 
 type NodeStatsResponse struct {
@@ -996,7 +1089,7 @@ type NodeStatsResponse struct {
 
 func (x *NodeStatsResponse) Reset() {
 	*x = NodeStatsResponse{}
-	mi := &file_cachenode_proto_msgTypes[12]
+	mi := &file_cachenode_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +1101,7 @@ func (x *NodeStatsResponse) String() string {
 func (*NodeStatsResponse) ProtoMessage() {}
 
 func (x *NodeStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cachenode_proto_msgTypes[12]
+	mi := &file_cachenode_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +1114,7 @@ func (x *NodeStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsResponse.ProtoReflect.Descriptor instead.
 func (*NodeStatsResponse) Descriptor() ([]byte, []int) {
-	return file_cachenode_proto_rawDescGZIP(), []int{12}
+	return file_cachenode_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *NodeStatsResponse) GetNodeId() string {
@@ -1123,7 +1216,11 @@ const file_cachenode_proto_rawDesc = "" +
 	"\rmetadata_only\x18\x02 \x01(\bR\fmetadataOnly\x12$\n" +
 	"\x0eskip_if_cached\x18\x03 \x01(\bR\fskipIfCached\x12;\n" +
 	"\x1abandwidth_bytes_per_second\x18\x04 \x01(\x03R\x17bandwidthBytesPerSecond\x12 \n" +
-	"\vparallelism\x18\x05 \x01(\x05R\vparallelism\"\x8d\x02\n" +
+	"\vparallelism\x18\x05 \x01(\x05R\vparallelism\"G\n" +
+	"\x12CachedFilesRequest\x121\n" +
+	"\x05files\x18\x01 \x03(\v2\x1b.ferry.cachenode.v1.FileRefR\x05files\"-\n" +
+	"\x13CachedFilesResponse\x12\x16\n" +
+	"\x06cached\x18\x01 \x03(\bR\x06cached\"\x8d\x02\n" +
 	"\n" +
 	"FileResult\x12\x10\n" +
 	"\x03uri\x18\x01 \x01(\tR\x03uri\x125\n" +
@@ -1202,9 +1299,10 @@ const file_cachenode_proto_rawDesc = "" +
 	"\x0eOUTCOME_LOADED\x10\x01\x12\x13\n" +
 	"\x0fOUTCOME_SKIPPED\x10\x02\x12\x12\n" +
 	"\x0eOUTCOME_FAILED\x10\x03\x12\x1a\n" +
-	"\x16OUTCOME_ALREADY_CACHED\x10\x042\xb1\x03\n" +
+	"\x16OUTCOME_ALREADY_CACHED\x10\x042\x91\x04\n" +
 	"\tCacheNode\x12X\n" +
-	"\tLoadFiles\x12$.ferry.cachenode.v1.LoadFilesRequest\x1a%.ferry.cachenode.v1.LoadFilesResponse\x12W\n" +
+	"\tLoadFiles\x12$.ferry.cachenode.v1.LoadFilesRequest\x1a%.ferry.cachenode.v1.LoadFilesResponse\x12^\n" +
+	"\vCachedFiles\x12&.ferry.cachenode.v1.CachedFilesRequest\x1a'.ferry.cachenode.v1.CachedFilesResponse\x12W\n" +
 	"\tReadRange\x12$.ferry.cachenode.v1.ReadRangeRequest\x1a\".ferry.cachenode.v1.ReadRangeChunk0\x01\x12I\n" +
 	"\x04Stat\x12\x1f.ferry.cachenode.v1.StatRequest\x1a .ferry.cachenode.v1.StatResponse\x12L\n" +
 	"\x05Evict\x12 .ferry.cachenode.v1.EvictRequest\x1a!.ferry.cachenode.v1.EvictResponse\x12X\n" +
@@ -1223,44 +1321,49 @@ func file_cachenode_proto_rawDescGZIP() []byte {
 }
 
 var file_cachenode_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cachenode_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_cachenode_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_cachenode_proto_goTypes = []any{
-	(Outcome)(0),              // 0: ferry.cachenode.v1.Outcome
-	(*FileRef)(nil),           // 1: ferry.cachenode.v1.FileRef
-	(*LoadFilesRequest)(nil),  // 2: ferry.cachenode.v1.LoadFilesRequest
-	(*FileResult)(nil),        // 3: ferry.cachenode.v1.FileResult
-	(*LoadFilesResponse)(nil), // 4: ferry.cachenode.v1.LoadFilesResponse
-	(*ReadRangeRequest)(nil),  // 5: ferry.cachenode.v1.ReadRangeRequest
-	(*ReadRangeChunk)(nil),    // 6: ferry.cachenode.v1.ReadRangeChunk
-	(*StatRequest)(nil),       // 7: ferry.cachenode.v1.StatRequest
-	(*FileInfo)(nil),          // 8: ferry.cachenode.v1.FileInfo
-	(*StatResponse)(nil),      // 9: ferry.cachenode.v1.StatResponse
-	(*EvictRequest)(nil),      // 10: ferry.cachenode.v1.EvictRequest
-	(*EvictResponse)(nil),     // 11: ferry.cachenode.v1.EvictResponse
-	(*NodeStatsRequest)(nil),  // 12: ferry.cachenode.v1.NodeStatsRequest
-	(*NodeStatsResponse)(nil), // 13: ferry.cachenode.v1.NodeStatsResponse
+	(Outcome)(0),                // 0: ferry.cachenode.v1.Outcome
+	(*FileRef)(nil),             // 1: ferry.cachenode.v1.FileRef
+	(*LoadFilesRequest)(nil),    // 2: ferry.cachenode.v1.LoadFilesRequest
+	(*CachedFilesRequest)(nil),  // 3: ferry.cachenode.v1.CachedFilesRequest
+	(*CachedFilesResponse)(nil), // 4: ferry.cachenode.v1.CachedFilesResponse
+	(*FileResult)(nil),          // 5: ferry.cachenode.v1.FileResult
+	(*LoadFilesResponse)(nil),   // 6: ferry.cachenode.v1.LoadFilesResponse
+	(*ReadRangeRequest)(nil),    // 7: ferry.cachenode.v1.ReadRangeRequest
+	(*ReadRangeChunk)(nil),      // 8: ferry.cachenode.v1.ReadRangeChunk
+	(*StatRequest)(nil),         // 9: ferry.cachenode.v1.StatRequest
+	(*FileInfo)(nil),            // 10: ferry.cachenode.v1.FileInfo
+	(*StatResponse)(nil),        // 11: ferry.cachenode.v1.StatResponse
+	(*EvictRequest)(nil),        // 12: ferry.cachenode.v1.EvictRequest
+	(*EvictResponse)(nil),       // 13: ferry.cachenode.v1.EvictResponse
+	(*NodeStatsRequest)(nil),    // 14: ferry.cachenode.v1.NodeStatsRequest
+	(*NodeStatsResponse)(nil),   // 15: ferry.cachenode.v1.NodeStatsResponse
 }
 var file_cachenode_proto_depIdxs = []int32{
 	1,  // 0: ferry.cachenode.v1.LoadFilesRequest.files:type_name -> ferry.cachenode.v1.FileRef
-	0,  // 1: ferry.cachenode.v1.FileResult.outcome:type_name -> ferry.cachenode.v1.Outcome
-	3,  // 2: ferry.cachenode.v1.LoadFilesResponse.results:type_name -> ferry.cachenode.v1.FileResult
-	8,  // 3: ferry.cachenode.v1.ReadRangeChunk.file:type_name -> ferry.cachenode.v1.FileInfo
-	8,  // 4: ferry.cachenode.v1.StatResponse.file:type_name -> ferry.cachenode.v1.FileInfo
-	2,  // 5: ferry.cachenode.v1.CacheNode.LoadFiles:input_type -> ferry.cachenode.v1.LoadFilesRequest
-	5,  // 6: ferry.cachenode.v1.CacheNode.ReadRange:input_type -> ferry.cachenode.v1.ReadRangeRequest
-	7,  // 7: ferry.cachenode.v1.CacheNode.Stat:input_type -> ferry.cachenode.v1.StatRequest
-	10, // 8: ferry.cachenode.v1.CacheNode.Evict:input_type -> ferry.cachenode.v1.EvictRequest
-	12, // 9: ferry.cachenode.v1.CacheNode.NodeStats:input_type -> ferry.cachenode.v1.NodeStatsRequest
-	4,  // 10: ferry.cachenode.v1.CacheNode.LoadFiles:output_type -> ferry.cachenode.v1.LoadFilesResponse
-	6,  // 11: ferry.cachenode.v1.CacheNode.ReadRange:output_type -> ferry.cachenode.v1.ReadRangeChunk
-	9,  // 12: ferry.cachenode.v1.CacheNode.Stat:output_type -> ferry.cachenode.v1.StatResponse
-	11, // 13: ferry.cachenode.v1.CacheNode.Evict:output_type -> ferry.cachenode.v1.EvictResponse
-	13, // 14: ferry.cachenode.v1.CacheNode.NodeStats:output_type -> ferry.cachenode.v1.NodeStatsResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	1,  // 1: ferry.cachenode.v1.CachedFilesRequest.files:type_name -> ferry.cachenode.v1.FileRef
+	0,  // 2: ferry.cachenode.v1.FileResult.outcome:type_name -> ferry.cachenode.v1.Outcome
+	5,  // 3: ferry.cachenode.v1.LoadFilesResponse.results:type_name -> ferry.cachenode.v1.FileResult
+	10, // 4: ferry.cachenode.v1.ReadRangeChunk.file:type_name -> ferry.cachenode.v1.FileInfo
+	10, // 5: ferry.cachenode.v1.StatResponse.file:type_name -> ferry.cachenode.v1.FileInfo
+	2,  // 6: ferry.cachenode.v1.CacheNode.LoadFiles:input_type -> ferry.cachenode.v1.LoadFilesRequest
+	3,  // 7: ferry.cachenode.v1.CacheNode.CachedFiles:input_type -> ferry.cachenode.v1.CachedFilesRequest
+	7,  // 8: ferry.cachenode.v1.CacheNode.ReadRange:input_type -> ferry.cachenode.v1.ReadRangeRequest
+	9,  // 9: ferry.cachenode.v1.CacheNode.Stat:input_type -> ferry.cachenode.v1.StatRequest
+	12, // 10: ferry.cachenode.v1.CacheNode.Evict:input_type -> ferry.cachenode.v1.EvictRequest
+	14, // 11: ferry.cachenode.v1.CacheNode.NodeStats:input_type -> ferry.cachenode.v1.NodeStatsRequest
+	6,  // 12: ferry.cachenode.v1.CacheNode.LoadFiles:output_type -> ferry.cachenode.v1.LoadFilesResponse
+	4,  // 13: ferry.cachenode.v1.CacheNode.CachedFiles:output_type -> ferry.cachenode.v1.CachedFilesResponse
+	8,  // 14: ferry.cachenode.v1.CacheNode.ReadRange:output_type -> ferry.cachenode.v1.ReadRangeChunk
+	11, // 15: ferry.cachenode.v1.CacheNode.Stat:output_type -> ferry.cachenode.v1.StatResponse
+	13, // 16: ferry.cachenode.v1.CacheNode.Evict:output_type -> ferry.cachenode.v1.EvictResponse
+	15, // 17: ferry.cachenode.v1.CacheNode.NodeStats:output_type -> ferry.cachenode.v1.NodeStatsResponse
+	12, // [12:18] is the sub-list for method output_type
+	6,  // [6:12] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_cachenode_proto_init() }
@@ -1268,14 +1371,14 @@ func file_cachenode_proto_init() {
 	if File_cachenode_proto != nil {
 		return
 	}
-	file_cachenode_proto_msgTypes[4].OneofWrappers = []any{}
+	file_cachenode_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cachenode_proto_rawDesc), len(file_cachenode_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,11 +23,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	CacheNode_LoadFiles_FullMethodName = "/ferry.cachenode.v1.CacheNode/LoadFiles"
-	CacheNode_ReadRange_FullMethodName = "/ferry.cachenode.v1.CacheNode/ReadRange"
-	CacheNode_Stat_FullMethodName      = "/ferry.cachenode.v1.CacheNode/Stat"
-	CacheNode_Evict_FullMethodName     = "/ferry.cachenode.v1.CacheNode/Evict"
-	CacheNode_NodeStats_FullMethodName = "/ferry.cachenode.v1.CacheNode/NodeStats"
+	CacheNode_LoadFiles_FullMethodName   = "/ferry.cachenode.v1.CacheNode/LoadFiles"
+	CacheNode_CachedFiles_FullMethodName = "/ferry.cachenode.v1.CacheNode/CachedFiles"
+	CacheNode_ReadRange_FullMethodName   = "/ferry.cachenode.v1.CacheNode/ReadRange"
+	CacheNode_Stat_FullMethodName        = "/ferry.cachenode.v1.CacheNode/Stat"
+	CacheNode_Evict_FullMethodName       = "/ferry.cachenode.v1.CacheNode/Evict"
+	CacheNode_NodeStats_FullMethodName   = "/ferry.cachenode.v1.CacheNode/NodeStats"
 )
 
 // CacheNodeClient is the client API for CacheNode service.
@@ -40,6 +41,12 @@ type CacheNodeClient interface {
 	// The call fails as a whole only for bad arguments; a file that cannot be
 	// loaded is reported FAILED with its reason.
 	LoadFiles(ctx context.Context, in *LoadFilesRequest, opts ...grpc.CallOption) (*LoadFilesResponse, error)
+	// CachedFiles tells which of the files this node holds complete, every
+	// page bound to exactly the size and version given, reading nothing from
+	// storage: the files LoadFiles would report ALREADY_CACHED. A
+	// coordinator asks it before planning a load, so that such files are not
+	// sent to the node at all.
+	CachedFiles(ctx context.Context, in *CachedFilesRequest, opts ...grpc.CallOption) (*CachedFilesResponse, error)
 	// ReadRange streams bytes of a file, read through the cache: cached pages
 	// are served after their checksum is verified, missing ones are fetched
 	// from the storage system and kept.
@@ -66,6 +73,16 @@ func (c *cacheNodeClient) LoadFiles(ctx context.Context, in *LoadFilesRequest, o
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(LoadFilesResponse)
 	err := c.cc.Invoke(ctx, CacheNode_LoadFiles_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *cacheNodeClient) CachedFiles(ctx context.Context, in *CachedFilesRequest, opts ...grpc.CallOption) (*CachedFilesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CachedFilesResponse)
+	err := c.cc.Invoke(ctx, CacheNode_CachedFiles_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +148,12 @@ type CacheNodeServer interface {
 	// The call fails as a whole only for bad arguments; a file that cannot be
 	// loaded is reported FAILED with its reason.
 	LoadFiles(context.Context, *LoadFilesRequest) (*LoadFilesResponse, error)
+	// CachedFiles tells which of the files this node holds complete, every
+	// page bound to exactly the size and version given, reading nothing from
+	// storage: the files LoadFiles would report ALREADY_CACHED. A
+	// coordinator asks it before planning a load, so that such files are not
+	// sent to the node at all.
+	CachedFiles(context.Context, *CachedFilesRequest) (*CachedFilesResponse, error)
 	// ReadRange streams bytes of a file, read through the cache: cached pages
 	// are served after their checksum is verified, missing ones are fetched
 	// from the storage system and kept.
@@ -155,6 +178,9 @@ type UnimplementedCacheNodeServer struct{}
 
 func (UnimplementedCacheNodeServer) LoadFiles(context.Context, *LoadFilesRequest) (*LoadFilesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method LoadFiles not implemented")
+}
+func (UnimplementedCacheNodeServer) CachedFiles(context.Context, *CachedFilesRequest) (*CachedFilesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CachedFiles not implemented")
 }
 func (UnimplementedCacheNodeServer) ReadRange(*ReadRangeRequest, grpc.ServerStreamingServer[ReadRangeChunk]) error {
 	return status.Errorf(codes.Unimplemented, "method ReadRange not implemented")
@@ -203,6 +229,24 @@ func _CacheNode_LoadFiles_Handler(srv interface{}, ctx context.Context, dec func
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(CacheNodeServer).LoadFiles(ctx, req.(*LoadFilesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CacheNode_CachedFiles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CachedFilesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CacheNodeServer).CachedFiles(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CacheNode_CachedFiles_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CacheNodeServer).CachedFiles(ctx, req.(*CachedFilesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -282,6 +326,10 @@ var CacheNode_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LoadFiles",
 			Handler:    _CacheNode_LoadFiles_Handler,
+		},
+		{
+			MethodName: "CachedFiles",
+			Handler:    _CacheNode_CachedFiles_Handler,
 		},
 		{
 			MethodName: "Stat",

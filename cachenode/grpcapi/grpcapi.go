@@ -112,6 +112,31 @@ func (svc *Service) LoadFiles(ctx context.Context, req *pb.LoadFilesRequest) (*p
 	return resp, nil
 }
 
+// CachedFiles tells which files are cached complete at exactly the size and
+// version given. It reads the page store's index only: no storage system
+// is asked, nothing is loaded, and no access is recorded (a load that
+// finds a file so reports it ALREADY_CACHED and touches nothing either).
+func (svc *Service) CachedFiles(ctx context.Context, req *pb.CachedFilesRequest) (*pb.CachedFilesResponse, error) {
+	if len(req.Files) > maxBatch {
+		return nil, status.Errorf(codes.InvalidArgument, "%d files in one call; at most %d", len(req.Files), maxBatch)
+	}
+	resp := &pb.CachedFilesResponse{Cached: make([]bool, len(req.Files))}
+	for i, ref := range req.Files {
+		if i%256 == 0 && ctx.Err() != nil {
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+		if ref.GetVersion() == "" {
+			continue
+		}
+		f, ok, err := svc.Store.Lookup(ref.URI())
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		resp.Cached[i] = ok && f.Version == ref.GetVersion() && f.Size == ref.GetSize() && f.FullyCached()
+	}
+	return resp, nil
+}
+
 func (svc *Service) loadOne(ctx context.Context, f *pb.FileRef, opts pagestore.LoadOptions) *pb.FileResult {
 	ref := pagestore.FileRef{URI: f.URI(), Size: f.GetSize(), Version: f.GetVersion()}
 	res, err := svc.Store.LoadFile(ctx, ref, opts, nil)

@@ -276,3 +276,95 @@ func TestEveryCallCarriesNamesAsBytes(t *testing.T) {
 		t.Fatalf("neighbour %q: %v %v", plain, st, err)
 	}
 }
+
+// CachedFiles answers from the index alone: true only for a file complete
+// at exactly the size and version asked, names as bytes, and nothing is
+// read from or asked of the storage system.
+func TestCachedFilesAnswersFromTheIndexAlone(t *testing.T) {
+	c, dir, src := setup(t)
+	ctx := context.Background()
+	whole, _ := write(t, dir, "caf\xe9 whole", 3*ps+5)
+	part, _ := write(t, dir, "part", 4*ps)
+	empty, _ := write(t, dir, "empty", 0)
+	never, _ := write(t, dir, "never", 10)
+	var refs []*pb.FileRef
+	for _, u := range []string{whole, empty} {
+		ref := &pb.FileRef{}
+		ref.SetURI(u)
+		refs = append(refs, ref)
+	}
+	if resp, err := c.LoadFiles(ctx, &pb.LoadFilesRequest{Files: refs}); err != nil || resp.Failed != 0 {
+		t.Fatalf("load: %v %v", resp, err)
+	}
+	// One page of part, read through: cached, but not whole.
+	ten := int64(10)
+	read := &pb.ReadRangeRequest{Length: &ten}
+	read.SetURI(part)
+	stream, err := c.ReadRange(ctx, read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := stream.Recv(); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	version := func(u string) (int64, string) {
+		st := &pb.StatRequest{}
+		st.SetURI(u)
+		resp, err := c.Stat(ctx, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.File.Size, resp.File.Version
+	}
+	ws, wv := version(whole)
+	pSize, pv := version(part)
+	es, ev := version(empty)
+	opens, stats := src.Opens(), src.Stats()
+
+	ref := func(u string, size int64, v string) *pb.FileRef {
+		r := &pb.FileRef{Size: size, Version: v}
+		r.SetURI(u)
+		return r
+	}
+	cases := []struct {
+		ref  *pb.FileRef
+		want bool
+	}{
+		{ref(whole, ws, wv), true},
+		{ref(whole, ws, wv+"x"), false}, // another version
+		{ref(whole, ws+1, wv), false},   // another size
+		{ref(whole, ws, ""), false},     // no version: only a load may ask the source
+		{ref(whole[:len(whole)-1], ws, wv), false},
+		{ref(part, pSize, pv), false}, // partly cached
+		{ref(empty, es, ev), true},
+		{ref(never, 10, "v"), false},
+		{&pb.FileRef{Uri: "not a uri", Version: "v"}, false},
+	}
+	req := &pb.CachedFilesRequest{}
+	for _, tc := range cases {
+		req.Files = append(req.Files, tc.ref)
+	}
+	resp, err := c.CachedFiles(ctx, req)
+	if err != nil || len(resp.Cached) != len(cases) {
+		t.Fatalf("%v %v", resp, err)
+	}
+	for i, tc := range cases {
+		if resp.Cached[i] != tc.want {
+			t.Errorf("file %d (%q %d %q): cached %v, want %v", i, tc.ref.URI(), tc.ref.Size, tc.ref.Version, resp.Cached[i], tc.want)
+		}
+	}
+	if src.Opens() != opens || src.Stats() != stats {
+		t.Fatalf("CachedFiles asked the source: %d opens, %d stats", src.Opens()-opens, src.Stats()-stats)
+	}
+	many := make([]*pb.FileRef, 10001)
+	for i := range many {
+		many[i] = &pb.FileRef{Uri: empty}
+	}
+	if _, err := c.CachedFiles(ctx, &pb.CachedFilesRequest{Files: many}); code(err) != codes.InvalidArgument {
+		t.Fatalf("10,001 files: %v", err)
+	}
+}

@@ -133,7 +133,7 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 	manifestRoot := "file://" + filepath.Join(absData, "manifests")
 	// The coordinator's workers, the membership worker among them, start
 	// before the nodes wait for the registry, which they may have to run.
-	if err := startCoordinatorContext(sctx, p, c, resolver, manifestRoot); err != nil {
+	if err := startCoordinatorContext(sctx, p, c, resolver, manifestRoot, sec.acc.grpcDialOptions()); err != nil {
 		return fail(err)
 	}
 	apiAddr, err := startAPI(ctx, p, o.apiListen, newServices(c, resolver), tel, sec.acc)

@@ -116,25 +116,37 @@ func (s *securityFlags) buildAccess(dataDir, extraToken string, listeners ...str
 	if err != nil {
 		return nil, err
 	}
-	a := &access{flags: s, tokens: tokens}
+	a, err := s.dialAccess(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	a.tokens = tokens
 	if extraToken != "" {
 		tokens.Add("dev", auth.RoleWrite, extraToken)
 	}
 	if a.anonymous, err = auth.ParseAnonymousReads(s.anonymousReads); err != nil {
 		return nil, fmt.Errorf("--anonymous-reads: %w", err)
 	}
-	a.client = s.clientToken(dataDir)
 	if a.client == nil && extraToken != "" {
 		a.client = auth.StaticToken(extraToken)
 	}
+	if tokens.Count() == 0 && !s.noAuth {
+		slog.Warn("no bearer token is configured: every API request will be refused (set --auth-tokens-file or FERRY_AUTH_TOKENS, or --insecure-no-auth on loopback)")
+	}
+	return a, nil
+}
+
+// dialAccess is what a process needs to call other Ferry processes: the
+// token it sends and its TLS settings. A process that serves nothing (a
+// coordinator) needs no more; buildAccess adds the listeners' side.
+func (s *securityFlags) dialAccess(dataDir string) (*access, error) {
+	a := &access{flags: s, client: s.clientToken(dataDir)}
+	var err error
 	if a.server, err = s.tls.ServerConfig(); err != nil {
 		return nil, err
 	}
 	if a.dialTLS, err = s.tls.ClientConfig(); err != nil {
 		return nil, err
-	}
-	if tokens.Count() == 0 && !s.noAuth {
-		slog.Warn("no bearer token is configured: every API request will be refused (set --auth-tokens-file or FERRY_AUTH_TOKENS, or --insecure-no-auth on loopback)")
 	}
 	return a, nil
 }
@@ -201,6 +213,8 @@ func (a *access) nodeSecurity(cfg *cachenode.Config) {
 			"/ferry.cachenode.v1.CacheNode/ReadRange": auth.RoleRead,
 			"/ferry.cachenode.v1.CacheNode/Stat":      auth.RoleRead,
 			"/ferry.cachenode.v1.CacheNode/NodeStats": auth.RoleRead,
+			// Which files are cached: no more than Stat tells.
+			"/ferry.cachenode.v1.CacheNode/CachedFiles": auth.RoleRead,
 		},
 		Audit: map[string]bool{
 			"/ferry.cachenode.v1.CacheNode/LoadFiles": true,

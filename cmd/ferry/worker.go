@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
+	"google.golang.org/grpc"
 
 	"github.com/ferryio/ferry/activities"
 	"github.com/ferryio/ferry/cachenode/membership"
@@ -43,9 +44,15 @@ another one from its recorded history.`,
 				return err
 			}
 			p := pr.parts
+			// The coordinator asks the nodes which files they hold, with
+			// this process's token and TLS settings.
+			acc, err := g.sec.dialAccess(dataDir)
+			if err != nil {
+				return pr.fail(err)
+			}
 			sctx, cancel := g.startupContext(ctx)
 			defer cancel()
-			if err := startCoordinatorContext(sctx, p, pr.client, pr.resolver, root); err != nil {
+			if err := startCoordinatorContext(sctx, p, pr.client, pr.resolver, root, acc.grpcDialOptions()); err != nil {
 				return pr.fail(err)
 			}
 			_, _ = fmt.Fprintf(cmd.OutOrStdout(), "Ferry coordinator is running (task queue %s, Temporal %s)\n", workflows.CoordinatorTaskQueue, g.temporalAddress)
@@ -65,7 +72,7 @@ another one from its recorded history.`,
 func startCoordinator(p *parts, c client.Client, resolver *storage.Resolver, manifestRoot string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), defaultStartupTimeout)
 	defer cancel()
-	return startCoordinatorContext(ctx, p, c, resolver, manifestRoot)
+	return startCoordinatorContext(ctx, p, c, resolver, manifestRoot, nil)
 }
 
 // startCoordinatorContext runs the coordinator's Temporal workers: job workflows
@@ -75,12 +82,14 @@ func startCoordinator(p *parts, c client.Client, resolver *storage.Resolver, man
 //
 // manifestRoot is the URI of the manifest store, where jobs keep their file
 // lists and failure lists; every coordinator and cache node must reach the
-// same one. ctx bounds the start-up waits (see package startup).
-func startCoordinatorContext(ctx context.Context, p *parts, c client.Client, resolver *storage.Resolver, manifestRoot string) error {
+// same one. ctx bounds the start-up waits (see package startup). dial are
+// the options of the coordinator's gRPC calls to the nodes (TLS, token).
+func startCoordinatorContext(ctx context.Context, p *parts, c client.Client, resolver *storage.Resolver, manifestRoot string, dial []grpc.DialOption) error {
 	manifests, err := manifest.New(resolver, manifestRoot)
 	if err != nil {
 		return err
 	}
+	index := &worker.GRPCCacheIndex{DialOptions: dial}
 	// A registry that has just moved to a new worker (after a crash) answers
 	// its first query only after replaying its history: give queries more
 	// time than the default, so placement waits rather than fails.
@@ -91,6 +100,7 @@ func startCoordinatorContext(ctx context.Context, p *parts, c client.Client, res
 			Resolver:  resolver,
 			Placement: worker.RingPlacement{Current: view.Current},
 			Manifests: manifests,
+			Cached:    index,
 		})
 		return w
 	})
@@ -98,6 +108,7 @@ func startCoordinatorContext(ctx context.Context, p *parts, c client.Client, res
 		return fmt.Errorf("start coordinator worker: %w", err)
 	}
 	p.add("coordinator worker", func(context.Context) error { w.Stop(); return nil })
+	p.add("coordinator connections to the nodes", func(context.Context) error { return index.Close() })
 	mw, err := startup.StartWorker(ctx, "Temporal to start the membership worker", func() sdkworker.Worker {
 		mw := sdkworker.New(c, membership.TaskQueue, membership.WorkerOptions())
 		workflows.RegisterMembership(mw)

@@ -216,10 +216,15 @@ func newCluster(t testing.TB, cfg temporaldev.Config, coordinator []interceptor.
 	coordOpts := worker.CoordinatorOptions()
 	coordOpts.Interceptors = coordinator
 	coord := sdkworker.New(c, workflows.CoordinatorTaskQueue, coordOpts)
+	// Nodes added with a gRPC port (AddNodeServing) are asked which files
+	// they hold; the others, without an address, get every file.
+	index := &worker.GRPCCacheIndex{}
+	t.Cleanup(func() { _ = index.Close() })
 	worker.RegisterCoordinator(coord, &activities.Coordinator{
 		Resolver:  cl.Resolver,
 		Placement: worker.RingPlacement{Current: cl.Ring},
 		Manifests: cl.Manifests,
+		Cached:    index,
 	})
 	if err := coord.Start(); err != nil {
 		t.Fatal(err)
@@ -291,6 +296,14 @@ func (c *Cluster) AddNode(id string) {
 // example a real page store, worker.PageStoreCache) and puts it on the
 // ring. The cache is not in Caches.
 func (c *Cluster) AddNodeWithCache(id string, cache activities.Cache) {
+	c.AddNodeServing(id, cache, 0)
+}
+
+// AddNodeServing is AddNodeWithCache for a node whose gRPC data service
+// (package grpcapi, over the same cache) the test serves on grpcPort of
+// 127.0.0.1: the ring says so, and the coordinator asks it which files it
+// holds. Port 0: none.
+func (c *Cluster) AddNodeServing(id string, cache activities.Cache, grpcPort int) {
 	w := sdkworker.New(c.Client, ring.TaskQueueFor(id), worker.NodeOptions())
 	worker.RegisterNode(w, &activities.Node{Cache: cache, Resolver: c.Resolver, Manifests: c.Manifests})
 	if err := w.Start(); err != nil {
@@ -300,15 +313,17 @@ func (c *Cluster) AddNodeWithCache(id string, cache activities.Cache) {
 	c.mu.Lock()
 	c.workers[id] = w
 	c.mu.Unlock()
-	c.AddMember(id)
+	c.addMember(id, grpcPort)
 }
 
 // AddMember puts node id on the ring without starting a worker for it: the
 // test serves the node's task queue itself, for example from a process it
 // can kill.
-func (c *Cluster) AddMember(id string) {
+func (c *Cluster) AddMember(id string) { c.addMember(id, 0) }
+
+func (c *Cluster) addMember(id string, grpcPort int) {
 	c.mu.Lock()
-	c.members = append(c.members, ring.Member{ID: id, Identity: ring.IdentityFromName(id), Host: "127.0.0.1", TaskQueue: ring.TaskQueueFor(id)})
+	c.members = append(c.members, ring.Member{ID: id, Identity: ring.IdentityFromName(id), Host: "127.0.0.1", GRPCPort: grpcPort, TaskQueue: ring.TaskQueueFor(id)})
 	c.mu.Unlock()
 }
 

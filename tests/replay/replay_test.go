@@ -2,7 +2,7 @@
 // workflow code: a change that would break running workflows fails here and
 // needs workflow.GetVersion. Re-record with
 //
-//	FERRY_RECORD_HISTORIES=$PWD/tests/replay/testdata go test ./worker -run 'Stop|Continue|EndToEnd|NodeLoss|Reported|JobCopies|MovesEverything|Passes'
+//	FERRY_RECORD_HISTORIES=$PWD/tests/replay/testdata go test ./worker -run 'Stop|Continue|EndToEnd|NodeLoss|Reported|JobCopies|MovesEverything|Passes|SecondLoad'
 //
 // and, for the runs' Temporal statuses (issue 12),
 //
@@ -12,7 +12,9 @@
 // runs that hand their batches over at continue-as-new, and one of those
 // batches, a FerryBatch child workflow; v2-node-replace-* and
 // v2-node-join-* from TestNodeLossReplacesOnlyItsFiles and
-// TestJoinedNodeTakesOnlyItsFiles. The older v2-node-loss-* and
+// TestJoinedNodeTakesOnlyItsFiles; v2-load-cached-* from
+// TestSecondLoadSendsNoBatchForCachedFiles: loads whose files their nodes
+// already held, counted without batches. The older v2-node-loss-* and
 // v2-continue-as-new-* stay as recorded: they replay the runs from before
 // those changes.)
 //
@@ -41,7 +43,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 	for _, want := range []string{"v1-continue-as-new", "v1-stop-resume", "v2-load", "v2-continue-as-new", "v2-stop-resume",
 		"v2-node-loss", "v2-failures", "v2-copy", "v2-move", "v2-dry-run", "v2-verify", "v2-retry", "v2-early-failure",
 		"v2-truth-stop-loading", "v2-truth-stop-verifying", "v2-truth-stop-moving", "v2-truth-cancel", "v2-truth-failed", "v2-truth-terminated", "v2-truth-continue",
-		"v2-handover", "v2-batch", "v2-node-replace", "v2-node-join"} {
+		"v2-handover", "v2-batch", "v2-node-replace", "v2-node-join", "v2-load-cached"} {
 		if m, _ := filepath.Glob("testdata/" + want + "-*.json"); len(m) == 0 {
 			t.Errorf("no recorded history %s-*.json: the corpus must cover every path of the job workflow", want)
 		}
