@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"syscall"
@@ -545,15 +546,51 @@ func benchLoadLarge(b *testing.B, src string, paths []string, size int64, par in
 		}
 		return time.Since(start), nil
 	}
-	res, err := abbench.Run(ctx, abbench.Options{Pairs: max(b.N, 3)}, load, copyFiles)
+	var loadCPU, copyCPU []time.Duration
+	res, err := abbench.Run(ctx, abbench.Options{Pairs: max(b.N, 3)}, withCPU(load, &loadCPU), withCPU(copyFiles, &copyCPU))
 	if err != nil {
 		b.Fatal(err)
 	}
 	mb := float64(int64(len(paths))*size) / 1e6
 	b.ReportMetric(mb/res.MedianA().Seconds(), "load-MB/s")
 	b.ReportMetric(mb/res.MedianB().Seconds(), "copy-MB/s")
+	// CPU time (this process, user and system, the whole side: each also
+	// removes the previous run's 2 GiB) tells on a busy machine what the
+	// wall clock cannot: a side with more threads gets a larger share of a
+	// contended CPU.
+	b.ReportMetric(medianOf(loadCPU[1:]).Seconds(), "load-cpu-s")
+	b.ReportMetric(medianOf(copyCPU[1:]).Seconds(), "copy-cpu-s")
 	res.Report(b)
-	b.Log(res.Summary("load", "copy_file_range"))
+	b.Logf("%s; CPU time: load %v, copy %v (medians)", res.Summary("load", "copy_file_range"),
+		medianOf(loadCPU[1:]).Round(time.Millisecond), medianOf(copyCPU[1:]).Round(time.Millisecond))
+}
+
+// withCPU wraps a side to append the CPU time (user and system) this
+// process spent in each of its runs to *cpu, the warm-up first.
+func withCPU(side abbench.Side, cpu *[]time.Duration) abbench.Side {
+	return func(ctx context.Context) (time.Duration, error) {
+		before := cpuTime()
+		d, err := side(ctx)
+		*cpu = append(*cpu, cpuTime()-before)
+		return d, err
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func medianOf(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // copyPlain copies src to a new file dst as cp does: *os.File to *os.File,
