@@ -72,27 +72,16 @@ func TestKillDuringLargeFileLoad(t *testing.T) {
 			}
 			_, _ = node.c.LoadFiles(ctx, &pb.LoadFilesRequest{Files: refs, Parallelism: 3}) // fails when killed
 		}()
-	poll:
-		for {
-			st, err := node.c.NodeStats(ctx, &pb.NodeStatsRequest{})
-			if err != nil || st.PagesStored >= target {
-				break
+		// Make the index durable so far (an evict syncs it) between polls,
+		// so that the restart finds some of the pages copied before the
+		// kill: unsynced index writes are lost with the process.
+		waitStored(ctx, node.c, target, loaded, func() bool {
+			_, err := node.c.LoadFiles(ctx, &pb.LoadFilesRequest{Files: []*pb.FileRef{{Uri: syncURI}}})
+			if err == nil {
+				_, err = node.c.Evict(ctx, &pb.EvictRequest{UriPrefix: syncURI})
 			}
-			// Make the index durable so far (an evict syncs it), so that
-			// the restart finds some of the pages copied before the kill:
-			// unsynced index writes are lost with the process.
-			if _, err := node.c.LoadFiles(ctx, &pb.LoadFilesRequest{Files: []*pb.FileRef{{Uri: syncURI}}}); err != nil {
-				break
-			}
-			if _, err := node.c.Evict(ctx, &pb.EvictRequest{UriPrefix: syncURI}); err != nil {
-				break
-			}
-			select {
-			case <-loaded:
-				break poll
-			case <-time.After(time.Millisecond):
-			}
-		}
+			return err == nil
+		})
 		node.kill()
 		<-loaded
 		// One file changes while the node is down.

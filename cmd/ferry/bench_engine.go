@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,7 +17,6 @@ import (
 	"github.com/ferryio/ferry/internal/abbench"
 	"github.com/ferryio/ferry/internal/historystat"
 	"github.com/ferryio/ferry/jobs"
-	"github.com/ferryio/ferry/storage/backends"
 	"github.com/ferryio/ferry/workflows"
 )
 
@@ -155,16 +153,9 @@ bytes per 1,000 files.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
-			ss, err := backends.ParseByteSize(smallSize)
+			ss, ls, err := treeFlags("--size", smallSize, largeSize, pairs)
 			if err != nil {
-				return fmt.Errorf("--size: %w", err)
-			}
-			ls, err := backends.ParseByteSize(largeSize)
-			if err != nil {
-				return fmt.Errorf("--large-size: %w", err)
-			}
-			if pairs < 1 {
-				return fmt.Errorf("--pairs %d: want at least 1", pairs)
+				return err
 			}
 			root, err := os.MkdirTemp(dir, "ferry-bench-copy-")
 			if err != nil {
@@ -221,19 +212,10 @@ bytes per 1,000 files.`,
 				printHistory(out, hist, int64(files))
 				return os.RemoveAll(src)
 			}
-			if files > 0 {
-				if err := run("small", files, int64(ss)); err != nil {
-					return err
-				}
+			if err := smallAndLarge(run, files, ss, large, ls); err != nil {
+				return err
 			}
-			if large > 0 {
-				if err := run("large", large, int64(ls)); err != nil {
-					return err
-				}
-			}
-			l := abbench.LoadAverage()
-			_, _ = fmt.Fprintf(out, "\nferry bench copy (3 cache nodes, same disk, same run; medians of %d alternated pairs after a warm-up; load average now %.2f %.2f %.2f, %d CPUs)\n",
-				pairs, l[0], l[1], l[2], runtime.NumCPU())
+			printHeading(out, "copy", 3, pairs)
 			printRows(out, rows, "ferry", "cp")
 			return nil
 		},
