@@ -38,3 +38,7 @@ func CountKernelCopies() (count func() int64, restore func()) {
 	}
 	return n.Load, func() { copyPage = copyRange }
 }
+
+// ChecksumByRead is the checksum of a page read back when its data file
+// cannot be mapped.
+var ChecksumByRead = checksumRead

@@ -448,6 +448,23 @@ func (s *Store) copyRun(ctx context.Context, f File, run []claim, src *os.File, 
 	return loaded, nil
 }
 
+// checksumRead computes the CRC-32C of n bytes of fh at off by reading
+// them, in pieces that stay in the CPU's caches (checksumRange where a file
+// cannot be mapped).
+func checksumRead(fh *os.File, off, n int64) (uint32, error) {
+	buf := make([]byte, min(n, 128<<10))
+	var crc uint32
+	for done := int64(0); done < n; {
+		k, err := fh.ReadAt(buf[:min(int64(len(buf)), n-done)], off+done)
+		if err != nil {
+			return 0, err
+		}
+		crc = crc32.Update(crc, castagnoli, buf[:k])
+		done += int64(k)
+	}
+	return crc, nil
+}
+
 // loadOne reads one claimed page from rc and stores it, without the reader
 // goroutine of a longer run: the common case of a small file.
 func (s *Store) loadOne(ctx context.Context, f File, c claim, rc io.Reader, lim Limiter, progress func(int64)) (int64, error) {

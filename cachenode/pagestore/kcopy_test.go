@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sync"
@@ -193,6 +194,30 @@ func TestReadersDuringLocalLoad(t *testing.T) {
 		}
 		if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
 			t.Fatalf("round %d: wrong bytes after the load", round)
+		}
+	}
+}
+
+// The checksum of a page read back (where a data file cannot be mapped) is
+// the page's CRC-32C.
+func TestChecksumByRead(t *testing.T) {
+	if !pagestore.KernelCopy {
+		t.Skip("no kernel copy on this system")
+	}
+	data := bytes.Repeat([]byte("0123456789abcdef"), 40000)
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	for _, r := range [][2]int64{{0, int64(len(data))}, {4096, 300000}, {7, 1}, {100, 0}} {
+		got, err := pagestore.ChecksumByRead(fh, r[0], r[1])
+		if want := crc32.Checksum(data[r[0]:r[0]+r[1]], crc32.MakeTable(crc32.Castagnoli)); err != nil || got != want {
+			t.Fatalf("range %v: %08x %v, want %08x", r, got, err, want)
 		}
 	}
 }
