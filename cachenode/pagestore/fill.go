@@ -358,12 +358,14 @@ func (s *Store) kernelCopySource(rc io.Reader, lim Limiter) (*os.File, int64, bo
 }
 
 // copyRun stores the pages of run from a local source file, whose byte
-// shift+o is byte o of f, without passing them through this process: each
-// page is copied by the kernel into f's data file (copy_file_range) and
-// checksummed where it landed, a page behind the copy, in a second
-// goroutine that also commits its record. Against reading each page into
-// memory, checksumming it and writing it out, that is one pass over the
-// bytes instead of three, which is what large local files are limited by.
+// shift+o is byte o of f, without passing them through this process: a
+// goroutine has the kernel copy each page into f's data file
+// (copy_file_range), a page or two ahead of the caller, which checksums
+// each page where it landed (in the page cache, still in the CPU's caches)
+// and commits its record. Against reading each page into a buffer,
+// checksumming it and writing it out, that is one copy instead of two,
+// with the checksum overlapping the next copy; large local loads are
+// limited by exactly these passes over memory.
 // Every rule of storePage holds: space is reserved before a page is
 // written, and its record, committed after, names complete bytes with
 // their checksum. A waiter for one of these pages gets no bytes (nil) and
