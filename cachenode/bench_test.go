@@ -2,14 +2,17 @@ package cachenode_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -447,4 +450,164 @@ func BenchmarkReloadVsFill(b *testing.B) {
 	b.ReportMetric(float64(res.MedianA().Microseconds())/files, "reload-µs/file")
 	b.ReportMetric(float64(res.MedianB().Microseconds())/files, "cold-µs/file")
 	res.Report(b)
+}
+
+// BenchmarkLoadLargeVsCopy is the page store's share of "8 × 256 MiB load
+// at least 90 % of cp -r": A loads large local files into a page store
+// (LoadFile, par files at once, as a node's batch does), B copies the same
+// files to fresh plain files the way cp does (copy_file_range, one file
+// after the other). Both start with the written-back source in the page
+// cache: the pages of the previous run are evicted, and dirty pages synced,
+// outside the clock. FERRY_BENCH_LARGE_MIB sets the file size (default 256).
+//
+//	go test -run '^$' -bench LoadLargeVsCopy -benchtime 5x ./cachenode/
+func BenchmarkLoadLargeVsCopy(b *testing.B) {
+	const files = 8
+	size := int64(256)
+	if v := os.Getenv("FERRY_BENCH_LARGE_MIB"); v != "" {
+		if _, err := fmt.Sscan(v, &size); err != nil || size <= 0 {
+			b.Fatalf("FERRY_BENCH_LARGE_MIB=%q: want a positive number of MiB", v)
+		}
+	}
+	size <<= 20
+	src := b.TempDir()
+	var paths []string
+	chunk := benchData()[:benchPage]
+	for i := range files {
+		p := filepath.Join(src, fmt.Sprintf("big%d", i))
+		f, err := os.Create(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for off := int64(0); off < size; off += benchPage {
+			binary.BigEndian.PutUint64(chunk, uint64(i)<<32|uint64(off>>20)) // every page differs
+			if _, err := f.Write(chunk[:min(benchPage, size-off)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	for _, par := range []int{1, 4} {
+		b.Run(fmt.Sprintf("files=%dx%dMiB/par=%d", files, size>>20, par), func(b *testing.B) {
+			benchLoadLarge(b, src, paths, size, par)
+		})
+	}
+}
+
+func benchLoadLarge(b *testing.B, src string, paths []string, size int64, par int) {
+	ctx := context.Background()
+	s, err := pagestore.Open(pagestore.Options{Dir: b.TempDir(), Capacity: int64(len(paths))*size + (1 << 30), Resolver: localResolver(b, src)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	load := func(context.Context) (time.Duration, error) {
+		if _, err := s.Evict(ctx, "file://"+src); err != nil {
+			return 0, err
+		}
+		syscall.Sync()
+		start := time.Now()
+		errs := make(chan error, len(paths))
+		next := make(chan string, len(paths))
+		for _, p := range paths {
+			next <- p
+		}
+		close(next)
+		for range par {
+			go func() {
+				for p := range next {
+					res, err := s.LoadFile(ctx, pagestore.FileRef{URI: "file://" + p}, pagestore.LoadOptions{}, nil)
+					if err == nil && res.BytesLoaded != size {
+						err = fmt.Errorf("%s: %+v", p, res)
+					}
+					errs <- err
+				}
+			}()
+		}
+		for range paths {
+			if err := <-errs; err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(start), nil
+	}
+	copyFiles := func(context.Context) (time.Duration, error) {
+		dir := freshDir(b)
+		defer removeDir(b, dir)
+		syscall.Sync()
+		start := time.Now()
+		for i, p := range paths {
+			if err := copyPlain(p, filepath.Join(dir, fmt.Sprintf("big%d", i))); err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(start), nil
+	}
+	var loadCPU, copyCPU []time.Duration
+	res, err := abbench.Run(ctx, abbench.Options{Pairs: max(b.N, 3)}, withCPU(load, &loadCPU), withCPU(copyFiles, &copyCPU))
+	if err != nil {
+		b.Fatal(err)
+	}
+	mb := float64(int64(len(paths))*size) / 1e6
+	b.ReportMetric(mb/res.MedianA().Seconds(), "load-MB/s")
+	b.ReportMetric(mb/res.MedianB().Seconds(), "copy-MB/s")
+	// CPU time (this process, user and system, the whole side: each also
+	// removes the previous run's 2 GiB) tells on a busy machine what the
+	// wall clock cannot: a side with more threads gets a larger share of a
+	// contended CPU.
+	b.ReportMetric(medianOf(loadCPU[1:]).Seconds(), "load-cpu-s")
+	b.ReportMetric(medianOf(copyCPU[1:]).Seconds(), "copy-cpu-s")
+	res.Report(b)
+	b.Logf("%s; CPU time: load %v, copy %v (medians)", res.Summary("load", "copy_file_range"),
+		medianOf(loadCPU[1:]).Round(time.Millisecond), medianOf(copyCPU[1:]).Round(time.Millisecond))
+}
+
+// withCPU wraps a side to append the CPU time (user and system) this
+// process spent in each of its runs to *cpu, the warm-up first.
+func withCPU(side abbench.Side, cpu *[]time.Duration) abbench.Side {
+	return func(ctx context.Context) (time.Duration, error) {
+		before := cpuTime()
+		d, err := side(ctx)
+		*cpu = append(*cpu, cpuTime()-before)
+		return d, err
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func medianOf(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// copyPlain copies src to a new file dst as cp does: *os.File to *os.File,
+// which io.Copy does with copy_file_range.
+func copyPlain(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

@@ -193,19 +193,7 @@ func TestKillDuringSmallFileLoad(t *testing.T) {
 				}
 			}
 		}()
-		// Poll the counter until the target or the end of the load.
-	poll:
-		for {
-			st, err := c.NodeStats(ctx, &pb.NodeStatsRequest{})
-			if err != nil || st.PagesStored >= target {
-				break
-			}
-			select {
-			case <-loaded:
-				break poll
-			case <-time.After(time.Millisecond):
-			}
-		}
+		waitStored(ctx, c, target, loaded, nil)
 		node.kill()
 		wg.Wait()
 
@@ -253,4 +241,21 @@ func TestKillDuringSmallFileLoad(t *testing.T) {
 		total += files
 	}
 	t.Logf("%d rounds: %d of %d files were found cached after a kill; every file read back exactly", rounds, cachedAfterKill, total)
+}
+
+// waitStored polls the node's stored-page counter until it reaches target,
+// the node fails, or loaded is closed (the load ended first); each, when
+// set, runs between polls and stops the wait when it returns false.
+func waitStored(ctx context.Context, c pb.CacheNodeClient, target int64, loaded <-chan struct{}, each func() bool) {
+	for {
+		st, err := c.NodeStats(ctx, &pb.NodeStatsRequest{})
+		if err != nil || st.PagesStored >= target || (each != nil && !each()) {
+			return
+		}
+		select {
+		case <-loaded:
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
 }

@@ -27,6 +27,13 @@
 // changes. Segments are never written in place: after a restart appends go
 // to a new segment, so a page that a record names is never overwritten.
 //
+// A larger file read from a local source (a stream that is a section of a
+// local file) is loaded without passing through this process: the kernel
+// copies each page into the data file (copy_file_range) and its CRC-32C is
+// computed from the data file's page cache (a read-only mapping), a page
+// behind the copy; a large load is limited by passes over memory, and this
+// makes one where reading, checksumming and writing a buffer made three.
+//
 // Pebble holds, under one-byte key prefixes:
 //
 //	'f' id            file metadata: URI, size, source version, modification

@@ -1,5 +1,10 @@
 package pagestore
 
+import (
+	"os"
+	"sync/atomic"
+)
+
 // SetSegmentSize makes the store start a new segment every n bytes, so that
 // tests see several.
 func SetSegmentSize(s *Store, n int64) {
@@ -7,3 +12,33 @@ func SetSegmentSize(s *Store, n int64) {
 	s.segs.maxSize = n
 	s.segs.mu.Unlock()
 }
+
+// RefuseKernelCopy makes every copy of a local source's pages inside the
+// kernel fail as it does between file systems that do not allow it, until
+// the returned function is called.
+func RefuseKernelCopy() (restore func()) {
+	copyPage = func(*os.File, int64, *os.File, int64, int64) (int64, error) { return 0, errNoKernelCopy }
+	return func() { copyPage = copyRange }
+}
+
+// KernelCopy reports whether this system copies local sources' pages in
+// the kernel.
+const KernelCopy = kernelCopy
+
+// CountKernelCopies counts the pages copied inside the kernel until the
+// returned restore is called.
+func CountKernelCopies() (count func() int64, restore func()) {
+	var n atomic.Int64
+	copyPage = func(dst *os.File, dstOff int64, src *os.File, srcOff, k int64) (int64, error) {
+		c, err := copyRange(dst, dstOff, src, srcOff, k)
+		if err == nil {
+			n.Add(1)
+		}
+		return c, err
+	}
+	return n.Load, func() { copyPage = copyRange }
+}
+
+// ChecksumByRead is the checksum of a page read back when its data file
+// cannot be mapped.
+var ChecksumByRead = checksumRead

@@ -252,6 +252,14 @@ func (s *Store) loadRun(ctx context.Context, f File, run []claim, lim Limiter, p
 		return 0, err
 	}
 	defer func() { _ = fh.Close() }()
+	if src, base, ok := s.kernelCopySource(rc, lim); ok {
+		n, err := s.copyRun(ctx, f, run, src, base-off, fh, progress)
+		if !errors.Is(err, errNoKernelCopy) {
+			return n, err
+		}
+		// Nothing was copied or claimed away: read the run through memory.
+		s.log.Debug("page store: the kernel cannot copy between the source and the cache; copying through memory", "uri", f.URI, "err", err)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -324,6 +332,141 @@ func (s *Store) loadRun(ctx context.Context, f File, run []claim, lim Limiter, p
 	return loaded, nil
 }
 
+// errNoKernelCopy: the source and the data file do not allow a copy inside
+// the kernel.
+var errNoKernelCopy = errors.New("no kernel copy between these files")
+
+// copyPage is copyRange; tests replace it to make the kernel refuse.
+var copyPage = copyRange
+
+// kernelCopySource returns the local file and the offset in it of a source
+// stream that is a section of a local file (storage/local's streams), when
+// its pages can be copied by the kernel: no limiter counts the bytes.
+func (s *Store) kernelCopySource(rc io.Reader, lim Limiter) (*os.File, int64, bool) {
+	if !kernelCopy || lim != nil {
+		return nil, 0, false
+	}
+	sec, ok := rc.(interface {
+		Outer() (io.ReaderAt, int64, int64)
+	})
+	if !ok {
+		return nil, 0, false
+	}
+	ra, base, _ := sec.Outer()
+	src, ok := ra.(*os.File)
+	return src, base, ok
+}
+
+// copyRun stores the pages of run from a local source file, whose byte
+// shift+o is byte o of f, without passing them through this process: a
+// goroutine has the kernel copy each page into f's data file
+// (copy_file_range), a page or two ahead of the caller, which checksums
+// each page where it landed (in the page cache, still in the CPU's caches)
+// and commits its record. Against reading each page into a buffer,
+// checksumming it and writing it out, that is one copy instead of two,
+// with the checksum overlapping the next copy; large local loads are
+// limited by exactly these passes over memory.
+// Every rule of storePage holds: space is reserved before a page is
+// written, and its record, committed after, names complete bytes with
+// their checksum. A waiter for one of these pages gets no bytes (nil) and
+// reads the stored page. errNoKernelCopy, on the first page, leaves every
+// claim to the caller.
+func (s *Store) copyRun(ctx context.Context, f File, run []claim, src *os.File, shift int64, fh *os.File, progress func(int64)) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type copied struct {
+		c claim
+		n int64
+	}
+	pages := make(chan copied, 2)
+	var copyErr error // set before pages is closed
+	go func() {
+		defer close(pages)
+		for i, c := range run {
+			if copyErr = ctx.Err(); copyErr != nil {
+				return
+			}
+			n := f.PageLen(c.idx)
+			if copyErr = s.reserve(n); copyErr != nil {
+				return
+			}
+			off := c.idx * f.PageSize
+			k, err := copyPage(fh, off, src, shift+off, n)
+			switch {
+			case err == nil && k < n:
+				err = ErrChanged // the source is shorter than its size said
+			case errors.Is(err, errNoKernelCopy) && i == 0:
+			case err != nil:
+				err = storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
+			}
+			if err != nil {
+				s.used.Add(-n)
+				copyErr = err
+				return
+			}
+			s.stats.bytesFromStorage.Add(n)
+			select {
+			case pages <- copied{c, n}:
+			case <-ctx.Done():
+				s.used.Add(-n)
+				copyErr = ctx.Err()
+				return
+			}
+		}
+	}()
+	var loaded int64
+	done := 0 // claims finished
+	for p := range pages {
+		crc, err := checksumRange(fh, p.c.idx*f.PageSize, p.n)
+		if err != nil {
+			s.used.Add(-p.n)
+			err = storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
+		} else {
+			err = s.commitPage(f, p.c.idx, record{gen: f.gen, len: uint32(p.n), crc: crc})
+		}
+		s.pageFlights.finish(pageKey{f.fid, f.gen, p.c.idx}, p.c.fl, nil, err)
+		done++
+		if err != nil {
+			// Stop the copier and give back what it reserved.
+			cancel()
+			for p := range pages {
+				s.used.Add(-p.n)
+			}
+			s.abandon(f, run[done:], err)
+			return loaded, err
+		}
+		loaded += p.n
+		if progress != nil {
+			progress(p.n)
+		}
+	}
+	if copyErr != nil {
+		if errors.Is(copyErr, errNoKernelCopy) && done == 0 {
+			return 0, copyErr
+		}
+		s.abandon(f, run[done:], copyErr)
+		return loaded, copyErr
+	}
+	return loaded, nil
+}
+
+// checksumRead computes the CRC-32C of n bytes of fh at off by reading
+// them, in pieces that stay in the CPU's caches (checksumRange where a file
+// cannot be mapped).
+func checksumRead(fh *os.File, off, n int64) (uint32, error) {
+	buf := make([]byte, min(n, 128<<10))
+	var crc uint32
+	for done := int64(0); done < n; {
+		k, err := fh.ReadAt(buf[:min(int64(len(buf)), n-done)], off+done)
+		if err != nil {
+			return 0, err
+		}
+		crc = crc32.Update(crc, castagnoli, buf[:k])
+		done += int64(k)
+	}
+	return crc, nil
+}
+
 // loadOne reads one claimed page from rc and stores it, without the reader
 // goroutine of a longer run: the common case of a small file.
 func (s *Store) loadOne(ctx context.Context, f File, c claim, rc io.Reader, lim Limiter, progress func(int64)) (int64, error) {
@@ -359,7 +502,9 @@ func (s *Store) fillPage(ctx context.Context, f File, idx int64) ([]byte, error)
 		fl, leader := s.pageFlights.claim(key)
 		if !leader {
 			data, err := fl.wait(ctx)
-			if leaderGaveUp(ctx, err) {
+			if leaderGaveUp(ctx, err) || (err == nil && data == nil) {
+				// The leader gave up, or stored the page without holding
+				// its bytes (copyRun): fetchPage reads it from the store.
 				continue
 			}
 			return data, err
@@ -433,47 +578,58 @@ func (s *Store) storePage(f File, idx int64, data []byte, crc uint32, fh *os.Fil
 		return err
 	}
 	rec := record{gen: f.gen, len: uint32(n), crc: crc}
-	committed := false
-	var path string
-	defer func() {
-		if committed {
-			return
-		}
-		s.used.Add(-n)
-		if rec.seg != 0 {
-			s.segs.release(rec.seg, rec.off, n)
-		}
-	}()
 	if s.inSegments(f) {
 		seg, off, err := s.segs.reserve(n)
 		if err != nil {
+			s.used.Add(-n)
 			return storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
 		}
 		rec.seg, rec.off = seg.id, off
 		if _, err := seg.fh.WriteAt(data, off); err != nil {
+			s.uncommitted(rec)
 			return storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
 		}
-	} else {
-		path = s.dataPath(f.fid, f.gen)
-		if fh == nil {
-			if fh, err = s.openData(path); err != nil {
-				return storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
-			}
-			// WriteAt reports write errors; closing an unbuffered *os.File adds none to act on.
-			defer func() { _ = fh.Close() }()
-		}
-		if _, err := fh.WriteAt(data, idx*f.PageSize); err != nil {
-			return storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
-		}
+		return s.commitPage(f, idx, rec)
 	}
+	if fh == nil {
+		if fh, err = s.openData(s.dataPath(f.fid, f.gen)); err != nil {
+			s.used.Add(-n)
+			return storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
+		}
+		// WriteAt reports write errors; closing an unbuffered *os.File adds none to act on.
+		defer func() { _ = fh.Close() }()
+	}
+	if _, err := fh.WriteAt(data, idx*f.PageSize); err != nil {
+		s.used.Add(-n)
+		return storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
+	}
+	return s.commitPage(f, idx, rec)
+}
+
+// uncommitted gives back the space reserved for a page whose record was
+// not committed.
+func (s *Store) uncommitted(rec record) {
+	s.used.Add(-int64(rec.len))
+	if rec.seg != 0 {
+		s.segs.release(rec.seg, rec.off, int64(rec.len))
+	}
+}
+
+// commitPage commits the record of page idx of f, whose bytes are written
+// where rec says and whose space is reserved. It fails with ErrChanged when
+// f is no longer the cached version; on any failure the reservation is
+// given back.
+func (s *Store) commitPage(f File, idx int64, rec record) error {
+	n := int64(rec.len)
 	mu := s.stripe(f.fid)
 	mu.Lock()
 	m, ok, err := s.getMeta(f.fid)
 	if err != nil || !ok || m.Gen != f.gen {
 		mu.Unlock()
+		s.uncommitted(rec)
 		// This generation is gone; its file will never be used again.
-		if path != "" {
-			s.removeFiles([]string{path})
+		if rec.seg == 0 {
+			s.removeFiles([]string{s.dataPath(f.fid, f.gen)})
 		}
 		if err != nil {
 			return err
@@ -483,6 +639,7 @@ func (s *Store) storePage(f File, idx int64, data []byte, crc uint32, fh *os.Fil
 	old, had, err := s.getRecord(f.fid, idx)
 	if err != nil {
 		mu.Unlock()
+		s.uncommitted(rec)
 		return err
 	}
 	rec.seq = s.seq.Add(1)
@@ -498,21 +655,22 @@ func (s *Store) storePage(f File, idx int64, data []byte, crc uint32, fh *os.Fil
 	m.Pages++
 	m.Bytes += n
 	setMeta(b, f.fid, m)
-	err = s.apply(b)
-	if err == nil {
-		committed = true
-		if had {
-			s.used.Add(-int64(old.len))
-		} else {
-			s.pages.Add(1)
-		}
-		s.stats.pagesStored.Add(1)
+	if err := s.apply(b); err != nil {
+		mu.Unlock()
+		s.uncommitted(rec)
+		return err
 	}
+	if had {
+		s.used.Add(-int64(old.len))
+	} else {
+		s.pages.Add(1)
+	}
+	s.stats.pagesStored.Add(1)
 	mu.Unlock()
-	if committed && had && old.seg != 0 {
+	if had && old.seg != 0 {
 		s.segs.release(old.seg, old.off, int64(old.len))
 	}
-	return err
+	return nil
 }
 
 // reserve takes n bytes of the capacity, evicting the least recently used

@@ -623,15 +623,15 @@ func (s *Store) dataPath(fid [32]byte, gen uint64) string {
 	return filepath.Join(s.fileDir(fid), strconv.FormatUint(gen, 10))
 }
 
-// openData opens a data file for writing, creating it and its directory
-// when needed.
+// openData opens a data file for writing (and reading: copyRun checksums
+// what it wrote), creating it and its directory when needed.
 func (s *Store) openData(path string) (*os.File, error) {
-	fh, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
+	fh, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, err
 		}
-		fh, err = os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
+		fh, err = os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	}
 	return fh, err
 }

@@ -268,6 +268,46 @@ func printRows(w io.Writer, rows []benchRow, nameA, nameB string) {
 	_ = tw.Flush()
 }
 
+// treeFlags checks the flags of a bench with a small-file and a large-file
+// tree: the two sizes (the small one's flag is named smallFlag) and the
+// number of pairs.
+func treeFlags(smallFlag, smallSize, largeSize string, pairs int) (small, large int64, err error) {
+	ss, err := backends.ParseByteSize(smallSize)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", smallFlag, err)
+	}
+	ls, err := backends.ParseByteSize(largeSize)
+	if err != nil {
+		return 0, 0, fmt.Errorf("--large-size: %w", err)
+	}
+	if pairs < 1 {
+		return 0, 0, fmt.Errorf("--pairs %d: want at least 1", pairs)
+	}
+	return int64(ss), int64(ls), nil
+}
+
+// smallAndLarge runs a bench on its small-file tree, then on its large-file
+// tree, skipping a tree of no files.
+func smallAndLarge(run func(what string, files int, size int64) error, small int, smallSize int64, large int, largeSize int64) error {
+	if small > 0 {
+		if err := run("small", small, smallSize); err != nil {
+			return err
+		}
+	}
+	if large > 0 {
+		return run("large", large, largeSize)
+	}
+	return nil
+}
+
+// printHeading introduces the table of a bench's results: how it ran and the
+// load average now.
+func printHeading(out io.Writer, bench string, nodes, pairs int) {
+	l := abbench.LoadAverage()
+	_, _ = fmt.Fprintf(out, "\nferry bench %s (%d cache nodes, same disk, same run; medians of %d alternated pairs after a warm-up; load average now %.2f %.2f %.2f, %d CPUs)\n",
+		bench, nodes, pairs, l[0], l[1], l[2], runtime.NumCPU())
+}
+
 func newBenchLoadCommand(g *globals) *cobra.Command {
 	var dir string
 	var small, large, nodes, pairs, batchSize int
@@ -288,16 +328,9 @@ with every figure: on a shared machine they are noisy.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			ss, err := backends.ParseByteSize(smallSize)
+			ss, ls, err := treeFlags("--small-size", smallSize, largeSize, pairs)
 			if err != nil {
-				return fmt.Errorf("--small-size: %w", err)
-			}
-			ls, err := backends.ParseByteSize(largeSize)
-			if err != nil {
-				return fmt.Errorf("--large-size: %w", err)
-			}
-			if pairs < 1 {
-				return fmt.Errorf("--pairs %d: want at least 1", pairs)
+				return err
 			}
 			root, err := os.MkdirTemp(dir, "ferry-bench-")
 			if err != nil {
@@ -305,7 +338,7 @@ with every figure: on a shared machine they are noisy.`,
 			}
 			defer func() { _ = os.RemoveAll(root) }()
 			out := cmd.OutOrStdout()
-			env, err := startBenchEnv(ctx, g, filepath.Join(root, "ferry"), nodes, int64(large)*int64(ls)+int64(small)*int64(ss)+(1<<30), true)
+			env, err := startBenchEnv(ctx, g, filepath.Join(root, "ferry"), nodes, int64(large)*ls+int64(small)*ss+(1<<30), true)
 			if err != nil {
 				return err
 			}
@@ -357,19 +390,10 @@ with every figure: on a shared machine they are noisy.`,
 				_, _ = fmt.Fprintf(out, "%s: %s; bytes read from storage by the second loads: %d\n", what, res.Summary("reload", "cold"), readDuringReloads)
 				return nil
 			}
-			if small > 0 {
-				if err := run("small", small, int64(ss)); err != nil {
-					return err
-				}
+			if err := smallAndLarge(run, small, ss, large, ls); err != nil {
+				return err
 			}
-			if large > 0 {
-				if err := run("large", large, int64(ls)); err != nil {
-					return err
-				}
-			}
-			l := abbench.LoadAverage()
-			_, _ = fmt.Fprintf(out, "\nferry bench load (%d cache nodes, same disk, same run; medians of %d alternated pairs after a warm-up; load average now %.2f %.2f %.2f, %d CPUs)\n",
-				nodes, pairs, l[0], l[1], l[2], runtime.NumCPU())
+			printHeading(out, "load", nodes, pairs)
 			printRows(out, vsCp, "ferry", "cp")
 			_, _ = fmt.Fprintln(out)
 			printRows(out, vsCold, "reload", "cold")

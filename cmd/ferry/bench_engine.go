@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -136,74 +137,95 @@ events and bytes per 1,000 files.`,
 
 func newBenchCopyCommand(g *globals) *cobra.Command {
 	var dir string
-	var files, pairs int
-	var size int64
+	var files, large, pairs int
+	var smallSize, largeSize string
 	cmd := &cobra.Command{
 		Use:   "copy",
-		Short: "Copy job of many small local files against cp -r, A B A B",
-		Long: `Creates --files files of --size bytes, then alternates a copy job into a fresh
+		Short: "Copy jobs of many small and a few large local files against cp -r, A B A B",
+		Long: `Creates --files files of --size bytes and --large-files files of --large-size
+bytes (two trees), then, for each tree, alternates a copy job into a fresh
 directory (3 in-process cache nodes, embedded Temporal) with cp -r into a
-fresh directory, after one warm-up pair. Prints the median and range of the
-per-pair time ratios and the job's history events and bytes per 1,000 files.`,
+fresh directory, after one warm-up pair; dirty pages are written back before
+either side starts. Prints the median and range of the per-pair time ratios,
+the MB/s of both sides, the load average, and the job's history events and
+bytes per 1,000 files.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
+			ss, ls, err := treeFlags("--size", smallSize, largeSize, pairs)
+			if err != nil {
+				return err
+			}
 			root, err := os.MkdirTemp(dir, "ferry-bench-copy-")
 			if err != nil {
 				return err
 			}
 			defer func() { _ = os.RemoveAll(root) }()
-			src := filepath.Join(root, "src")
-			_, _ = fmt.Fprintf(out, "creating %d files of %d bytes…\n", files, size)
-			if err := makeFiles(src, files, size); err != nil {
-				return err
-			}
 			env, err := startBenchEnv(ctx, mounting(g, root), filepath.Join(root, "ferry"), 3, 1<<30, true)
 			if err != nil {
 				return err
 			}
 			defer func() { _ = env.p.stopAll(30 * time.Second) }()
-			var hist historystat.Stats
-			ferry := func(i int) (time.Duration, error) {
-				dst := filepath.Join(root, fmt.Sprintf("ferry-%d", i+1))
-				key := jobs.Key{Type: workflows.JobCopy, Path: "file://" + src, Dst: "file://" + dst}
-				st, took, err := env.runJob(ctx, key, workflows.Options{})
-				if err != nil {
-					return 0, err
+			var rows []benchRow
+			run := func(what string, files int, size int64) error {
+				src := filepath.Join(root, what)
+				_, _ = fmt.Fprintf(out, "creating %d files of %d bytes…\n", files, size)
+				if err := makeFiles(src, files, size); err != nil {
+					return err
 				}
-				if st.Succeeded != int64(files) {
-					return 0, fmt.Errorf("copy job: %s, %d of %d files copied", st.Status, st.Succeeded, files)
-				}
-				if i < 0 {
-					// The warm-up is the only job of its workflow ID so far.
-					if hist, err = historystat.Of(ctx, env.c, key.WorkflowID()); err != nil {
+				var hist historystat.Stats
+				ferry := func(i int) (time.Duration, error) {
+					dst := filepath.Join(root, fmt.Sprintf("%s-ferry-%d", what, i+1))
+					key := jobs.Key{Type: workflows.JobCopy, Path: "file://" + src, Dst: "file://" + dst}
+					// As cp's side: no run pays for another's writes.
+					syscall.Sync()
+					st, took, err := env.runJob(ctx, key, workflows.Options{})
+					if err != nil {
 						return 0, err
 					}
+					if st.Succeeded != int64(files) {
+						return 0, fmt.Errorf("copy job: %s, %d of %d files copied", st.Status, st.Succeeded, files)
+					}
+					if i < 0 {
+						// The warm-up is the only job of its workflow ID so far.
+						if hist, err = historystat.Of(ctx, env.c, key.WorkflowID()); err != nil {
+							return 0, err
+						}
+					}
+					return took, os.RemoveAll(dst)
 				}
-				return took, os.RemoveAll(dst)
-			}
-			cp := func(i int) (time.Duration, error) {
-				dst := filepath.Join(root, fmt.Sprintf("cp-%d", i+1))
-				took, err := cpSide(src, dst)(ctx)
+				cp := func(i int) (time.Duration, error) {
+					dst := filepath.Join(root, fmt.Sprintf("%s-cp-%d", what, i+1))
+					took, err := cpSide(src, dst)(ctx)
+					if err != nil {
+						return 0, err
+					}
+					return took, os.RemoveAll(dst)
+				}
+				r, err := abbench.Run(ctx, abbench.Options{Pairs: pairs}, abSide(ferry), abSide(cp))
 				if err != nil {
-					return 0, err
+					return fmt.Errorf("%s: %w", what, err)
 				}
-				return took, os.RemoveAll(dst)
+				rows = append(rows, benchRow{what: what, files: files, bytes: int64(files) * size, res: r})
+				_, _ = fmt.Fprintf(out, "copy of %d × %d B: %s\n", files, size, r.Summary("ferry", "cp -r"))
+				printHistory(out, hist, int64(files))
+				return os.RemoveAll(src)
 			}
-			r, err := abbench.Run(ctx, abbench.Options{Pairs: pairs}, abSide(ferry), abSide(cp))
-			if err != nil {
+			if err := smallAndLarge(run, files, ss, large, ls); err != nil {
 				return err
 			}
-			_, _ = fmt.Fprintf(out, "copy of %d × %d B: %s\n", files, size, r.Summary("ferry", "cp -r"))
-			printHistory(out, hist, int64(files))
+			printHeading(out, "copy", 3, pairs)
+			printRows(out, rows, "ferry", "cp")
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&dir, "dir", "", "where to create the trees (default: the system temp dir)")
-	f.IntVar(&files, "files", 20_000, "number of files")
-	f.Int64Var(&size, "size", 16<<10, "bytes per file")
+	f.IntVar(&files, "files", 20_000, "number of small files (0: skip)")
+	f.StringVar(&smallSize, "size", "16KiB", "size of each small file (bytes, or with a unit: 16KiB)")
+	f.IntVar(&large, "large-files", 8, "number of large files (0: skip)")
+	f.StringVar(&largeSize, "large-size", "256MiB", "size of each large file")
 	f.IntVar(&pairs, "pairs", 3, "measured A B pairs after the warm-up pair")
 	return cmd
 }

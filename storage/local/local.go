@@ -483,14 +483,18 @@ func mapError(op, uri string, err error) error {
 var _ storage.Copier = (*Store)(nil)
 
 // Copy copies src to dst within the local file system, atomically like
-// Create, letting the kernel move the bytes (copy_file_range) instead of
-// passing them through this process.
+// Create, letting the kernel move the bytes (copy_file_range: one copy, page
+// cache to page cache) instead of passing them through this process. Like
+// Open, it never opens what is not a regular file; with opts.Size set (> 0:
+// a zero CreateOptions says nothing about the size), a source that does not
+// hold exactly that many bytes (it changed since it was listed) is not
+// committed.
 func (s *Store) Copy(ctx context.Context, src, dst string, opts storage.CreateOptions) (storage.Entry, error) {
 	sp, err := s.path("copy", src)
 	if err != nil {
 		return storage.Entry{}, err
 	}
-	in, err := os.Open(sp)
+	in, err := os.OpenFile(sp, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return storage.Entry{}, mapError("copy", src, err)
 	}
@@ -499,6 +503,8 @@ func (s *Store) Copy(ctx context.Context, src, dst string, opts storage.CreateOp
 		return storage.Entry{}, mapError("copy", src, err)
 	} else if fi.IsDir() {
 		return storage.Entry{}, storage.NewError("copy", src, storage.ErrInvalidPath, errors.New("is a directory"))
+	} else if kind := irregular(fi.Mode()); kind != "" {
+		return storage.Entry{}, storage.NewError("copy", src, storage.ErrInvalidPath, fmt.Errorf("not a regular file: a %s", kind))
 	}
 	w, err := s.Create(ctx, dst, opts)
 	if err != nil {
@@ -506,9 +512,15 @@ func (s *Store) Copy(ctx context.Context, src, dst string, opts storage.CreateOp
 	}
 	lw := w.(*writer)
 	// *os.File to *os.File: io.Copy uses copy_file_range (or sendfile).
-	if _, err := io.Copy(lw.f, in); err != nil {
+	n, err := io.Copy(lw.f, in)
+	if err != nil {
 		_ = w.Abort(ctx)
 		return storage.Entry{}, mapError("copy", dst, err)
+	}
+	if opts.Size > 0 && n != opts.Size {
+		_ = w.Abort(ctx)
+		return storage.Entry{}, storage.NewError("copy", src, storage.ErrUnavailable,
+			fmt.Errorf("the source changed while it was copied: %d bytes, %d expected", n, opts.Size))
 	}
 	return w.Commit(ctx)
 }

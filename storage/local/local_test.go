@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -168,5 +169,51 @@ func TestParseURIRejectsBadInput(t *testing.T) {
 	u, err := storage.ParseURI("s3://bucket/a b+c%d/ü/photo[1]*?.jpg")
 	if err != nil || u.Authority != "bucket" || u.Path != "/a b+c%d/ü/photo[1]*?.jpg" {
 		t.Fatalf("ParseURI kept %+v, %v", u, err)
+	}
+}
+
+// Copy (the kernel's copy within the file system) keeps Create's rules and
+// Open's: a source that is not a regular file is refused without blocking
+// on it, and one that does not hold the size the caller expects (it changed
+// since it was listed) leaves nothing under the destination's name, nor a
+// partial file.
+func TestCopyChecksSourceTypeAndSize(t *testing.T) {
+	root := t.TempDir()
+	s, err := local.New(local.Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	data := []byte(strings.Repeat("ferry ", 50000))
+	src := filepath.Join(root, "src")
+	if err := os.WriteFile(src, data, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(root, "out", "dst")
+	e, err := s.Copy(ctx, "file://"+src, "file://"+dst, storage.CreateOptions{Size: int64(len(data)), Mode: 0o640})
+	if err != nil || e.Size != int64(len(data)) {
+		t.Fatalf("copy: %+v %v", e, err)
+	}
+	if got, err := os.ReadFile(dst); err != nil || string(got) != string(data) {
+		t.Fatalf("copied bytes differ: %v", err)
+	}
+	if fi, err := os.Stat(dst); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("mode: %v %v", fi, err)
+	}
+
+	other := filepath.Join(root, "out", "other")
+	if _, err := s.Copy(ctx, "file://"+src, "file://"+other, storage.CreateOptions{Size: int64(len(data)) + 1}); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("copy of a source of another size: %v, want a retryable error", err)
+	}
+	fifo := filepath.Join(root, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Copy(ctx, "file://"+fifo, "file://"+other, storage.CreateOptions{Size: -1}); !errors.Is(err, storage.ErrInvalidPath) {
+		t.Fatalf("copy of a named pipe: %v, want invalid path", err)
+	}
+	left, err := os.ReadDir(filepath.Join(root, "out"))
+	if err != nil || len(left) != 1 || left[0].Name() != "dst" {
+		t.Fatalf("the failed copies left %v (%v); want only dst", left, err)
 	}
 }

@@ -1,0 +1,223 @@
+package pagestore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/ferryio/ferry/cachenode/pagestore"
+	"github.com/ferryio/ferry/storage"
+	"github.com/ferryio/ferry/storage/local"
+)
+
+// newLocalEnv is newEnv whose store reads the local source directly, not
+// through the counting wrapper: its streams are sections of local files,
+// which a load copies into the cache inside the kernel.
+func newLocalEnv(t *testing.T, capacity int64) (*env, *storage.Resolver) {
+	t.Helper()
+	e := &env{t: t, src: t.TempDir(), cache: t.TempDir()}
+	l, err := local.New(local.Options{Root: e.src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolver := storage.NewResolver(l)
+	s, err := pagestore.Open(pagestore.Options{Dir: e.cache, PageSize: ps, Capacity: capacity, Resolver: resolver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.store = s
+	t.Cleanup(func() { _ = s.Close() })
+	return e, resolver
+}
+
+// A load of a local file (copied by the kernel where it can, through
+// memory where it cannot) keeps every guarantee of the page store: the
+// bytes read back exactly, every page has a checksum that catches damage,
+// a restart keeps them, and the counters add up.
+func TestLoadLocalFileInTheKernel(t *testing.T) {
+	for _, refuse := range []bool{false, true} {
+		name := "kernel copy"
+		if refuse {
+			name = "kernel refuses"
+		}
+		t.Run(name, func(t *testing.T) {
+			copies := func() int64 { return 0 }
+			if refuse {
+				t.Cleanup(pagestore.RefuseKernelCopy())
+			} else {
+				var restore func()
+				copies, restore = pagestore.CountKernelCopies()
+				t.Cleanup(restore)
+			}
+			ctx := context.Background()
+			e, resolver := newLocalEnv(t, 1<<20)
+			const size = 37*ps + 5
+			uri, data := e.write("d/big", size)
+			var progress int64
+			res, err := e.store.LoadFile(ctx, pagestore.FileRef{URI: uri}, pagestore.LoadOptions{}, func(n int64) { progress += n })
+			if err != nil || res.Outcome != pagestore.Loaded || res.BytesLoaded != size || progress != size {
+				t.Fatalf("load: %+v %v, progress %d", res, err, progress)
+			}
+			if want := int64(38); refuse || !pagestore.KernelCopy {
+				want = 0
+			} else if copies() != want {
+				t.Fatalf("%d pages copied in the kernel, want %d", copies(), want)
+			}
+			st := e.store.Stats()
+			if st.BytesFromStorage != size || st.PagesStored != 38 || st.UsedBytes != size || st.Pages != 38 {
+				t.Fatalf("stats after the load: %+v", st)
+			}
+			if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
+				t.Fatal("wrong bytes after the load")
+			}
+			if st := e.store.Stats(); st.Misses != 0 || st.BytesFromStorage != size {
+				t.Fatalf("the read after the load reached the source: %+v", st)
+			}
+			// The checksums are the stored bytes': damage is caught.
+			p := dataFile(t, e.cache)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[5*ps+9] ^= 0x5a
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
+				t.Fatal("served a damaged page")
+			}
+			if st := e.store.Stats(); st.PagesCorrupt != 1 || st.Misses != 1 {
+				t.Fatalf("after damaging one page: %+v", st)
+			}
+			// A restart keeps the cache.
+			if err := e.store.Close(); err != nil {
+				t.Fatal(err)
+			}
+			e.store, err = pagestore.Open(pagestore.Options{Dir: e.cache, PageSize: ps, Capacity: 1 << 20, Resolver: resolver})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = e.store.Close() })
+			if !e.store.IsCached(uri, "") || e.store.Stats().UsedBytes != size {
+				t.Fatalf("after a restart: %+v", e.store.Stats())
+			}
+			if got := e.read(uri, 0, -1); !bytes.Equal(got, data) || e.store.Stats().Misses != 0 {
+				t.Fatal("wrong bytes, or a miss, after a restart")
+			}
+		})
+	}
+}
+
+// dataFile is the only data file of a store.
+func dataFile(t *testing.T, cache string) string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(filepath.Join(cache, "pages"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			found = append(found, p)
+		}
+		return err
+	})
+	if err != nil || len(found) != 1 {
+		t.Fatalf("data files %v: %v", found, err)
+	}
+	return found[0]
+}
+
+// A local file shorter than its listing said changed: the load fails,
+// retryable, and keeps no space for pages it could not copy.
+func TestLoadLocalFileThatShrank(t *testing.T) {
+	e, _ := newLocalEnv(t, 1<<20)
+	uri, _ := e.write("f", 3*ps+10)
+	res, err := e.store.LoadFile(context.Background(), pagestore.FileRef{URI: uri, Size: 9 * ps, Version: "listed"}, pagestore.LoadOptions{}, nil)
+	if res.Outcome != pagestore.Failed || !errors.Is(err, pagestore.ErrChanged) || !storage.IsRetryable(err) {
+		t.Fatalf("%+v %v; want a retryable ErrChanged", res, err)
+	}
+	f, ok, err := e.store.Lookup(uri)
+	if err != nil || !ok || f.FullyCached() {
+		t.Fatalf("%+v %v %v", f, ok, err)
+	}
+	if st := e.store.Stats(); st.UsedBytes != f.CachedBytes || st.Pages != f.CachedPages {
+		t.Fatalf("space held for pages not stored: %+v, file %+v", st, f)
+	}
+}
+
+// Readers of a file being loaded wait for the pages the load is copying and
+// get exactly the source's bytes (the load hands them no buffer: they read
+// the stored page).
+func TestReadersDuringLocalLoad(t *testing.T) {
+	if !pagestore.KernelCopy {
+		t.Skip("no kernel copy on this system")
+	}
+	ctx := context.Background()
+	for round := range 5 {
+		e, _ := newLocalEnv(t, 4<<20)
+		uri, data := e.write("f", 200*ps+1)
+		var wg sync.WaitGroup
+		errs := make(chan error, 9)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := e.store.LoadFile(ctx, pagestore.FileRef{URI: uri}, pagestore.LoadOptions{}, nil); err != nil {
+				errs <- err
+			}
+		}()
+		for r := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				f, err := e.store.Resolve(ctx, uri)
+				if err != nil {
+					errs <- err
+					return
+				}
+				off := int64((r*25 + round) * ps)
+				var buf bytes.Buffer
+				if _, err := e.store.ReadRange(ctx, f, off, 30*ps, &buf); err != nil {
+					errs <- err
+					return
+				}
+				if !bytes.Equal(buf.Bytes(), data[off:min(off+30*ps, int64(len(data)))]) {
+					errs <- errors.New("a reader got wrong bytes")
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
+			t.Fatalf("round %d: wrong bytes after the load", round)
+		}
+	}
+}
+
+// The checksum of a page read back (where a data file cannot be mapped) is
+// the page's CRC-32C.
+func TestChecksumByRead(t *testing.T) {
+	if !pagestore.KernelCopy {
+		t.Skip("no kernel copy on this system")
+	}
+	data := bytes.Repeat([]byte("0123456789abcdef"), 40000)
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	for _, r := range [][2]int64{{0, int64(len(data))}, {4096, 300000}, {7, 1}, {100, 0}} {
+		got, err := pagestore.ChecksumByRead(fh, r[0], r[1])
+		if want := crc32.Checksum(data[r[0]:r[0]+r[1]], crc32.MakeTable(crc32.Castagnoli)); err != nil || got != want {
+			t.Fatalf("range %v: %08x %v, want %08x", r, got, err, want)
+		}
+	}
+}
