@@ -393,6 +393,34 @@ func TestMasterCopyAndMove(t *testing.T) {
 	}
 }
 
+// TestJobRunsOnCanonicalFilePath: every spelling of a local directory is
+// one job, and the job runs on the canonical spelling, so that a load of
+// FILE://localhost/a//b/ names (and caches) its files as file:///a/b does.
+func TestJobRunsOnCanonicalFilePath(t *testing.T) {
+	p := newDir(t, "spelt")
+	d := strings.TrimPrefix(p, "file://")
+	odd := "FILE://localhost" + strings.Replace(d, "/", "//", 1) + "/"
+	for _, tc := range []struct{ typ, body string }{
+		{"load", jsonBody(map[string]any{"path": odd})},
+		{"copy", jsonBody(map[string]any{"src": odd, "dst": "file://" + strings.Replace(d, "/", "//", 2) + "-out/"})},
+	} {
+		code, body := call(t, "POST", "/api/v1/master/submit_job/"+tc.typ, tc.body)
+		want(t, tc.typ, code, body, 200, map[string]any{"outcome": "STARTED"})
+		key := jobs.Key{Type: workflows.JobType(tc.typ), Path: p}
+		if tc.typ == "copy" {
+			key.Dst = p + "-out"
+		}
+		st := waitStatus(t, key, workflows.StatusRunning)
+		if st.Path != key.Path || st.Dst != key.Dst {
+			t.Errorf("%s of %q runs on %q -> %q, want %q -> %q", tc.typ, odd, st.Path, st.Dst, key.Path, key.Dst)
+		}
+		if err := env.Finish(ctxT(t), key); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, key, workflows.StatusSucceeded)
+	}
+}
+
 func TestProgressOfUnknownJobIs404(t *testing.T) {
 	p := newDir(t, "unknown")
 	code, body := call(t, "GET", "/api/v1/master/progress_job/load", jsonBody(map[string]any{"path": p}))

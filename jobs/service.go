@@ -204,11 +204,26 @@ func checkJobPath(p string) error {
 // file:///a//b/ compare as they should.
 func canonical(uri string) string { return workflows.CanonicalLocation(uri) }
 
+// runLocation is the spelling a job runs on: a local file URI in its
+// canonical spelling (file:///a, not FILE:///a, file://localhost/a or
+// file:///a//), since every spelling addresses one job (its workflow ID)
+// and the names the job derives from it key the cache nodes' pages: a
+// load of file:///a//b would cache every file of file:///a/b a second
+// time, under other names. Other URIs are kept as given: in an object
+// store "a//x" and "a/x" are two keys, and a trailing "/" can matter.
+func runLocation(uri string) string {
+	if c := canonical(uri); strings.HasPrefix(c, "file:///") {
+		return c
+	}
+	return uri
+}
+
 // Submit starts, resumes or reports an already running job.
 func (s *Service) Submit(ctx context.Context, key Key, opts workflows.Options) (SubmitResult, error) {
 	if err := key.Validate(); err != nil {
 		return SubmitResult{}, err
 	}
+	key.Path, key.Dst = runLocation(key.Path), runLocation(key.Dst)
 	opts = opts.WithDefaults(key.Type)
 	if err := s.checkSources(ctx, key, opts); err != nil {
 		return SubmitResult{}, err
