@@ -396,7 +396,12 @@ func ParseDuration(s string) (time.Duration, error) {
 	if strings.HasSuffix(s, "d") {
 		n, err := strconv.ParseFloat(strings.TrimSuffix(s, "d"), 64)
 		if err == nil && n >= 0 {
-			return time.Duration(n * float64(24*time.Hour)), nil
+			// Past about 106,751 days (and for "Infd") the duration does
+			// not fit: converted as is it would turn negative.
+			if v := n * float64(24*time.Hour); v < math.MaxInt64 {
+				return time.Duration(v), nil
+			}
+			return 0, fmt.Errorf("duration %q is too large (at most 106751d)", s)
 		}
 	}
 	d, err := time.ParseDuration(s)
