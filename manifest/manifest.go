@@ -296,7 +296,16 @@ func (s *Store) DeleteWork(ctx context.Context, jobID string) error {
 		errs = append(errs, s.deleteKind(ctx, jobID, kind))
 	}
 	errs = append(errs, s.deleteListed(ctx, jobID))
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	// The job's own directory goes too unless it holds the failure list:
+	// on a file system every job ended would leave an empty directory.
+	// Best effort: where the list is there, removing a directory that is
+	// not empty fails (os.Remove, HDFS Remove) and changes nothing, and an
+	// object store has no such directory to remove.
+	_ = s.st.Delete(ctx, s.root+"/"+jobID)
+	return nil
 }
 
 // deleteKind removes the objects of one directory of a job, then the

@@ -101,6 +101,20 @@ func TestFailureListAndGC(t *testing.T) {
 	if err != nil || len(left) != 1 || filepath.Base(left[0]) != FailuresFile {
 		t.Fatalf("after GC the job holds %v, %v", left, err)
 	}
+
+	// A job without failures leaves nothing, not even its directory.
+	if err := s.WriteEntries(ctx, "clean", KindRetry, "b1", []workflows.FileEntry{{URI: "file:///y/b1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, lines, err := s.WriteFailureList(ctx, "clean"); err != nil || lines != 0 {
+		t.Fatalf("failure list of a clean job: %d lines, %v", lines, err)
+	}
+	if err := s.DeleteWork(ctx, "clean"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "clean")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the directory of a job without failures outlived its end: %v", err)
+	}
 }
 
 func TestCorruptObjectIsAnError(t *testing.T) {
