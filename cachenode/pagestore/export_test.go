@@ -42,3 +42,7 @@ func CountKernelCopies() (count func() int64, restore func()) {
 // ChecksumByRead is the checksum of a page read back when its data file
 // cannot be mapped.
 var ChecksumByRead = checksumRead
+
+// EvictScans is how many evictions have begun from the old end of the
+// access order.
+func EvictScans(s *Store) int64 { return s.stats.evictScans.Load() }

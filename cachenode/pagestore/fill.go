@@ -706,28 +706,58 @@ func (s *Store) reserve(n int64) error {
 }
 
 // evictOldest evicts pages from the old end of the access order until need
-// bytes are freed or a batch of candidates is used up. It returns how many
+// bytes are freed or the access order is used up. It returns how many
 // candidates it found; 0 means there is nothing left to evict. The caller
 // holds evictMu.
+// It reads the candidates in batches, each scan starting after the last
+// candidate of the previous one: pages smaller than a page size (small
+// files) free little each, and a scan from the old end would step again
+// over the deleted keys of every page evicted before it, which made
+// freeing one page's room among 40,000 small pages take seconds.
 func (s *Store) evictOldest(need int64) (int, error) {
-	type victim struct {
-		seq uint64
-		fid [32]byte
-		idx int64
+	s.stats.evictScans.Add(1)
+	found := 0
+	var freed int64
+	lower := []byte{'a'}
+	for freed < need {
+		var victims []victim
+		const want = 64 // candidates per scan; those not needed stay
+		err := s.scan(lower, []byte{'a' + 1}, func(k, v []byte) bool {
+			var vc victim
+			vc.seq = beUint64(k[1:])
+			copy(vc.fid[:], v[:32])
+			vc.idx = int64(beUint64(v[32:]))
+			victims = append(victims, vc)
+			return len(victims) < want
+		})
+		if err != nil {
+			return found, err
+		}
+		if len(victims) == 0 {
+			break
+		}
+		found += len(victims)
+		lower = accessKey(victims[len(victims)-1].seq + 1)
+		n, err := s.evictVictims(victims, need-freed)
+		freed += n
+		if err != nil {
+			return found, err
+		}
 	}
-	var victims []victim
-	want := int(min(max(need/s.opts.PageSize+1, 1), 64))
-	err := s.scan([]byte{'a'}, []byte{'a' + 1}, func(k, v []byte) bool {
-		var vc victim
-		vc.seq = beUint64(k[1:])
-		copy(vc.fid[:], v[:32])
-		vc.idx = int64(beUint64(v[32:]))
-		victims = append(victims, vc)
-		return len(victims) < want
-	})
-	if err != nil {
-		return 0, err
-	}
+	return found, nil
+}
+
+// victim is a page in the access order: its access sequence number, file and
+// index.
+type victim struct {
+	seq uint64
+	fid [32]byte
+	idx int64
+}
+
+// evictVictims evicts the pages of victims, oldest first, until need bytes
+// are freed, and returns the bytes freed. The caller holds evictMu.
+func (s *Store) evictVictims(victims []victim, need int64) (int64, error) {
 	var freed int64
 	for _, v := range victims {
 		if freed >= need {
@@ -738,7 +768,7 @@ func (s *Store) evictOldest(need int64) (int, error) {
 		rec, ok, err := s.getRecord(v.fid, v.idx)
 		if err != nil {
 			mu.Unlock()
-			return len(victims), err
+			return freed, err
 		}
 		b := s.newBatch()
 		_ = b.Delete(accessKey(v.seq), nil)
@@ -748,7 +778,7 @@ func (s *Store) evictOldest(need int64) (int, error) {
 			err = s.apply(b)
 			mu.Unlock()
 			if err != nil {
-				return len(victims), err
+				return freed, err
 			}
 			continue
 		}
@@ -770,11 +800,11 @@ func (s *Store) evictOldest(need int64) (int, error) {
 		}
 		mu.Unlock()
 		if err != nil {
-			return len(victims), err
+			return freed, err
 		}
 		s.freePage(v.fid, v.idx, rec)
 	}
-	return len(victims), nil
+	return freed, nil
 }
 
 // limitedReader takes tokens from a Limiter before each read, in chunks of

@@ -199,6 +199,7 @@ type Stats struct {
 
 type counters struct {
 	hits, misses, bytesServed, bytesFromStorage, pagesStored, pagesEvicted, pagesCorrupt atomic.Int64
+	evictScans                                                                           atomic.Int64 // evictions begun from the old end (tests)
 }
 
 // Store is a page store. It is safe for concurrent use.
