@@ -144,6 +144,12 @@ func (s *Store) LoadFile(ctx context.Context, ref FileRef, opts LoadOptions, pro
 			return res, err
 		}
 	}
+	if res.BytesLoaded > 0 {
+		if err := s.checkUnchanged(ctx, f); err != nil {
+			res.Outcome = Failed
+			return res, err
+		}
+	}
 	if res.BytesLoaded == 0 && f.Size > 0 && opts.SkipIfExists {
 		res.Outcome = Skipped
 	}
@@ -156,6 +162,26 @@ func (s *Store) LoadFile(ctx context.Context, ref FileRef, opts LoadOptions, pro
 		return res, s.evictedError(m.file(f.fid, f.PageSize), "while it was loaded")
 	}
 	return res, nil
+}
+
+// checkUnchanged asks the source, once a load has read its pages, whether
+// the file is still the version they were bound to. Pages are read in runs
+// over time: a file rewritten in place meanwhile (same name, new bytes) may
+// have given some of them from each version, all filed under the old one.
+// Such a file's pages are dropped and the load fails with ErrChanged
+// (retryable): it is never reported cached with bytes of two versions.
+func (s *Store) checkUnchanged(ctx context.Context, f File) error {
+	e, err := s.statSource(ctx, f.URI)
+	if err == nil && !e.IsDir && e.Size == f.Size && e.Version == f.Version {
+		return nil
+	}
+	if _, derr := s.dropSynced(f.fid); derr != nil {
+		s.log.Warn("page store: the pages of a file that changed while loading could not be dropped", "uri", f.URI, "err", derr)
+	}
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	return fmt.Errorf("load %s: %w", f.URI, ErrChanged)
 }
 
 // evictedError reports how much of f stayed cached.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferryio/ferry/cachenode/pagestore"
 	"github.com/ferryio/ferry/storage"
@@ -219,5 +220,59 @@ func TestChecksumByRead(t *testing.T) {
 		if want := crc32.Checksum(data[r[0]:r[0]+r[1]], crc32.MakeTable(crc32.Castagnoli)); err != nil || got != want {
 			t.Fatalf("range %v: %08x %v, want %08x", r, got, err, want)
 		}
+	}
+}
+
+// A file rewritten in place while it is loaded (same size, new bytes, new
+// modification time) is never reported loaded: some of its pages may hold
+// the old bytes and others the new, all filed under the old version. The
+// load fails with the retryable ErrChanged and keeps none of its pages, on
+// the kernel-copy path and on the path through memory (a bandwidth limit);
+// the next load caches the new version whole.
+func TestLoadOfAFileRewrittenWhileLoadingFails(t *testing.T) {
+	for _, limited := range []bool{false, true} {
+		name := "kernel copy"
+		if limited {
+			name = "through memory"
+		}
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			e, _ := newLocalEnv(t, 1<<20)
+			const size = 16 * ps
+			uri, _ := e.write("d/rewritten", size)
+			path := filepath.Join(e.src, "d", "rewritten")
+			newer := bytes.Repeat([]byte{0x5a}, size)
+			var opts pagestore.LoadOptions
+			if limited {
+				opts.Limiter = &countingLimiter{}
+			}
+			rewrote := false
+			_, err := e.store.LoadFile(ctx, pagestore.FileRef{URI: uri}, opts, func(int64) {
+				if rewrote {
+					return
+				}
+				rewrote = true
+				if err := os.WriteFile(path, newer, 0o644); err != nil {
+					t.Error(err)
+				}
+				later := time.Now().Add(time.Hour)
+				if err := os.Chtimes(path, later, later); err != nil {
+					t.Error(err)
+				}
+			})
+			if !errors.Is(err, pagestore.ErrChanged) || !storage.IsRetryable(err) {
+				t.Fatalf("load of a file rewritten meanwhile: %v, want the retryable ErrChanged", err)
+			}
+			if f, ok, err := e.store.Lookup(uri); err != nil || (ok && f.CachedPages > 0) {
+				t.Fatalf("after the failed load the store holds %d pages of it (%v)", f.CachedPages, err)
+			}
+			res, err := e.store.LoadFile(ctx, pagestore.FileRef{URI: uri}, opts, nil)
+			if err != nil || res.Outcome != pagestore.Loaded {
+				t.Fatalf("second load: %v, %v", res.Outcome, err)
+			}
+			if got := e.read(uri, 0, size); !bytes.Equal(got, newer) {
+				t.Fatal("the second load does not read back the new bytes")
+			}
+		})
 	}
 }
