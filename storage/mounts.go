@@ -25,11 +25,18 @@ type Mount struct {
 	// denies its data directory (its token, its database) and mounts only
 	// its manifest store inside it.
 	Deny bool
+	// Reserved makes the location Ferry's own (its manifest store): nothing
+	// under it is touched through this resolver, whatever other mount
+	// covers it. Processes reach it through a resolver of its own
+	// (Resolver.WithMounts); see Resolver.Reserving.
+	Reserved bool
 }
 
 // String is the mount as it is configured ("ro:" marks a read-only one).
 func (m Mount) String() string {
 	switch {
+	case m.Reserved:
+		return "reserved:" + m.URI.String()
 	case m.Deny:
 		return "deny:" + m.URI.String()
 	case m.ReadOnly:
@@ -124,6 +131,11 @@ func (c *confinement) check(st Store, op, uri string, acc Access) error {
 	}
 	var readOnly *Mount
 	for _, d := range c.mounts {
+		if d.Reserved && covers(d.URI, u) {
+			return NewError(op, uri, ErrPermission, fmt.Errorf("under %s, Ferry's manifest store, which jobs cannot read or write", d.URI))
+		}
+	}
+	for _, d := range c.mounts {
 		if !d.Deny || !covers(d.URI, u) {
 			continue
 		}
@@ -136,7 +148,7 @@ func (c *confinement) check(st Store, op, uri string, acc Access) error {
 		}
 	}
 	for i, m := range c.mounts {
-		if m.Deny || !covers(m.URI, u) {
+		if m.Deny || m.Reserved || !covers(m.URI, u) {
 			continue
 		}
 		if acc == Write && m.ReadOnly {
@@ -233,6 +245,38 @@ func (r *Resolver) Check(uri string, acc Access) error {
 		op = "write"
 	}
 	return r.confinement.check(unwrap(st), op, uri, acc)
+}
+
+// WithMounts returns a resolver over the same stores confined to mounts
+// alone: the manifest store's own, which reaches the location that
+// Reserving takes away from the rest.
+func (r *Resolver) WithMounts(mounts ...Mount) (*Resolver, error) {
+	return NewConfinedResolver(mounts, r.bareStores()...)
+}
+
+// Reserving returns a resolver with r's stores and mounts that refuses
+// everything under uri, whatever mount covers it (Mount.Reserved): the
+// processes give it to jobs, so that no job reads or writes Ferry's
+// manifest store, which they reach through WithMounts. An unconfined
+// resolver (tests) is returned as it is.
+func (r *Resolver) Reserving(uri string) (*Resolver, error) {
+	if r.confinement == nil {
+		return r, nil
+	}
+	u, err := ParseURI(uri)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reserved location %q: %s", ErrInvalidPath, uri, err.Error())
+	}
+	return NewConfinedResolver(append(r.Mounts(), Mount{URI: u, Reserved: true}), r.bareStores()...)
+}
+
+// bareStores are r's stores without their confinement.
+func (r *Resolver) bareStores() []Store {
+	out := make([]Store, 0, len(r.stores))
+	for _, scheme := range r.Schemes() {
+		out = append(out, unwrap(r.stores[scheme]))
+	}
+	return out
 }
 
 // Mounts lists the mounts of a confined resolver (nil when unconfined).

@@ -244,3 +244,83 @@ func TestDeniedLocationInsideAMount(t *testing.T) {
 		t.Errorf("stat the working directory: %v", err)
 	}
 }
+
+// TestReservedLocationIsOutOfReach: a location reserved for Ferry (its
+// manifest store) is refused through the jobs' resolver even where mounts
+// cover it, for reads, listings and writes, while the resolver of its own
+// (WithMounts) reaches it and nothing else.
+func TestReservedLocationIsOutOfReach(t *testing.T) {
+	wd := t.TempDir()
+	manifests := filepath.Join(wd, ".ferry", "manifests")
+	if err := os.MkdirAll(manifests, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(manifests, "list"), []byte("job data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := local.New(local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mounts []storage.Mount
+	for _, s := range []string{wd, manifests} {
+		m, err := storage.ParseMount(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mounts = append(mounts, m)
+	}
+	base, err := storage.NewConfinedResolver(mounts, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := "file://" + manifests
+	jobs, err := base.Reserving(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	fs, err := jobs.For(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(manifests, filepath.Join(wd, "link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, uri := range []string{root, root + "/list", "file://" + wd + "/link/list"} {
+		if _, err := fs.Stat(ctx, uri); !errors.Is(err, storage.ErrPermission) || !strings.Contains(err.Error(), "manifest store") {
+			t.Errorf("stat %s: %v, want a permission error naming the manifest store", uri, err)
+		}
+	}
+	if _, err := fs.Open(ctx, root+"/list", 0, -1); !errors.Is(err, storage.ErrPermission) {
+		t.Errorf("open: %v", err)
+	}
+	if _, err := fs.List(ctx, root, storage.ListOptions{}); !errors.Is(err, storage.ErrPermission) {
+		t.Errorf("list: %v", err)
+	}
+	if _, err := fs.Create(ctx, root+"/planted", storage.CreateOptions{}); !errors.Is(err, storage.ErrPermission) {
+		t.Errorf("create: %v", err)
+	}
+	if err := jobs.Check(root+"/list", storage.Write); !errors.Is(err, storage.ErrPermission) {
+		t.Errorf("check: %v", err)
+	}
+	// The rest of the mounts is untouched.
+	if err := jobs.Check("file://"+wd+"/data", storage.Write); err != nil {
+		t.Errorf("a location beside the manifest store: %v", err)
+	}
+	m, err := storage.ParseMount(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := jobs.WithMounts(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ofs, _ := own.For(root)
+	if _, err := ofs.Stat(ctx, root+"/list"); err != nil {
+		t.Errorf("the manifest store's own resolver: %v", err)
+	}
+	if err := own.Check("file://"+wd+"/data", storage.Read); !errors.Is(err, storage.ErrPermission) {
+		t.Errorf("the manifest store's own resolver reaches beyond it: %v", err)
+	}
+}

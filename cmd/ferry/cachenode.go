@@ -20,7 +20,6 @@ import (
 	"github.com/ferryio/ferry/bandwidth"
 	"github.com/ferryio/ferry/cachenode"
 	"github.com/ferryio/ferry/internal/telemetry"
-	"github.com/ferryio/ferry/manifest"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/storage/backends"
 	"github.com/ferryio/ferry/worker"
@@ -138,7 +137,7 @@ func runCacheNode(cmd *cobra.Command, g *globals, o *cacheNodeOptions) error {
 // (in-process benchmarks on loopback). ctx bounds the node's start-up waits
 // (Temporal, the membership registry) and nothing after them.
 func startNode(ctx context.Context, p *parts, manifestRoot string, cfg cachenode.Config, c client.Client, resolver *storage.Resolver, tel *telemetry.Telemetry, acc *access) (*cachenode.Node, error) {
-	manifests, err := manifest.New(resolver, manifestRoot)
+	resolver, manifests, err := openManifestStore(resolver, manifestRoot)
 	if err != nil {
 		return nil, err
 	}

@@ -131,6 +131,11 @@ func runDev(ctx context.Context, g *globals, o *devOptions, externalTemporal boo
 		return fail(err)
 	}
 	manifestRoot := "file://" + filepath.Join(absData, "manifests")
+	// Jobs, the API's checks among them, never reach the manifest store
+	// (the coordinator and the nodes open it through a resolver of its own).
+	if resolver, err = resolver.Reserving(manifestRoot); err != nil {
+		return fail(err)
+	}
 	// The coordinator's workers, the membership worker among them, start
 	// before the nodes wait for the registry, which they may have to run.
 	if err := startCoordinatorContext(sctx, p, c, resolver, manifestRoot, sec.acc.grpcDialOptions()); err != nil {

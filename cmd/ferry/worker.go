@@ -85,7 +85,7 @@ func startCoordinator(p *parts, c client.Client, resolver *storage.Resolver, man
 // same one. ctx bounds the start-up waits (see package startup). dial are
 // the options of the coordinator's gRPC calls to the nodes (TLS, token).
 func startCoordinatorContext(ctx context.Context, p *parts, c client.Client, resolver *storage.Resolver, manifestRoot string, dial []grpc.DialOption) error {
-	manifests, err := manifest.New(resolver, manifestRoot)
+	resolver, manifests, err := openManifestStore(resolver, manifestRoot)
 	if err != nil {
 		return err
 	}
@@ -145,4 +145,29 @@ func manifestStoreRoot(root string) (string, error) {
 		return "", fmt.Errorf("manifest store %s: %w", dir, err)
 	}
 	return "file://" + dir, nil
+}
+
+// openManifestStore opens the manifest store at root through a resolver of
+// its own, and returns with it the resolver that jobs use: r, except that
+// nothing under root is reachable through it (storage.Resolver.Reserving),
+// so that no job reads or overwrites other jobs' manifests and failure
+// lists, whatever mount covers them.
+func openManifestStore(r *storage.Resolver, root string) (*storage.Resolver, *manifest.Store, error) {
+	m, err := storage.ParseMount(root)
+	if err != nil {
+		return nil, nil, fmt.Errorf("manifest store %q: %w", root, err)
+	}
+	own, err := r.WithMounts(m)
+	if err != nil {
+		return nil, nil, fmt.Errorf("manifest store %q: %w", root, err)
+	}
+	manifests, err := manifest.New(own, root)
+	if err != nil {
+		return nil, nil, err
+	}
+	jobs, err := r.Reserving(root)
+	if err != nil {
+		return nil, nil, fmt.Errorf("manifest store %q: %w", root, err)
+	}
+	return jobs, manifests, nil
 }

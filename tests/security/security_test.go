@@ -229,6 +229,8 @@ func TestSecurity(t *testing.T) {
 		"s3://any-bucket/key",
 		"file://" + f.mnt + "/.ferry/token",
 		"file://" + f.mnt + "/.ferry/temporal.db",
+		// The manifest store (other jobs' lists) is mounted for Ferry itself only.
+		"file://" + f.mnt + "/.ferry/manifests",
 	}
 	readRoutes := func(u string) []string {
 		id := fileID(u)
@@ -288,6 +290,12 @@ func TestSecurity(t *testing.T) {
 			{"/api/v1/master/submit_job/load", jsonBody(map[string]any{"path": "hdfs://" + trap.Addr().String() + "/x"})},
 			{"/api/v1/master/submit_job/load", jsonBody(map[string]any{"path": "s3://" + trap.Addr().String() + "/x"})},
 			{"/api/v1/master/submit_job/load", jsonBody(map[string]any{"path": "file://" + f.mnt + "/src", "options": map[string]any{"indexFile": "file:///etc/passwd"}})},
+			// Ferry's manifest store: no job reads or writes it, although a
+			// mount covers it for the coordinator and the nodes.
+			{"/api/v1/master/submit_job/copy", jsonBody(map[string]any{"src": "file://" + f.mnt + "/src", "dst": "file://" + f.mnt + "/.ferry/manifests/x"})},
+			{"/api/v1/master/submit_job/copy", jsonBody(map[string]any{"src": "file://" + f.mnt + "/.ferry/manifests", "dst": "file://" + f.mnt + "/stolen"})},
+			{"/api/v1/master/submit_job/load", jsonBody(map[string]any{"path": "file://" + f.mnt + "/.ferry/manifests"})},
+			{"/api/v1/master/submit_job/move", jsonBody(map[string]any{"src": "file://" + f.mnt + "/.ferry/manifests", "dst": "file://" + f.mnt + "/moved"})},
 		}
 		for _, j := range jobs {
 			refused(t, "job "+j.body, req{method: "POST", url: f.api + j.route, token: f.write, ctype: "application/json", body: j.body}, 403)
