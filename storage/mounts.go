@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -207,7 +208,11 @@ func NewConfinedResolver(mounts []Mount, stores ...Store) (*Resolver, error) {
 				m.URI.Authority = ""
 			}
 		}
-		c.mounts = append(c.mounts, m)
+		if !slices.Contains(c.mounts, m) {
+			// The same mount given twice (a --mount repeating the working
+			// directory, a location reserved again) is one mount.
+			c.mounts = append(c.mounts, m)
+		}
 	}
 	for _, s := range stores {
 		g := &guarded{Store: s, c: c}

@@ -304,6 +304,19 @@ func TestReservedLocationIsOutOfReach(t *testing.T) {
 	if err := jobs.Check(root+"/list", storage.Write); !errors.Is(err, storage.ErrPermission) {
 		t.Errorf("check: %v", err)
 	}
+	// Reserving it again (each process part does) or mounting a location
+	// twice keeps one mount each.
+	again, err := jobs.Reserving(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twice, err := storage.NewConfinedResolver(append(again.Mounts(), mounts[0]), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := twice.Mounts(); len(got) != 3 {
+		t.Errorf("mounts after a second reservation and a repeated mount: %v, want 3", got)
+	}
 	// The rest of the mounts is untouched.
 	if err := jobs.Check("file://"+wd+"/data", storage.Write); err != nil {
 		t.Errorf("a location beside the manifest store: %v", err)
