@@ -89,6 +89,9 @@ func (c *Coordinator) Partition(ctx context.Context, in workflows.PartitionInput
 // list nothing: they read manifests again, from the page's cursor, unless
 // the page's result was recorded.
 func (c *Coordinator) ListPage(ctx context.Context, in workflows.ListPageInput) (workflows.ListPageResult, error) {
+	if in.CountOnly {
+		return c.countPage(ctx, in)
+	}
 	if c.Manifests == nil {
 		return workflows.ListPageResult{}, errNoManifests
 	}
@@ -113,8 +116,8 @@ func (c *Coordinator) ListPage(ctx context.Context, in workflows.ListPageInput) 
 		if in.Partition.Kind == workflows.PartitionIndex {
 			in.Path = in.IndexFile
 		}
-		log = &pieceLog{m: c.Manifests, jobID: in.JobID, page: name, fingerprint: fp, attempt: int(activity.GetInfo(ctx).Attempt), countOnly: in.CountOnly}
-		p, part, err = (&lister{resolver: c.Resolver, countOnly: in.CountOnly}).listPartition(ctx, in, log)
+		log = &pieceLog{m: c.Manifests, jobID: in.JobID, page: name, fingerprint: fp, attempt: int(activity.GetInfo(ctx).Attempt)}
+		p, part, err = (&lister{resolver: c.Resolver}).listPartition(ctx, in, log)
 	}
 	if err != nil {
 		return workflows.ListPageResult{}, toTemporal(fmt.Errorf("list %s: %w", in.Path, err))
@@ -124,7 +127,7 @@ func (c *Coordinator) ListPage(ctx context.Context, in workflows.ListPageInput) 
 	if log != nil {
 		res.Fetched = log.fetched
 	}
-	if !in.CountOnly && len(p.entries) > 0 {
+	if len(p.entries) > 0 {
 		if res.Plan, err = c.planAndWrite(ctx, in.JobID, in.Type, in.Out, p.entries, true, in.CheckCached); err != nil {
 			return workflows.ListPageResult{}, err
 		}
@@ -132,7 +135,7 @@ func (c *Coordinator) ListPage(ctx context.Context, in workflows.ListPageInput) 
 	if err := c.Manifests.WritePageResult(ctx, in.JobID, name, fp, res); err != nil {
 		return workflows.ListPageResult{}, toTemporal(err)
 	}
-	if log != nil && !in.CountOnly {
+	if log != nil {
 		// The result stands for the pieces' entries now; what each attempt
 		// listed stays on record until the job ends.
 		if err := c.Manifests.StripPieces(ctx, in.JobID, name, fp, log.pieces); err != nil {
@@ -140,6 +143,22 @@ func (c *Coordinator) ListPage(ctx context.Context, in workflows.ListPageInput) 
 		}
 	}
 	return res, nil
+}
+
+// countPage counts the next page of a partition for a dry run. It writes
+// nothing (a dry run changes nothing, and has no manifests to remove at its
+// end): its progress, the partition's position and the counts so far, is
+// heartbeated after each piece, and a retry continues from there.
+func (c *Coordinator) countPage(ctx context.Context, in workflows.ListPageInput) (workflows.ListPageResult, error) {
+	if in.Partition.Kind == workflows.PartitionIndex {
+		in.Path = in.IndexFile
+	}
+	p, part, err := (&lister{resolver: c.Resolver, countOnly: true, resumable: true}).listPartition(ctx, in, nil)
+	if err != nil {
+		return workflows.ListPageResult{}, toTemporal(fmt.Errorf("list %s: %w", in.Path, err))
+	}
+	part.Dirs = nil // the workflow has them
+	return workflows.ListPageResult{Partition: part, Qualified: int64(p.count), QualifiedSize: p.size}, nil
 }
 
 // readBack reads the next manifests of a retry or verify pass: the cursor
@@ -492,7 +511,7 @@ func (c *Coordinator) CountSource(ctx context.Context, in workflows.ListInput) (
 		}
 		p.Files += int64(pg.count)
 		p.Bytes += pg.size
-		scanned += int64(pg.count) + 1
+		scanned += max(pg.scanned, int64(pg.count)) + 1
 		p.Cursor, p.Done = pg.cursor, pg.done
 		activity.RecordHeartbeat(ctx, p)
 	}

@@ -79,6 +79,9 @@ type lister struct {
 	emptyDir func(ctx context.Context, rel string) error
 	// countOnly: pages count their entries and keep none (dry runs).
 	countOnly bool
+	// resumable: a count-only page, in an activity, heartbeats its
+	// progress after each piece and continues from its last heartbeat.
+	resumable bool
 }
 
 // emptyDirMaker returns what recreates the source's empty directories at
@@ -356,6 +359,15 @@ func (l *lister) listStep(ctx context.Context, in workflows.ListPageInput, part 
 	return page{}, part, fmt.Errorf("%w: unknown partition kind %q", storage.ErrInvalidPath, part.Kind)
 }
 
+// pageCountProgress is the heartbeat of a count-only page: where the page
+// started (a retry of another page ignores it), where it stands, and what
+// it counted so far.
+type pageCountProgress struct {
+	From, At      manifest.PieceState
+	Count         int
+	Size, Scanned int64
+}
+
 // piecesPerPage is how many pieces a listing page is listed in: a retry of
 // a ListPage cut in the middle of its page lists again at most the piece
 // that was being listed.
@@ -368,8 +380,6 @@ type pieceLog struct {
 	m                        *manifest.Store
 	jobID, page, fingerprint string
 	attempt                  int
-	// countOnly stores counts, not entries (a dry run keeps no page).
-	countOnly bool
 	// fetched is, after listPartition, which attempt listed which pieces;
 	// pieces the page's pieces (without their entries).
 	fetched []workflows.PageFetch
@@ -452,12 +462,19 @@ func (l *lister) listPartition(ctx context.Context, in workflows.ListPageInput, 
 		done = chain(listed.Pieces, stateOf(part))
 		for _, p := range done {
 			out.count += int(p.Count)
-			if !log.countOnly {
-				out.entries = append(out.entries, p.Entries...)
-			}
+			out.entries = append(out.entries, p.Entries...)
 			out.size += p.Size
 			out.scanned += p.Scanned
 			part.Cursor, part.DirIndex, part.Done = p.To.Cursor, p.To.DirIndex, p.To.Done
+		}
+	}
+	if l.resumable && activity.HasHeartbeatDetails(ctx) {
+		// A count-only page stores nothing: it continues from the position
+		// and counts its last attempt heartbeated.
+		var hb pageCountProgress
+		if err := activity.GetHeartbeatDetails(ctx, &hb); err == nil && hb.From == stateOf(in.Partition) {
+			part.Cursor, part.DirIndex, part.Done = hb.At.Cursor, hb.At.DirIndex, hb.At.Done
+			out.count, out.size, out.scanned = hb.Count, hb.Size, hb.Scanned
 		}
 	}
 	started := false
@@ -481,12 +498,12 @@ func (l *lister) listPartition(ctx context.Context, in workflows.ListPageInput, 
 		out.scanned += max(p.scanned, 1)
 		part = next
 		if log == nil {
+			if l.resumable {
+				activity.RecordHeartbeat(ctx, pageCountProgress{From: stateOf(in.Partition), At: stateOf(part), Count: out.count, Size: out.size, Scanned: out.scanned})
+			}
 			continue
 		}
-		piece := manifest.Piece{Index: index, Attempt: log.attempt, From: from, To: stateOf(part), Scanned: max(p.scanned, 1), Count: int64(p.count), Size: p.size}
-		if !log.countOnly {
-			piece.Entries = p.entries
-		}
+		piece := manifest.Piece{Index: index, Attempt: log.attempt, From: from, To: stateOf(part), Scanned: max(p.scanned, 1), Count: int64(p.count), Size: p.size, Entries: p.entries}
 		if err := log.m.WritePiece(ctx, log.jobID, log.page, log.fingerprint, piece); err != nil {
 			return page{}, part, err
 		}

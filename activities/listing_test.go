@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/ferryio/ferry/manifest"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/storage/local"
 	"github.com/ferryio/ferry/workflows"
@@ -99,4 +102,72 @@ func total(ps []page) int {
 		n += p.count
 	}
 	return n
+}
+
+// TestDryRunPagesWriteNothingAndResume: a dry run's page (count-only)
+// writes nothing to the manifest store (a dry run has no manifests removed
+// at its end), and a retry continues from the position and counts its last
+// attempt heartbeated: the counts are those of one uninterrupted attempt.
+func TestDryRunPagesWriteNothingAndResume(t *testing.T) {
+	dir := t.TempDir()
+	const files = 4000
+	for i := range files {
+		p := filepath.Join(dir, fmt.Sprintf("f%05d", i))
+		if err := os.WriteFile(p, make([]byte, i%5), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := local.New(local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := storage.NewResolver(st)
+	manifests := t.TempDir()
+	m, err := manifest.New(res, "file://"+manifests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Coordinator{Resolver: res, Manifests: m}
+	in := workflows.ListPageInput{JobID: "dry", Type: workflows.JobLoad, Path: "file://" + dir, Partition: workflows.Partition{Kind: workflows.PartitionTree},
+		Out: workflows.ManifestRef{Kind: workflows.ManifestPages, Key: "p000-00000000"}, Limit: files, CountOnly: true}
+	run := func(hb *pageCountProgress) workflows.ListPageResult {
+		t.Helper()
+		var s testsuite.WorkflowTestSuite
+		env := s.NewTestActivityEnvironment()
+		env.RegisterActivity(c.ListPage)
+		if hb != nil {
+			env.SetHeartbeatDetails(*hb)
+		}
+		v, err := env.ExecuteActivity(c.ListPage, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out workflows.ListPageResult
+		if err := v.Get(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	whole := run(nil)
+	if whole.Qualified != files || !whole.Partition.Done {
+		t.Fatalf("one attempt counted %d files (done %v), want %d", whole.Qualified, whole.Partition.Done, files)
+	}
+	if ents, err := os.ReadDir(manifests); err != nil || len(ents) != 0 {
+		t.Fatalf("a dry-run page wrote %d objects to the manifest store (%v)", len(ents), err)
+	}
+	// An attempt cut after its first quarter: the retry counts the rest only.
+	first, at, err := (&lister{resolver: res, countOnly: true}).listStep(context.Background(), in, in.Partition, nil, files/4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resumed := run(&pageCountProgress{From: stateOf(in.Partition), At: stateOf(at), Count: first.count, Size: first.size, Scanned: first.scanned})
+	if resumed.Qualified != whole.Qualified || resumed.QualifiedSize != whole.QualifiedSize || !resumed.Partition.Done {
+		t.Fatalf("resumed page: %d files, %d bytes (done %v); one attempt: %d, %d", resumed.Qualified, resumed.QualifiedSize, resumed.Partition.Done, whole.Qualified, whole.QualifiedSize)
+	}
+	// The retry takes the heartbeated counts as they are (it does not list
+	// the first quarter again): a count marked by 7 comes back marked.
+	marked := run(&pageCountProgress{From: stateOf(in.Partition), At: stateOf(at), Count: first.count + 7, Size: first.size, Scanned: first.scanned})
+	if marked.Qualified != whole.Qualified+7 {
+		t.Fatalf("the retry listed its first quarter again: %d files, want %d", marked.Qualified, whole.Qualified+7)
+	}
 }
