@@ -104,11 +104,12 @@ func DestinationOf(dst string, e workflows.FileEntry) string {
 // arrive, outcomes leave, and heartbeats resume).
 func (n *Node) CopyBatch(ctx context.Context, in workflows.BatchInput) (workflows.BatchResult, error) {
 	lim := n.limiter(ctx, in)
+	again := resumed(ctx, in)
 	return n.runInput(ctx, in, func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
 		// The job's retry pass gets only files that failed in a way worth
 		// retrying, possibly after their destination was written.
 		wrote := in.LastAttempt
-		return withRetries(ctx, n.FileAttempts, func() (fileOutcome, error) { return n.transfer(ctx, in, e, lim, &wrote, resumed(ctx, in)) })
+		return withRetries(ctx, n.FileAttempts, func() (fileOutcome, error) { return n.transfer(ctx, in, e, lim, &wrote, again) })
 	})
 }
 

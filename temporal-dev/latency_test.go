@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/ferryio/ferry/internal/enginetest"
 	temporaldev "github.com/ferryio/ferry/temporal-dev"
 )
 
@@ -33,16 +34,7 @@ func chainWorkflow(ctx workflow.Context, n int) (int, error) {
 // and workflow task) on the file database `ferry dev` uses, after a warm-up
 // chain: the floor under every step of a Ferry job.
 func BenchmarkActivityChain(b *testing.B) {
-	s, err := temporaldev.Start(context.Background(), temporaldev.Config{DatabaseFile: filepath.Join(b.TempDir(), "temporal.db")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = s.Stop() })
-	c, err := client.Dial(client.Options{HostPort: s.FrontendAddress(), Namespace: s.Namespace()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(c.Close)
+	_, c := enginetest.StartTemporal(b, temporaldev.Config{DatabaseFile: filepath.Join(b.TempDir(), "temporal.db")})
 	w := worker.New(c, "chain", worker.Options{})
 	w.RegisterWorkflow(chainWorkflow)
 	w.RegisterActivity(stepActivity)

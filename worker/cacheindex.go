@@ -70,7 +70,10 @@ func (x *GRPCCacheIndex) Cached(ctx context.Context, node activities.NodeRef, fi
 			err = fmt.Errorf("answered for %d files of %d", len(resp.GetCached()), len(req.Files))
 		}
 		if err != nil {
-			x.rest(node.Addr)
+			if ctx.Err() == nil {
+				// The node failed, not the caller: leave it alone a while.
+				x.rest(node.Addr)
+			}
 			return nil, fmt.Errorf("node %s: which files are cached: %w", node.ID, err)
 		}
 		held = append(held, resp.GetCached()...)

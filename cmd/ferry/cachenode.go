@@ -97,8 +97,6 @@ func runCacheNode(cmd *cobra.Command, g *globals, o *cacheNodeOptions) error {
 	if err != nil {
 		return err
 	}
-	// The node reads its batches and writes failure lists there: mounted.
-	g.mounts = append(g.mounts, root)
 	pr, err := startProcess(ctx, g, "ferry-cachenode")
 	if err != nil {
 		return err

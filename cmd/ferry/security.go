@@ -325,12 +325,13 @@ func devSecurity(g *globals, dataDir string, listeners ...string) (*devAccess, e
 	if err != nil {
 		return nil, err
 	}
-	// The working directory (where the README's first job points) and
-	// ferry dev's own failure lists; --mount and the configuration add more.
-	d.mounts = []string{wd, filepath.Join(absData, "manifests")}
-	// The data directory itself (the token, the Temporal database) is off
-	// limits, also when the working directory mount holds it: only its
-	// manifest store is reachable.
+	// The working directory (where the README's first job points); --mount
+	// and the configuration add more. The manifest store needs no mount:
+	// the processes reach it through a resolver of its own, jobs never.
+	d.mounts = []string{wd}
+	// The data directory itself (the token, the Temporal database, the
+	// manifest store) is off limits, also when the working directory
+	// mount holds it.
 	g.mounts = append(g.mounts, d.mounts...)
 	g.mounts = append(g.mounts, "deny:"+absData)
 	if g.sec.anonymousReads == "" {

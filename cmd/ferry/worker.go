@@ -37,8 +37,6 @@ another one from its recorded history.`,
 			if err != nil {
 				return err
 			}
-			// The coordinator keeps file and failure lists there: mounted.
-			g.mounts = append(g.mounts, root)
 			pr, err := startProcess(ctx, g, "ferry-worker")
 			if err != nil {
 				return err
