@@ -129,7 +129,9 @@ func TestDryRunPagesWriteNothingAndResume(t *testing.T) {
 	}
 	c := &Coordinator{Resolver: res, Manifests: m}
 	in := workflows.ListPageInput{JobID: "dry", Type: workflows.JobLoad, Path: "file://" + dir, Partition: workflows.Partition{Kind: workflows.PartitionTree},
-		Out: workflows.ManifestRef{Kind: workflows.ManifestPages, Key: "p000-00000000"}, Limit: files, CountOnly: true}
+		// A page limit above the tree's size: the page ends with the tree,
+		// whatever count a heartbeat brings.
+		Out: workflows.ManifestRef{Kind: workflows.ManifestPages, Key: "p000-00000000"}, Limit: 2 * files, CountOnly: true}
 	run := func(hb *pageCountProgress) workflows.ListPageResult {
 		t.Helper()
 		var s testsuite.WorkflowTestSuite
