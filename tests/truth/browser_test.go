@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -111,11 +112,15 @@ func startBrowser(t *testing.T, bin string) *browser {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Chromium's helper processes (renderer, network service) write to the
+	// profile directory too: they run in the browser's process group, which
+	// is killed whole, so none is still writing when the directory goes.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
 	})
 	// "DevTools listening on ws://127.0.0.1:<port>/devtools/browser/<id>"
