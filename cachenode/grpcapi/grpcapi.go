@@ -120,21 +120,18 @@ func (svc *Service) CachedFiles(ctx context.Context, req *pb.CachedFilesRequest)
 	if len(req.Files) > maxBatch {
 		return nil, status.Errorf(codes.InvalidArgument, "%d files in one call; at most %d", len(req.Files), maxBatch)
 	}
-	resp := &pb.CachedFilesResponse{Cached: make([]bool, len(req.Files))}
-	for i, ref := range req.Files {
-		if i%256 == 0 && ctx.Err() != nil {
-			return nil, status.FromContextError(ctx.Err()).Err()
-		}
-		if ref.GetVersion() == "" {
-			continue
-		}
-		f, ok, err := svc.Store.Lookup(ref.URI())
-		if err != nil {
-			return nil, toStatus(err)
-		}
-		resp.Cached[i] = ok && f.Version == ref.GetVersion() && f.Size == ref.GetSize() && f.FullyCached()
+	if err := ctx.Err(); err != nil {
+		return nil, status.FromContextError(err).Err()
 	}
-	return resp, nil
+	refs := make([]pagestore.FileRef, len(req.Files))
+	for i, f := range req.Files {
+		refs[i] = pagestore.FileRef{URI: f.URI(), Size: f.GetSize(), Version: f.GetVersion()}
+	}
+	cached, err := svc.Store.CachedComplete(refs)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.CachedFilesResponse{Cached: cached}, nil
 }
 
 func (svc *Service) loadOne(ctx context.Context, f *pb.FileRef, opts pagestore.LoadOptions) *pb.FileResult {

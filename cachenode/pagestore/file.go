@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -342,6 +343,40 @@ func (s *Store) LookupID(id string) (File, bool, error) {
 		return File{}, false, err
 	}
 	return m.file(fid, s.opts.PageSize), true, nil
+}
+
+// CachedComplete reports, for each ref, whether the store holds every page
+// of ref.URI at exactly ref.Size and ref.Version (a ref without a version
+// is never cached complete). It reads the index only, without asking the
+// source or recording an access, and walks it once in key order: one
+// iterator for the whole slice, not one lookup per file.
+func (s *Store) CachedComplete(refs []FileRef) ([]bool, error) {
+	out := make([]bool, len(refs))
+	keys := make([][]byte, len(refs))
+	order := make([]int, 0, len(refs))
+	for i, r := range refs {
+		if r.Version == "" {
+			continue
+		}
+		keys[i] = metaKey(sha256.Sum256([]byte(r.URI)))
+		order = append(order, i)
+	}
+	if len(order) == 0 {
+		return out, nil
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
+	err := s.seekEach(keys[order[0]], prefixEnd([]byte{'f'}), len(order), func(n int) []byte { return keys[order[n]] },
+		func(n int, v []byte) error {
+			m, err := decodeMeta(v)
+			if err != nil {
+				return err
+			}
+			r := refs[order[n]]
+			out[order[n]] = m.URI == r.URI && m.Version == r.Version && m.Size == r.Size &&
+				m.Pages >= (m.Size+s.opts.PageSize-1)/s.opts.PageSize // File.FullyCached
+			return nil
+		})
+	return out, err
 }
 
 // IsCached reports whether every page of uri is cached at version (any

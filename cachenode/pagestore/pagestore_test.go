@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -603,5 +604,84 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 10s")
 		case <-tick.C:
 		}
+	}
+}
+
+// CachedComplete answers for many files at once exactly what Lookup answers
+// for each: cached complete at the size and version asked, or not. The refs
+// mix every case, in random order and with repeats, names of any bytes.
+func TestCachedCompleteAgreesWithLookup(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(5, 6))
+	type file struct {
+		ref  pagestore.FileRef
+		want bool
+	}
+	var files []file
+	version := func(name string) string {
+		fi, err := os.Stat(filepath.Join(e.src, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%d-%d", fi.Size(), fi.ModTime().UnixNano())
+	}
+	for i := range 60 {
+		name := fmt.Sprintf("d%d/f%d-\xff\xfe", i%3, i)
+		if i%7 == 0 {
+			name = fmt.Sprintf("d/plain%d", i)
+		}
+		size := 1 + r.IntN(3*ps)
+		uri, data := e.write(name, size)
+		ref := pagestore.FileRef{URI: uri, Size: int64(len(data)), Version: version(name)}
+		switch i % 6 {
+		case 0: // never cached
+			files = append(files, file{ref, false})
+			continue
+		case 1: // cached, asked at another version
+			files = append(files, file{pagestore.FileRef{URI: uri, Size: ref.Size, Version: "other"}, false})
+		case 2: // cached, asked at another size
+			files = append(files, file{pagestore.FileRef{URI: uri, Size: ref.Size + 1, Version: ref.Version}, false})
+		case 3: // asked without a version
+			files = append(files, file{pagestore.FileRef{URI: uri, Size: ref.Size}, false})
+		}
+		if i%6 == 4 && size > ps { // only its first page cached
+			f, err := e.store.Resolve(ctx, uri)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.store.ReadRange(ctx, f, 0, 1, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, file{ref, false})
+			continue
+		}
+		if _, err := e.store.LoadFile(ctx, ref, pagestore.LoadOptions{}, nil); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, file{ref, true})
+	}
+	files = append(files, files[:10]...)
+	r.Shuffle(len(files), func(i, j int) { files[i], files[j] = files[j], files[i] })
+	refs := make([]pagestore.FileRef, len(files))
+	for i, f := range files {
+		refs[i] = f.ref
+	}
+	got, err := e.store.CachedComplete(refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range files {
+		lf, ok, err := e.store.Lookup(f.ref.URI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byLookup := ok && f.ref.Version != "" && lf.Version == f.ref.Version && lf.Size == f.ref.Size && lf.FullyCached()
+		if got[i] != f.want || byLookup != f.want {
+			t.Errorf("%q size %d version %q: CachedComplete %v, Lookup %v, want %v", f.ref.URI, f.ref.Size, f.ref.Version, got[i], byLookup, f.want)
+		}
+	}
+	if got, err := e.store.CachedComplete(nil); err != nil || len(got) != 0 {
+		t.Fatalf("CachedComplete(nil) = %v, %v", got, err)
 	}
 }

@@ -380,8 +380,7 @@ func (s *Store) loadCounters() (map[uint32]int64, error) {
 		return nil, err
 	}
 	for it.First(); it.Valid(); it.Next() {
-		var m meta
-		if err := json.Unmarshal(it.Value(), &m); err == nil {
+		if m, err := decodeMeta(it.Value()); err == nil {
 			seq = max(seq, m.Gen)
 		}
 	}
@@ -573,6 +572,38 @@ func (s *Store) scan(lower, upper []byte, fn func(k, v []byte) bool) error {
 	return it.Close()
 }
 
+// seekEach positions one iterator over [lower, upper) at each of n keys in
+// increasing order (key(i) for i < n) and calls found with the value of each
+// key present. Seeking forward reuses the iterator's position, which is far
+// cheaper than a Get per key.
+func (s *Store) seekEach(lower, upper []byte, n int, key func(int) []byte, found func(int, []byte) error) error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("page store index: %w", err)
+	}
+	for i := 0; i < n; i++ {
+		k := key(i)
+		if !it.SeekGE(k) {
+			break // nothing at or after k: no later key is present either
+		}
+		if bytes.Equal(it.Key(), k) {
+			if err := found(i, it.Value()); err != nil {
+				_ = it.Close()
+				return err
+			}
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("page store index: %w", err)
+	}
+	return nil
+}
+
 func (s *Store) newBatch() *pebble.Batch { return s.db.NewBatch() }
 
 func (s *Store) getMeta(fid [32]byte) (meta, bool, error) {
@@ -580,20 +611,104 @@ func (s *Store) getMeta(fid [32]byte) (meta, bool, error) {
 	if err != nil || !ok {
 		return meta{}, false, err
 	}
-	var m meta
-	if err := json.Unmarshal(v, &m); err != nil {
-		return meta{}, false, fmt.Errorf("page store: corrupt file metadata: %w", err)
-	}
-	m.URI = bytesjson.Decode(m.URI)
-	return m, true, nil
+	m, err := decodeMeta(v)
+	return m, err == nil, err
 }
 
 func setMeta(b *pebble.Batch, fid [32]byte, m meta) {
-	// Names are bytes: a URI that is not UTF-8 is kept in its marked form,
-	// which encoding/json does not rewrite.
-	m.URI = bytesjson.Encode(m.URI)
-	v, _ := json.Marshal(m) // plain struct: cannot fail
-	_ = b.Set(metaKey(fid), v, nil)
+	_ = b.Set(metaKey(fid), m.encode(), nil)
+}
+
+// metaBinary starts file metadata in its binary form: the URI, version and
+// content hash as length-prefixed bytes (names are bytes, stored as they
+// are), the numbers as varints, in the order of the meta struct. Stores
+// written before it hold JSON objects (first byte '{'), still read.
+const metaBinary = 0x01
+
+func (m meta) encode() []byte {
+	b := make([]byte, 0, 1+3*binary.MaxVarintLen64+len(m.URI)+len(m.Version)+len(m.ContentHash)+6*binary.MaxVarintLen64)
+	b = append(b, metaBinary)
+	b = appendBytes(b, m.URI)
+	b = binary.AppendVarint(b, m.Size)
+	b = appendBytes(b, m.Version)
+	b = binary.AppendVarint(b, m.ModTimeNs)
+	b = appendBytes(b, m.ContentHash)
+	b = binary.AppendUvarint(b, m.Gen)
+	b = binary.AppendVarint(b, m.Pages)
+	b = binary.AppendVarint(b, m.Bytes)
+	b = binary.AppendVarint(b, m.Evicted)
+	return b
+}
+
+func appendBytes(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+var errCorruptMeta = errors.New("page store: corrupt file metadata")
+
+func decodeMeta(v []byte) (meta, error) {
+	var m meta
+	switch {
+	case len(v) > 0 && v[0] == '{':
+		if err := json.Unmarshal(v, &m); err != nil {
+			return meta{}, fmt.Errorf("%w: %w", errCorruptMeta, err)
+		}
+		m.URI = bytesjson.Decode(m.URI) // the JSON form kept other bytes marked
+		return m, nil
+	case len(v) == 0 || v[0] != metaBinary:
+		return meta{}, errCorruptMeta
+	}
+	d := metaDecoder{b: v[1:]}
+	m.URI = d.str()
+	m.Size = d.varint()
+	m.Version = d.str()
+	m.ModTimeNs = d.varint()
+	m.ContentHash = d.str()
+	m.Gen = d.uvarint()
+	m.Pages = d.varint()
+	m.Bytes = d.varint()
+	m.Evicted = d.varint()
+	if d.bad || len(d.b) != 0 {
+		return meta{}, errCorruptMeta
+	}
+	return m, nil
+}
+
+// metaDecoder reads the binary form; a short or malformed value sets bad.
+type metaDecoder struct {
+	b   []byte
+	bad bool
+}
+
+func (d *metaDecoder) uvarint() uint64 {
+	x, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.bad, d.b = true, nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return x
+}
+
+func (d *metaDecoder) varint() int64 {
+	x, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.bad, d.b = true, nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return x
+}
+
+func (d *metaDecoder) str() string {
+	n := d.uvarint()
+	if d.bad || n > uint64(len(d.b)) {
+		d.bad, d.b = true, nil
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
 }
 
 func (s *Store) getRecord(fid [32]byte, idx int64) (record, bool, error) {

@@ -118,6 +118,14 @@ func (m *Mem) Put(uri string, data []byte) {
 	m.files[uri] = memFile{data: data, version: fmt.Sprintf("%d-%d", len(data), time.Now().UnixNano())}
 }
 
+// PutVersion stores data under uri at the given version, the one a listing
+// (and Stat) then reports.
+func (m *Mem) PutVersion(uri string, data []byte, version string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.files[uri] = memFile{data: data, version: version}
+}
+
 // Scheme is "mem".
 func (m *Mem) Scheme() string { return "mem" }
 
