@@ -145,6 +145,10 @@ type jobRun struct {
 	handover    bool
 	// cachedVersionRead and cachedChecks memoize checksCached.
 	cachedVersionRead, cachedChecks bool
+	// countVersionRead and countLater memoize countsLater; countTimer runs
+	// until the count-only scan may start, countWaited once it has fired.
+	countVersionRead, countLater, countWaited bool
+	countTimer                                workflow.Future
 
 	// version is the truthChange version of this run (see truth.go);
 	// outer is the workflow's own context when cancellation is a stop.
@@ -362,6 +366,9 @@ func (r *jobRun) wait(ctx workflow.Context, stopCh workflow.ReceiveChannel) {
 	if r.counting != nil {
 		sel.AddFuture(r.counting, func(f workflow.Future) { r.onCounted(ctx, f) })
 	}
+	if r.countTimer != nil {
+		sel.AddFuture(r.countTimer, func(workflow.Future) { r.onCountTimer() })
+	}
 	if r.liveTimer != nil {
 		sel.AddFuture(r.liveTimer, func(workflow.Future) { r.onLiveTimer(ctx) })
 	}
@@ -445,7 +452,7 @@ func (r *jobRun) pageSize() int {
 // startCounting runs the count-only scan for totals, a budget at a time.
 func (r *jobRun) startCounting(ctx workflow.Context) {
 	o := r.c.Options
-	if r.counting != nil || o.PartialListing || r.c.Count.Done || r.c.Pass != PassMain {
+	if r.counting != nil || o.PartialListing || r.c.Count.Done || r.c.Pass != PassMain || !r.countMayStart(ctx) {
 		return
 	}
 	in := ListInput{
@@ -602,6 +609,7 @@ func (r *jobRun) onListed(ctx workflow.Context, l *listing) {
 		r.c.Counters.PagesListed++
 		r.c.Counters.Qualified += res.Qualified
 		r.c.Counters.QualifiedSize += res.QualifiedSize
+		r.totalsFromListing(ctx)
 	}
 	if r.c.Stage == StageListing {
 		r.c.Stage = r.workStage()

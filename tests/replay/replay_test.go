@@ -2,7 +2,7 @@
 // workflow code: a change that would break running workflows fails here and
 // needs workflow.GetVersion. Re-record with
 //
-//	FERRY_RECORD_HISTORIES=$PWD/tests/replay/testdata go test ./worker -run 'Stop|Continue|EndToEnd|NodeLoss|Reported|JobCopies|MovesEverything|Passes|SecondLoad'
+//	FERRY_RECORD_HISTORIES=$PWD/tests/replay/testdata go test ./worker -run 'Stop|Continue|EndToEnd|NodeLoss|Reported|JobCopies|MovesEverything|Passes|SecondLoad|TotalsWithoutASecondScan'
 //
 // and, for the runs' Temporal statuses (issue 12),
 //
