@@ -685,3 +685,213 @@ func TestCachedCompleteAgreesWithLookup(t *testing.T) {
 		t.Fatalf("CachedComplete(nil) = %v, %v", got, err)
 	}
 }
+
+// streamSource counts the source streams open at once. Every stream waits
+// (up to a deadline) until two are open, so a load that never reads two
+// windows of a file at once fails instead of passing by luck; the stream
+// asked from offset failAt fails.
+type streamSource struct {
+	storage.Store
+	failAt  int64
+	two     chan struct{}
+	mu      sync.Mutex
+	open    int
+	maxOpen int
+}
+
+func (s *streamSource) Open(ctx context.Context, uri string, off, n int64) (io.ReadCloser, error) {
+	s.mu.Lock()
+	s.open++
+	s.maxOpen = max(s.maxOpen, s.open)
+	if s.open == 2 && s.two != nil {
+		close(s.two)
+		s.two = nil
+	}
+	two := s.two
+	s.mu.Unlock()
+	if off == s.failAt {
+		s.closed()
+		return nil, storage.NewError("open", uri, storage.ErrUnavailable, errors.New("injected fault"))
+	}
+	if two != nil {
+		select {
+		case <-two:
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
+		}
+	}
+	rc, err := s.Store.Open(ctx, uri, off, n)
+	if err != nil {
+		s.closed()
+		return nil, err
+	}
+	return &streamCloser{ReadCloser: rc, s: s}, nil
+}
+
+func (s *streamSource) closed() {
+	s.mu.Lock()
+	s.open--
+	s.mu.Unlock()
+}
+
+type streamCloser struct {
+	io.ReadCloser
+	s    *streamSource
+	once sync.Once
+}
+
+func (c *streamCloser) Close() error {
+	c.once.Do(c.s.closed)
+	return c.ReadCloser.Close()
+}
+
+// A file of several windows is loaded by two source streams at once (a
+// large file does not run on one stream while its node's other slots are
+// idle); it reads back exactly, progress adds up to its size from the
+// streams' concurrent calls, and a stream that fails fails the load, which
+// a retry completes.
+func TestLargeFileLoadsOnTwoStreams(t *testing.T) {
+	ctx := context.Background()
+	mem := testsource.NewMem()
+	const pages = 50 // four windows of 16 pages, the last short
+	data := make([]byte, pages*ps-123)
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	uri := "mem://bucket/large.bin"
+	mem.Put(uri, data)
+	e, err := mem.Stat(ctx, uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := pagestore.FileRef{URI: uri, Size: e.Size, Version: e.Version}
+	for _, failFirst := range []bool{false, true} {
+		src := &streamSource{Store: mem, failAt: -1, two: make(chan struct{})}
+		if failFirst {
+			src.failAt = 2 * 16 * ps // the third window's stream
+		}
+		s, err := pagestore.Open(pagestore.Options{Dir: t.TempDir(), PageSize: ps, Capacity: 1 << 30, Resolver: storage.NewResolver(src)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if failFirst {
+			res, err := s.LoadFile(ctx, ref, pagestore.LoadOptions{SkipIfExists: true}, nil)
+			if !errors.Is(err, storage.ErrUnavailable) || res.Outcome != pagestore.Failed {
+				t.Fatalf("a load with a failing stream: %+v, %v", res, err)
+			}
+			if f, ok, _ := s.Lookup(uri); ok && f.FullyCached() {
+				t.Fatal("a load that failed left the file complete")
+			}
+			src.mu.Lock()
+			src.failAt = -1
+			src.mu.Unlock()
+		}
+		var progress atomic.Int64
+		res, err := s.LoadFile(ctx, ref, pagestore.LoadOptions{SkipIfExists: true}, func(n int64) { progress.Add(n) })
+		if err != nil || res.Outcome != pagestore.Loaded || res.BytesLoaded+res.BytesSkipped != int64(len(data)) {
+			t.Fatalf("load (after a failed one: %v): %+v, %v", failFirst, res, err)
+		}
+		if progress.Load() != res.BytesLoaded {
+			t.Fatalf("progress said %d bytes, the load %d", progress.Load(), res.BytesLoaded)
+		}
+		src.mu.Lock()
+		most := src.maxOpen
+		src.mu.Unlock()
+		if most != 2 {
+			t.Fatalf("at most %d source streams were open at once, want 2", most)
+		}
+		f, err := s.Resolve(ctx, uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if _, err := s.ReadRange(ctx, f, 0, -1, &buf); err != nil || !bytes.Equal(buf.Bytes(), data) {
+			t.Fatalf("read back %d bytes (%v), want the %d loaded", buf.Len(), err, len(data))
+		}
+	}
+}
+
+// cancelSource cancels the load reading it once a stream has given
+// cancelAfter bytes, and keeps giving bytes: the load's reader then races
+// the cancellation while it hands pages over.
+type cancelSource struct {
+	storage.Store
+	cancelAfter int64
+	cancel      context.CancelFunc
+}
+
+func (s *cancelSource) Open(ctx context.Context, uri string, off, n int64) (io.ReadCloser, error) {
+	rc, err := s.Store.Open(ctx, uri, off, n)
+	if err != nil {
+		return nil, err
+	}
+	return &cancelReader{ReadCloser: rc, s: s}, nil
+}
+
+type cancelReader struct {
+	io.ReadCloser
+	s    *cancelSource
+	read int64
+}
+
+func (r *cancelReader) Read(p []byte) (int, error) {
+	k, err := r.ReadCloser.Read(p)
+	if r.read += int64(k); r.read >= r.s.cancelAfter {
+		r.s.cancel()
+	}
+	return k, err
+}
+
+// A load cancelled in the middle of a run (a job stopped) ends every claim
+// on the pages it did not store: it returns an error, or success only with
+// every page stored, and a reader of the file afterwards gets its bytes
+// instead of waiting forever for a page nobody fetches.
+func TestCancelledLoadLeavesNoPageClaimed(t *testing.T) {
+	mem := testsource.NewMem()
+	data := make([]byte, 16*ps)
+	r := rand.New(rand.NewPCG(9, 10))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	uri := "mem://bucket/cancelled.bin"
+	mem.Put(uri, data)
+	e, err := mem.Stat(context.Background(), uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := pagestore.FileRef{URI: uri, Size: e.Size, Version: e.Version}
+	for i := range 40 {
+		src := &cancelSource{Store: mem, cancelAfter: int64(1+i%8) * ps}
+		s, err := pagestore.Open(pagestore.Options{Dir: t.TempDir(), PageSize: ps, Capacity: 1 << 30, Resolver: storage.NewResolver(src)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		src.cancel = cancel
+		res, err := s.LoadFile(ctx, ref, pagestore.LoadOptions{}, nil)
+		f, ok, lerr := s.Lookup(uri)
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		if err == nil && (!ok || !f.FullyCached()) {
+			t.Fatalf("run %d: a cancelled load reported %+v with %d of %d pages cached", i, res, f.CachedPages, f.Pages())
+		}
+		// Every page reads back, fetched by the reader where the load did
+		// not store it: no claim is left waiting.
+		src.cancel = func() {}
+		rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		rf, err := s.Resolve(rctx, uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if _, err := s.ReadRange(rctx, rf, 0, -1, &buf); err != nil || !bytes.Equal(buf.Bytes(), data) {
+			t.Fatalf("run %d: reading after a cancelled load: %d bytes, %v", i, buf.Len(), err)
+		}
+		rcancel()
+		cancel()
+		_ = s.Close()
+	}
+}
