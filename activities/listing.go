@@ -82,6 +82,9 @@ type lister struct {
 	// resumable: a count-only page, in an activity, heartbeats its
 	// progress after each piece and continues from its last heartbeat.
 	resumable bool
+	// reuse is the store's last answer, whose entries were copied out: the
+	// next answer may be put in it (storage.ListOptions.Reuse).
+	reuse []storage.Entry
 }
 
 // emptyDirMaker returns what recreates the source's empty directories at
@@ -140,10 +143,13 @@ func (l *lister) page(ctx context.Context, path, relPrefix, cursor string, sel *
 		if l.countOnly {
 			ask = min(ask, countChunk)
 		}
-		lp, err := st.List(ctx, path, storage.ListOptions{Recursive: recursive, Cursor: p.cursor, Limit: ask, EmptyDirs: emptyDirs})
+		lp, err := st.List(ctx, path, storage.ListOptions{Recursive: recursive, Cursor: p.cursor, Limit: ask, EmptyDirs: emptyDirs, Reuse: l.reuse})
 		if err != nil {
 			return page{}, err
 		}
+		// The entries are copied out below: the next answer may reuse
+		// this one's slice.
+		l.reuse = lp.Entries
 		if l.emptyDir != nil && cursor == "" && scanned == 0 && len(lp.Entries) == 0 && lp.Cursor == "" {
 			// The directory listed holds nothing at all (a non-recursive
 			// listing, of the source's top, shows its directories too).

@@ -50,6 +50,11 @@ type ListOptions struct {
 	// that hold nothing at all (entries with IsDir), in key order, for
 	// stores that have directories; others ignore it.
 	EmptyDirs bool
+	// Reuse, when it has capacity, is the caller's last page of entries,
+	// which it no longer reads: a store may put the page's entries in it
+	// instead of in a slice of its own (a caller that only counts lists
+	// with one slice). A store may ignore it.
+	Reuse []Entry
 }
 
 // ListPage is one page of a listing.

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,7 +75,10 @@ func (s *synthStore) List(ctx context.Context, uri string, o storage.ListOptions
 	// one and should add as little garbage as it can to what is measured.
 	var p storage.ListPage
 	answer := func(total int) {
-		p.Entries = make([]storage.Entry, 0, max(min(limit, total-start), 0))
+		p.Entries = o.Reuse[:0]
+		if n := max(min(limit, total-start), 0); cap(p.Entries) < n {
+			p.Entries = make([]storage.Entry, 0, n)
+		}
 		if end := start + cap(p.Entries); end < total {
 			p.Cursor = strconv.Itoa(end)
 		}
@@ -155,6 +160,7 @@ const (
 	envSynthNamespace = "FERRY_SYNTH_NAMESPACE"
 	envSynthManifests = "FERRY_SYNTH_MANIFESTS"
 	envSynthTrace     = "FERRY_SYNTH_TRACE"
+	envSynthProfile   = "FERRY_SYNTH_PROFILE"
 	synthReady        = "synth coordinator ready"
 	synthResultPrefix = "synth result "
 	synthTracePrefix  = "synth trace "
@@ -387,11 +393,15 @@ func TestSyntheticCoordinatorProcess(t *testing.T) {
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
-		samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/goal:bytes"}}
+		samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/goal:bytes"}, {Name: "/gc/cycles/total:gc-cycles"},
+			{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"}, {Name: "/memory/classes/heap/free:bytes"},
+			{Name: "/memory/classes/heap/stacks:bytes"}, {Name: "/memory/classes/metadata/other:bytes"}, {Name: "/memory/classes/other:bytes"}}
+		var cycles uint64
+		status := make([]byte, 8<<10)
 		trace := os.Getenv(envSynthTrace) != ""
 		for i := 0; ; i++ {
 			metrics.Read(samples)
-			anon, _ := selfRssAnon()
+			anon, _ := selfRssAnon(status)
 			listed := src.listed.Load()
 			mu.Lock()
 			mem.Samples++
@@ -404,8 +414,12 @@ func TestSyntheticCoordinatorProcess(t *testing.T) {
 				mem.AnonTenth, mem.LiveTenth, mem.HeapGoalTenth, mem.ActivitiesTenth = mem.Anon, mem.Live, mem.HeapGoal, mem.Activities
 			}
 			mu.Unlock()
-			if trace && i%50 == 0 {
-				fmt.Printf("%slisted %d anon %d live %d goal %d activities %d\n", synthTracePrefix, listed, anon>>20, samples[0].Value.Uint64()>>20, samples[1].Value.Uint64()>>20, running.Load())
+			// The trace has a line after each collection, and every half second.
+			if c := samples[2].Value.Uint64(); trace && (c != cycles || i%50 == 0) {
+				cycles = c
+				m := func(i int) float64 { return float64(samples[i].Value.Uint64()) / (1 << 20) }
+				fmt.Printf("%slisted %d anon %.1f live %.1f goal %.1f gc %d activities %d objects %.1f unused %.1f free %.1f stacks %.1f meta %.1f other %.1f\n", synthTracePrefix, listed,
+					float64(anon)/(1<<20), m(0), m(1), c, running.Load(), m(3), m(4), m(5), m(6), m(7), m(8))
 			}
 			select {
 			case <-stop:
@@ -422,6 +436,20 @@ func TestSyntheticCoordinatorProcess(t *testing.T) {
 	close(stop)
 	<-sampled
 	w.Stop()
+	if path := os.Getenv(envSynthProfile); path != "" {
+		// The allocations of the whole run and the heap of the last
+		// collection, for go tool pprof.
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	mu.Lock()
 	b, err := json.Marshal(mem)
 	mu.Unlock()
@@ -431,19 +459,31 @@ func TestSyntheticCoordinatorProcess(t *testing.T) {
 	fmt.Println(synthResultPrefix + string(b))
 }
 
-// selfRssAnon is this process's anonymous resident memory, in bytes.
-func selfRssAnon() (int64, error) {
-	b, err := os.ReadFile("/proc/self/status")
+// selfRssAnon is this process's anonymous resident memory, in bytes. It
+// reads /proc/self/status into buf and allocates nothing else: the
+// sampler adds no garbage to the process it measures.
+func selfRssAnon(buf []byte) (int64, error) {
+	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "RssAnon:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10, err
-		}
+	n, err := io.ReadFull(f, buf)
+	_ = f.Close()
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return 0, err
 	}
-	return 0, errors.New("no RssAnon in /proc/self/status")
+	_, rest, ok := bytes.Cut(buf[:n], []byte("\nRssAnon:"))
+	if !ok {
+		return 0, errors.New("no RssAnon in /proc/self/status")
+	}
+	var kb int64
+	for _, c := range bytes.TrimLeft(rest, " \t") {
+		if c < '0' || c > '9' {
+			break
+		}
+		kb = kb*10 + int64(c-'0')
+	}
+	return kb << 10, nil
 }
 
 // activityGauge counts the activities running in a worker.

@@ -40,7 +40,7 @@ func (s *Store) List(ctx context.Context, uri string, opts storage.ListOptions) 
 			return storage.ListPage{}, mapError("list", uri, err)
 		}
 	}
-	var page storage.ListPage
+	page := storage.ListPage{Entries: opts.Reuse[:0]}
 	for len(page.Entries) < limit {
 		if err := ctx.Err(); err != nil {
 			return storage.ListPage{}, err

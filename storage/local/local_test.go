@@ -217,3 +217,37 @@ func TestCopyChecksSourceTypeAndSize(t *testing.T) {
 		t.Fatalf("the failed copies left %v (%v); want only dst", left, err)
 	}
 }
+
+// TestListReusesTheCallersSlice: a page listed with Reuse is put in the
+// caller's slice, and lists the same entries as a page without it.
+func TestListReusesTheCallersSlice(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 5 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", i)), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := local.New(local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	uri := "file://" + dir
+	want, err := st.List(ctx, uri, storage.ListOptions{Recursive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reuse := make([]storage.Entry, 3, 8)
+	got, err := st.List(ctx, uri, storage.ListOptions{Recursive: true, Reuse: reuse})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Entries) != 5 || &got.Entries[0] != &reuse[:1][0] {
+		t.Fatalf("listed %d entries, in the caller's slice: %v", len(got.Entries), len(got.Entries) > 0 && &got.Entries[0] == &reuse[:1][0])
+	}
+	for i, e := range got.Entries {
+		if e.URI != want.Entries[i].URI || e.RelPath != want.Entries[i].RelPath || e.Size != want.Entries[i].Size {
+			t.Fatalf("entry %d: %+v, want %+v", i, e, want.Entries[i])
+		}
+	}
+}
