@@ -7,8 +7,6 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ferryio/ferry/storage"
@@ -137,9 +135,14 @@ func (s *Store) LoadFile(ctx context.Context, ref FileRef, opts LoadOptions, pro
 		return failed, s.evictedError(f, "before the job ended")
 	}
 	res := LoadResult{Outcome: Loaded}
-	if err := s.loadWindows(ctx, f, opts, progress, &res); err != nil {
-		res.Outcome = Failed
-		return res, err
+	for start := int64(0); start < f.Pages(); start += loadWindow {
+		loaded, skipped, err := s.loadPages(ctx, f, start, min(start+loadWindow, f.Pages()), opts, progress)
+		res.BytesLoaded += loaded
+		res.BytesSkipped += skipped
+		if err != nil {
+			res.Outcome = Failed
+			return res, err
+		}
 	}
 	if res.BytesLoaded > 0 {
 		if err := s.checkUnchanged(ctx, f); err != nil {
@@ -159,80 +162,6 @@ func (s *Store) LoadFile(ctx context.Context, ref FileRef, opts LoadOptions, pro
 		return res, s.evictedError(m.file(f.fid, f.PageSize), "while it was loaded")
 	}
 	return res, nil
-}
-
-// loadStreams is how many windows of one file a load reads at once, each
-// from a source stream of its own: a large local file is copied on as many
-// cores, an object is read by as many ranged reads. Without it the last
-// large file of a batch runs alone on one stream while the other slots of
-// its node stand idle.
-const loadStreams = 2
-
-// loadWindows loads every window of f's pages, up to loadStreams windows
-// at a time, adding what was read and skipped to res. It stops taking
-// windows at the first error, which it returns once the windows in flight
-// have ended.
-func (s *Store) loadWindows(ctx context.Context, f File, opts LoadOptions, progress func(int64), res *LoadResult) error {
-	windows := (f.Pages() + loadWindow - 1) / loadWindow
-	window := func(ctx context.Context, w int64, progress func(int64)) (int64, int64, error) {
-		start := w * loadWindow
-		return s.loadPages(ctx, f, start, min(start+loadWindow, f.Pages()), opts, progress)
-	}
-	if windows <= 1 || loadStreams <= 1 {
-		for w := int64(0); w < windows; w++ {
-			loaded, skipped, err := window(ctx, w, progress)
-			res.BytesLoaded += loaded
-			res.BytesSkipped += skipped
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var mu sync.Mutex // guards res, firstErr and the calls of progress
-	var firstErr error
-	if progress != nil {
-		unsafe := progress
-		progress = func(n int64) {
-			mu.Lock()
-			defer mu.Unlock()
-			unsafe(n)
-		}
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(int64(loadStreams), windows) {
-		wg.Go(func() {
-			for {
-				w := next.Add(1) - 1
-				if w >= windows {
-					return
-				}
-				mu.Lock()
-				stop := firstErr != nil
-				mu.Unlock()
-				if stop {
-					return
-				}
-				loaded, skipped, err := window(ctx, w, progress)
-				mu.Lock()
-				res.BytesLoaded += loaded
-				res.BytesSkipped += skipped
-				if err != nil && firstErr == nil {
-					firstErr = err
-					cancel() // the other windows stop at their next page
-				}
-				mu.Unlock()
-				if err != nil {
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return firstErr
 }
 
 // checkUnchanged asks the source, once a load has read its pages, whether
