@@ -680,18 +680,13 @@ type metaDecoder struct {
 	bad bool
 }
 
-func (d *metaDecoder) uvarint() uint64 {
-	x, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.bad, d.b = true, nil
-		return 0
-	}
-	d.b = d.b[n:]
-	return x
-}
+func (d *metaDecoder) uvarint() uint64 { return decodeNext(d, binary.Uvarint) }
 
-func (d *metaDecoder) varint() int64 {
-	x, n := binary.Varint(d.b)
+func (d *metaDecoder) varint() int64 { return decodeNext(d, binary.Varint) }
+
+// decodeNext reads one number with read (binary.Uvarint or binary.Varint).
+func decodeNext[T uint64 | int64](d *metaDecoder, read func([]byte) (T, int)) T {
+	x, n := read(d.b)
 	if n <= 0 {
 		d.bad, d.b = true, nil
 		return 0
