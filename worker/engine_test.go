@@ -143,7 +143,7 @@ func TestContinueAsNewKeepsCounting(t *testing.T) {
 	cl := enginetest.NewCluster(t, 2)
 	src, total := enginetest.MakeTree(t, 200)
 	key := jobs.Key{Type: workflows.JobLoad, Path: src}
-	opts, _ := jobs.ParseOptions(workflows.JobLoad, map[string]any{"batchSize": "20"})
+	opts, _ := jobs.ParseOptions(workflows.JobLoad, map[string]any{"batchSize": "10"})
 	opts.TestContinueAsNewAfter = 1
 	if _, err := cl.Svc.Submit(context.Background(), key, opts); err != nil {
 		t.Fatal(err)
