@@ -3,6 +3,10 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,10 +40,14 @@ func scheduledActivities(t *testing.T, c client.Client, workflowID, runID string
 
 // countGate holds the listing until the count-only scan has started, and
 // can hold the scan until it is cancelled: a listing that outlasts the
-// scan's delay, and a scan that outlasts the listing.
+// scan's delay, and a scan that outlasts the listing. With grow, the
+// listing waits for the scan to end and grow changes the source between
+// the two.
 type countGate struct {
 	interceptor.WorkerInterceptorBase
 	holdCount bool
+	grow      func()
+	counted   chan struct{}
 	once      sync.Once
 	started   chan struct{}
 	release   chan struct{} // ends a held scan (at the test's end)
@@ -74,9 +82,19 @@ func (i *countGateInbound) ExecuteActivity(ctx context.Context, in *interceptor.
 			}
 			return nil, errors.New("the held scan was released")
 		}
+		if g.grow != nil {
+			res, err := i.Next.ExecuteActivity(ctx, in)
+			g.grow()
+			close(g.counted)
+			return res, err
+		}
 	case workflows.ActivityListPage:
+		wait := g.started
+		if g.grow != nil {
+			wait = g.counted
+		}
 		select {
-		case <-g.started:
+		case <-wait:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -122,20 +140,44 @@ func TestTotalsWithoutASecondScan(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		holdCount bool
+		grow      bool
 		record    string
-	}{{"long listing", false, "v2-count-long"}, {"scan outlasts the listing", true, "v2-count-cancel"}} {
+	}{
+		{"long listing", false, false, "v2-count-long"},
+		{"scan outlasts the listing", true, false, "v2-count-cancel"},
+		{"source grows after the scan", false, true, ""},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			gate := &countGate{holdCount: tc.holdCount, started: make(chan struct{}), release: make(chan struct{})}
+			gate := &countGate{holdCount: tc.holdCount, started: make(chan struct{}), release: make(chan struct{}), counted: make(chan struct{})}
 			cl := enginetest.NewClusterIntercepted(t, 2, []interceptor.WorkerInterceptor{gate})
 			t.Cleanup(func() { close(gate.release) }) // before the cluster stops
 			src, total := enginetest.MakeTree(t, files)
+			files := int64(files)
+			if tc.grow {
+				// 50 files of 7 bytes appear after the scan counted 300:
+				// the job lists 350, and its totals say so.
+				gate.grow = func() {
+					dir := filepath.Join(strings.TrimPrefix(src, "file://"), "d0")
+					if err := os.MkdirAll(dir, 0o755); err != nil {
+						panic(err)
+					}
+					for i := range 50 {
+						if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("late%02d", i)), []byte("0123456"), 0o644); err != nil {
+							panic(err)
+						}
+					}
+				}
+				files, total = files+50, total+50*7
+			}
 			key := jobs.Key{Type: workflows.JobLoad, Path: src}
 			start := time.Now()
 			if _, err := cl.Svc.Submit(ctx, key, workflows.Options{}.WithDefaults(workflows.JobLoad)); err != nil {
 				t.Fatal(err)
 			}
 			st := cl.WaitEnd(key, time.Minute)
-			recordHistories(t, cl.Client, key.WorkflowID(), tc.record)
+			if tc.record != "" {
+				recordHistories(t, cl.Client, key.WorkflowID(), tc.record)
+			}
 			enginetest.CheckExact(t, st, files, total)
 			if !st.TotalsKnown || st.TotalFiles != files || st.TotalBytes != total {
 				t.Fatalf("totals known %v: %d files, %d bytes; want %d, %d", st.TotalsKnown, st.TotalFiles, st.TotalBytes, files, total)

@@ -9,7 +9,8 @@ import (
 // Totals without a second scan (issue 17): the count-only scan lists the
 // whole source a second time, only to show totals while the job lists.
 // A job whose listing ends early never needs it: the entries listed are the
-// totals. So a job lists for countDelay before it starts the scan; a
+// totals (and once the listing is complete they are the totals in every
+// case, whatever the scan counted). So a job lists for countDelay before it starts the scan; a
 // listing that ends first (or overtakes a scan in flight) gives the totals
 // and the scan is not run (or cancelled): a job never waits for it. A dry
 // run only counts anyway: its listing is the count, it never scans twice.
@@ -57,10 +58,13 @@ func (r *jobRun) onCountTimer() {
 	r.countWaited = true
 }
 
-// totalsFromListing ends the count-only scan when the main pass's listing
-// is complete: what it listed is the totals.
+// totalsFromListing makes the totals what the main pass listed once its
+// listing is complete, ending the count-only scan if it still runs. The
+// listing is the job's own view of the source: a scan that finished
+// earlier, before files were added or removed, would show other totals
+// than the job's counters.
 func (r *jobRun) totalsFromListing(ctx workflow.Context) {
-	if r.c.Count.Done || r.c.Pass != PassMain || !r.listingDone() || !r.countsLater(ctx) {
+	if r.c.Pass != PassMain || !r.listingDone() || !r.countsLater(ctx) {
 		return
 	}
 	if r.counting != nil {
