@@ -69,8 +69,15 @@ func refFromEntry(uri string, e storage.Entry) FileRef {
 // bind makes ref the cached version of its file: a new file gets metadata, a
 // new version drops the pages of the old one and starts a new generation.
 func (s *Store) bind(ref FileRef) (File, error) {
+	f, _, err := s.bindFresh(ref)
+	return f, err
+}
+
+// bindFresh is bind, also reporting whether this call bound ref (fresh) or
+// found it bound already.
+func (s *Store) bindFresh(ref FileRef) (f File, fresh bool, err error) {
 	if ref.Size < 0 {
-		return File{}, storage.NewError("cache", ref.URI, storage.ErrInvalidPath, fmt.Errorf("negative size %d", ref.Size))
+		return File{}, false, storage.NewError("cache", ref.URI, storage.ErrInvalidPath, fmt.Errorf("negative size %d", ref.Size))
 	}
 	fid := sha256.Sum256([]byte(ref.URI))
 	mu := s.stripe(fid)
@@ -78,11 +85,11 @@ func (s *Store) bind(ref FileRef) (File, error) {
 	m, ok, err := s.getMeta(fid)
 	if err != nil {
 		mu.Unlock()
-		return File{}, err
+		return File{}, false, err
 	}
 	if ok && m.URI == ref.URI && m.Version == ref.Version && m.Size == ref.Size {
 		mu.Unlock()
-		return m.file(fid, s.opts.PageSize), nil
+		return m.file(fid, s.opts.PageSize), false, nil
 	}
 	b := s.newBatch()
 	var stale []string
@@ -93,7 +100,7 @@ func (s *Store) bind(ref FileRef) (File, error) {
 		if err != nil {
 			_ = b.Close()
 			mu.Unlock()
-			return File{}, err
+			return File{}, false, err
 		}
 	}
 	// Generations come from the store-wide sequence, never from the old
@@ -112,12 +119,12 @@ func (s *Store) bind(ref FileRef) (File, error) {
 	}
 	mu.Unlock()
 	if err != nil {
-		return File{}, err
+		return File{}, false, err
 	}
 	// Old-generation files are never written again: remove them unlocked.
 	s.removeFiles(stale)
 	s.releaseSegmentPages(staleSeg)
-	return nm.file(fid, s.opts.PageSize), nil
+	return nm.file(fid, s.opts.PageSize), true, nil
 }
 
 // deleteRecords adds to b the deletion of every page record of fid and its

@@ -115,11 +115,13 @@ func (s *Store) LoadFile(ctx context.Context, ref FileRef, opts LoadOptions, pro
 		}
 		ref = refFromEntry(ref.URI, e)
 	}
-	f, err := s.bind(ref)
+	f, fresh, err := s.bindFresh(ref)
 	if err != nil {
 		return failed, err
 	}
-	if opts.MetadataOnly {
+	if opts.MetadataOnly || (fresh && f.Size == 0) {
+		// An empty file bound by this call is loaded (it has no page to
+		// read), not found cached.
 		return LoadResult{Outcome: Loaded}, nil
 	}
 	if f.FullyCached() {

@@ -566,18 +566,43 @@ func TestEvictPrefix(t *testing.T) {
 	}
 }
 
+// An empty file is loaded (not found cached) by the load that first binds
+// it, at its first version and again after it changes (a file truncated to
+// nothing); then it is cached, and reads give no bytes.
 func TestEmptyFile(t *testing.T) {
 	e := newEnv(t, 1<<20)
+	ctx := context.Background()
+	load := func(uri string, want pagestore.Outcome) {
+		t.Helper()
+		res, err := e.store.LoadFile(ctx, pagestore.FileRef{URI: uri}, pagestore.LoadOptions{SkipIfExists: true}, nil)
+		if err != nil || res.Outcome != want {
+			t.Fatalf("load %s: %+v %v, want %v", uri, res, err, want)
+		}
+	}
 	uri, _ := e.write("empty", 0)
+	load(uri, pagestore.Loaded)
+	load(uri, pagestore.AlreadyCached)
+	if !e.store.IsCached(uri, "") {
+		t.Fatal("an empty file is trivially cached")
+	}
 	if got := e.read(uri, 0, -1); len(got) != 0 {
 		t.Fatal("bytes from an empty file")
 	}
-	res, err := e.store.LoadFile(context.Background(), pagestore.FileRef{URI: uri}, pagestore.LoadOptions{SkipIfExists: true}, nil)
-	if err != nil || res.Outcome != pagestore.AlreadyCached {
-		t.Fatalf("%+v %v", res, err)
+	// A file that had bytes, cached, then truncated to nothing.
+	full, _ := e.write("truncated", 3*ps)
+	load(full, pagestore.Loaded)
+	p := filepath.Join(e.src, "truncated")
+	if err := os.Truncate(p, 0); err != nil {
+		t.Fatal(err)
 	}
-	if !e.store.IsCached(uri, "") {
-		t.Fatal("an empty file is trivially cached")
+	later := time.Now().Add(time.Second) // a new version even on a coarse clock
+	if err := os.Chtimes(p, later, later); err != nil {
+		t.Fatal(err)
+	}
+	load(full, pagestore.Loaded)
+	load(full, pagestore.AlreadyCached)
+	if got := e.read(full, 0, -1); len(got) != 0 {
+		t.Fatalf("%d bytes from a file truncated to nothing", len(got))
 	}
 }
 
