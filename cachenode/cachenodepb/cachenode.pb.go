@@ -1083,8 +1083,13 @@ type NodeStatsResponse struct {
 	PagesStored      int64                  `protobuf:"varint,10,opt,name=pages_stored,json=pagesStored,proto3" json:"pages_stored,omitempty"`
 	PagesEvicted     int64                  `protobuf:"varint,11,opt,name=pages_evicted,json=pagesEvicted,proto3" json:"pages_evicted,omitempty"`
 	PagesCorrupt     int64                  `protobuf:"varint,12,opt,name=pages_corrupt,json=pagesCorrupt,proto3" json:"pages_corrupt,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Index writes, and how many of them were on disk at the last sync: a
+	// kill -9 loses the others (their pages are fetched again). A node syncs
+	// within a second of a write.
+	IndexWrites       int64 `protobuf:"varint,13,opt,name=index_writes,json=indexWrites,proto3" json:"index_writes,omitempty"`
+	IndexSyncedWrites int64 `protobuf:"varint,14,opt,name=index_synced_writes,json=indexSyncedWrites,proto3" json:"index_synced_writes,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *NodeStatsResponse) Reset() {
@@ -1201,6 +1206,20 @@ func (x *NodeStatsResponse) GetPagesCorrupt() int64 {
 	return 0
 }
 
+func (x *NodeStatsResponse) GetIndexWrites() int64 {
+	if x != nil {
+		return x.IndexWrites
+	}
+	return 0
+}
+
+func (x *NodeStatsResponse) GetIndexSyncedWrites() int64 {
+	if x != nil {
+		return x.IndexSyncedWrites
+	}
+	return 0
+}
+
 var File_cachenode_proto protoreflect.FileDescriptor
 
 const file_cachenode_proto_rawDesc = "" +
@@ -1278,7 +1297,7 @@ const file_cachenode_proto_rawDesc = "" +
 	"\x05files\x18\x01 \x01(\x03R\x05files\x12\x14\n" +
 	"\x05pages\x18\x02 \x01(\x03R\x05pages\x12\x14\n" +
 	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\"\x12\n" +
-	"\x10NodeStatsRequest\"\x8f\x03\n" +
+	"\x10NodeStatsRequest\"\xe2\x03\n" +
 	"\x11NodeStatsResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12%\n" +
 	"\x0ecapacity_bytes\x18\x02 \x01(\x03R\rcapacityBytes\x12\x1d\n" +
@@ -1293,7 +1312,9 @@ const file_cachenode_proto_rawDesc = "" +
 	"\fpages_stored\x18\n" +
 	" \x01(\x03R\vpagesStored\x12#\n" +
 	"\rpages_evicted\x18\v \x01(\x03R\fpagesEvicted\x12#\n" +
-	"\rpages_corrupt\x18\f \x01(\x03R\fpagesCorrupt*{\n" +
+	"\rpages_corrupt\x18\f \x01(\x03R\fpagesCorrupt\x12!\n" +
+	"\findex_writes\x18\r \x01(\x03R\vindexWrites\x12.\n" +
+	"\x13index_synced_writes\x18\x0e \x01(\x03R\x11indexSyncedWrites*{\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eOUTCOME_LOADED\x10\x01\x12\x13\n" +

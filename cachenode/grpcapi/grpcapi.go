@@ -301,7 +301,7 @@ func (svc *Service) NodeStats(ctx context.Context, _ *pb.NodeStatsRequest) (*pb.
 		NodeId: svc.NodeID, CapacityBytes: s.Capacity, UsedBytes: s.UsedBytes, Pages: s.Pages,
 		PageSize: svc.Store.PageSize(), Hits: s.Hits, Misses: s.Misses, BytesServed: s.BytesServed,
 		BytesFromStorage: s.BytesFromStorage, PagesStored: s.PagesStored, PagesEvicted: s.PagesEvicted,
-		PagesCorrupt: s.PagesCorrupt,
+		PagesCorrupt: s.PagesCorrupt, IndexWrites: s.IndexWrites, IndexSyncedWrites: s.IndexSyncedWrites,
 	}, nil
 }
 

@@ -219,10 +219,16 @@ func (s *Store) syncIndex() error {
 	if s.closed {
 		return ErrClosed
 	}
+	w := s.writes.Load() // applied before the sync: on disk after it
 	if err := s.db.LogData(nil, pebble.Sync); err != nil {
 		return fmt.Errorf("page store index: sync: %w", err)
 	}
-	return nil
+	for {
+		old := s.synced.Load()
+		if old >= w || s.synced.CompareAndSwap(old, w) {
+			return nil
+		}
+	}
 }
 
 func (s *Store) free(fls []freeLater) {

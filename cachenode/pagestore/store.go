@@ -195,7 +195,17 @@ type Stats struct {
 	PagesEvicted     int64
 	// PagesCorrupt failed their checksum (or were missing) and were dropped.
 	PagesCorrupt int64
+	// IndexWrites counts the index's writes; IndexSyncedWrites how many of
+	// them were on disk at the last sync (a kill -9 loses the others, and
+	// their pages are fetched again). Syncs come at most IndexSyncInterval
+	// after a write.
+	IndexWrites, IndexSyncedWrites int64
 }
+
+// IndexSyncInterval bounds how long an index write stays in the process
+// only: a kill -9 of the node loses at most the records of this last
+// interval (never bytes: pages are written before their records).
+const IndexSyncInterval = time.Second
 
 type counters struct {
 	hits, misses, bytesServed, bytesFromStorage, pagesStored, pagesEvicted, pagesCorrupt atomic.Int64
@@ -230,6 +240,13 @@ type Store struct {
 
 	bufs  sync.Pool
 	stats counters
+
+	// writes counts applied index batches, synced those on disk at the
+	// last sync; syncStop ends the loop that syncs them (syncDone once it
+	// has).
+	writes, synced     atomic.Int64
+	syncStop, syncDone chan struct{}
+	syncStopOnce       sync.Once
 }
 
 type pageKey struct {
@@ -283,11 +300,42 @@ func Open(opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("page store: segments: %w", err)
 	}
+	s.syncStop, s.syncDone = make(chan struct{}), make(chan struct{})
+	go s.syncLoop()
 	return s, nil
 }
 
-// Close closes the index. Operations after Close fail with ErrClosed.
+// syncLoop writes the index's log to disk every IndexSyncInterval when it
+// was written to since: index writes are not synced one by one (a load
+// commits a record per page), but a kill -9 must not lose more than the
+// last interval's.
+func (s *Store) syncLoop() {
+	defer close(s.syncDone)
+	t := time.NewTicker(IndexSyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.syncStop:
+			return
+		case <-t.C:
+		}
+		if s.writes.Load() == s.synced.Load() {
+			continue
+		}
+		if err := s.syncIndex(); err != nil && !errors.Is(err, ErrClosed) {
+			s.log.Warn("page store: sync of the index failed; retrying", "err", err)
+		}
+	}
+}
+
+// Close closes the index, its log synced. Operations after Close fail with
+// ErrClosed.
 func (s *Store) Close() error {
+	s.syncStopOnce.Do(func() {
+		close(s.syncStop)
+		<-s.syncDone
+		_ = s.syncIndex() // a clean close leaves every record on disk
+	})
 	s.life.Lock()
 	defer s.life.Unlock()
 	if s.closed {
@@ -304,16 +352,18 @@ func (s *Store) PageSize() int64 { return s.opts.PageSize }
 // Stats returns the counters.
 func (s *Store) Stats() Stats {
 	return Stats{
-		Capacity:         s.opts.Capacity,
-		UsedBytes:        s.used.Load(),
-		Pages:            s.pages.Load(),
-		Hits:             s.stats.hits.Load(),
-		Misses:           s.stats.misses.Load(),
-		BytesServed:      s.stats.bytesServed.Load(),
-		BytesFromStorage: s.stats.bytesFromStorage.Load(),
-		PagesStored:      s.stats.pagesStored.Load(),
-		PagesEvicted:     s.stats.pagesEvicted.Load(),
-		PagesCorrupt:     s.stats.pagesCorrupt.Load(),
+		Capacity:          s.opts.Capacity,
+		UsedBytes:         s.used.Load(),
+		Pages:             s.pages.Load(),
+		Hits:              s.stats.hits.Load(),
+		Misses:            s.stats.misses.Load(),
+		BytesServed:       s.stats.bytesServed.Load(),
+		BytesFromStorage:  s.stats.bytesFromStorage.Load(),
+		PagesStored:       s.stats.pagesStored.Load(),
+		PagesEvicted:      s.stats.pagesEvicted.Load(),
+		PagesCorrupt:      s.stats.pagesCorrupt.Load(),
+		IndexWrites:       s.writes.Load(),
+		IndexSyncedWrites: s.synced.Load(),
 	}
 }
 
@@ -550,6 +600,7 @@ func (s *Store) apply(b *pebble.Batch) error {
 	if err := s.db.Apply(b, pebble.NoSync); err != nil {
 		return fmt.Errorf("page store index: %w", err)
 	}
+	s.writes.Add(1)
 	return nil
 }
 
