@@ -17,6 +17,7 @@ import (
 	"github.com/ferryio/ferry/internal/jsonerr"
 	"github.com/ferryio/ferry/jobs"
 	"github.com/ferryio/ferry/workflows"
+	"github.com/ferryio/ferry/workflows/bytesjson"
 )
 
 // Strict request reading. Every route refuses, with a 400 naming the field
@@ -193,6 +194,13 @@ func parseRequest(c echo.Context, op operation, routeType workflows.JobType) (wo
 				field = "body"
 			}
 			return "", nil, badInput(field, "malformed JSON body: %s", msg)
+		}
+		// Names are bytes: JSON cannot carry a path that is not UTF-8, so
+		// such a path comes marked as package bytesjson writes it
+		// ("\u0000b64:" + base64 of its bytes). A real path never starts
+		// with NUL: the marked form is unambiguous.
+		for _, p := range []*string{&req.Path, &req.Src, &req.Dst, &req.IndexFile} {
+			*p = bytesjson.Decode(*p)
 		}
 	}
 

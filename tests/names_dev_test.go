@@ -1,11 +1,17 @@
 package tests
 
 import (
+	"bytes"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryio/ferry/internal/ferrytest"
+	"github.com/ferryio/ferry/workflows/bytesjson"
 )
 
 // TestDevNamesAreBytes is issue 11 cases 1, 2 and 3 through `ferry dev`
@@ -18,7 +24,8 @@ func TestDevNamesAreBytes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end in -short mode")
 	}
-	_, c := startFullDev(t, t.TempDir())
+	dataDir := t.TempDir()
+	_, c := startFullDev(t, dataDir)
 	src := filepath.Join(t.TempDir(), "ünïcødé dir", "日本")
 	files := map[string]string{
 		"photo[1].jpg":      "jpeg",
@@ -59,6 +66,42 @@ func TestDevNamesAreBytes(t *testing.T) {
 	code, resp = call(t, "POST", c.api+"/api/v1/master/stop_job/load", key)
 	if code >= 500 {
 		t.Fatalf("stop: %d %v", code, resp)
+	}
+
+	// A job path that is not UTF-8 itself: a directory and a single file,
+	// through the CLI (which sends it in the marked form of package
+	// bytesjson) and through the JSON route in that form.
+	latin := filepath.Join(t.TempDir(), "r\xe9pertoire \xff")
+	if err := os.MkdirAll(latin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(latin, "f\xfe.txt"), []byte("latin dir"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cli := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(ferrytest.Binary(t), append(args, "--api", c.api)...)
+		cmd.Env = append(os.Environ(), "FERRY_DATA_DIR="+dataDir)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil || !strings.Contains(out.String(), "Job State: SUCCEEDED") {
+			t.Fatalf("ferry %q: %v\n%s\n%s", args, err, out.String(), errb.String())
+		}
+		return out.String()
+	}
+	cli("job", "load", "--path", "file://"+latin, "--submit", "--watch")
+	latinFile := "file://" + latin + "/f\xfe.txt"
+	if status, got, err := cachedPage(ownerOf(t, anyNode(c), latinFile), latinFile, 0); err != nil || status != http.StatusOK || string(got) != "latin dir" {
+		t.Errorf("page 0 of %q: %d %q %v", latinFile, status, got, err)
+	}
+	cli("job", "load", "--path", path+"/caf\xe9.txt", "--submit", "--watch")
+	code, resp = call(t, "POST", c.api+"/api/v1/master/submit_job/load", map[string]any{"path": bytesjson.Encode(latinFile)})
+	if code != http.StatusOK || resp["jobId"] == nil {
+		t.Fatalf("submit of a marked path: %d %v", code, resp)
+	}
+	rep = waitJobState(t, c, "load", map[string]any{"path": bytesjson.Encode(latinFile)}, 3*time.Minute, "SUCCEEDED", "FAILED")
+	if rep["mJobState"] != "SUCCEEDED" || rep["mProcessedInodesCount"] != 1.0 {
+		t.Fatalf("report of the marked path's job: %v", rep)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/ferryio/ferry/api/report"
 	"github.com/ferryio/ferry/internal/auth"
 	"github.com/ferryio/ferry/workflows"
+	"github.com/ferryio/ferry/workflows/bytesjson"
 )
 
 // The `ferry job` commands are clients of the REST API's coordinator-style
@@ -231,19 +232,21 @@ func newJobTypeCommand(t workflows.JobType, api func() (*apiClient, error)) *cob
 
 // target names the job in a request body.
 func (j *jobCommand) target() map[string]any {
+	// Names are bytes: a path that is not UTF-8 travels in the marked
+	// form of package bytesjson, which the API decodes.
 	b := map[string]any{}
 	if j.typ == workflows.JobLoad {
 		if j.path != "" {
-			b["path"] = j.path
+			b["path"] = bytesjson.Encode(j.path)
 		}
 	} else {
 		if j.src != "" {
-			b["src"] = j.src
+			b["src"] = bytesjson.Encode(j.src)
 		}
-		b["dst"] = j.dst
+		b["dst"] = bytesjson.Encode(j.dst)
 	}
 	if j.indexFile != "" {
-		b["indexFile"] = j.indexFile
+		b["indexFile"] = bytesjson.Encode(j.indexFile)
 	}
 	return b
 }
