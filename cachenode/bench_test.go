@@ -668,8 +668,11 @@ func BenchmarkCachedCompleteVsLookups(b *testing.B) {
 		start := time.Now()
 		for _, r := range refs {
 			f, ok, err := s.Lookup(r.URI)
-			if err != nil || !ok || f.Version != r.Version || !f.FullyCached() {
-				return 0, fmt.Errorf("%s: %v %v", r.URI, ok, err)
+			if err != nil {
+				return 0, err
+			}
+			if !ok || f.Version != r.Version || !f.FullyCached() {
+				return 0, fmt.Errorf("%s: not cached complete at version %s", r.URI, r.Version)
 			}
 		}
 		return time.Since(start), nil
