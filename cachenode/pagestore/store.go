@@ -606,21 +606,14 @@ func (s *Store) apply(b *pebble.Batch) error {
 
 // scan calls fn for each key in [lower, upper) until fn returns false.
 func (s *Store) scan(lower, upper []byte, fn func(k, v []byte) bool) error {
-	s.life.RLock()
-	defer s.life.RUnlock()
-	if s.closed {
-		return ErrClosed
-	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return err
-	}
-	for it.First(); it.Valid(); it.Next() {
-		if !fn(it.Key(), it.Value()) {
-			break
+	return s.withIter(lower, upper, func(it *pebble.Iterator) error {
+		for it.First(); it.Valid(); it.Next() {
+			if !fn(it.Key(), it.Value()) {
+				break
+			}
 		}
-	}
-	return it.Close()
+		return nil
+	})
 }
 
 // seekEach positions one iterator over [lower, upper) at each of n keys in
@@ -628,6 +621,25 @@ func (s *Store) scan(lower, upper []byte, fn func(k, v []byte) bool) error {
 // key present. Seeking forward reuses the iterator's position, which is far
 // cheaper than a Get per key.
 func (s *Store) seekEach(lower, upper []byte, n int, key func(int) []byte, found func(int, []byte) error) error {
+	return s.withIter(lower, upper, func(it *pebble.Iterator) error {
+		for i := 0; i < n; i++ {
+			k := key(i)
+			if !it.SeekGE(k) {
+				return nil // nothing at or after k: no later key is present either
+			}
+			if bytes.Equal(it.Key(), k) {
+				if err := found(i, it.Value()); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// withIter calls fn with an iterator over [lower, upper), the database
+// kept open meanwhile, and closes the iterator.
+func (s *Store) withIter(lower, upper []byte, fn func(*pebble.Iterator) error) error {
 	s.life.RLock()
 	defer s.life.RUnlock()
 	if s.closed {
@@ -637,22 +649,11 @@ func (s *Store) seekEach(lower, upper []byte, n int, key func(int) []byte, found
 	if err != nil {
 		return fmt.Errorf("page store index: %w", err)
 	}
-	for i := 0; i < n; i++ {
-		k := key(i)
-		if !it.SeekGE(k) {
-			break // nothing at or after k: no later key is present either
-		}
-		if bytes.Equal(it.Key(), k) {
-			if err := found(i, it.Value()); err != nil {
-				_ = it.Close()
-				return err
-			}
-		}
+	err = fn(it)
+	if cerr := it.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("page store index: %w", cerr)
 	}
-	if err := it.Close(); err != nil {
-		return fmt.Errorf("page store index: %w", err)
-	}
-	return nil
+	return err
 }
 
 func (s *Store) newBatch() *pebble.Batch { return s.db.NewBatch() }
