@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -750,6 +751,13 @@ func flagError(err error, flags map[string]string) error {
 	msg := se.message
 	for _, prefix := range []string{se.field + ": ", fmt.Sprintf("option %q: ", se.field)} {
 		msg = strings.TrimPrefix(msg, prefix)
+	}
+	// The message may name other options by their REST names ("is larger
+	// than maxSize"): those with a capital are not words, name their flags.
+	for field, f := range flags {
+		if strings.ToLower(field) != field && !strings.Contains(field, ".") {
+			msg = regexp.MustCompile(`\b`+regexp.QuoteMeta(field)+`\b`).ReplaceAllLiteralString(msg, "--"+f)
+		}
 	}
 	return &statusError{code: se.code, message: "--" + flag + ": " + msg, field: se.field}
 }

@@ -248,6 +248,7 @@ func TestJobBadInputExitsNonZeroWithOneLine(t *testing.T) {
 		{"ferry: --file-filter-regx: ", []string{"job", "load", "--path", p, "--submit", "--file-filter-regx", "(a"}},
 		{"ferry: --replicas: ", []string{"job", "load", "--path", p, "--submit", "--replicas", "0"}},
 		{"ferry: --older-than: ", []string{"job", "load", "--path", p, "--submit", "--older-than", "soon"}},
+		{"ferry: --min-size: is larger than --max-size", []string{"job", "load", "--path", p, "--submit", "--min-size", "10", "--max-size", "5"}},
 		{"ferry: --bandwidth: is required", []string{"job", "load", "--path", p, "--bandwidth", ""}},
 		{"does not exist", []string{"job", "load", "--path", p + "/missing", "--submit"}},
 		{"wildcard", []string{"job", "load", "--path", p + "/*.csv", "--submit"}},
