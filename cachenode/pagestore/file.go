@@ -47,7 +47,7 @@ func (s *Store) Resolve(ctx context.Context, uri string) (File, error) {
 	if e.IsDir {
 		return File{}, storage.NewError("read", uri, storage.ErrInvalidPath, errors.New("is a directory"))
 	}
-	f, err := s.bind(refFromEntry(uri, e))
+	f, _, err := s.bind(refFromEntry(uri, e))
 	if err == nil {
 		s.checked.Store(fid, time.Now())
 	}
@@ -68,14 +68,8 @@ func refFromEntry(uri string, e storage.Entry) FileRef {
 
 // bind makes ref the cached version of its file: a new file gets metadata, a
 // new version drops the pages of the old one and starts a new generation.
-func (s *Store) bind(ref FileRef) (File, error) {
-	f, _, err := s.bindFresh(ref)
-	return f, err
-}
-
-// bindFresh is bind, also reporting whether this call bound ref (fresh) or
-// found it bound already.
-func (s *Store) bindFresh(ref FileRef) (f File, fresh bool, err error) {
+// fresh reports that this call bound it (rather than finding it bound).
+func (s *Store) bind(ref FileRef) (f File, fresh bool, err error) {
 	if ref.Size < 0 {
 		return File{}, false, storage.NewError("cache", ref.URI, storage.ErrInvalidPath, fmt.Errorf("negative size %d", ref.Size))
 	}
@@ -386,7 +380,7 @@ func (s *Store) CachedComplete(refs []FileRef) ([]bool, error) {
 			}
 			r := refs[order[n]]
 			out[order[n]] = m.URI == r.URI && m.Version == r.Version && m.Size == r.Size &&
-				m.Pages >= (m.Size+s.opts.PageSize-1)/s.opts.PageSize // File.FullyCached
+				m.Pages >= pageCount(m.Size, s.opts.PageSize)
 			return nil
 		})
 	return out, err

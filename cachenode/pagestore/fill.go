@@ -115,16 +115,14 @@ func (s *Store) LoadFile(ctx context.Context, ref FileRef, opts LoadOptions, pro
 		}
 		ref = refFromEntry(ref.URI, e)
 	}
-	f, fresh, err := s.bindFresh(ref)
+	f, fresh, err := s.bind(ref)
 	if err != nil {
 		return failed, err
 	}
-	if opts.MetadataOnly || (fresh && f.Size == 0) {
-		// An empty file bound by this call is loaded (it has no page to
-		// read), not found cached.
+	if opts.MetadataOnly {
 		return LoadResult{Outcome: Loaded}, nil
 	}
-	if f.FullyCached() {
+	if !fresh && f.FullyCached() {
 		// Bound to this version and complete: the pages' checksums are
 		// checked on every read, so reading the source again adds nothing.
 		return LoadResult{Outcome: AlreadyCached, BytesSkipped: f.Size}, nil

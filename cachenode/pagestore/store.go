@@ -154,7 +154,10 @@ type File struct {
 }
 
 // Pages is the number of pages of the file.
-func (f File) Pages() int64 { return (f.Size + f.PageSize - 1) / f.PageSize }
+func (f File) Pages() int64 { return pageCount(f.Size, f.PageSize) }
+
+// pageCount is the number of pages of size bytes.
+func pageCount(size, pageSize int64) int64 { return (size + pageSize - 1) / pageSize }
 
 // FullyCached reports whether every page of this version is cached.
 func (f File) FullyCached() bool { return f.CachedPages >= f.Pages() }
