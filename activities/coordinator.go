@@ -153,7 +153,7 @@ func (c *Coordinator) countPage(ctx context.Context, in workflows.ListPageInput)
 	if in.Partition.Kind == workflows.PartitionIndex {
 		in.Path = in.IndexFile
 	}
-	p, part, err := (&lister{resolver: c.Resolver, countOnly: true, resumable: true}).listPartition(ctx, in, nil)
+	p, part, err := (&lister{resolver: c.Resolver, countOnly: true}).listPartition(ctx, in, nil)
 	if err != nil {
 		return workflows.ListPageResult{}, toTemporal(fmt.Errorf("list %s: %w", in.Path, err))
 	}

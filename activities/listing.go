@@ -79,9 +79,6 @@ type lister struct {
 	emptyDir func(ctx context.Context, rel string) error
 	// countOnly: pages count their entries and keep none (dry runs).
 	countOnly bool
-	// resumable: a count-only page, in an activity, heartbeats its
-	// progress after each piece and continues from its last heartbeat.
-	resumable bool
 	// reuse is the store's last answer, whose entries were copied out: the
 	// next answer may be put in it (storage.ListOptions.Reuse).
 	reuse []storage.Entry
@@ -474,9 +471,10 @@ func (l *lister) listPartition(ctx context.Context, in workflows.ListPageInput, 
 			part.Cursor, part.DirIndex, part.Done = p.To.Cursor, p.To.DirIndex, p.To.Done
 		}
 	}
-	if l.resumable && activity.HasHeartbeatDetails(ctx) {
-		// A count-only page stores nothing: it continues from the position
-		// and counts its last attempt heartbeated.
+	// A count-only page stores no piece: in an activity it heartbeats its
+	// progress after each piece and continues from its last heartbeat.
+	resumable := l.countOnly && log == nil && activity.IsActivity(ctx)
+	if resumable && activity.HasHeartbeatDetails(ctx) {
 		var hb pageCountProgress
 		if err := activity.GetHeartbeatDetails(ctx, &hb); err == nil && hb.From == stateOf(in.Partition) {
 			part.Cursor, part.DirIndex, part.Done = hb.At.Cursor, hb.At.DirIndex, hb.At.Done
@@ -504,7 +502,7 @@ func (l *lister) listPartition(ctx context.Context, in workflows.ListPageInput, 
 		out.scanned += max(p.scanned, 1)
 		part = next
 		if log == nil {
-			if l.resumable {
+			if resumable {
 				activity.RecordHeartbeat(ctx, pageCountProgress{From: stateOf(in.Partition), At: stateOf(part), Count: out.count, Size: out.size, Scanned: out.scanned})
 			}
 			continue
