@@ -168,3 +168,24 @@ func TestOptionKindErrorsNameNoGoType(t *testing.T) {
 		}
 	}
 }
+
+// Every spelling of a file-system location runs as one: the job's names
+// (and the cache pages keyed by them) do not depend on how it was typed.
+// Object-store keys and an HDFS root stay as given.
+func TestRunLocation(t *testing.T) {
+	for in, want := range map[string]string{
+		"file:///a//b/":          "file:///a/b",
+		"FILE://localhost/a/b":   "file:///a/b",
+		"file:///":               "file:///",
+		"hdfs://nn:8020/a//b/":   "hdfs://nn:8020/a/b",
+		"HDFS://nn/a/b":          "hdfs://nn/a/b",
+		"hdfs://nn/":             "hdfs://nn/",
+		"s3://bucket/a//b/":      "s3://bucket/a//b/",
+		"gs://bucket/prefix/":    "gs://bucket/prefix/",
+		"file:///caf\xe9//x.txt": "file:///caf\xe9/x.txt",
+	} {
+		if got := runLocation(in); got != want {
+			t.Errorf("runLocation(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -204,15 +204,20 @@ func checkJobPath(p string) error {
 // file:///a//b/ compare as they should.
 func canonical(uri string) string { return workflows.CanonicalLocation(uri) }
 
-// runLocation is the spelling a job runs on: a local file URI in its
-// canonical spelling (file:///a, not FILE:///a, file://localhost/a or
-// file:///a//), since every spelling addresses one job (its workflow ID)
-// and the names the job derives from it key the cache nodes' pages: a
-// load of file:///a//b would cache every file of file:///a/b a second
-// time, under other names. Other URIs are kept as given: in an object
-// store "a//x" and "a/x" are two keys, and a trailing "/" can matter.
+// runLocation is the spelling a job runs on: a file-system URI (local or
+// HDFS) in its canonical spelling (file:///a, not FILE:///a,
+// file://localhost/a or file:///a//; hdfs://nn/a, not hdfs://nn/a//), since
+// every spelling addresses one job (its workflow ID) and the names the job
+// derives from it key the cache nodes' pages: a load of file:///a//b would
+// cache every file of file:///a/b a second time, under other names. Other
+// URIs are kept as given: in an object store "a//x" and "a/x" are two
+// keys, and a trailing "/" can matter. An HDFS root keeps its "/".
 func runLocation(uri string) string {
-	if c := canonical(uri); strings.HasPrefix(c, "file:///") {
+	c := canonical(uri)
+	if strings.HasPrefix(c, "file:///") {
+		return c
+	}
+	if host, ok := strings.CutPrefix(c, "hdfs://"); ok && strings.Contains(host, "/") {
 		return c
 	}
 	return uri
