@@ -257,9 +257,9 @@ func (l *lister) indexPage(ctx context.Context, indexFile, cursor string, sel *f
 	return p, nil
 }
 
-// partition splits a source into listing partitions: the files at its top,
-// and its top-level directories in up to max-1 contiguous groups, each
-// listed recursively with its own cursor. A file, an index file, a source
+// partition splits a source into listing partitions: the files at its top
+// (when it has any), and its top-level directories in up to max-1
+// contiguous groups, each listed recursively with its own cursor. A file, an index file, a source
 // with too many top-level directories or with names that are not valid
 // UTF-8 (partitions travel in workflow history as JSON) is one partition.
 func (l *lister) partition(ctx context.Context, in workflows.PartitionInput) ([]workflows.Partition, error) {
@@ -279,6 +279,7 @@ func (l *lister) partition(ctx context.Context, in workflows.PartitionInput) ([]
 		return whole, nil
 	}
 	var dirs []string
+	files := false
 	cursor := ""
 	for {
 		lp, err := st.List(ctx, in.Path, storage.ListOptions{Cursor: cursor, Limit: 1000})
@@ -287,6 +288,7 @@ func (l *lister) partition(ctx context.Context, in workflows.PartitionInput) ([]
 		}
 		for _, e := range lp.Entries {
 			if !e.IsDir {
+				files = true
 				continue
 			}
 			if !utf8.ValidString(e.URI) || len(dirs) >= maxTopDirs {
@@ -301,7 +303,13 @@ func (l *lister) partition(ctx context.Context, in workflows.PartitionInput) ([]
 		activity.RecordHeartbeat(ctx, len(dirs))
 	}
 	sort.Strings(dirs)
-	parts := []workflows.Partition{{ID: 0, Kind: workflows.PartitionTop}}
+	var parts []workflows.Partition
+	if files || len(dirs) == 0 {
+		// The top level's own files; a source with none has no page for
+		// them (a file created there once the job has begun may or may
+		// not be listed, as anywhere else in a source that changes).
+		parts = append(parts, workflows.Partition{ID: 0, Kind: workflows.PartitionTop})
+	}
 	groups := min(in.Max-1, len(dirs))
 	for g := 0; g < groups; g++ {
 		lo, hi := g*len(dirs)/groups, (g+1)*len(dirs)/groups

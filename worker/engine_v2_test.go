@@ -44,10 +44,11 @@ func emptyFiles(t *testing.T, n, dirs, nameLen int) string {
 // hundred bytes.
 func TestBigBatchesThroughContinueAsNew(t *testing.T) {
 	// One node: 4 of its batches run at once, the others cross the
-	// continue-as-new by reference.
+	// continue-as-new by reference. Four partitions of 10,500 files give
+	// 8 batches (a batch never spans two pages).
 	cl := enginetest.NewCluster(t, 1)
-	const n = 21_000
-	src := emptyFiles(t, n, 6, 40)
+	const n = 42_000
+	src := emptyFiles(t, n, 12, 40)
 	key := jobs.Key{Type: workflows.JobLoad, Path: src}
 	opts, err := jobs.ParseOptions(workflows.JobLoad, map[string]any{"batchSize": "10000", "partialListing": "true"})
 	if err != nil {

@@ -33,7 +33,8 @@ const (
 	replanWait = 5 * time.Second
 	// listParallel is how many partitions are listed at once.
 	listParallel = 4
-	// maxPartitions bounds the partitions of a source.
+	// maxPartitions bounds the partitions of a source in runs before
+	// versionSplit (split.go).
 	maxPartitions = 16
 	// dirWindow is the most directories of a partition one listing page
 	// is given (and may reach).
@@ -149,6 +150,8 @@ type jobRun struct {
 	// until the count-only scan may start, countWaited once it has fired.
 	countVersionRead, countLater, countWaited bool
 	countTimer                                workflow.Future
+	// splitVersionRead and splits memoize splitsPartitions.
+	splitVersionRead, splits bool
 
 	// version is the truthChange version of this run (see truth.go);
 	// outer is the workflow's own context when cancellation is a stop.
@@ -490,7 +493,7 @@ func (r *jobRun) startPartitioning(ctx workflow.Context) {
 		return
 	}
 	r.partitioning = workflow.ExecuteActivity(coordinatorOptions(ctx, 10*time.Minute), ActivityPartition, PartitionInput{
-		JobID: r.c.JobID, Type: r.c.Type, Path: r.c.Path, IndexFile: r.c.Options.IndexFile, Max: maxPartitions,
+		JobID: r.c.JobID, Type: r.c.Type, Path: r.c.Path, IndexFile: r.c.Options.IndexFile, Max: r.partitionsWanted(ctx),
 	})
 }
 
@@ -605,6 +608,7 @@ func (r *jobRun) onListed(ctx workflow.Context, l *listing) {
 	}
 	part.ID, part.Kind, part.Seq = old.ID, old.Kind, old.Seq+1
 	r.c.Partitions[l.idx] = part
+	r.splitForIdleListings(ctx, l.idx)
 	if r.c.Pass == PassMain {
 		r.c.Counters.PagesListed++
 		r.c.Counters.Qualified += res.Qualified
