@@ -273,6 +273,10 @@ func (s *Service) Submit(ctx context.Context, key Key, opts workflows.Options) (
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		TypedSearchAttributes:    sa,
+		// Where the coordinator's worker shares this client (ferry dev,
+		// one process), the job's first workflow task comes back with the
+		// start's answer instead of through the task queue.
+		EnableEagerStart: true,
 		// What the job is, in Temporal's UI without a click: the list
 		// shows the summary, the workflow's page both.
 		StaticSummary: workflows.JobSummary(key.Type, key.Path, key.Dst),
