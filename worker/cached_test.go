@@ -140,6 +140,11 @@ func TestSecondLoadSendsNoBatchForCachedFiles(t *testing.T) {
 	if got := fromStorage(nodes); got != read {
 		t.Fatalf("second load read %d bytes from storage", got-read)
 	}
+	// Its last page's plan read the ring in the task that ends the job: no
+	// second read before it ends.
+	if n := scheduledActivities(t, cl.Client, jobs.Key{Type: workflows.JobLoad, Path: src}.WorkflowID(), second.JobID)[workflows.ActivityLiveNodes]; n != 0 {
+		t.Fatalf("second load read the ring %d more times before it ended", n)
+	}
 
 	// Two files change: one grows, one keeps its size under a new mtime.
 	grown := filepath.Join(dir, "d3", "f 0003+x.bin")

@@ -136,8 +136,10 @@ type jobRun struct {
 	stopReq     bool
 	failEarly   string
 	batchesDone int
-	// ringChecked: this run read membership once more before ending.
+	// ringChecked: this run read membership once more before ending;
+	// ringSeenAt is when it last learnt the ring's members (workflow time).
 	ringChecked bool
+	ringSeenAt  time.Time
 
 	// doneCh receives the outcomes of child batches; versionRead and
 	// handover memoize handsOver.
@@ -638,6 +640,9 @@ func (r *jobRun) onPlan(ctx workflow.Context, rng PlanRange, p Plan) {
 		return
 	}
 	lost, joined := r.noteNodes(p.Nodes)
+	if len(p.Nodes) > 0 {
+		r.ringSeenAt = workflow.Now(ctx)
+	}
 	r.replaceAffected(ctx, lost, joined)
 	r.foldCached(ctx, rng, p)
 	size := r.c.Options.BatchSize

@@ -106,11 +106,22 @@ func (r *jobRun) replaceAffected(ctx workflow.Context, lost, joined []string) {
 // its placement has nothing left to do, so that a node that left or joined
 // since the last check has its files placed before the job ends. It
 // reports whether it started the check.
+//
+// A run that learnt the ring in this very workflow task (the last page's
+// plan read it) needs no second read: it would only be a few milliseconds
+// newer (versionRingFresh; runs before it read it again).
 func (r *jobRun) checkRingBeforeEnd(ctx workflow.Context) bool {
 	if r.ringChecked || r.c.PlacedMode != placedTracked || r.c.Options.DryRun {
 		return false
 	}
 	r.ringChecked = true
+	if r.ringSeenAt.Equal(workflow.Now(ctx)) && workflow.GetVersion(ctx, versionRingFresh, workflow.DefaultVersion, 1) >= 1 {
+		return false
+	}
 	r.startLiveCheck(ctx)
 	return true
 }
+
+// versionRingFresh marks the runs that skip the last membership read when
+// the ring was read in the same workflow task.
+const versionRingFresh = "ring-fresh-at-end"
