@@ -6,8 +6,8 @@ import "sync"
 const DefaultCompleteFiles = 1 << 20
 
 // completeShards is how many independently locked parts the set of complete
-// files has: a change to one file blocks neither lookups nor confirmations
-// of files in the other parts.
+// files has (fewer when it holds fewer files): a change to one file blocks
+// neither lookups nor confirmations of files in the other parts.
 const completeShards = 64
 
 // completeSet remembers files known to be cached complete: file id → the
@@ -25,7 +25,7 @@ const completeShards = 64
 // that part of the set began or ended since the read started (the token
 // of snapshot), or is still under way: what was read may be stale.
 type completeSet struct {
-	shards [completeShards]completeShard
+	shards []completeShard
 }
 
 type completeShard struct {
@@ -47,11 +47,13 @@ type completeEntry struct {
 
 // newCompleteSet makes a set of at most limit files (none when limit ≤ 0).
 func newCompleteSet(limit int) *completeSet {
-	c := &completeSet{}
+	limit = max(limit, 0)
+	c := &completeSet{shards: make([]completeShard, min(max(limit, 1), completeShards))}
+	n := len(c.shards)
 	for i := range c.shards {
 		sh := &c.shards[i]
-		sh.limit = max(limit, 0) / completeShards
-		if i < max(limit, 0)%completeShards {
+		sh.limit = limit / n
+		if i < limit%n {
 			sh.limit++
 		}
 		sh.m = make(map[[32]byte]completeEntry)
@@ -60,7 +62,7 @@ func newCompleteSet(limit int) *completeSet {
 }
 
 func (c *completeSet) shard(fid [32]byte) *completeShard {
-	return &c.shards[fid[1]%completeShards]
+	return &c.shards[int(fid[1])%len(c.shards)]
 }
 
 // lookup returns fid's entry, if any, and a token for confirm: ok is false

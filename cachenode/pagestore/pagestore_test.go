@@ -29,11 +29,20 @@ type env struct {
 	cache  string // store directory
 	source *testsource.Counting
 	store  *pagestore.Store
+	// completeFiles is Options.CompleteFiles of the stores open opens.
+	completeFiles int
 }
 
 func newEnv(t *testing.T, capacity int64) *env {
 	t.Helper()
-	e := &env{t: t, src: t.TempDir(), cache: t.TempDir()}
+	return newEnvWith(t, capacity, 0)
+}
+
+// newEnvWith is newEnv with stores that remember at most completeFiles
+// files as complete (Options.CompleteFiles).
+func newEnvWith(t *testing.T, capacity int64, completeFiles int) *env {
+	t.Helper()
+	e := &env{t: t, src: t.TempDir(), cache: t.TempDir(), completeFiles: completeFiles}
 	l, err := local.New(local.Options{Root: e.src})
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +56,7 @@ func (e *env) open(capacity int64) {
 	e.t.Helper()
 	s, err := pagestore.Open(pagestore.Options{
 		Dir: e.cache, PageSize: ps, Capacity: capacity, Resolver: storage.NewResolver(e.source),
+		CompleteFiles: e.completeFiles,
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -644,13 +654,7 @@ func TestCachedCompleteAgreesWithLookup(t *testing.T) {
 		want bool
 	}
 	var files []file
-	version := func(name string) string {
-		fi, err := os.Stat(filepath.Join(e.src, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fmt.Sprintf("%d-%d", fi.Size(), fi.ModTime().UnixNano())
-	}
+	version := func(name string) string { return e.ref(name).Version }
 	for i := range 60 {
 		name := fmt.Sprintf("d%d/f%d-\xff\xfe", i%3, i)
 		if i%7 == 0 {
