@@ -22,8 +22,9 @@ const completeShards = 64
 // first; add, which needs no check, is only called under the file's stripe
 // lock with the index state it records just committed. confirm, which
 // records what an index read found, refuses to record it when a change of
-// that part of the set began or ended since the read started (the token
-// of snapshot), or is still under way: what was read may be stale.
+// that part of the set was under way when the read started (the token of
+// lookup) or began since: what was read may be stale. A change that ended
+// before the token was taken was applied before the read.
 type completeSet struct {
 	shards []completeShard
 }
@@ -33,8 +34,7 @@ type completeShard struct {
 	m  map[[32]byte]completeEntry
 	// limit is this shard's share of Options.CompleteFiles.
 	limit int
-	// gen counts the changes begun and ended; busy is how many are under
-	// way.
+	// gen counts the changes begun; busy is how many are under way.
 	gen  uint64
 	busy int
 }
@@ -65,8 +65,9 @@ func (c *completeSet) shard(fid [32]byte) *completeShard {
 	return &c.shards[int(fid[1])%len(c.shards)]
 }
 
-// lookup returns fid's entry, if any, and a token for confirm: ok is false
-// when a change of fid's part of the set is under way.
+// lookup returns fid's entry, if any, and a token for confirm, taken
+// before the index is read: ok is false when a change of fid's part of the
+// set is under way.
 func (c *completeSet) lookup(fid [32]byte) (e completeEntry, found bool, tok completeToken) {
 	sh := c.shard(fid)
 	sh.mu.RLock()
@@ -91,7 +92,7 @@ func (c *completeSet) confirm(fid [32]byte, e completeEntry, tok completeToken) 
 	}
 	sh := c.shard(fid)
 	sh.mu.Lock()
-	if sh.gen == tok.gen && sh.busy == 0 {
+	if sh.gen == tok.gen { // no change begun since tok: none under way either
 		sh.put(fid, e)
 	}
 	sh.mu.Unlock()
@@ -136,7 +137,6 @@ func (c *completeSet) begin(fid [32]byte) {
 func (c *completeSet) end(fid [32]byte) {
 	sh := c.shard(fid)
 	sh.mu.Lock()
-	sh.gen++
 	sh.busy--
 	sh.mu.Unlock()
 }

@@ -165,38 +165,68 @@ func TestCachedCompleteForgets(t *testing.T) {
 			if e.completeByLookup(ref) {
 				t.Fatal("the change left the file complete at its version: the test tests nothing")
 			}
-			e.checkComplete([]pagestore.FileRef{ref}, tc.name)
+			check := []pagestore.FileRef{ref}
+			if _, err := os.Stat(filepath.Join(e.src, "d/a")); err == nil {
+				check = append(check, e.ref("d/a")) // the version the source has now
+			}
+			e.checkComplete(check, tc.name)
 		})
 	}
 }
 
 // A CachedComplete that found a file complete in the index before the file
-// was dropped does not remember it complete afterwards.
+// was dropped does not remember it complete afterwards: neither when the
+// drop began after its index read (and before it recorded what it read),
+// nor when the drop had begun before the read and was applied after it.
 func TestCachedCompleteDoesNotRememberARacedRead(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t, 1<<20)
-	e.write("a", 2*ps)
-	ref := e.ref("a")
-	if _, err := e.store.LoadFile(ctx, ref, pagestore.LoadOptions{}, nil); err != nil {
-		t.Fatal(err)
-	}
-	// A restart forgets what was remembered: the next call reads the index.
-	if err := e.store.Close(); err != nil {
-		t.Fatal(err)
-	}
-	e.open(1 << 20)
-	pagestore.AfterIndexWalk(e.store, func() {
-		if _, err := e.store.Drop(ref.URI); err != nil {
-			t.Error(err)
-		}
-	})
-	if got, err := e.store.CachedComplete([]pagestore.FileRef{ref}); err != nil || !got[0] {
-		t.Fatalf("CachedComplete = %v, %v before the drop", got, err)
-	}
-	pagestore.AfterIndexWalk(e.store, nil)
-	e.checkComplete([]pagestore.FileRef{ref}, "a drop that raced CachedComplete")
-	if n := pagestore.CompleteLen(e.store); n != 0 {
-		t.Fatalf("%d files remembered complete after the drop", n)
+	for _, during := range []bool{false, true} {
+		t.Run(fmt.Sprintf("read during the drop %v", during), func(t *testing.T) {
+			e := newEnv(t, 1<<20)
+			e.write("a", 2*ps)
+			ref := e.ref("a")
+			if _, err := e.store.LoadFile(ctx, ref, pagestore.LoadOptions{}, nil); err != nil {
+				t.Fatal(err)
+			}
+			// A restart forgets what was remembered: the next call reads
+			// the index.
+			if err := e.store.Close(); err != nil {
+				t.Fatal(err)
+			}
+			e.open(1 << 20)
+			var raced atomic.Bool
+			race := func() {
+				if raced.Swap(true) {
+					return
+				}
+				if during {
+					got, err := e.store.CachedComplete([]pagestore.FileRef{ref})
+					if err != nil || !got[0] {
+						t.Errorf("CachedComplete = %v, %v before the drop was applied", got, err)
+					}
+				} else if _, err := e.store.Drop(ref.URI); err != nil {
+					t.Error(err)
+				}
+			}
+			if during {
+				pagestore.DuringChange(e.store, race)
+				if _, err := e.store.Drop(ref.URI); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				pagestore.AfterIndexWalk(e.store, race)
+				if got, err := e.store.CachedComplete([]pagestore.FileRef{ref}); err != nil || !got[0] {
+					t.Fatalf("CachedComplete = %v, %v before the drop", got, err)
+				}
+			}
+			if !raced.Load() {
+				t.Fatal("the race did not run")
+			}
+			e.checkComplete([]pagestore.FileRef{ref}, "a drop that raced CachedComplete")
+			if n := pagestore.CompleteLen(e.store); n != 0 {
+				t.Fatalf("%d files remembered complete after the drop", n)
+			}
+		})
 	}
 }
 

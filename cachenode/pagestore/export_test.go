@@ -53,3 +53,8 @@ func AfterIndexWalk(s *Store, fn func()) { s.afterIndexWalk = fn }
 
 // CompleteLen is how many files s remembers as cached complete.
 func CompleteLen(s *Store) int { return s.complete.len() }
+
+// DuringChange makes fn run in every change of a file's metadata or page
+// records in s, between forgetting that the file is complete and applying
+// the change.
+func DuringChange(s *Store, fn func()) { s.duringChange = fn }

@@ -251,6 +251,9 @@ type Store struct {
 	// afterIndexWalk, when set (tests), runs between CachedComplete's
 	// index walk and its recording of what the walk found.
 	afterIndexWalk func()
+	// duringChange, when set (tests), runs in applyChange between
+	// forgetting the file and applying the change.
+	duringChange func()
 
 	pageFlights flights[pageKey, []byte]
 	statFlights flights[string, storage.Entry]
@@ -632,6 +635,9 @@ func (s *Store) apply(b *pebble.Batch) error {
 func (s *Store) applyChange(b *pebble.Batch, fid [32]byte) error {
 	s.complete.begin(fid)
 	defer s.complete.end(fid)
+	if s.duringChange != nil {
+		s.duringChange()
+	}
 	return s.apply(b)
 }
 
