@@ -116,7 +116,7 @@ func (s *Store) bind(ref FileRef) (f File, fresh bool, err error) {
 		s.used.Add(-freed)
 		s.pages.Add(-dropped)
 		if nm.Size == 0 { // no pages to wait for
-			s.complete.add(fid, completeEntry{size: 0, version: nm.Version})
+			s.complete.add(fid, completeEntry{size: nm.Size, version: nm.Version})
 		}
 	}
 	mu.Unlock()
