@@ -628,35 +628,14 @@ func copyPlain(src, dst string) error {
 func BenchmarkCachedCompleteVsLookups(b *testing.B) {
 	ctx := context.Background()
 	const files, size = 20000, 4 << 10
-	data := benchData()[:size]
 	mem := testsource.NewMem()
-	refs := make([]pagestore.FileRef, files)
-	for i := range refs {
-		uri := fmt.Sprintf("mem://bench/index/d%02d/f%05d", i%20, i)
-		mem.Put(uri, data)
-		e, err := mem.Stat(ctx, uri)
-		if err != nil {
-			b.Fatal(err)
-		}
-		refs[i] = pagestore.FileRef{URI: uri, Size: size, Version: e.Version}
-	}
+	refs := memFiles(b, mem, "mem://bench/index/", files, size)
 	s, err := pagestore.Open(pagestore.Options{Dir: b.TempDir(), Capacity: 1 << 30, Resolver: storage.NewResolver(mem), CompleteFiles: -1})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	for round := range 2 {
-		if round > 0 {
-			if _, err := s.Evict(ctx, "mem://bench/index/"); err != nil {
-				b.Fatal(err)
-			}
-		}
-		for _, r := range refs {
-			if _, err := s.LoadFile(ctx, r, pagestore.LoadOptions{}, nil); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	loadRounds(b, s, "mem://bench/index/", refs, 2)
 	batch := func(context.Context) (time.Duration, error) {
 		start := time.Now()
 		got, err := s.CachedComplete(refs)
@@ -706,18 +685,8 @@ func BenchmarkCachedCompleteVsLookups(b *testing.B) {
 func BenchmarkCachedCompleteReload(b *testing.B) {
 	ctx := context.Background()
 	const files, size, chunk = 6700, 16 << 10, 400
-	data := benchData()[:size]
 	mem := testsource.NewMem()
-	refs := make([]pagestore.FileRef, files)
-	for i := range refs {
-		uri := fmt.Sprintf("mem://bench/reload-index/d%02d/f%05d", i%20, i)
-		mem.Put(uri, data)
-		e, err := mem.Stat(ctx, uri)
-		if err != nil {
-			b.Fatal(err)
-		}
-		refs[i] = pagestore.FileRef{URI: uri, Size: size, Version: e.Version}
-	}
+	refs := memFiles(b, mem, "mem://bench/reload-index/", files, size)
 	dirA := b.TempDir()
 	open := func(dir string, completeFiles int) *pagestore.Store {
 		s, err := pagestore.Open(pagestore.Options{Dir: dir, Capacity: 1 << 30, Resolver: storage.NewResolver(mem), CompleteFiles: completeFiles})
@@ -727,18 +696,7 @@ func BenchmarkCachedCompleteReload(b *testing.B) {
 		return s
 	}
 	s := open(dirA, 0)
-	for round := range 4 {
-		if round > 0 {
-			if _, err := s.Evict(ctx, "mem://bench/reload-index/"); err != nil {
-				b.Fatal(err)
-			}
-		}
-		for _, r := range refs {
-			if _, err := s.LoadFile(ctx, r, pagestore.LoadOptions{}, nil); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	loadRounds(b, s, "mem://bench/reload-index/", refs, 4)
 	if err := s.Close(); err != nil {
 		b.Fatal(err)
 	}
@@ -792,6 +750,43 @@ func BenchmarkCachedCompleteReload(b *testing.B) {
 			b.ReportMetric(perFile(slices.Max(res.B)), "index-max-ns/file")
 			res.Report(b)
 		})
+	}
+}
+
+// memFiles puts n files of size bytes in mem under prefix, in 20
+// directories, and returns them as a listing gives them (with their
+// versions).
+func memFiles(b *testing.B, mem *testsource.Mem, prefix string, n, size int) []pagestore.FileRef {
+	data := benchData()[:size]
+	refs := make([]pagestore.FileRef, n)
+	for i := range refs {
+		uri := fmt.Sprintf("%sd%02d/f%05d", prefix, i%20, i)
+		mem.Put(uri, data)
+		e, err := mem.Stat(context.Background(), uri)
+		if err != nil {
+			b.Fatal(err)
+		}
+		refs[i] = pagestore.FileRef{URI: uri, Size: int64(size), Version: e.Version}
+	}
+	return refs
+}
+
+// loadRounds loads refs into s rounds times, evicting them (by prefix)
+// before each round after the first: the index as repeated benchmark loads
+// leave it.
+func loadRounds(b *testing.B, s *pagestore.Store, prefix string, refs []pagestore.FileRef, rounds int) {
+	ctx := context.Background()
+	for round := range rounds {
+		if round > 0 {
+			if _, err := s.Evict(ctx, prefix); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, r := range refs {
+			if _, err := s.LoadFile(ctx, r, pagestore.LoadOptions{}, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -65,27 +66,11 @@ func (e *env) checkComplete(refs []pagestore.FileRef, what string) {
 }
 
 // damageAll overwrites the first bytes of every page of every data file and
-// segment.
+// segment (not flipped: damaging twice must not repair).
 func (e *env) damageAll() {
 	e.t.Helper()
 	for _, dir := range []string{"pages", "segments"} {
-		err := filepath.WalkDir(filepath.Join(e.cache, dir), func(p string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			for off := 0; off < len(b); off += ps {
-				// Not flipped: damaging twice must not repair.
-				copy(b[off:min(off+16, len(b))], "\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5")
-			}
-			return os.WriteFile(p, b, 0o644)
-		})
-		if err != nil {
-			e.t.Fatal(err)
-		}
+		e.damage(dir, func(page []byte) { copy(page[:min(16, len(page))], strings.Repeat("\xa5", 16)) })
 	}
 }
 

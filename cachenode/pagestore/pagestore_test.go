@@ -197,23 +197,8 @@ func TestDamagedPageIsDroppedAndRefetched(t *testing.T) {
 	uri, data := e.write("f", 2*ps)
 	e.read(uri, 0, -1)
 	// Flip a byte in every page of the data file.
-	n := 0
-	err := filepath.WalkDir(filepath.Join(e.cache, "pages"), func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		for off := 7; off < len(b); off += ps {
-			b[off] ^= 0xff
-			n++
-		}
-		return os.WriteFile(p, b, 0o644)
-	})
-	if err != nil || n != 2 {
-		t.Fatalf("damaged %d pages: %v", n, err)
+	if n := e.damage("pages", func(page []byte) { page[7] ^= 0xff }); n != 2 {
+		t.Fatalf("damaged %d pages", n)
 	}
 	if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
 		t.Fatal("served a damaged page")
@@ -229,6 +214,32 @@ func TestDamagedPageIsDroppedAndRefetched(t *testing.T) {
 	if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
 		t.Fatal("wrong bytes after the data files vanished")
 	}
+}
+
+// damage calls fn with every page (every page size of bytes, the last one
+// longer than 7 bytes) of every file under dir in the store, writes what it
+// made of them back, and returns how many pages it damaged.
+func (e *env) damage(dir string, fn func(page []byte)) int {
+	e.t.Helper()
+	n := 0
+	err := filepath.WalkDir(filepath.Join(e.cache, dir), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for off := 0; off+7 < len(b); off += ps {
+			fn(b[off:min(off+ps, len(b))])
+			n++
+		}
+		return os.WriteFile(p, b, 0o644)
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
 }
 
 func TestCapacityEvictsLeastRecentlyUsed(t *testing.T) {
