@@ -373,3 +373,33 @@ func TestCachedCompleteDuringEvictions(t *testing.T) {
 	wg.Wait()
 	e.checkComplete(all, "concurrent changes")
 }
+
+// A restart forgets which files are complete; the first CachedComplete
+// finds them in the index and remembers them.
+func TestCachedCompleteRemembersAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, 1<<20)
+	var refs []pagestore.FileRef
+	for i, size := range []int{0, ps / 3, 3 * ps} {
+		name := fmt.Sprintf("f%d", i)
+		e.write(name, size)
+		refs = append(refs, e.ref(name))
+		if _, err := e.store.LoadFile(ctx, refs[i], pagestore.LoadOptions{}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := pagestore.CompleteLen(e.store); n != len(refs) {
+		t.Fatalf("%d of %d loaded files remembered complete", n, len(refs))
+	}
+	if err := e.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.open(1 << 20)
+	if n := pagestore.CompleteLen(e.store); n != 0 {
+		t.Fatalf("%d files remembered complete right after a restart", n)
+	}
+	e.checkComplete(refs, "a restart")
+	if n := pagestore.CompleteLen(e.store); n != len(refs) {
+		t.Fatalf("%d of %d complete files remembered after CachedComplete found them", n, len(refs))
+	}
+}
