@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -620,41 +621,21 @@ func copyPlain(src, dst string) error {
 // BenchmarkCachedCompleteVsLookups is the node's share of a second load of
 // an unchanged tree: which of 20,000 small files are cached complete at the
 // listed version, answered by one sorted walk of the index (A,
-// CachedComplete, what CachedFiles runs) against one Lookup per file (B).
-// The store has been filled, evicted and refilled first, as a benchmark's
-// cold loads leave it.
+// CachedComplete of a store that remembers no file as complete) against one
+// Lookup per file (B). The store has been filled, evicted and refilled
+// first, as a benchmark's cold loads leave it. BenchmarkCachedCompleteReload
+// compares the walk with the answers from memory.
 func BenchmarkCachedCompleteVsLookups(b *testing.B) {
 	ctx := context.Background()
 	const files, size = 20000, 4 << 10
-	data := benchData()[:size]
 	mem := testsource.NewMem()
-	refs := make([]pagestore.FileRef, files)
-	for i := range refs {
-		uri := fmt.Sprintf("mem://bench/index/d%02d/f%05d", i%20, i)
-		mem.Put(uri, data)
-		e, err := mem.Stat(ctx, uri)
-		if err != nil {
-			b.Fatal(err)
-		}
-		refs[i] = pagestore.FileRef{URI: uri, Size: size, Version: e.Version}
-	}
-	s, err := pagestore.Open(pagestore.Options{Dir: b.TempDir(), Capacity: 1 << 30, Resolver: storage.NewResolver(mem)})
+	refs := memFiles(b, mem, "mem://bench/index/", files, size)
+	s, err := pagestore.Open(pagestore.Options{Dir: b.TempDir(), Capacity: 1 << 30, Resolver: storage.NewResolver(mem), CompleteFiles: -1})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	for round := range 2 {
-		if round > 0 {
-			if _, err := s.Evict(ctx, "mem://bench/index/"); err != nil {
-				b.Fatal(err)
-			}
-		}
-		for _, r := range refs {
-			if _, err := s.LoadFile(ctx, r, pagestore.LoadOptions{}, nil); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	loadRounds(b, s, "mem://bench/index/", refs, 2)
 	batch := func(context.Context) (time.Duration, error) {
 		start := time.Now()
 		got, err := s.CachedComplete(refs)
@@ -684,4 +665,144 @@ func BenchmarkCachedCompleteVsLookups(b *testing.B) {
 	b.ReportMetric(float64(res.MedianA().Nanoseconds())/files, "batch-ns/file")
 	b.ReportMetric(float64(res.MedianB().Nanoseconds())/files, "lookup-ns/file")
 	res.Report(b)
+}
+
+// BenchmarkCachedCompleteReload is CachedFiles' share of a reload as the
+// coordinator asks it: 6,700 cached 16 KiB files (one node's share of
+// 20,000), asked in calls of 400 refs in a random order, of a store filled
+// and then evicted and refilled three times (the index as repeated
+// benchmark loads leave it). A answers from the files the store remembers
+// as complete (Options.CompleteFiles), B walks the index for every call
+// (CompleteFiles < 0). Both stores are opened from copies of the same
+// closed store, so their indexes are the same.
+//
+// "warm": A remembers every file (as after loading them, or after one
+// earlier call). "first": both stores are reopened before each run, so A
+// walks the index too and remembers what it finds: the first reload after
+// a restart.
+//
+//	go test -run '^$' -bench CachedCompleteReload -benchtime 15x ./cachenode/
+func BenchmarkCachedCompleteReload(b *testing.B) {
+	ctx := context.Background()
+	const files, size, chunk = 6700, 16 << 10, 400
+	mem := testsource.NewMem()
+	refs := memFiles(b, mem, "mem://bench/reload-index/", files, size)
+	dirA := b.TempDir()
+	open := func(dir string, completeFiles int) *pagestore.Store {
+		s, err := pagestore.Open(pagestore.Options{Dir: dir, Capacity: 1 << 30, Resolver: storage.NewResolver(mem), CompleteFiles: completeFiles})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	s := open(dirA, 0)
+	loadRounds(b, s, "mem://bench/reload-index/", refs, 4)
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	dirB := b.TempDir()
+	if err := copyTree(dirA, dirB); err != nil {
+		b.Fatal(err)
+	}
+	stores := map[string]*pagestore.Store{dirA: open(dirA, 0), dirB: open(dirB, -1)}
+	defer func() {
+		for _, s := range stores {
+			s.Close()
+		}
+	}()
+	r := rand.New(rand.NewPCG(1, 2))
+	ask := func(dir string, reopen bool) abbench.Side {
+		return func(context.Context) (time.Duration, error) {
+			if reopen {
+				if err := stores[dir].Close(); err != nil {
+					return 0, err
+				}
+				stores[dir] = open(dir, map[bool]int{true: 0, false: -1}[dir == dirA])
+			}
+			s := stores[dir]
+			order := slices.Clone(refs)
+			r.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+			start := time.Now()
+			for i := 0; i < len(order); i += chunk {
+				got, err := s.CachedComplete(order[i:min(i+chunk, len(order))])
+				if err != nil {
+					return 0, err
+				}
+				if slices.Contains(got, false) {
+					return 0, fmt.Errorf("a cached file reported not cached")
+				}
+			}
+			return time.Since(start), nil
+		}
+	}
+	for _, first := range []bool{false, true} {
+		b.Run(map[bool]string{false: "warm", true: "first"}[first], func(b *testing.B) {
+			res, err := abbench.Run(ctx, abbench.Options{Pairs: max(b.N, 3)}, ask(dirA, first), ask(dirB, first))
+			if err != nil {
+				b.Fatal(err)
+			}
+			perFile := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / files }
+			b.ReportMetric(perFile(res.MedianA()), "memory-ns/file")
+			b.ReportMetric(perFile(slices.Min(res.A)), "memory-min-ns/file")
+			b.ReportMetric(perFile(slices.Max(res.A)), "memory-max-ns/file")
+			b.ReportMetric(perFile(res.MedianB()), "index-ns/file")
+			b.ReportMetric(perFile(slices.Min(res.B)), "index-min-ns/file")
+			b.ReportMetric(perFile(slices.Max(res.B)), "index-max-ns/file")
+			res.Report(b)
+		})
+	}
+}
+
+// memFiles puts n files of size bytes in mem under prefix, in 20
+// directories, and returns them as a listing gives them (with their
+// versions).
+func memFiles(b *testing.B, mem *testsource.Mem, prefix string, n, size int) []pagestore.FileRef {
+	data := benchData()[:size]
+	refs := make([]pagestore.FileRef, n)
+	for i := range refs {
+		uri := fmt.Sprintf("%sd%02d/f%05d", prefix, i%20, i)
+		mem.Put(uri, data)
+		e, err := mem.Stat(context.Background(), uri)
+		if err != nil {
+			b.Fatal(err)
+		}
+		refs[i] = pagestore.FileRef{URI: uri, Size: int64(size), Version: e.Version}
+	}
+	return refs
+}
+
+// loadRounds loads refs into s rounds times, evicting them (by prefix)
+// before each round after the first: the index as repeated benchmark loads
+// leave it.
+func loadRounds(b *testing.B, s *pagestore.Store, prefix string, refs []pagestore.FileRef, rounds int) {
+	ctx := context.Background()
+	for round := range rounds {
+		if round > 0 {
+			if _, err := s.Evict(ctx, prefix); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, r := range refs {
+			if _, err := s.LoadFile(ctx, r, pagestore.LoadOptions{}, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// copyTree copies the files under src to dst, which exists.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		if d.IsDir() {
+			return os.Mkdir(filepath.Join(dst, rel), 0o755)
+		}
+		return copyPlain(p, filepath.Join(dst, rel))
+	})
 }

@@ -48,6 +48,17 @@
 // storing a page never rewrites a per-file value that grows with the file; the
 // file metadata keeps the counts that IsCached and the HTTP API report.
 //
+// In memory, the store also remembers which files are cached complete, at
+// which size and version (up to Options.CompleteFiles of them, empty at
+// each start): CachedComplete, which a reload asks for hundreds of files
+// at once, answers those without the index (a lookup of a file's metadata
+// costs microseconds: the keys of one call are scattered over the whole
+// index). A file is remembered when a load commits its last page or
+// CachedComplete finds it complete in the index, and forgotten before any
+// change of its metadata or deletion of one of its pages is applied; a
+// CachedComplete whose index read may have raced such a change does not
+// remember what it read.
+//
 // # Guarantees
 //
 //   - Integrity: every page has a CRC-32C in its record and is checked on

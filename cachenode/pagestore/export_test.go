@@ -46,3 +46,15 @@ var ChecksumByRead = checksumRead
 // EvictScans is how many evictions have begun from the old end of the
 // access order.
 func EvictScans(s *Store) int64 { return s.stats.evictScans.Load() }
+
+// AfterIndexWalk makes fn run in every CachedComplete of s between its
+// index walk and its recording of the files the walk found complete.
+func AfterIndexWalk(s *Store, fn func()) { s.afterIndexWalk = fn }
+
+// CompleteLen is how many files s remembers as cached complete.
+func CompleteLen(s *Store) int { return s.complete.len() }
+
+// DuringChange makes fn run in every change of a file's metadata or page
+// records in s, between forgetting that the file is complete and applying
+// the change.
+func DuringChange(s *Store, fn func()) { s.duringChange = fn }

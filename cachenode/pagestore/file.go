@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -106,10 +107,17 @@ func (s *Store) bind(ref FileRef) (f File, fresh bool, err error) {
 	}
 	setMeta(b, fid, nm)
 	_ = b.Set(uriKey(ref.URI), fid[:], nil)
-	err = s.apply(b)
+	if ok {
+		err = s.applyChange(b, fid) // another version, or the pages of none
+	} else {
+		err = s.apply(b)
+	}
 	if err == nil {
 		s.used.Add(-freed)
 		s.pages.Add(-dropped)
+		if nm.Size == 0 { // no pages to wait for
+			s.complete.add(fid, completeEntry{size: nm.Size, version: nm.Version})
+		}
 	}
 	mu.Unlock()
 	if err != nil {
@@ -179,7 +187,7 @@ func (s *Store) dropFile(fid [32]byte) (EvictResult, freeLater, error) {
 	}
 	_ = b.Delete(metaKey(fid), nil)
 	_ = b.Delete(uriKey(m.URI), nil)
-	if err := s.apply(b); err != nil {
+	if err := s.applyChange(b, fid); err != nil {
 		return EvictResult{}, freeLater{}, err
 	}
 	s.used.Add(-freed)
@@ -354,18 +362,34 @@ func (s *Store) LookupID(id string) (File, bool, error) {
 
 // CachedComplete reports, for each ref, whether the store holds every page
 // of ref.URI at exactly ref.Size and ref.Version (a ref without a version
-// is never cached complete). It reads the index only, without asking the
-// source or recording an access, and walks it once in key order: one
+// is never cached complete). It reads no source and records no access.
+// Files the store remembers as complete (Options.CompleteFiles: those
+// loaded complete, or found so by an earlier call, since Open) are answered
+// from memory; the others from the index, walked once in key order: one
 // iterator for the whole slice, not one lookup per file.
 func (s *Store) CachedComplete(refs []FileRef) ([]bool, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
 	out := make([]bool, len(refs))
-	keys := make([][]byte, len(refs))
-	order := make([]int, 0, len(refs))
+	var keys [][]byte
+	var toks []completeToken
+	var order []int
 	for i, r := range refs {
 		if r.Version == "" {
 			continue
 		}
-		keys[i] = metaKey(sha256.Sum256([]byte(r.URI)))
+		fid := sha256.Sum256([]byte(r.URI))
+		e, found, tok := s.complete.lookup(fid)
+		if found {
+			// The file is complete at e and nothing else.
+			out[i] = e.size == r.Size && e.version == r.Version
+			continue
+		}
+		if keys == nil {
+			keys, toks = make([][]byte, len(refs)), make([]completeToken, len(refs))
+		}
+		keys[i], toks[i] = metaKey(fid), tok
 		order = append(order, i)
 	}
 	if len(order) == 0 {
@@ -383,7 +407,30 @@ func (s *Store) CachedComplete(refs []FileRef) ([]bool, error) {
 				m.Pages >= pageCount(m.Size, s.opts.PageSize)
 			return nil
 		})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	if s.afterIndexWalk != nil {
+		s.afterIndexWalk()
+	}
+	for _, i := range order {
+		if out[i] {
+			var fid [32]byte
+			copy(fid[:], keys[i][1:])
+			s.complete.confirm(fid, completeEntry{size: refs[i].Size, version: strings.Clone(refs[i].Version)}, toks[i])
+		}
+	}
+	return out, nil
+}
+
+// checkOpen fails with ErrClosed once the store is closed.
+func (s *Store) checkOpen() error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return nil
 }
 
 // IsCached reports whether every page of uri is cached at version (any

@@ -703,6 +703,9 @@ func (s *Store) commitPage(f File, idx int64, rec record) error {
 		s.pages.Add(1)
 	}
 	s.stats.pagesStored.Add(1)
+	if m.Pages >= pageCount(m.Size, s.opts.PageSize) {
+		s.complete.add(f.fid, completeEntry{size: m.Size, version: m.Version})
+	}
 	mu.Unlock()
 	if had && old.seg != 0 {
 		s.segs.release(old.seg, old.off, int64(old.len))
@@ -828,7 +831,7 @@ func (s *Store) evictVictims(victims []victim, need int64) (int64, error) {
 			}
 			setMeta(b, v.fid, m)
 		}
-		err = s.apply(b)
+		err = s.applyChange(b, v.fid)
 		if err == nil {
 			s.used.Add(-int64(rec.len))
 			s.pages.Add(-1)

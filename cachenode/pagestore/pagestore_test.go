@@ -29,11 +29,20 @@ type env struct {
 	cache  string // store directory
 	source *testsource.Counting
 	store  *pagestore.Store
+	// completeFiles is Options.CompleteFiles of the stores open opens.
+	completeFiles int
 }
 
 func newEnv(t *testing.T, capacity int64) *env {
 	t.Helper()
-	e := &env{t: t, src: t.TempDir(), cache: t.TempDir()}
+	return newEnvWith(t, capacity, 0)
+}
+
+// newEnvWith is newEnv with stores that remember at most completeFiles
+// files as complete (Options.CompleteFiles).
+func newEnvWith(t *testing.T, capacity int64, completeFiles int) *env {
+	t.Helper()
+	e := &env{t: t, src: t.TempDir(), cache: t.TempDir(), completeFiles: completeFiles}
 	l, err := local.New(local.Options{Root: e.src})
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +56,7 @@ func (e *env) open(capacity int64) {
 	e.t.Helper()
 	s, err := pagestore.Open(pagestore.Options{
 		Dir: e.cache, PageSize: ps, Capacity: capacity, Resolver: storage.NewResolver(e.source),
+		CompleteFiles: e.completeFiles,
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -187,23 +197,8 @@ func TestDamagedPageIsDroppedAndRefetched(t *testing.T) {
 	uri, data := e.write("f", 2*ps)
 	e.read(uri, 0, -1)
 	// Flip a byte in every page of the data file.
-	n := 0
-	err := filepath.WalkDir(filepath.Join(e.cache, "pages"), func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		for off := 7; off < len(b); off += ps {
-			b[off] ^= 0xff
-			n++
-		}
-		return os.WriteFile(p, b, 0o644)
-	})
-	if err != nil || n != 2 {
-		t.Fatalf("damaged %d pages: %v", n, err)
+	if n := e.damage("pages", func(page []byte) { page[7] ^= 0xff }); n != 2 {
+		t.Fatalf("damaged %d pages", n)
 	}
 	if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
 		t.Fatal("served a damaged page")
@@ -219,6 +214,32 @@ func TestDamagedPageIsDroppedAndRefetched(t *testing.T) {
 	if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
 		t.Fatal("wrong bytes after the data files vanished")
 	}
+}
+
+// damage calls fn with every page (every page size of bytes, the last one
+// longer than 7 bytes) of every file under dir in the store, writes what it
+// made of them back, and returns how many pages it damaged.
+func (e *env) damage(dir string, fn func(page []byte)) int {
+	e.t.Helper()
+	n := 0
+	err := filepath.WalkDir(filepath.Join(e.cache, dir), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for off := 0; off+7 < len(b); off += ps {
+			fn(b[off:min(off+ps, len(b))])
+			n++
+		}
+		return os.WriteFile(p, b, 0o644)
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
 }
 
 func TestCapacityEvictsLeastRecentlyUsed(t *testing.T) {
@@ -644,13 +665,7 @@ func TestCachedCompleteAgreesWithLookup(t *testing.T) {
 		want bool
 	}
 	var files []file
-	version := func(name string) string {
-		fi, err := os.Stat(filepath.Join(e.src, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fmt.Sprintf("%d-%d", fi.Size(), fi.ModTime().UnixNano())
-	}
+	version := func(name string) string { return e.ref(name).Version }
 	for i := range 60 {
 		name := fmt.Sprintf("d%d/f%d-\xff\xfe", i%3, i)
 		if i%7 == 0 {

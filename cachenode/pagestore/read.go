@@ -161,7 +161,7 @@ func (s *Store) dropBadPage(f File, idx int64, rec record, cause error) {
 		m.Bytes -= int64(rec.len)
 		setMeta(b, f.fid, m)
 	}
-	err = s.apply(b)
+	err = s.applyChange(b, f.fid)
 	if err == nil {
 		s.used.Add(-int64(rec.len))
 		s.pages.Add(-1)
