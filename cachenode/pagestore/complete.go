@@ -3,7 +3,7 @@ package pagestore
 import "sync"
 
 // DefaultCompleteFiles is the default of Options.CompleteFiles.
-const DefaultCompleteFiles = 1 << 20
+const DefaultCompleteFiles = 1 << 18
 
 // completeShards is how many independently locked parts the set of complete
 // files has (fewer when it holds fewer files): a change to one file blocks

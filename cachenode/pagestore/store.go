@@ -52,8 +52,8 @@ type Options struct {
 	// CompleteFiles is the most files the store remembers in memory as
 	// cached complete, so that CachedComplete answers for them without
 	// reading the index: about 160 bytes of heap each with versions of 25
-	// bytes (BenchmarkCompleteSetMemory), so ~170 MB for the default's
-	// million files. Beyond it, arbitrary ones are forgotten and looked up
+	// bytes (BenchmarkCompleteSetMemory), so ~42 MB for the default's
+	// 262,144 files. Beyond it, arbitrary ones are forgotten and looked up
 	// in the index again. 0 is DefaultCompleteFiles; negative remembers
 	// none.
 	CompleteFiles int
