@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +21,9 @@ import (
 // walk a program would do to learn the same facts: filepath.WalkDir and an
 // os.Lstat of each file (B). Both are warmed up, then alternated (A B, B A,
 // …) through internal/abbench; the result is the median and min–max of the
-// per-pair time ratios A/B, with each side's median time per entry:
+// per-pair time ratios A/B, with each side's median time per entry, wall
+// and CPU (user and system time of this process: on a busy machine the
+// wall clock also counts waiting for a CPU):
 //
 //	go test -run '^$' -bench ListVsWalk -benchtime 10x ./storage/local/
 func BenchmarkListVsWalk(b *testing.B) {
@@ -80,11 +84,14 @@ func BenchmarkListVsWalk(b *testing.B) {
 		}
 		return time.Since(start), err
 	}
+	var listCPU, walkCPU []time.Duration
+	list, walk = withCPU(list, &listCPU), withCPU(walk, &walkCPU)
 	for _, side := range []abbench.Side{list, walk} {
 		if _, err := side(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
+	listCPU, walkCPU = nil, nil
 	var res abbench.Result
 	res.LoadBefore = abbench.LoadAverage()
 	b.ResetTimer()
@@ -100,6 +107,31 @@ func BenchmarkListVsWalk(b *testing.B) {
 	perEntry := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 / want }
 	b.ReportMetric(perEntry(res.MedianA()), "list-µs/entry")
 	b.ReportMetric(perEntry(res.MedianB()), "walk-µs/entry")
+	b.ReportMetric(perEntry(medianOf(listCPU)), "list-cpu-µs/entry")
+	b.ReportMetric(perEntry(medianOf(walkCPU)), "walk-cpu-µs/entry")
 	res.Report(b)
-	b.Log(res.Summary("list", "walk+lstat"))
+	b.Logf("%s; CPU per entry: list %.2f µs, walk+lstat %.2f µs (medians)", res.Summary("list", "walk+lstat"),
+		perEntry(medianOf(listCPU)), perEntry(medianOf(walkCPU)))
+}
+
+// withCPU wraps a side to append the CPU time (user and system) this
+// process spent in each of its runs to *cpu.
+func withCPU(side abbench.Side, cpu *[]time.Duration) abbench.Side {
+	return func(ctx context.Context) (time.Duration, error) {
+		var before, after syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+		d, err := side(ctx)
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+		*cpu = append(*cpu, time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()))
+		return d, err
+	}
+}
+
+func medianOf(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
