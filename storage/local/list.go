@@ -184,9 +184,10 @@ type fileStat struct {
 }
 
 // A walker lists a tree in key order. Between pages it holds no open file:
-// the OS-specific part (dirs) may keep one directory open while a page is
-// listed, and List releases it before it returns, so that a walker kept in
-// s.listings, evicted, or abandoned by its caller never leaks one.
+// the OS-specific part (dirs) may keep the directories of the frames on the
+// stack open while a page is listed (done when a frame is left), and List
+// releases them before it returns, so that a walker kept in s.listings,
+// evicted, or abandoned by its caller never leaks one.
 type walker struct {
 	store     *Store
 	recursive bool
@@ -284,6 +285,7 @@ func (w *walker) next() (storage.Entry, bool, error) {
 		top := w.stack[len(w.stack)-1]
 		if top.i >= len(top.dents) {
 			w.stack = w.stack[:len(w.stack)-1]
+			w.dirs.done(top)
 			continue
 		}
 		d := top.dents[top.i]
@@ -298,6 +300,7 @@ func (w *walker) next() (storage.Entry, bool, error) {
 				return storage.Entry{}, false, err
 			}
 			if w.emptyDirs && len(child.dents) == 0 {
+				w.dirs.done(child)
 				w.lastKey = full
 				return storage.Entry{RelPath: strings.TrimSuffix(full, "/"), IsDir: true}, true, nil
 			}

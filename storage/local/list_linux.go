@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -15,13 +16,22 @@ import (
 
 // dirReader reads directories with getdents64 into a pooled buffer and
 // stats their files with fstatat relative to the directory, instead of
-// resolving each file's whole path again from the working directory. It
-// keeps at most one directory open: the one whose files were last read or
-// stated, until another is needed or release.
+// resolving each file's whole path again from the working directory. The
+// directories of the frames on the walker's stack stay open, the deepest
+// maxOpenDirs of them, until the walker is done with the frame or the page
+// ends (release); a frame whose directory was closed has it opened again.
 type dirReader struct {
-	fd    int    // open directory, valid when owner != nil
-	owner *frame // the frame fd belongs to
+	open []dirFD // oldest first
 }
+
+type dirFD struct {
+	f  *frame
+	fd int
+}
+
+// maxOpenDirs bounds the directories a walker keeps open: a very deep tree
+// costs a few opens more rather than many descriptors.
+const maxOpenDirs = 16
 
 // direntBufs hold getdents64 buffers: 64 KiB reads a directory of ~2,000
 // entries of short names per call.
@@ -48,14 +58,14 @@ func (r *dirReader) read(f *frame, add func(name string, isDir, isLink bool)) er
 	if err != nil {
 		return &os.PathError{Op: "open", Path: f.dir, Err: err}
 	}
-	r.release()
-	r.fd, r.owner = fd, f
+	r.keep(f, fd)
 	bp := direntBufs.Get().(*[]byte)
 	defer direntBufs.Put(bp)
 	buf := *bp
 	for {
 		n, err := ignoringEINTR(func() (int, error) { return unix.Getdents(fd, buf) })
 		if err != nil {
+			r.done(f)
 			return &os.PathError{Op: "readdirent", Path: f.dir, Err: err}
 		}
 		if n <= 0 {
@@ -86,6 +96,7 @@ func (r *dirReader) read(f *frame, add func(name string, isDir, isLink bool)) er
 					if errors.Is(err, unix.ENOENT) {
 						continue // removed since it was read
 					}
+					r.done(f)
 					return &os.PathError{Op: "lstat", Path: filepath.Join(f.dir, string(name)), Err: err}
 				}
 				switch st.Mode & unix.S_IFMT {
@@ -103,29 +114,59 @@ func (r *dirReader) read(f *frame, add func(name string, isDir, isLink bool)) er
 // stat stats the file name of directory f, following symbolic links, as
 // os.Stat of its path does; the error names the path.
 func (r *dirReader) stat(f *frame, name string) (fileStat, error) {
-	if r.owner != f {
-		// Another directory was read since (a subdirectory of f), or the
-		// page that read f has ended: open f again.
-		fd, err := openDir(f.dir)
-		if err != nil {
+	fd := r.fd(f)
+	if fd < 0 {
+		// Closed at the end of a page, or as one too many.
+		var err error
+		if fd, err = openDir(f.dir); err != nil {
 			return fileStat{}, &os.PathError{Op: "stat", Path: filepath.Join(f.dir, name), Err: err}
 		}
-		r.release()
-		r.fd, r.owner = fd, f
+		r.keep(f, fd)
 	}
 	var st unix.Stat_t
-	if _, err := ignoringEINTR(func() (int, error) { return 0, unix.Fstatat(r.fd, name, &st, 0) }); err != nil {
+	if _, err := ignoringEINTR(func() (int, error) { return 0, unix.Fstatat(fd, name, &st, 0) }); err != nil {
 		return fileStat{}, &os.PathError{Op: "stat", Path: filepath.Join(f.dir, name), Err: err}
 	}
 	return fileStat{mode: fileMode(st.Mode), size: st.Size, mtime: time.Unix(st.Mtim.Unix())}, nil
 }
 
-// release closes the open directory, if any.
-func (r *dirReader) release() {
-	if r.owner != nil {
-		_ = unix.Close(r.fd)
-		r.owner = nil
+// fd is the open directory of f, or -1.
+func (r *dirReader) fd(f *frame) int {
+	for i := len(r.open) - 1; i >= 0; i-- {
+		if r.open[i].f == f {
+			return r.open[i].fd
+		}
 	}
+	return -1
+}
+
+// keep records fd as f's open directory, closing the oldest beyond
+// maxOpenDirs.
+func (r *dirReader) keep(f *frame, fd int) {
+	if len(r.open) == maxOpenDirs {
+		_ = unix.Close(r.open[0].fd)
+		r.open = slices.Delete(r.open, 0, 1)
+	}
+	r.open = append(r.open, dirFD{f: f, fd: fd})
+}
+
+// done closes the directory of f, which the walker has left.
+func (r *dirReader) done(f *frame) {
+	for i := len(r.open) - 1; i >= 0; i-- {
+		if r.open[i].f == f {
+			_ = unix.Close(r.open[i].fd)
+			r.open = slices.Delete(r.open, i, i+1)
+			return
+		}
+	}
+}
+
+// release closes every open directory.
+func (r *dirReader) release() {
+	for _, o := range r.open {
+		_ = unix.Close(o.fd)
+	}
+	r.open = r.open[:0]
 }
 
 func openDir(dir string) (int, error) {

@@ -88,8 +88,18 @@ func randomTree(t *testing.T, rng *rand.Rand, root, outside string) string {
 			}
 		}
 	}
-	// A link to a link to a file inside the root, a named pipe, a very
-	// long name, and a directory that only holds a partial file.
+	// A chain of directories deeper than a walker keeps open, each with a
+	// file after its subdirectory; a link to a link to a file inside the
+	// root, a named pipe, a very long name, and a directory that only
+	// holds a partial file.
+	deep := filepath.Join(tree, "deep")
+	for i := 0; i < 2*maxOpenDirs; i++ {
+		if err := os.Mkdir(deep, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, rng, filepath.Join(deep, "z"))
+		deep = filepath.Join(deep, "d")
+	}
 	if err := os.Symlink(filepath.Join(tree, "a0"), filepath.Join(tree, "link-to-link")); err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +115,17 @@ func randomTree(t *testing.T, rng *rand.Rand, root, outside string) string {
 	}
 	writeFile(t, rng, filepath.Join(tree, "only-partial", ".x"+PartialMarker))
 	return tree
+}
+
+// newRandomTree makes a random tree in a new store's root and returns the
+// store and the directory to list.
+func newRandomTree(t *testing.T, rng *rand.Rand) (*Store, string) {
+	t.Helper()
+	s, err := New(Options{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, randomTree(t, rng, s.Root(), t.TempDir())
 }
 
 func randomName(rng *rand.Rand) string {
@@ -309,13 +330,8 @@ func TestListMatchesReferenceWalk(t *testing.T) {
 			}
 			t.Logf("seed %d", seed)
 			rng := rand.New(rand.NewPCG(seed, 17))
-			root, outside := t.TempDir(), t.TempDir()
-			s, err := New(Options{Root: root})
-			if err != nil {
-				t.Fatal(err)
-			}
-			tree := randomTree(t, rng, s.Root(), outside)
-			uri := "file://" + tree
+			s, tree := newRandomTree(t, rng)
+			root, uri := s.Root(), "file://"+tree
 			for _, mode := range []struct{ recursive, emptyDirs bool }{{false, false}, {true, false}, {true, true}} {
 				want := refList(t, s.Root(), tree, uri, mode.recursive, mode.emptyDirs)
 				if len(want) < 10 {
@@ -464,12 +480,7 @@ func openFiles(t *testing.T) int {
 // cursor cache never leave a file open.
 func TestListLeavesNoFileOpen(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	root, outside := t.TempDir(), t.TempDir()
-	s, err := New(Options{Root: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tree := randomTree(t, rng, s.Root(), outside)
+	s, tree := newRandomTree(t, rng)
 	uri := "file://" + tree
 	ctx := context.Background()
 	before := openFiles(t)

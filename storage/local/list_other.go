@@ -38,5 +38,8 @@ func (r *dirReader) stat(f *frame, name string) (fileStat, error) {
 	return fileStat{mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime()}, nil
 }
 
+// done does nothing: no file is left open.
+func (r *dirReader) done(f *frame) {}
+
 // release does nothing: no file is left open.
 func (r *dirReader) release() {}
