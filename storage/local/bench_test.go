@@ -46,92 +46,78 @@ func BenchmarkListVsWalk(b *testing.B) {
 	}
 	ctx := context.Background()
 	const want = dirs * perDir
+	var listCPU, walkCPU []time.Duration
 	list := func(context.Context) (time.Duration, error) {
-		start := time.Now()
-		n, cursor := 0, ""
-		var reuse []storage.Entry
-		for {
-			p, err := s.List(ctx, "file://"+root, storage.ListOptions{Recursive: true, Cursor: cursor, Reuse: reuse})
-			if err != nil {
-				return 0, err
+		return timed(&listCPU, func() error {
+			n, cursor := 0, ""
+			var reuse []storage.Entry
+			for {
+				p, err := s.List(ctx, "file://"+root, storage.ListOptions{Recursive: true, Cursor: cursor, Reuse: reuse})
+				if err != nil {
+					return err
+				}
+				n += len(p.Entries)
+				reuse = p.Entries
+				if cursor = p.Cursor; cursor == "" {
+					break
+				}
 			}
-			n += len(p.Entries)
-			reuse = p.Entries
-			if cursor = p.Cursor; cursor == "" {
-				break
+			if n != want {
+				return fmt.Errorf("listed %d entries, want %d", n, want)
 			}
-		}
-		if n != want {
-			return 0, fmt.Errorf("listed %d entries, want %d", n, want)
-		}
-		return time.Since(start), nil
-	}
-	walk := func(context.Context) (time.Duration, error) {
-		start := time.Now()
-		n := 0
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			if _, err := os.Lstat(p); err != nil {
-				return err
-			}
-			n++
 			return nil
 		})
-		if err == nil && n != want {
-			err = fmt.Errorf("walked %d files, want %d", n, want)
-		}
-		return time.Since(start), err
 	}
-	var listCPU, walkCPU []time.Duration
-	list, walk = withCPU(list, &listCPU), withCPU(walk, &walkCPU)
-	for _, side := range []abbench.Side{list, walk} {
-		if _, err := side(ctx); err != nil {
-			b.Fatal(err)
-		}
+	walk := func(context.Context) (time.Duration, error) {
+		return timed(&walkCPU, func() error {
+			n := 0
+			err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				if _, err := os.Lstat(p); err != nil {
+					return err
+				}
+				n++
+				return nil
+			})
+			if err == nil && n != want {
+				err = fmt.Errorf("walked %d files, want %d", n, want)
+			}
+			return err
+		})
 	}
-	listCPU, walkCPU = nil, nil
-	var res abbench.Result
-	res.LoadBefore = abbench.LoadAverage()
-	b.ResetTimer()
-	for i := range b.N {
-		da, db, err := abbench.Pair(ctx, i, list, walk)
-		if err != nil {
-			b.Fatal(err)
-		}
-		res.Add(da, db)
+	res, err := abbench.Run(ctx, abbench.Options{Pairs: max(b.N, 3)}, list, walk)
+	if err != nil {
+		b.Fatal(err)
 	}
-	b.StopTimer()
-	res.LoadAfter = abbench.LoadAverage()
+	// The first run of each side is its warm-up.
 	perEntry := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 / want }
+	cpuList, cpuWalk := perEntry(median(listCPU[1:])), perEntry(median(walkCPU[1:]))
 	b.ReportMetric(perEntry(res.MedianA()), "list-µs/entry")
 	b.ReportMetric(perEntry(res.MedianB()), "walk-µs/entry")
-	b.ReportMetric(perEntry(medianOf(listCPU)), "list-cpu-µs/entry")
-	b.ReportMetric(perEntry(medianOf(walkCPU)), "walk-cpu-µs/entry")
+	b.ReportMetric(cpuList, "list-cpu-µs/entry")
+	b.ReportMetric(cpuWalk, "walk-cpu-µs/entry")
 	res.Report(b)
-	b.Logf("%s; CPU per entry: list %.2f µs, walk+lstat %.2f µs (medians)", res.Summary("list", "walk+lstat"),
-		perEntry(medianOf(listCPU)), perEntry(medianOf(walkCPU)))
+	b.Logf("%s; CPU per entry: list %.2f µs, walk+lstat %.2f µs (medians)", res.Summary("list", "walk+lstat"), cpuList, cpuWalk)
 }
 
-// withCPU wraps a side to append the CPU time (user and system) this
-// process spent in each of its runs to *cpu.
-func withCPU(side abbench.Side, cpu *[]time.Duration) abbench.Side {
-	return func(ctx context.Context) (time.Duration, error) {
-		var before, after syscall.Rusage
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
-		d, err := side(ctx)
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
-		*cpu = append(*cpu, time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()))
-		return d, err
+// timed runs f and returns its wall time; it appends the CPU time (user
+// and system) this process spent meanwhile to *cpu.
+func timed(cpu *[]time.Duration, f func() error) (time.Duration, error) {
+	cpuNow := func() time.Duration {
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
+	start, startCPU := time.Now(), cpuNow()
+	err := f()
+	wall := time.Since(start)
+	*cpu = append(*cpu, cpuNow()-startCPU)
+	return wall, err
 }
 
-func medianOf(d []time.Duration) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := slices.Clone(d)
-	slices.Sort(s)
+func median(d []time.Duration) time.Duration {
+	s := slices.Sorted(slices.Values(d))
 	return s[len(s)/2]
 }
