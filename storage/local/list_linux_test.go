@@ -629,3 +629,57 @@ func checkPermissionErrors(t *testing.T, tree string) {
 		}
 	}
 }
+
+// TestFileModeIsOsStats: the mode, size and modification time made of a
+// raw stat are those os.Stat and os.Lstat give, special bits included.
+func TestFileModeIsOsStats(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(5, 6))
+	var paths []string
+	for i, extra := range []fs.FileMode{0, fs.ModeSetuid, fs.ModeSetgid, fs.ModeSticky, fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky} {
+		p := filepath.Join(dir, fmt.Sprintf("f%d", i))
+		writeFile(t, rng, p)
+		if err := os.Chmod(p, fs.FileMode(rng.IntN(0o1000))|extra); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o1750); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o604); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink("f1", link); err != nil {
+		t.Fatal(err)
+	}
+	paths = append(paths, sub, fifo, link)
+	for _, p := range paths {
+		for _, follow := range []bool{true, false} {
+			var st syscall.Stat_t
+			var fi fs.FileInfo
+			var err error
+			if follow {
+				fi, err = os.Stat(p)
+				if err == nil {
+					err = syscall.Stat(p, &st)
+				}
+			} else {
+				fi, err = os.Lstat(p)
+				if err == nil {
+					err = syscall.Lstat(p, &st)
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := fileStat{mode: fileMode(st.Mode), size: st.Size, mtime: time.Unix(st.Mtim.Unix())}
+			if want := (fileStat{mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime()}); got != want {
+				t.Errorf("%s (follow %v): %+v, os says %+v", p, follow, got, want)
+			}
+		}
+	}
+}
