@@ -3,10 +3,12 @@ package local
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/ferryio/ferry/storage"
 )
@@ -36,21 +38,40 @@ func (s *Store) List(ctx context.Context, uri string, opts storage.ListOptions) 
 	w, ok := s.listings.Take(key)
 	if !ok {
 		w = &walker{store: s, recursive: opts.Recursive, emptyDirs: opts.Recursive && opts.EmptyDirs}
-		if err := w.start(p, opts.Cursor); err != nil {
-			return storage.ListPage{}, mapError("list", uri, err)
+	}
+	page, more, err := w.page(ctx, uri, p, opts, ok, limit)
+	// No directory stays open between pages: release before the walker
+	// is shared again through the cache, whatever happened.
+	w.dirs.release()
+	if err != nil {
+		return storage.ListPage{}, err
+	}
+	if more {
+		s.listings.Put(listingKey(p, opts, page.Cursor), w)
+	}
+	return page, nil
+}
+
+// page lists the next page of up to limit entries of the directory dir at
+// uri, after seeking to opts.Cursor unless resumed; more reports entries
+// left to list.
+func (w *walker) page(ctx context.Context, uri, dir string, opts storage.ListOptions, resumed bool, limit int) (page storage.ListPage, more bool, err error) {
+	if !resumed {
+		if err := w.start(dir, opts.Cursor); err != nil {
+			return storage.ListPage{}, false, mapError("list", uri, err)
 		}
 	}
-	page := storage.ListPage{Entries: opts.Reuse[:0]}
+	page = storage.ListPage{Entries: opts.Reuse[:0]}
 	for len(page.Entries) < limit {
 		if err := ctx.Err(); err != nil {
-			return storage.ListPage{}, err
+			return storage.ListPage{}, false, err
 		}
 		e, ok, err := w.next()
 		if err != nil {
-			return storage.ListPage{}, mapError("list", uri, err)
+			return storage.ListPage{}, false, mapError("list", uri, err)
 		}
 		if !ok {
-			return page, nil
+			return page, false, nil
 		}
 		e.URI = storage.Join(uri, e.RelPath)
 		page.Entries = append(page.Entries, e)
@@ -58,10 +79,9 @@ func (s *Store) List(ctx context.Context, uri string, opts storage.ListOptions) 
 	}
 	if w.done() {
 		page.Cursor = ""
-		return page, nil
+		return page, false, nil
 	}
-	s.listings.Put(listingKey(p, opts, page.Cursor), w)
-	return page, nil
+	return page, true, nil
 }
 
 func listingKey(dir string, opts storage.ListOptions, cursor string) string {
@@ -75,14 +95,78 @@ func listingKey(dir string, opts storage.ListOptions, cursor string) string {
 	return r + "\x00" + dir + "\x00" + cursor
 }
 
-// dent is one directory entry with its sort key (name, plus "/" for a
-// directory).
+// dent is one directory entry. Its sort key is its name, plus "/" for a
+// directory. It is small, so that sorting a large directory moves little.
 type dent struct {
 	name  string
-	key   string
 	isDir bool
-	// link says why a symbolic link is not followed; "" for others.
-	link string
+	link  link
+}
+
+// key is the sort key of d: its name, plus "/" for a directory.
+func (d dent) key() string {
+	if d.isDir {
+		return d.name + "/"
+	}
+	return d.name
+}
+
+// compareKeys orders dents by key without building the keys. No name holds
+// "/", so a directory's key "x/" sorts against a longer name "xy…" as "/"
+// against "y".
+func compareKeys(a, b dent) int {
+	n := min(len(a.name), len(b.name))
+	if c := strings.Compare(a.name[:n], b.name[:n]); c != 0 {
+		return c
+	}
+	switch {
+	case len(a.name) == len(b.name):
+		return compareBool(a.isDir, b.isDir)
+	case len(a.name) < len(b.name):
+		if a.isDir && '/' > b.name[n] {
+			return 1
+		}
+		return -1
+	default:
+		if b.isDir && '/' > a.name[n] {
+			return -1
+		}
+		return 1
+	}
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+// link says why a symbolic link is not followed; linkFollowed for other
+// entries, and for links to files inside the root.
+type link uint8
+
+const (
+	linkFollowed link = iota
+	linkDangling
+	linkOutside
+	linkToDir
+)
+
+// reason is the Irregular text of an entry for a link that is not followed.
+func (l link) reason() string {
+	switch l {
+	case linkDangling:
+		return "dangling symbolic link"
+	case linkOutside:
+		return "symbolic link outside the storage root"
+	case linkToDir:
+		return "symbolic link to a directory (not followed)"
+	}
+	return ""
 }
 
 type frame struct {
@@ -92,12 +176,25 @@ type frame struct {
 	i     int
 }
 
+// fileStat is what a listing needs of a stat (symbolic links followed).
+type fileStat struct {
+	mode  fs.FileMode
+	size  int64
+	mtime time.Time
+}
+
+// A walker lists a tree in key order. Between pages it holds no open file:
+// the OS-specific part (dirs) may keep the directories of the frames on the
+// stack open while a page is listed (done when a frame is left), and List
+// releases them before it returns, so that a walker kept in s.listings,
+// evicted, or abandoned by its caller never leaks one.
 type walker struct {
 	store     *Store
 	recursive bool
 	emptyDirs bool // return directories that hold nothing (recursive only)
 	stack     []*frame
 	lastKey   string
+	dirs      dirReader
 }
 
 func (w *walker) start(dir, cursor string) error {
@@ -116,7 +213,7 @@ func (w *walker) start(dir, cursor string) error {
 		descended := false
 		for top.i < len(top.dents) {
 			d := top.dents[top.i]
-			full := top.rel + d.key
+			full := top.rel + d.key()
 			if d.isDir && w.recursive && strings.HasPrefix(cursor, full) {
 				top.i++
 				child, err := w.frame(filepath.Join(top.dir, d.name), full)
@@ -139,51 +236,47 @@ func (w *walker) start(dir, cursor string) error {
 	}
 }
 
+// frame reads the directory dir, whose entries' keys start with rel, and
+// sorts its entries by key: once, in byte order.
 func (w *walker) frame(dir, rel string) (*frame, error) {
-	des, err := os.ReadDir(dir)
+	f := &frame{dir: dir, rel: rel}
+	err := w.dirs.read(f, func(name string, isDir, isLink bool) {
+		if strings.Contains(name, PartialMarker) {
+			return
+		}
+		d := dent{name: name, isDir: isDir}
+		if isLink {
+			d.link = w.linkOf(filepath.Join(dir, name))
+		}
+		f.dents = append(f.dents, d)
+	})
 	if err != nil {
 		return nil, err
 	}
-	dents := make([]dent, 0, len(des))
-	for _, de := range des {
-		name := de.Name()
-		if strings.Contains(name, PartialMarker) {
-			continue
-		}
-		isDir := de.IsDir()
-		link := ""
-		if de.Type()&os.ModeSymlink != 0 {
-			// Follow links to files inside the root; never descend linked
-			// directories (no loops) nor expose anything outside the root.
-			// Those are listed as irregular entries, so that they are
-			// reported rather than silently dropped.
-			target := filepath.Join(dir, name)
-			real, err := filepath.EvalSymlinks(target)
-			var fi os.FileInfo
-			if err == nil {
-				fi, err = os.Stat(real)
-			}
-			switch {
-			case err != nil:
-				link = "dangling symbolic link"
-			case w.store.root != "/" && !within(w.store.root, real):
-				link = "symbolic link outside the storage root"
-			case fi.IsDir():
-				link = "symbolic link to a directory (not followed)"
-			}
-		}
-		if isDir && !w.recursive {
-			dents = append(dents, dent{name: name, key: name + "/", isDir: true})
-			continue
-		}
-		key := name
-		if isDir {
-			key += "/"
-		}
-		dents = append(dents, dent{name: name, key: key, isDir: isDir, link: link})
+	slices.SortFunc(f.dents, compareKeys)
+	return f, nil
+}
+
+// linkOf says why the symbolic link at path is not followed, if it is not:
+// links to files inside the root are followed; linked directories are never
+// descended (no loops), nor is anything outside the root exposed. Those are
+// listed as irregular entries, so that they are reported rather than
+// silently dropped.
+func (w *walker) linkOf(path string) link {
+	real, err := filepath.EvalSymlinks(path)
+	var fi os.FileInfo
+	if err == nil {
+		fi, err = os.Stat(real)
 	}
-	sort.Slice(dents, func(i, j int) bool { return dents[i].key < dents[j].key })
-	return &frame{dir: dir, rel: rel, dents: dents}, nil
+	switch {
+	case err != nil:
+		return linkDangling
+	case w.store.root != "/" && !within(w.store.root, real):
+		return linkOutside
+	case fi.IsDir():
+		return linkToDir
+	}
+	return linkFollowed
 }
 
 // next returns the next entry in key order.
@@ -192,14 +285,14 @@ func (w *walker) next() (storage.Entry, bool, error) {
 		top := w.stack[len(w.stack)-1]
 		if top.i >= len(top.dents) {
 			w.stack = w.stack[:len(w.stack)-1]
+			w.dirs.done(top)
 			continue
 		}
 		d := top.dents[top.i]
 		top.i++
-		full := top.rel + d.key
-		p := filepath.Join(top.dir, d.name)
+		full := top.rel + d.key()
 		if d.isDir && w.recursive {
-			child, err := w.frame(p, full)
+			child, err := w.frame(filepath.Join(top.dir, d.name), full)
 			if err != nil {
 				if errors.Is(err, os.ErrNotExist) {
 					continue // removed while listing
@@ -207,6 +300,7 @@ func (w *walker) next() (storage.Entry, bool, error) {
 				return storage.Entry{}, false, err
 			}
 			if w.emptyDirs && len(child.dents) == 0 {
+				w.dirs.done(child)
 				w.lastKey = full
 				return storage.Entry{RelPath: strings.TrimSuffix(full, "/"), IsDir: true}, true, nil
 			}
@@ -214,18 +308,21 @@ func (w *walker) next() (storage.Entry, bool, error) {
 			continue
 		}
 		w.lastKey = full
-		if d.link != "" {
-			return storage.Entry{RelPath: strings.TrimSuffix(full, "/"), Irregular: d.link}, true, nil
+		rel := full
+		if d.isDir {
+			rel = top.rel + d.name
 		}
-		fi, err := os.Stat(p)
+		if d.link != linkFollowed {
+			return storage.Entry{RelPath: rel, Irregular: d.link.reason()}, true, nil
+		}
+		st, err := w.dirs.stat(top, d.name)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue
 			}
 			return storage.Entry{}, false, err
 		}
-		rel := strings.TrimSuffix(full, "/")
-		return entry("", rel, fi), true, nil
+		return entryOf("", rel, st), true, nil
 	}
 	return storage.Entry{}, false, nil
 }

@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -158,11 +159,21 @@ func (s *Store) Stat(ctx context.Context, uri string) (storage.Entry, error) {
 }
 
 func entry(uri, rel string, fi fs.FileInfo) storage.Entry {
-	e := storage.Entry{URI: uri, RelPath: rel, IsDir: fi.IsDir(), ModTime: fi.ModTime(), Irregular: irregular(fi.Mode())}
+	return entryOf(uri, rel, fileStat{mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime()})
+}
+
+// entryOf is the entry of a file with this stat. A regular file's version
+// is "<size>-<mtime in Unix nanoseconds>".
+func entryOf(uri, rel string, st fileStat) storage.Entry {
+	e := storage.Entry{URI: uri, RelPath: rel, IsDir: st.mode.IsDir(), ModTime: st.mtime, Irregular: irregular(st.mode)}
 	if !e.IsDir && e.Irregular == "" {
-		e.Mode = fi.Mode().Perm()
-		e.Size = fi.Size()
-		e.Version = fmt.Sprintf("%d-%d", fi.Size(), fi.ModTime().UnixNano())
+		e.Mode = st.mode.Perm()
+		e.Size = st.size
+		var b [48]byte
+		v := strconv.AppendInt(b[:0], st.size, 10)
+		v = append(v, '-')
+		v = strconv.AppendInt(v, st.mtime.UnixNano(), 10)
+		e.Version = string(v)
 	}
 	return e
 }
