@@ -29,8 +29,10 @@ type NodeRef struct {
 // Placement answers which live cache node owns a URI, on the same ring the
 // readers use.
 type Placement interface {
-	// Owners returns the k distinct nodes that own uri, primary first.
-	Owners(ctx context.Context, uri string, k int) ([]NodeRef, error)
+	// Primaries returns the nodes currently on the ring and, for each of
+	// uris, the ID of the node that owns it first, read from one view of
+	// the ring.
+	Primaries(ctx context.Context, uris []string) ([]NodeRef, []string, error)
 	// LiveNodes returns the nodes currently on the ring.
 	LiveNodes(ctx context.Context) ([]NodeRef, error)
 }
@@ -213,13 +215,13 @@ func (c *Coordinator) PlanRange(ctx context.Context, in workflows.PlanRangeInput
 // ownedBy keeps the entries whose owner on the current ring is one of
 // nodes: the files whose owner changed when those nodes joined.
 func (c *Coordinator) ownedBy(ctx context.Context, entries []workflows.FileEntry, nodes []string) ([]workflows.FileEntry, error) {
+	_, owners, err := c.Placement.Primaries(ctx, uris(entries))
+	if err != nil {
+		return nil, fmt.Errorf("read the cache ring: %w", err)
+	}
 	kept := entries[:0]
-	for _, e := range entries {
-		owners, err := c.Placement.Owners(ctx, e.URI, 1)
-		if err != nil {
-			return nil, fmt.Errorf("read the cache ring: %w", err)
-		}
-		if len(owners) > 0 && slices.Contains(nodes, owners[0].ID) {
+	for i, e := range entries {
+		if slices.Contains(nodes, owners[i]) {
 			kept = append(kept, e)
 		}
 	}
@@ -259,7 +261,14 @@ func (c *Coordinator) planAndWrite(ctx context.Context, jobID string, typ workfl
 // are not part of any group to dispatch. Every entry is still written, so
 // that a verify pass reads them back.
 func (c *Coordinator) plan(ctx context.Context, typ workflows.JobType, entries []workflows.FileEntry, checkCached bool) ([]workflows.FileEntry, workflows.Plan, error) {
-	nodes, err := c.Placement.LiveNodes(ctx)
+	var nodes []NodeRef
+	var owners []string
+	var err error
+	if typ == workflows.JobLoad {
+		nodes, owners, err = c.Placement.Primaries(ctx, uris(entries))
+	} else {
+		nodes, err = c.Placement.LiveNodes(ctx)
+	}
 	if err != nil {
 		return nil, workflows.Plan{}, fmt.Errorf("read the cache ring: %w", err)
 	}
@@ -281,13 +290,9 @@ func (c *Coordinator) plan(ctx context.Context, typ workflows.JobType, entries [
 	for i, e := range entries {
 		k := (start + i) % len(nodes)
 		if typ == workflows.JobLoad {
-			owners, err := c.Placement.Owners(ctx, e.URI, 1)
-			if err != nil || len(owners) == 0 {
-				return nil, workflows.Plan{}, fmt.Errorf("no owner for %s: %w", e.URI, err)
-			}
 			var ok bool
-			if k, ok = index[owners[0].ID]; !ok {
-				return nil, workflows.Plan{}, fmt.Errorf("owner %s of %s is not live", owners[0].ID, e.URI)
+			if k, ok = index[owners[i]]; !ok {
+				return nil, workflows.Plan{}, fmt.Errorf("no live owner for %s", e.URI)
 			}
 		}
 		byNode[k] = append(byNode[k], e)
@@ -531,3 +536,12 @@ func (c *Coordinator) RemoveEmptyDirs(ctx context.Context, in workflows.RemoveEm
 // errNoManifests is returned by activities that need the manifest store
 // when the process has none.
 var errNoManifests = temporal.NewNonRetryableApplicationError("no manifest store configured (--manifest-store)", workflows.ErrTypeInvalidInput, nil)
+
+// uris are the URIs of entries.
+func uris(entries []workflows.FileEntry) []string {
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = e.URI
+	}
+	return out
+}

@@ -17,13 +17,20 @@ type RingPlacement struct {
 
 var _ activities.Placement = RingPlacement{}
 
-// Owners returns the k owners of uri, primary first.
-func (p RingPlacement) Owners(ctx context.Context, uri string, k int) ([]activities.NodeRef, error) {
+// Primaries returns the members of the current ring and the ID of the
+// first owner of each of uris on it.
+func (p RingPlacement) Primaries(ctx context.Context, uris []string) ([]activities.NodeRef, []string, error) {
 	r, err := p.Current(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return refs(r.Owners(uri, k)), nil
+	owners := make([]string, len(uris))
+	for i, u := range uris {
+		if m, ok := r.Owner(u); ok {
+			owners[i] = m.ID
+		}
+	}
+	return refs(r.Members()), owners, nil
 }
 
 // LiveNodes returns the members of the current ring.

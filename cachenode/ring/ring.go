@@ -195,8 +195,13 @@ func PointHash(id Identity, i int) int32 {
 
 // KeyHash is the hash of a key for the given attempt (1, 2, …).
 func KeyHash(key string, attempt int) int32 {
-	buf := make([]byte, len(key)+4)
-	copy(buf, key)
+	var small [256]byte // most keys: no allocation
+	buf := small[:0]
+	if len(key)+4 > len(small) {
+		buf = make([]byte, 0, len(key)+4)
+	}
+	buf = append(buf, key...)
+	buf = buf[:len(key)+4]
 	binary.LittleEndian.PutUint32(buf[len(key):], uint32(attempt))
 	return int32(murmur3.Sum32(buf))
 }
@@ -225,11 +230,12 @@ func (r *Ring) Owners(key string, k int) []Member {
 
 // Owner returns the first owner of key, and false when the ring is empty.
 func (r *Ring) Owner(key string) (Member, bool) {
-	o := r.Owners(key, 1)
-	if len(o) == 0 {
+	if len(r.points) == 0 {
 		return Member{}, false
 	}
-	return o[0], true
+	// Owners' first attempt, without its allocations: the first owner is
+	// never a member already chosen.
+	return r.members[r.ceiling(KeyHash(key, 1))], true
 }
 
 // ceiling is the member of the first point strictly greater than h, wrapping

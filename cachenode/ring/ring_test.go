@@ -2,6 +2,8 @@ package ring_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -104,6 +106,32 @@ func TestOwnersMatchVectors(t *testing.T) {
 		for i, o := range owners {
 			if o.Identity != want[uri][i] {
 				t.Errorf("%s: owner %d is %s, want %s", uri, i, o.Identity, want[uri][i])
+			}
+		}
+		if first, ok := r.Owner(uri); !ok || first.Identity != want[uri][0] {
+			t.Errorf("%s: Owner gives %s, want %s", uri, first.Identity, want[uri][0])
+		}
+	}
+}
+
+// Owner is Owners' first, for rings of every size and keys of any bytes.
+func TestOwnerIsTheFirstOfOwners(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for n := 0; n <= 9; n++ {
+		var members []ring.Member
+		for i := range n {
+			members = append(members, ring.Member{ID: fmt.Sprintf("node-%d", i), Identity: ring.IdentityFromName(fmt.Sprintf("10.0.0.%d", i))})
+		}
+		r := ring.New(members, 1+rng.IntN(8))
+		for range 500 {
+			key := make([]byte, rng.IntN(40))
+			for i := range key {
+				key[i] = byte(rng.IntN(256))
+			}
+			got, ok := r.Owner(string(key))
+			want := r.Owners(string(key), 1)
+			if ok != (len(want) == 1) || ok && got.ID != want[0].ID {
+				t.Fatalf("%d members, key %q: Owner %v %v, Owners %v", n, key, got.ID, ok, want)
 			}
 		}
 	}
