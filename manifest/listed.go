@@ -94,7 +94,7 @@ func (s *Store) listedURI(jobID, page, name string) string {
 
 func putPieceState(b *bytes.Buffer, st PieceState) {
 	putString(b, st.Cursor)
-	b.Write(binary.AppendUvarint(nil, uint64(st.DirIndex)))
+	putUvarint(b, uint64(st.DirIndex))
 	putBool(b, st.Done)
 }
 
@@ -117,15 +117,16 @@ func getPieceState(r *reader) (PieceState, error) {
 // WritePiece stores a piece of page, written by its attempt.
 func (s *Store) WritePiece(ctx context.Context, jobID, page, fingerprint string, p Piece) error {
 	var b bytes.Buffer
+	b.Grow(entriesSize(p.Entries) + 256)
 	b.WriteString(magicPiece)
 	putString(&b, fingerprint)
 	for _, v := range []int64{int64(p.Index), int64(p.Attempt), p.Scanned, p.Count, p.Size} {
-		b.Write(binary.AppendVarint(nil, v))
+		putVarint(&b, v)
 	}
 	putPieceState(&b, p.From)
 	putPieceState(&b, p.To)
 	putBool(&b, p.Stripped)
-	b.Write(binary.AppendUvarint(nil, uint64(len(p.Entries))))
+	putUvarint(&b, uint64(len(p.Entries)))
 	for _, e := range p.Entries {
 		putEntry(&b, e)
 	}
@@ -140,7 +141,7 @@ func (s *Store) WriteStart(ctx context.Context, jobID, page, fingerprint string,
 	var b bytes.Buffer
 	b.WriteString(magicStart)
 	putString(&b, fingerprint)
-	b.Write(binary.AppendUvarint(nil, uint64(st.First)))
+	putUvarint(&b, uint64(st.First))
 	return s.put(ctx, s.listedURI(jobID, page, startName(st.Attempt)), b.Bytes())
 }
 

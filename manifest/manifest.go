@@ -95,8 +95,9 @@ func (s *Store) URI(jobID, kind, key string) string {
 // WriteEntries writes entries as object key of kind, replacing it.
 func (s *Store) WriteEntries(ctx context.Context, jobID, kind, key string, entries []workflows.FileEntry) error {
 	var b bytes.Buffer
+	b.Grow(entriesSize(entries))
 	b.WriteString(magicEntries)
-	b.Write(binary.AppendUvarint(nil, uint64(len(entries))))
+	putUvarint(&b, uint64(len(entries)))
 	for _, e := range entries {
 		putEntry(&b, e)
 	}
@@ -106,7 +107,7 @@ func (s *Store) WriteEntries(ctx context.Context, jobID, kind, key string, entri
 func putEntry(b *bytes.Buffer, e workflows.FileEntry) {
 	putString(b, e.URI)
 	putString(b, e.RelPath)
-	b.Write(binary.AppendVarint(nil, e.Size))
+	putVarint(b, e.Size)
 	putString(b, e.Version)
 	putString(b, e.Irregular)
 }
@@ -160,7 +161,7 @@ func readEntries(r *reader, uri string, start, count int) ([]workflows.FileEntry
 func (s *Store) WriteFailures(ctx context.Context, jobID, key string, failures []workflows.Failure) error {
 	var b bytes.Buffer
 	b.WriteString(magicFailures)
-	b.Write(binary.AppendUvarint(nil, uint64(len(failures))))
+	putUvarint(&b, uint64(len(failures)))
 	for _, f := range failures {
 		putString(&b, f.Path)
 		putString(&b, f.Reason)
@@ -378,8 +379,29 @@ func putBool(b *bytes.Buffer, v bool) {
 }
 
 func putString(b *bytes.Buffer, s string) {
-	b.Write(binary.AppendUvarint(nil, uint64(len(s))))
+	putUvarint(b, uint64(len(s)))
 	b.WriteString(s)
+}
+
+// entriesSize is about the bytes entries take once written: the buffer
+// is sized once instead of doubling as it fills.
+func entriesSize(entries []workflows.FileEntry) int {
+	n := 16
+	for _, e := range entries {
+		n += len(e.URI) + len(e.RelPath) + len(e.Version) + len(e.Irregular) + 4*binary.MaxVarintLen16 + binary.MaxVarintLen64
+	}
+	return n
+}
+
+// putUvarint and putVarint append a number to b without allocating.
+func putUvarint(b *bytes.Buffer, v uint64) {
+	var tmp [binary.MaxVarintLen64]byte
+	b.Write(binary.AppendUvarint(tmp[:0], v))
+}
+
+func putVarint(b *bytes.Buffer, v int64) {
+	var tmp [binary.MaxVarintLen64]byte
+	b.Write(binary.AppendVarint(tmp[:0], v))
 }
 
 func getString(r *reader) (string, error) {
