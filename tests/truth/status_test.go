@@ -124,7 +124,8 @@ func TestTemporalStatusSaysTheJobState(t *testing.T) {
 	keyD := load(srcD)
 	heldD := sizeUnder(t, filepath.Join(strings.TrimPrefix(srcD, "file://"), "d6"))
 	f.add(srcD, func(kind, uri string, _ int) bool { return kind == "load" && inDir(uri, 6) }, nil)
-	submit(t, cl, keyD, map[string]any{"batchSize": "2"})
+	// One file per batch: no batch holds a file of d6 with other files.
+	submit(t, cl, keyD, map[string]any{"batchSize": "1"})
 	waitFor(t, cl, keyD, "all but d6 done", func(s workflows.JobState) bool { return s.Succeeded == 18 })
 	if err := cl.Client.TerminateWorkflow(ctx, keyD.WorkflowID(), "", "test: terminated by hand"); err != nil {
 		t.Fatal(err)
