@@ -24,7 +24,7 @@ func (s *Service) SetBandwidth(ctx context.Context, key Key, limit int64) (workf
 	if limit < 0 {
 		return workflows.BandwidthSetting{}, errors.New("bandwidth must not be negative")
 	}
-	last, err := s.lastRun(ctx, key)
+	last, err := s.lastRun(ctx, key, stateNever)
 	if err != nil {
 		return workflows.BandwidthSetting{}, err
 	}

@@ -26,6 +26,7 @@ import (
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/ferryio/ferry/storage"
@@ -240,7 +241,7 @@ func (s *Service) Submit(ctx context.Context, key Key, opts workflows.Options) (
 	input := workflows.JobInput{Type: key.Type, Path: key.Path, Dst: key.Dst, Options: opts}
 	outcome := Started
 	ignored := false
-	last, err := s.lastRun(ctx, key)
+	last, err := s.lastRun(ctx, key, stateIfStopped)
 	switch {
 	case errors.Is(err, ErrNotFound):
 	case err != nil:
@@ -290,7 +291,7 @@ func (s *Service) Submit(ctx context.Context, key Key, opts workflows.Options) (
 		if errors.As(err, &started) {
 			// Another submit won the race: same answer as a running job.
 			jobID := started.RunId
-			if winner, err := s.lastRun(ctx, key); err == nil {
+			if winner, err := s.lastRun(ctx, key, stateNever); err == nil {
 				jobID = winner.jobID
 			}
 			return SubmitResult{Outcome: AlreadyRunning, JobID: jobID}, nil
@@ -427,8 +428,23 @@ type runInfo struct {
 	state  *workflows.JobState
 }
 
-// lastRun describes the latest run of the job's workflow ID.
-func (s *Service) lastRun(ctx context.Context, key Key) (runInfo, error) {
+// stateWanted says when lastRun reads an ended run's state (its result, a
+// history read besides the description).
+type stateWanted int
+
+const (
+	// stateNever: the caller needs the status only.
+	stateNever stateWanted = iota
+	// stateIfStopped: the caller resumes a stopped job; a run whose state
+	// search attribute says it succeeded or failed is not read.
+	stateIfStopped
+	// stateAlways: the caller reports the state.
+	stateAlways
+)
+
+// lastRun describes the latest run of the job's workflow ID, with its state
+// once it has ended, as want says.
+func (s *Service) lastRun(ctx context.Context, key Key, want stateWanted) (runInfo, error) {
 	desc, err := s.client.DescribeWorkflowExecution(ctx, key.WorkflowID(), "")
 	if err != nil {
 		var nf *serviceerror.NotFound
@@ -445,6 +461,9 @@ func (s *Service) lastRun(ctx context.Context, key Key) (runInfo, error) {
 	}
 	if ri.jobID == "" {
 		ri.jobID = ri.runID
+	}
+	if want == stateNever || want == stateIfStopped && ri.jobID != ri.runID && endedNotStopped(info) {
+		return ri, nil
 	}
 	switch ri.status {
 	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
@@ -467,6 +486,21 @@ func (s *Service) lastRun(ctx context.Context, key Key) (runInfo, error) {
 	return ri, nil
 }
 
+// endedNotStopped reports whether a run's state search attribute says the
+// job ended for good (succeeded or failed), not stopped: there is nothing to
+// resume.
+func endedNotStopped(info *workflowpb.WorkflowExecutionInfo) bool {
+	p, ok := info.GetSearchAttributes().GetIndexedFields()[workflows.SearchAttrJobState]
+	if !ok {
+		return false
+	}
+	var st string
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &st); err != nil {
+		return false
+	}
+	return st == string(workflows.StatusSucceeded) || st == string(workflows.StatusFailed)
+}
+
 func memoString(m *commonpb.Memo, key string) string {
 	p, ok := m.GetFields()[key]
 	if !ok {
@@ -485,7 +519,7 @@ func (s *Service) Progress(ctx context.Context, key Key) (workflows.JobState, er
 	if err := key.Validate(); err != nil {
 		return workflows.JobState{}, err
 	}
-	last, err := s.lastRun(ctx, key)
+	last, err := s.lastRun(ctx, key, stateAlways)
 	if err != nil {
 		return workflows.JobState{}, err
 	}
@@ -581,7 +615,7 @@ func (s *Service) Stop(ctx context.Context, key Key) error {
 	if err := key.Validate(); err != nil {
 		return err
 	}
-	last, err := s.lastRun(ctx, key)
+	last, err := s.lastRun(ctx, key, stateNever)
 	if err != nil {
 		return err
 	}
