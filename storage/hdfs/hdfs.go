@@ -321,7 +321,7 @@ func (s *Store) Create(ctx context.Context, uri string, opts storage.CreateOptio
 // createPartial creates the partial file of final: the fixed name, after
 // removing a stale leftover, or else a unique name.
 func (s *Store) createPartial(c fileSystem, final string) (string, io.WriteCloser, error) {
-	tmp := path.Join(path.Dir(final), "."+path.Base(final)+PartialMarker)
+	tmp := path.Join(path.Dir(final), storage.PartialName(path.Base(final), PartialMarker, ""))
 	w, err := c.Create(tmp)
 	if err == nil {
 		return tmp, w, nil
@@ -338,7 +338,7 @@ func (s *Store) createPartial(c fileSystem, final string) (string, io.WriteClose
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	tmp += "-" + hex.EncodeToString(b[:])
+	tmp = path.Join(path.Dir(final), storage.PartialName(path.Base(final), PartialMarker, "-"+hex.EncodeToString(b[:])))
 	w, err = c.Create(tmp)
 	return tmp, w, err
 }

@@ -289,7 +289,7 @@ const PartialMarker = ".ferry-partial"
 // openPartial opens the fixed partial name of final, locked for this writer.
 // When another live writer holds it, a unique name is used instead.
 func openPartial(final string) (*os.File, string, error) {
-	tmp := filepath.Join(filepath.Dir(final), "."+filepath.Base(final)+PartialMarker)
+	tmp := filepath.Join(filepath.Dir(final), storage.PartialName(filepath.Base(final), PartialMarker, ""))
 	for attempt := 0; ; attempt++ {
 		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY, 0o644)
 		if err != nil {
@@ -313,7 +313,7 @@ func openPartial(final string) (*os.File, string, error) {
 		}
 		var b [6]byte
 		_, _ = rand.Read(b[:])
-		tmp = filepath.Join(filepath.Dir(final), "."+filepath.Base(final)+PartialMarker+"-"+hex.EncodeToString(b[:]))
+		tmp = filepath.Join(filepath.Dir(final), storage.PartialName(filepath.Base(final), PartialMarker, "-"+hex.EncodeToString(b[:])))
 	}
 }
 
@@ -417,7 +417,7 @@ func (s *Store) RemoveLeftovers(ctx context.Context, uri string) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+PartialMarker)
+	tmp := filepath.Join(filepath.Dir(p), storage.PartialName(filepath.Base(p), PartialMarker, ""))
 	f, err := os.OpenFile(tmp, os.O_WRONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

@@ -251,3 +251,43 @@ func TestListReusesTheCallersSlice(t *testing.T) {
 		}
 	}
 }
+
+// Names up to the longest a file system takes are written, even when the
+// partial file's name ("." + name + marker) would be longer; a writer's
+// leftover under such a name is skipped by listings and removed by
+// RemoveLeftovers.
+func TestLongNamesAreWritten(t *testing.T) {
+	root := t.TempDir()
+	s, err := local.New(local.Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, n := range []int{200, 240, 241, 254, 255} {
+		for _, dir := range []string{"", "sub/"} {
+			name := strings.Repeat("\xe9", n)
+			uri := "file://" + root + "/" + dir + name
+			storagetest.Put(t, s, uri, []byte(name[:10]))
+			got, err := os.ReadFile(filepath.Join(root, dir, name))
+			if err != nil || string(got) != name[:10] {
+				t.Fatalf("%d-byte name in %q: read back %q, %v", n, dir, got, err)
+			}
+			// A crashed writer's leftover.
+			leftover := filepath.Join(root, dir, storage.PartialName(name, local.PartialMarker, ""))
+			if err := os.WriteFile(leftover, []byte("partial"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range storagetest.ListAll(t, s, "file://"+root, true, 10) {
+				if strings.Contains(e.RelPath, local.PartialMarker) {
+					t.Fatalf("listing shows the partial file %q", e.RelPath)
+				}
+			}
+			if err := s.RemoveLeftovers(ctx, uri); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(leftover); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("%d-byte name: the leftover is still there (%v)", n, err)
+			}
+		}
+	}
+}
