@@ -109,13 +109,16 @@ func (r *jobRun) replaceAffected(ctx workflow.Context, lost, joined []string) {
 //
 // A run that learnt the ring in this very workflow task (the last page's
 // plan read it) needs no second read: it would only be a few milliseconds
-// newer (versionRingFresh; runs before it read it again).
+// newer (versionRingFresh; runs before it read it again). Unless the ring
+// changed during the job: pages planned in parallel may then come back out
+// of order, the last one with the ring as it was before the change.
 func (r *jobRun) checkRingBeforeEnd(ctx workflow.Context) bool {
 	if r.ringChecked || r.c.PlacedMode != placedTracked || r.c.Options.DryRun {
 		return false
 	}
 	r.ringChecked = true
-	if r.ringSeenAt.Equal(workflow.Now(ctx)) && workflow.GetVersion(ctx, versionRingFresh, workflow.DefaultVersion, 1) >= 1 {
+	if !r.c.NodesChanged && r.ringSeenAt.Equal(workflow.Now(ctx)) &&
+		workflow.GetVersion(ctx, versionRingFresh, workflow.DefaultVersion, 1) >= 1 {
 		return false
 	}
 	r.startLiveCheck(ctx)
