@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/interceptor"
+
 	"github.com/ferryio/ferry/internal/enginetest"
 	"github.com/ferryio/ferry/internal/ferrytest"
 	"github.com/ferryio/ferry/jobs"
@@ -162,4 +165,87 @@ func TestJoinedNodeTakesOnlyItsFiles(t *testing.T) {
 	}
 	t.Logf("node-3 owns %d files; %d loads asked in all; %d loaded again onto node-3", owned, asked, st.VerifyLoadedFiles)
 	recordHistories(t, cl.Client, key.WorkflowID(), "v2-node-join")
+}
+
+// listGate holds the listing page of the partition that starts with dir
+// until release is closed.
+type listGate struct {
+	interceptor.WorkerInterceptorBase
+	dir     string
+	release chan struct{}
+}
+
+func (g *listGate) InterceptActivity(ctx context.Context, next interceptor.ActivityInboundInterceptor) interceptor.ActivityInboundInterceptor {
+	i := &listGateInbound{g: g}
+	i.Next = next
+	return i
+}
+
+type listGateInbound struct {
+	interceptor.ActivityInboundInterceptorBase
+	g *listGate
+}
+
+func (i *listGateInbound) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (interface{}, error) {
+	if page, ok := in.Args[0].(workflows.ListPageInput); ok && activity.GetInfo(ctx).ActivityType.Name == workflows.ActivityListPage &&
+		len(page.Partition.Dirs) > 0 && strings.HasSuffix(page.Partition.Dirs[0], "/"+i.g.dir) {
+		select {
+		case <-i.g.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return i.Next.ExecuteActivity(ctx, in)
+}
+
+// A node that joins while a load still lists is noticed by the next page's
+// plan, while batches planned on the old ring are queued or running: those
+// batches' files that the new node owns are placed on it once they finish,
+// not left on their old owners (fresh-user run). No file is asked twice of
+// a node.
+func TestNodeJoiningMidListingTakesItsFiles(t *testing.T) {
+	gate := &listGate{dir: "d5", release: make(chan struct{})}
+	cl := enginetest.NewClusterIntercepted(t, 2, []interceptor.WorkerInterceptor{gate})
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(gate.release)
+		}
+	}
+	t.Cleanup(release)
+	for _, c := range cl.Caches {
+		c.Delay = 20 * time.Millisecond
+	}
+	const n = 300
+	src, total := enginetest.MakeTree(t, n)
+	key := jobs.Key{Type: workflows.JobLoad, Path: src}
+	opts, _ := jobs.ParseOptions(workflows.JobLoad, map[string]any{"batchSize": "10"})
+	if _, err := cl.Svc.Submit(context.Background(), key, opts); err != nil {
+		t.Fatal(err)
+	}
+	// Some batches of the first partitions done, others queued or running.
+	ferrytest.Eventually(t, 60*time.Second, func() error {
+		st, err := cl.Svc.Progress(context.Background(), key)
+		if err != nil || st.Processed() < 30 {
+			return fmt.Errorf("processed %d, %w", st.Processed(), err)
+		}
+		return nil
+	})
+	cl.AddNode("node-3")
+	release()
+	st, uris := endOnOwners(t, cl, key, src, n, total)
+	r, _ := cl.Ring(context.Background())
+	owned := 0
+	for _, uri := range uris {
+		if o, _ := r.Owner(uri); o.ID == "node-3" {
+			owned++
+		}
+	}
+	asked := askedOnce(t, cl, "node-1", "node-2", "node-3")
+	if asked > n+owned {
+		t.Fatalf("%d loads asked for %d files of which node-3 owns %d", asked, n, owned)
+	}
+	t.Logf("node-3 owns %d files; %d loads asked in all; %d loaded again onto node-3", owned, asked, st.VerifyLoadedFiles)
+	recordHistories(t, cl.Client, key.WorkflowID(), "v2-late-join")
 }

@@ -366,6 +366,9 @@ type BatchRef struct {
 	Key       string      `json:"key"`
 	Attempts  int         `json:"attempts,omitempty"`
 	Pass      string      `json:"pass,omitempty"`
+	// Ring is 1 + the index in JobCarry.Rings of the ring the batch was
+	// planned on (0: not recorded).
+	Ring int `json:"ring,omitempty"`
 }
 
 // LiveNodesResult is the membership as the coordinator reads it. OK is

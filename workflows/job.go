@@ -646,13 +646,14 @@ func (r *jobRun) onPlan(ctx workflow.Context, rng PlanRange, p Plan) {
 	r.replaceAffected(ctx, lost, joined)
 	r.foldCached(ctx, rng, p)
 	size := r.c.Options.BatchSize
+	ring := r.ringIndex(p.Nodes)
 	for _, g := range p.Groups {
 		for off := 0; off < g.Count; off += size {
 			n := min(size, g.Count-off)
 			start := g.Start + off
 			r.c.Queue = append(r.c.Queue, BatchRef{
 				Src: rng.Out, Start: start, Count: n, NodeID: g.NodeID, TaskQueue: g.TaskQueue,
-				Key: rng.Out.Key + "-" + strconv.Itoa(start), Attempts: rng.Attempts, Pass: rng.Pass,
+				Key: rng.Out.Key + "-" + strconv.Itoa(start), Attempts: rng.Attempts, Pass: rng.Pass, Ring: ring,
 			})
 		}
 	}
@@ -786,6 +787,7 @@ func (r *jobRun) batchEnded(ctx workflow.Context, b *inflight, res BatchResult, 
 	if err == nil {
 		r.fold(b.ref.Pass, res)
 		r.placed(ctx, b.ref.Src, b.ref.Start, b.ref.Count, b.ref.NodeID)
+		r.placeOnJoined(ctx, b.ref, b.ref.Count)
 		return
 	}
 	// The batch failed as a whole: its node died, timed out, or left.
@@ -798,6 +800,7 @@ func (r *jobRun) batchEnded(ctx workflow.Context, b *inflight, res BatchResult, 
 		p.Result.Failures = nil
 		r.fold(b.ref.Pass, p.Result)
 		r.placed(ctx, b.ref.Src, b.ref.Start, done, b.ref.NodeID)
+		r.placeOnJoined(ctx, b.ref, done)
 		if len(failures) > 0 {
 			// The node could not write them: record them from here.
 			r.startSave(ctx, SaveBatchFailuresInput{JobID: r.c.JobID, Batch: b.ref, Key: b.ref.Key + "-h", Failures: failures,

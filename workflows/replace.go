@@ -1,6 +1,11 @@
 package workflows
 
-import "go.temporal.io/sdk/workflow"
+import (
+	"slices"
+	"sort"
+
+	"go.temporal.io/sdk/workflow"
+)
 
 // Re-placement after the ring changed (README "Jobs and Temporal"): a load
 // records which node finished which range of its manifests (JobCarry.Placed).
@@ -128,3 +133,51 @@ func (r *jobRun) checkRingBeforeEnd(ctx workflow.Context) bool {
 // versionRingFresh marks the runs that skip the last membership read when
 // the ring was read in the same workflow task.
 const versionRingFresh = "ring-fresh-at-end"
+
+// Batches planned before a node joined (issue 10, fresh-user run): when a
+// join is noticed, the ranges already finished are planned again for the
+// nodes that joined (replaceAffected), but batches then queued or running
+// were planned on the old ring and finish later, on the files' old owners.
+// Each batch records the ring it was planned on; one that finishes on a
+// ring that has gained nodes since has its range planned again for them.
+
+// versionLateJoin marks the runs that place finished batches on the nodes
+// that joined after the batches were planned.
+const versionLateJoin = "place-late-batches-on-joined"
+
+// ringIndex is 1 + the index of nodes in JobCarry.Rings, added if new
+// (0 for no nodes).
+func (r *jobRun) ringIndex(nodes []string) int {
+	if len(nodes) == 0 || r.c.Type != JobLoad {
+		return 0
+	}
+	sorted := append([]string(nil), nodes...)
+	sort.Strings(sorted)
+	for i, ring := range r.c.Rings {
+		if slices.Equal(ring, sorted) {
+			return i + 1
+		}
+	}
+	r.c.Rings = append(r.c.Rings, sorted)
+	return len(r.c.Rings)
+}
+
+// placeOnJoined plans the first done entries of a finished batch again for
+// the nodes that joined the ring after the batch was planned.
+func (r *jobRun) placeOnJoined(ctx workflow.Context, b BatchRef, done int) {
+	if done <= 0 || b.Ring <= 0 || b.Ring > len(r.c.Rings) || r.c.PlacedMode != placedTracked {
+		return
+	}
+	planned := r.c.Rings[b.Ring-1]
+	var joined []string
+	for _, n := range r.c.Nodes {
+		if !contains(planned, n) {
+			joined = append(joined, n)
+		}
+	}
+	if len(joined) == 0 || !contains(r.c.Nodes, b.NodeID) ||
+		workflow.GetVersion(ctx, versionLateJoin, workflow.DefaultVersion, 1) < 1 {
+		return
+	}
+	r.startPlan(ctx, PlanRange{Src: b.Src, Start: b.Start, Count: done, Out: r.nextPlanRef(), Pass: PassVerify, Only: joined})
+}

@@ -340,6 +340,9 @@ type JobCarry struct {
 	Nodes        []string `json:"nodes,omitempty"`
 	LostNodes    []string `json:"lostNodes,omitempty"`
 	NodesChanged bool     `json:"nodesChanged,omitempty"`
+	// Rings are the rings (sorted node IDs) the load's batches were planned
+	// on, each once; BatchRef.Ring points into it (see replace.go).
+	Rings [][]string `json:"rings,omitempty"`
 	// Warnings are errors that did not change what happened to the files
 	// but that the report must show (a failure list that could not be
 	// written, directories a move could not remove).
