@@ -147,19 +147,7 @@ func TestJoinedNodeTakesOnlyItsFiles(t *testing.T) {
 	key, src, total := startSlowLoad(t, cl, n)
 	cl.AddNode("node-3")
 	st, uris := endOnOwners(t, cl, key, src, n, total)
-	r, _ := cl.Ring(context.Background())
-	owned := 0
-	for _, uri := range uris {
-		if o, _ := r.Owner(uri); o.ID == "node-3" {
-			owned++
-		}
-	}
-	asked := askedOnce(t, cl, "node-1", "node-2", "node-3")
-	// Each file once on the node it was placed on, and the files node-3
-	// took over once more on node-3.
-	if asked > n+owned {
-		t.Fatalf("%d loads asked for %d files of which node-3 owns %d", asked, n, owned)
-	}
+	owned, asked := joinedTookItsFiles(t, cl, uris, n)
 	if st.VerifyLoadedFiles == 0 {
 		t.Fatal("node-3 took over no file loaded before it joined: the test shows nothing")
 	}
@@ -169,33 +157,18 @@ func TestJoinedNodeTakesOnlyItsFiles(t *testing.T) {
 
 // listGate holds the listing page of the partition that starts with dir
 // until release is closed.
-type listGate struct {
-	interceptor.WorkerInterceptorBase
-	dir     string
-	release chan struct{}
-}
-
-func (g *listGate) InterceptActivity(ctx context.Context, next interceptor.ActivityInboundInterceptor) interceptor.ActivityInboundInterceptor {
-	i := &listGateInbound{g: g}
-	i.Next = next
-	return i
-}
-
-type listGateInbound struct {
-	interceptor.ActivityInboundInterceptorBase
-	g *listGate
-}
-
-func (i *listGateInbound) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (interface{}, error) {
-	if page, ok := in.Args[0].(workflows.ListPageInput); ok && activity.GetInfo(ctx).ActivityType.Name == workflows.ActivityListPage &&
-		len(page.Partition.Dirs) > 0 && strings.HasSuffix(page.Partition.Dirs[0], "/"+i.g.dir) {
-		select {
-		case <-i.g.release:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+func listGate(dir string, release <-chan struct{}) *activityHook {
+	return &activityHook{around: func(ctx context.Context, in *interceptor.ExecuteActivityInput, next func() (any, error)) (any, error) {
+		if page, ok := in.Args[0].(workflows.ListPageInput); ok && activity.GetInfo(ctx).ActivityType.Name == workflows.ActivityListPage &&
+			len(page.Partition.Dirs) > 0 && strings.HasSuffix(page.Partition.Dirs[0], "/"+dir) {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
-	}
-	return i.Next.ExecuteActivity(ctx, in)
+		return next()
+	}}
 }
 
 // A node that joins while a load still lists is noticed by the next page's
@@ -204,13 +177,13 @@ func (i *listGateInbound) ExecuteActivity(ctx context.Context, in *interceptor.E
 // not left on their old owners (fresh-user run). No file is asked twice of
 // a node.
 func TestNodeJoiningMidListingTakesItsFiles(t *testing.T) {
-	gate := &listGate{dir: "d5", release: make(chan struct{})}
-	cl := enginetest.NewClusterIntercepted(t, 2, []interceptor.WorkerInterceptor{gate})
+	gateOpen := make(chan struct{})
+	cl := enginetest.NewClusterIntercepted(t, 2, []interceptor.WorkerInterceptor{listGate("d5", gateOpen)})
 	released := false
 	release := func() {
 		if !released {
 			released = true
-			close(gate.release)
+			close(gateOpen)
 		}
 	}
 	t.Cleanup(release)
@@ -235,17 +208,25 @@ func TestNodeJoiningMidListingTakesItsFiles(t *testing.T) {
 	cl.AddNode("node-3")
 	release()
 	st, uris := endOnOwners(t, cl, key, src, n, total)
+	owned, asked := joinedTookItsFiles(t, cl, uris, n)
+	t.Logf("node-3 owns %d files; %d loads asked in all; %d loaded again onto node-3", owned, asked, st.VerifyLoadedFiles)
+	recordHistories(t, cl.Client, key.WorkflowID(), "v2-late-join")
+}
+
+// joinedTookItsFiles checks that node-3, which joined, was asked only the
+// files it owns besides each file once on the node it was first placed
+// on, and returns how many it owns and how many loads were asked in all.
+func joinedTookItsFiles(t *testing.T, cl *enginetest.Cluster, uris []string, n int) (owned, asked int) {
+	t.Helper()
 	r, _ := cl.Ring(context.Background())
-	owned := 0
 	for _, uri := range uris {
 		if o, _ := r.Owner(uri); o.ID == "node-3" {
 			owned++
 		}
 	}
-	asked := askedOnce(t, cl, "node-1", "node-2", "node-3")
+	asked = askedOnce(t, cl, "node-1", "node-2", "node-3")
 	if asked > n+owned {
 		t.Fatalf("%d loads asked for %d files of which node-3 owns %d", asked, n, owned)
 	}
-	t.Logf("node-3 owns %d files; %d loads asked in all; %d loaded again onto node-3", owned, asked, st.VerifyLoadedFiles)
-	recordHistories(t, cl.Client, key.WorkflowID(), "v2-late-join")
+	return owned, asked
 }

@@ -70,47 +70,34 @@ func TestSmallTreeListsInFewPages(t *testing.T) {
 // splitGate holds the first page of the partition that starts with d0
 // until every other partition is listed, so that its page comes back
 // unfinished while three listing slots are idle.
-type splitGate struct {
-	interceptor.WorkerInterceptorBase
-	mu     sync.Mutex
-	others int
-	done   chan struct{}
-}
-
-func (g *splitGate) InterceptActivity(ctx context.Context, next interceptor.ActivityInboundInterceptor) interceptor.ActivityInboundInterceptor {
-	i := &splitGateInbound{g: g}
-	i.Next = next
-	return i
-}
-
-type splitGateInbound struct {
-	interceptor.ActivityInboundInterceptorBase
-	g *splitGate
-}
-
-func (i *splitGateInbound) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (interface{}, error) {
-	if activity.GetInfo(ctx).ActivityType.Name != workflows.ActivityListPage || len(in.Args) == 0 {
-		return i.Next.ExecuteActivity(ctx, in)
-	}
-	page, ok := in.Args[0].(workflows.ListPageInput)
-	if !ok || len(page.Partition.Dirs) == 0 {
-		return i.Next.ExecuteActivity(ctx, in)
-	}
-	if page.Partition.Seq == 0 && strings.HasSuffix(page.Partition.Dirs[0], "/d0") {
-		select {
-		case <-i.g.done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+func splitGate() *activityHook {
+	var mu sync.Mutex
+	others := 0
+	done := make(chan struct{})
+	return &activityHook{around: func(ctx context.Context, in *interceptor.ExecuteActivityInput, next func() (any, error)) (any, error) {
+		if activity.GetInfo(ctx).ActivityType.Name != workflows.ActivityListPage || len(in.Args) == 0 {
+			return next()
 		}
-		return i.Next.ExecuteActivity(ctx, in)
-	}
-	res, err := i.Next.ExecuteActivity(ctx, in)
-	i.g.mu.Lock()
-	defer i.g.mu.Unlock()
-	if i.g.others++; i.g.others == 3 {
-		close(i.g.done)
-	}
-	return res, err
+		page, ok := in.Args[0].(workflows.ListPageInput)
+		if !ok || len(page.Partition.Dirs) == 0 {
+			return next()
+		}
+		if page.Partition.Seq == 0 && strings.HasSuffix(page.Partition.Dirs[0], "/d0") {
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return next()
+		}
+		res, err := next()
+		mu.Lock()
+		defer mu.Unlock()
+		if others++; others == 3 {
+			close(done)
+		}
+		return res, err
+	}}
 }
 
 // A partition whose page comes back unfinished while listing slots are
@@ -118,8 +105,7 @@ func (i *splitGateInbound) ExecuteActivity(ctx context.Context, in *interceptor.
 // more than a page, and d1, in the same partition, is listed by a new one.
 // Every file is listed once.
 func TestUnfinishedPartitionSplitsForIdleListings(t *testing.T) {
-	gate := &splitGate{done: make(chan struct{})}
-	cl := enginetest.NewClusterIntercepted(t, 2, []interceptor.WorkerInterceptor{gate})
+	cl := enginetest.NewClusterIntercepted(t, 2, []interceptor.WorkerInterceptor{splitGate()})
 	ctx := context.Background()
 	src, files := writeDirs(t, []int{workflows.DefaultPageSize + 100, 30, 2, 2, 2, 2, 2, 2}, 0)
 	key := jobs.Key{Type: workflows.JobLoad, Path: src}

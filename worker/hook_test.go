@@ -1,0 +1,29 @@
+package worker_test
+
+import (
+	"context"
+
+	"go.temporal.io/sdk/interceptor"
+)
+
+// activityHook is a coordinator interceptor through which a test holds or
+// observes activities: around runs each activity, calling next to run it.
+type activityHook struct {
+	interceptor.WorkerInterceptorBase
+	around func(ctx context.Context, in *interceptor.ExecuteActivityInput, next func() (any, error)) (any, error)
+}
+
+func (h *activityHook) InterceptActivity(ctx context.Context, next interceptor.ActivityInboundInterceptor) interceptor.ActivityInboundInterceptor {
+	i := &activityHookInbound{h: h}
+	i.Next = next
+	return i
+}
+
+type activityHookInbound struct {
+	interceptor.ActivityInboundInterceptorBase
+	h *activityHook
+}
+
+func (i *activityHookInbound) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (interface{}, error) {
+	return i.h.around(ctx, in, func() (any, error) { return i.Next.ExecuteActivity(ctx, in) })
+}
