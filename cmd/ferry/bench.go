@@ -452,8 +452,9 @@ memory (VmHWM) and the listing rate.`,
 			if err != nil {
 				return err
 			}
+			// The coordinator reaches only what is mounted: the tree, read-only.
 			w := exec.CommandContext(ctx, self, "worker", "--temporal-address", env.frontend, "--namespace", g.namespace,
-				"--data-dir", filepath.Join(root, "worker"), "--log-level", "warn")
+				"--data-dir", filepath.Join(root, "worker"), "--log-level", "warn", "--mount", "ro:"+tree)
 			w.Stderr = os.Stderr
 			if err := w.Start(); err != nil {
 				return err
@@ -482,6 +483,9 @@ memory (VmHWM) and the listing rate.`,
 			<-sampled
 			if err != nil {
 				return err
+			}
+			if st.Status != workflows.StatusSucceeded || (existing == "" && st.Qualified != int64(entries)) {
+				return fmt.Errorf("the dry run of %s ended %s (%s) with %d entries listed", tree, st.Status, st.Reason, st.Qualified)
 			}
 			hwm, err := procStatus(w.Process.Pid, "VmHWM:")
 			if err != nil {
