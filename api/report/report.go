@@ -120,6 +120,14 @@ type Progress struct {
 	RunStartTime  time.Time           `json:"runStartTime,omitzero"`
 	EndTime       time.Time           `json:"endTime,omitzero"`
 	Runs          int                 `json:"runs"`
+	// VerifyPasses counts the verify passes run; VerifyLoaded is what they
+	// found missing and loaded, VerifyFailed what they found not as the
+	// job left it (in the failure list, not in failed: the main counters
+	// count each file once).
+	VerifyPasses      int   `json:"verifyPasses"`
+	VerifyLoadedFiles int64 `json:"verifyLoadedFiles"`
+	VerifyLoadedBytes int64 `json:"verifyLoadedBytes"`
+	VerifyFailed      int64 `json:"verifyFailed"`
 	// SkipReasons count the skipped files by reason; SkippedEntries (only
 	// when verbose) list those skipped as not regular files.
 	SkipReasons    []workflows.SkipCount    `json:"skipReasons,omitempty"`
@@ -177,8 +185,13 @@ func (r Renderer) Build(st workflows.JobState, verbose bool) Progress {
 		EndTime:       st.EndTime,
 		Runs:          st.Runs,
 		SkipReasons:   st.SkipReasons,
-		DryRun:        st.Options.DryRun,
-		Options:       st.Options,
+
+		VerifyPasses:      st.VerifyPass,
+		VerifyLoadedFiles: st.VerifyLoadedFiles,
+		VerifyLoadedBytes: st.VerifyLoadedBytes,
+		VerifyFailed:      st.VerifyFailed,
+		DryRun:            st.Options.DryRun,
+		Options:           st.Options,
 	}
 	if st.Options.Bandwidth > 0 {
 		p.Bandwidth = ptr(st.Options.Bandwidth)
@@ -303,6 +316,12 @@ func (r Renderer) loadText(p Progress) string {
 	}
 	fmt.Fprintf(&b, "\tFile Failure rate: %s\n", FormatPercent(p.FailureFilesPercentage))
 	fmt.Fprintf(&b, "\tFiles Failed: %d\n", p.FailedFileCount)
+	if p.VerifyLoadedFiles > 0 || p.VerifyFailed > 0 {
+		// Without these lines a job FAILED by its verify pass reads
+		// "Files Failed: 0".
+		fmt.Fprintf(&b, "\tVerify: %d pass(es), %d file(s) loaded again (%s), %d failed\n",
+			p.VerifyPasses, p.VerifyLoadedFiles, FormatSize(p.VerifyLoadedBytes), p.VerifyFailed)
+	}
 	p.failuresText(&b)
 	return b.String()
 }

@@ -256,6 +256,27 @@ func layoutCases() []layoutCase {
 		"\tFile Failure rate: 10.00%\n" +
 		"\tFiles Failed: 1\n"})
 
+	// A job FAILED by its verify pass: its main counters have no failure,
+	// the verify line says what the pass found.
+	verified := loadBase()
+	verified.Status, verified.Reason = workflows.StatusFailed, "1 loaded file(s) were no longer cached whole when verified (see the failure list)."
+	verified.Options.Verify = true
+	verified.ListingDone = true
+	verified.EndTime = verified.RunStartTime.Add(10 * time.Second)
+	verified.Succeeded, verified.Failed, verified.Qualified, verified.BytesDone = 10, 0, 10, 10*mib
+	verified.VerifyPass, verified.VerifyLoadedFiles, verified.VerifyLoadedBytes, verified.VerifyFailed = 1, 2, 2*mib, 1
+	cases = append(cases, layoutCase{name: "load failed by its verify pass", st: verified, want: "" +
+		"Progress for loading path 'file:///data/a':\n" +
+		"\tSettings:\tbandwidth: unlimited\tverify: true\tmetadata-only: false\n" +
+		"\tTime Elapsed: 00:00:10\n" +
+		"\tJob State: FAILED (1 loaded file(s) were no longer cached whole when verified (see the failure list).)\n" +
+		"\tFiles Processed: 10 out of 10\n" +
+		"\tBytes Loaded: 10.00MB out of 10.00MB\n" +
+		"\tThroughput: 1024.00KB/s\n" +
+		"\tFile Failure rate: 0.00%\n" +
+		"\tFiles Failed: 0\n" +
+		"\tVerify: 1 pass(es), 2 file(s) loaded again (2048.00KB), 1 failed\n"})
+
 	cases = append(cases, layoutCase{name: "copy running", st: copyBase(workflows.JobCopy), want: "" +
 		"Progress for jobId 5b3f0c1e-0000-4000-8000-000000000002 copying path 'file:///src' to 'file:///dst':\n" +
 		"\tSettings: \"check-content: false\"\n" +
