@@ -22,11 +22,7 @@ func (r *jobRun) checksCached(ctx workflow.Context) bool {
 	if r.c.Type != JobLoad || o.MetadataOnly || o.DryRun || o.Replicas > 1 || r.c.Pass == PassRetry {
 		return false
 	}
-	if !r.cachedVersionRead {
-		r.cachedVersionRead = true
-		r.cachedChecks = workflow.GetVersion(ctx, versionCheckCached, workflow.DefaultVersion, 1) >= 1
-	}
-	return r.cachedChecks
+	return follows(ctx, versionCheckCached)
 }
 
 // foldCached counts the files of a plan that their node already holds, as

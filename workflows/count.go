@@ -25,11 +25,7 @@ const countDelay = time.Second
 // countsLater reports whether this run follows versionCountLater (read
 // once per run, when it first decides about the scan).
 func (r *jobRun) countsLater(ctx workflow.Context) bool {
-	if !r.countVersionRead {
-		r.countVersionRead = true
-		r.countLater = workflow.GetVersion(ctx, versionCountLater, workflow.DefaultVersion, 1) >= 1
-	}
-	return r.countLater
+	return follows(ctx, versionCountLater)
 }
 
 // countMayStart reports whether the count-only scan may start now; if not

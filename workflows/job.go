@@ -146,25 +146,19 @@ type jobRun struct {
 	doneCh      workflow.ReceiveChannel
 	versionRead bool
 	handover    bool
-	// cachedVersionRead and cachedChecks memoize checksCached.
-	cachedVersionRead, cachedChecks bool
-	// countVersionRead and countLater memoize countsLater; countTimer runs
-	// until the count-only scan may start, countWaited once it has fired.
-	countVersionRead, countLater, countWaited bool
-	countTimer                                workflow.Future
-	// splitVersionRead and splits memoize splitsPartitions.
-	splitVersionRead, splits bool
+	// countTimer runs until the count-only scan may start, countWaited
+	// once it has fired.
+	countWaited bool
+	countTimer  workflow.Future
 
 	// version is the truthChange version of this run (see truth.go);
 	// outer is the workflow's own context when cancellation is a stop.
 	version workflow.Version
 	outer   workflow.Context
-	// progressAttr: this run keeps FerryJobProgress (decided once, see
-	// keepsProgressAttribute); progressShown and progressAt are its last
-	// value and when it was set.
-	progressDecided, progressAttr bool
-	progressShown                 string
-	progressAt                    time.Time
+	// progressShown and progressAt are the last FerryJobProgress value
+	// and when it was set.
+	progressShown string
+	progressAt    time.Time
 }
 
 func newJobRun(ctx workflow.Context, in JobInput) (*jobRun, error) {
@@ -1096,7 +1090,7 @@ func (r *jobRun) finish(ctx workflow.Context) (JobState, error) {
 	case n.Failed > 0:
 		status = StatusFailed
 		r.reason = "Job partially failed."
-	case n.VerifyFailed > 0 && workflow.GetVersion(ctx, verifyFailsChange, workflow.DefaultVersion, 1) >= 1:
+	case n.VerifyFailed > 0 && follows(ctx, verifyFailsChange):
 		status = StatusFailed
 		r.reason = fmt.Sprintf("%d loaded file(s) were no longer cached whole when verified (see the failure list).", n.VerifyFailed)
 	case r.c.Options.DryRun:

@@ -46,7 +46,7 @@ func (r *jobRun) tracksPlacement(ctx workflow.Context) bool {
 		n := r.c.Counters
 		r.c.PlacedMode = placedUntracked
 		if n.Succeeded+n.Skipped+n.Failed+n.VerifyLoadedFiles == 0 &&
-			workflow.GetVersion(ctx, versionReplace, workflow.DefaultVersion, 1) >= 1 {
+			follows(ctx, versionReplace) {
 			r.c.PlacedMode = placedTracked
 		}
 	}
@@ -123,7 +123,7 @@ func (r *jobRun) checkRingBeforeEnd(ctx workflow.Context) bool {
 	}
 	r.ringChecked = true
 	if !r.c.NodesChanged && r.ringSeenAt.Equal(workflow.Now(ctx)) &&
-		workflow.GetVersion(ctx, versionRingFresh, workflow.DefaultVersion, 1) >= 1 {
+		follows(ctx, versionRingFresh) {
 		return false
 	}
 	r.startLiveCheck(ctx)
@@ -176,7 +176,7 @@ func (r *jobRun) placeOnJoined(ctx workflow.Context, b BatchRef, done int) {
 		}
 	}
 	if len(joined) == 0 || !contains(r.c.Nodes, b.NodeID) ||
-		workflow.GetVersion(ctx, versionLateJoin, workflow.DefaultVersion, 1) < 1 {
+		!follows(ctx, versionLateJoin) {
 		return
 	}
 	r.startPlan(ctx, PlanRange{Src: b.Src, Start: b.Start, Count: done, Out: r.nextPlanRef(), Pass: PassVerify, Only: joined})

@@ -22,11 +22,7 @@ const versionSplit = "split-partitions"
 // splitsPartitions reports whether this run follows versionSplit (read
 // once per run, when it first matters).
 func (r *jobRun) splitsPartitions(ctx workflow.Context) bool {
-	if !r.splitVersionRead {
-		r.splitVersionRead = true
-		r.splits = workflow.GetVersion(ctx, versionSplit, workflow.DefaultVersion, 1) >= 1
-	}
-	return r.splits
+	return follows(ctx, versionSplit)
 }
 
 // partitionsWanted is the most partitions the source is first cut into.

@@ -165,11 +165,7 @@ const progressChange = "progress-attribute"
 // keepsProgressAttribute reports whether this run sets FerryJobProgress,
 // deciding it (a version marker) on the first call.
 func (r *jobRun) keepsProgressAttribute(ctx workflow.Context) bool {
-	if !r.progressDecided {
-		r.progressDecided = true
-		r.progressAttr = workflow.GetVersion(ctx, progressChange, workflow.DefaultVersion, 1) >= 1
-	}
-	return r.progressAttr
+	return follows(ctx, progressChange)
 }
 
 // progressAttribute is the update of FerryJobProgress to line, noted as
@@ -209,4 +205,12 @@ func batchOptions(ctx workflow.Context, b BatchRef) workflow.ActivityOptions {
 	}
 	o.Summary = fmt.Sprintf("%s: %d %s (%s pass, batch %s)", b.NodeID, b.Count, files, pass, b.Key)
 	return o
+}
+
+// follows reports whether this run follows change, a workflow.GetVersion
+// change ID whose versions are DefaultVersion and 1. The SDK records the
+// answer at the first call in a run (a marker, when the run is new) and
+// returns the same on every later call, so callers need not keep it.
+func follows(ctx workflow.Context, change string) bool {
+	return workflow.GetVersion(ctx, change, workflow.DefaultVersion, 1) >= 1
 }
