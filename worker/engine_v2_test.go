@@ -47,6 +47,12 @@ func TestBigBatchesThroughContinueAsNew(t *testing.T) {
 	// continue-as-new by reference. Four partitions of 10,500 files give
 	// 8 batches (a batch never spans two pages).
 	cl := enginetest.NewCluster(t, 1)
+	// Loads that take a little time end the batches one by one (a batch
+	// of 10,000 in about a second, one of 500 at once), so that each run
+	// sees work left when a batch ends, whatever the order they finish in.
+	for _, c := range cl.Caches {
+		c.Delay = 100 * time.Microsecond
+	}
 	const n = 42_000
 	src := emptyFiles(t, n, 12, 40)
 	key := jobs.Key{Type: workflows.JobLoad, Path: src}
