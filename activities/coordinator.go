@@ -164,12 +164,21 @@ func (c *Coordinator) countPage(ctx context.Context, in workflows.ListPageInput)
 }
 
 // readBack reads the next manifests of a retry or verify pass: the cursor
-// is the key of the last object read.
+// is the key of the last object read. A verify pass leaves out the files
+// the job already failed: they were counted and reported once, and are not
+// the job's to check (a file the main pass failed as evicted would
+// otherwise be found evicted again, and one it could not read be read
+// again).
 func (c *Coordinator) readBack(ctx context.Context, in workflows.ListPageInput) (page, workflows.Partition, error) {
 	part := in.Partition
 	kind := workflows.ManifestRetry
+	var failed map[string]struct{}
 	if part.Kind == workflows.PartitionPages {
 		kind = workflows.ManifestPages
+		var err error
+		if failed, err = c.failedFiles(ctx, in.JobID); err != nil {
+			return page{}, part, err
+		}
 	}
 	var p page
 	for len(p.entries) < max(in.Limit, 1) {
@@ -186,12 +195,34 @@ func (c *Coordinator) readBack(ctx context.Context, in workflows.ListPageInput) 
 			return page{}, part, err
 		}
 		for _, e := range es {
-			p.add(e, false)
+			if _, ok := failed[e.URI]; !ok {
+				p.add(e, false)
+			}
 		}
 		part.Cursor = keys[0]
 		activity.RecordHeartbeat(ctx, part.Cursor)
 	}
 	return p, part, nil
+}
+
+// failedFiles is the set of files the job has failed so far, from its
+// failures objects.
+func (c *Coordinator) failedFiles(ctx context.Context, jobID string) (map[string]struct{}, error) {
+	keys, err := c.Manifests.Keys(ctx, jobID, workflows.ManifestFailures, "", 0)
+	if err != nil || len(keys) == 0 {
+		return nil, err
+	}
+	set := make(map[string]struct{})
+	for _, k := range keys {
+		fs, err := c.Manifests.ReadFailures(ctx, jobID, k)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range fs {
+			set[f.Path] = struct{}{}
+		}
+	}
+	return set, nil
 }
 
 // PlanRange groups a range of a manifest by owning node on the current
@@ -421,8 +452,10 @@ func (c *Coordinator) SaveBatchFailures(ctx context.Context, in workflows.SaveBa
 
 // recordFailures writes a batch's permanent failures to its failures object
 // and the entries of its retryable ones (unless lastAttempt) to its retry
-// object; a verify pass writes neither (its files were counted by the main
-// pass). The result carries the counts and the first failures.
+// object. A verify pass retries nothing; its failures go to the failure
+// list like the others (a verify pass checks no file the job had failed
+// already, so none is listed twice). The result carries the counts and
+// the first failures.
 func recordFailures(ctx context.Context, m *manifest.Store, jobID, key string, entries []workflows.FileEntry, failures []workflows.Failure, lastAttempt, verify bool) (workflows.SaveBatchFailuresResult, error) {
 	var final []workflows.Failure
 	var retry []workflows.FileEntry
@@ -431,7 +464,7 @@ func recordFailures(ctx context.Context, m *manifest.Store, jobID, key string, e
 		byURI[e.URI] = i
 	}
 	for _, f := range failures {
-		if i, ok := byURI[f.Path]; ok && f.Retryable && !lastAttempt {
+		if i, ok := byURI[f.Path]; ok && f.Retryable && !lastAttempt && !verify {
 			retry = append(retry, entries[i])
 			continue
 		}
@@ -439,7 +472,7 @@ func recordFailures(ctx context.Context, m *manifest.Store, jobID, key string, e
 	}
 	res := workflows.SaveBatchFailuresResult{Failed: int64(len(final)), Retry: int64(len(retry))}
 	res.Failures = append(res.Failures, final[:min(len(final), workflows.MaxResultFailures)]...)
-	if verify || m == nil {
+	if m == nil {
 		return res, nil
 	}
 	if len(final) > 0 {

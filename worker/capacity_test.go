@@ -78,6 +78,39 @@ func TestLoadOfAFileLargerThanTheCacheFails(t *testing.T) {
 	}
 }
 
+// A verify pass checks only what the job did not already fail: the file
+// larger than the cache, failed by the main pass, is neither tried nor
+// reported again, so it is counted and listed once.
+func TestVerifyPassLeavesOutFilesTheJobFailed(t *testing.T) {
+	cl, st := pageStoreNode(t, 8*mib)
+	dir := t.TempDir()
+	writeFile(t, dir, "big.bin", 12*mib)
+	writeFile(t, dir, "small.bin", mib+5)
+	src := "file://" + dir
+	key := jobs.Key{Type: workflows.JobLoad, Path: src}
+	opts, err := jobs.ParseOptions(workflows.JobLoad, map[string]any{"verify": "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Svc.Submit(context.Background(), key, opts); err != nil {
+		t.Fatal(err)
+	}
+	s := cl.WaitEnd(key, 90*time.Second)
+	if s.Status != workflows.StatusFailed || s.VerifyPass != 1 {
+		t.Fatalf("status %s, verify passes %d: want FAILED after one verify pass", s.Status, s.VerifyPass)
+	}
+	if s.Failed != 1 || s.VerifyFailed != 0 || s.VerifyLoadedFiles != 0 || s.Succeeded != 1 {
+		t.Fatalf("failed %d, verify failed %d, verify loaded %d, succeeded %d: want the big file failed once, by the main pass",
+			s.Failed, s.VerifyFailed, s.VerifyLoadedFiles, s.Succeeded)
+	}
+	if len(s.RecentFailures) != 1 || s.RecentFailures[0].Path != src+"/big.bin" {
+		t.Fatalf("failures %+v, want big.bin once", s.RecentFailures)
+	}
+	if got := st.Stats().BytesFromStorage; got != mib+5 {
+		t.Fatalf("read %d bytes from storage, want only the small file's %d", got, mib+5)
+	}
+}
+
 // Files that fit one at a time but not together (3 × 3 MiB on a node of
 // 8 MiB): exactly one file does not stay whole. Whether its pages went
 // during its own load or after it, the job reports it as CACHE_TOO_SMALL
@@ -119,10 +152,12 @@ func TestLoadWhoseWorkingSetExceedsTheCacheReportsTheEvictedFile(t *testing.T) {
 	// FAILED and each file is counted once in the main counters.
 	switch {
 	case s.Failed == 1 && s.VerifyFailed == 0:
-		if s.Succeeded != 2 || s.BytesDone != 9*mib {
+		t.Log("the main pass found the file evicted")
+		if s.Succeeded != 2 || s.BytesDone != 6*mib {
 			t.Fatalf("succeeded %d, bytes %d", s.Succeeded, s.BytesDone)
 		}
 	case s.Failed == 0 && s.VerifyFailed == 1:
+		t.Log("the verify pass found the file evicted")
 		if s.Succeeded != 3 || s.BytesDone != 9*mib {
 			t.Fatalf("succeeded %d, bytes %d", s.Succeeded, s.BytesDone)
 		}
@@ -131,5 +166,13 @@ func TestLoadWhoseWorkingSetExceedsTheCacheReportsTheEvictedFile(t *testing.T) {
 	}
 	if s.Status != workflows.StatusFailed {
 		t.Fatalf("status %s: a file evicted before the job ended must fail it (reason %q)", s.Status, s.Reason)
+	}
+	// The failure list names it once, whichever pass found it.
+	list, err := os.ReadFile(strings.TrimPrefix(s.FailuresLocation, "file://"))
+	if err != nil {
+		t.Fatalf("failure list %q: %v", s.FailuresLocation, err)
+	}
+	if lines := strings.Split(strings.TrimSpace(string(list)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], evicted[0].Path+"\t"+workflows.ErrTypeCacheTooSmall) {
+		t.Fatalf("failure list:\n%s\nwant the evicted file once", list)
 	}
 }

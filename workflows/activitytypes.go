@@ -152,9 +152,8 @@ type BatchInput struct {
 	Overwrite        bool  `json:"overwrite,omitempty"`
 	// LastAttempt: retryable failures are final (the job's retry pass).
 	LastAttempt bool `json:"lastAttempt,omitempty"`
-	// Verify marks a verify pass: its failures are reported in the result
-	// only, not added to the job's failure list (the file was already
-	// counted by the main pass).
+	// Verify marks a verify pass: it retries nothing, and its failures are
+	// counted apart from the main pass's (VerifyFailed).
 	Verify bool `json:"verify,omitempty"`
 	// Resumed marks the rest of a batch whose earlier attempt ended before
 	// it could report every file (cancelled, failed, its node lost): a
