@@ -194,10 +194,8 @@ func (c *Coordinator) readBack(ctx context.Context, in workflows.ListPageInput) 
 		if err != nil {
 			return page{}, part, err
 		}
-		for _, e := range es {
-			if _, ok := failed[e.URI]; !ok {
-				p.add(e, false)
-			}
+		for _, e := range withoutFailed(es, failed) {
+			p.add(e, false)
 		}
 		part.Cursor = keys[0]
 		activity.RecordHeartbeat(ctx, part.Cursor)
@@ -225,6 +223,20 @@ func (c *Coordinator) failedFiles(ctx context.Context, jobID string) (map[string
 	return set, nil
 }
 
+// withoutFailed drops from entries, in place, the files in failed.
+func withoutFailed(entries []workflows.FileEntry, failed map[string]struct{}) []workflows.FileEntry {
+	if len(failed) == 0 {
+		return entries
+	}
+	kept := entries[:0]
+	for _, e := range entries {
+		if _, ok := failed[e.URI]; !ok {
+			kept = append(kept, e)
+		}
+	}
+	return kept
+}
+
 // PlanRange groups a range of a manifest by owning node on the current
 // ring into a new manifest.
 func (c *Coordinator) PlanRange(ctx context.Context, in workflows.PlanRangeInput) (workflows.Plan, error) {
@@ -232,6 +244,15 @@ func (c *Coordinator) PlanRange(ctx context.Context, in workflows.PlanRangeInput
 	entries, err := c.Manifests.ReadEntries(ctx, in.JobID, r.Src.Kind, r.Src.Key, r.Start, r.Count)
 	if err != nil {
 		return workflows.Plan{}, toTemporal(err)
+	}
+	if r.Pass == workflows.PassVerify {
+		// Files placed again (their node left, or another joined) are
+		// checked like a verify pass's: not those the job already failed.
+		failed, err := c.failedFiles(ctx, in.JobID)
+		if err != nil {
+			return workflows.Plan{}, toTemporal(err)
+		}
+		entries = withoutFailed(entries, failed)
 	}
 	if len(r.Only) > 0 {
 		if entries, err = c.ownedBy(ctx, entries, r.Only); err != nil {

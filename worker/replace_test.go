@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/ferryio/ferry/internal/enginetest"
 	"github.com/ferryio/ferry/internal/ferrytest"
 	"github.com/ferryio/ferry/jobs"
+	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/workflows"
 )
 
@@ -229,4 +231,72 @@ func joinedTookItsFiles(t *testing.T, cl *enginetest.Cluster, uris []string, n i
 		t.Fatalf("%d loads asked for %d files of which node-3 owns %d", asked, n, owned)
 	}
 	return owned, asked
+}
+
+// TestReplacedFilesLeaveOutFailedOnes: the files of a node that left are
+// placed again, but not those the job had already failed on it: a failure
+// is counted and listed once, by the pass that found it, and a failed file
+// is not asked again of the node that takes over.
+func TestReplacedFilesLeaveOutFailedOnes(t *testing.T) {
+	cl := enginetest.NewCluster(t, 3)
+	const n = 300
+	failing := func(uri string) bool { return strings.HasSuffix(uri, "7+x.bin") } // 30 files
+	var mu sync.Mutex
+	asked := map[string]map[string]int{} // node, failing file: loads asked
+	for id, c := range cl.Caches {
+		asked[id] = map[string]int{}
+		c.Fail = func(uri string) error {
+			if !failing(uri) {
+				return nil
+			}
+			mu.Lock()
+			asked[id][uri]++
+			mu.Unlock()
+			return storage.NewError("open", uri, storage.ErrPermission, nil)
+		}
+	}
+	key, _, _ := startSlowLoad(t, cl, n)
+	mu.Lock()
+	failedOnLost := len(asked["node-2"])
+	mu.Unlock()
+	if failedOnLost == 0 {
+		t.Fatal("node-2 had failed no file before it left: the test shows nothing")
+	}
+	cl.KillNode("node-2")
+	st := cl.WaitEnd(key, 2*time.Minute)
+	if st.Status != workflows.StatusFailed || st.Failed != 30 || st.VerifyFailed != 0 || st.Succeeded+st.Skipped != n-30 {
+		t.Fatalf("%s: succeeded %d, skipped %d, failed %d, verify failed %d: want the 30 failing files failed once",
+			st.Status, st.Succeeded, st.Skipped, st.Failed, st.VerifyFailed)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id, files := range asked {
+		for uri, k := range files {
+			if k != 1 {
+				t.Fatalf("%s was asked of %s %d times", uri, id, k)
+			}
+			for other, o := range asked {
+				if other != id && o[uri] > 0 {
+					t.Fatalf("%s was asked of %s and of %s", uri, id, other)
+				}
+			}
+		}
+	}
+	list, err := os.ReadFile(strings.TrimPrefix(st.FailuresLocation, "file://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(list)), "\n")
+	seen := map[string]bool{}
+	for _, l := range lines {
+		path, _, _ := strings.Cut(l, "\t")
+		if seen[path] || !failing(path) {
+			t.Fatalf("failure list line %q: listed twice or not a failing file", l)
+		}
+		seen[path] = true
+	}
+	if len(seen) != 30 {
+		t.Fatalf("the failure list has %d files, want 30", len(seen))
+	}
+	t.Logf("node-2 had failed %d files before it left; re-placed %d", failedOnLost, st.VerifyLoadedFiles)
 }
