@@ -209,7 +209,7 @@ func newJobTypeCommand(t workflows.JobType, api func() (*apiClient, error)) *cob
 	f.BoolVar(&j.submit, "submit", false, "submit the job (resumes it when it was stopped)")
 	f.BoolVar(&j.progress, "progress", false, "print the job's progress report")
 	f.BoolVar(&j.stop, "stop", false, "stop the job; batches already running finish")
-	f.BoolVar(&j.watch, "watch", false, "with --submit or --progress: show a live progress bar until the job ends")
+	f.BoolVar(&j.watch, "watch", false, "show a live progress bar until the job ends (alone: of the job already submitted; with --submit: of the new job)")
 	f.BoolVar(&j.verbose, "verbose", false, "add the running stage and the recent failures to the report")
 	f.StringVar(&j.format, "format", "TEXT", "report format: TEXT or JSON")
 	f.DurationVar(&j.apiWait, "api-wait", defaultAPIWait, "with --watch or --progress: how long to wait for an API or coordinator that is not answering yet (0: fail at once)")
@@ -262,6 +262,9 @@ func (j *jobCommand) validate() error {
 	}
 	if ops == 0 && j.setsBandwidth() {
 		ops = 1 // --bandwidth alone changes the running job's limit
+	}
+	if ops == 0 && j.watch {
+		ops = 1 // --watch alone watches the job, as with --progress
 	}
 	if ops != 1 {
 		return errors.New("give exactly one of --submit, --progress or --stop (or only --bandwidth, to change the limit of a running job)")

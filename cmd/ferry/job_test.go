@@ -238,7 +238,7 @@ func TestJobBadInputExitsNonZeroWithOneLine(t *testing.T) {
 		{"unknown flag: --metadata-only", []string{"job", "copy", "--src", p, "--dst", p + "-2", "--submit", "--metadata-only"}},
 		{"--bandwidth applies only with --submit", []string{"job", "load", "--path", p, "--progress", "--bandwidth", "1MB"}},
 		{"or only --bandwidth, to change the limit of a running job", []string{"job", "load", "--path", p, "--bandwidth", "1MB", "--batch-size", "3"}},
-		{"exactly one of --submit, --progress or --stop", []string{"job", "load", "--path", p, "--bandwidth", "1MB", "--watch"}},
+		{"--bandwidth applies only with --submit", []string{"job", "load", "--path", p, "--bandwidth", "1MB", "--watch"}},
 		{"--watch goes with --submit or --progress", []string{"job", "load", "--path", p, "--stop", "--watch"}},
 		{"--format", []string{"job", "load", "--path", p, "--progress", "--format", "XML"}},
 		{"--dst is required", []string{"job", "copy", "--src", p, "--submit"}},
@@ -318,7 +318,8 @@ func TestJobWatch(t *testing.T) {
 		p := newDir(t, "cli-watch-fail")
 		key := jobs.Key{Type: workflows.JobLoad, Path: p}
 		ok(t, "job", "load", "--path", p, "--submit")
-		proc := ferrytest.Start(t, "job", "load", "--api", env.URL, "--path", p, "--progress", "--watch", "--verbose")
+		// --watch alone watches the job already submitted.
+		proc := ferrytest.Start(t, "job", "load", "--api", env.URL, "--path", p, "--watch", "--verbose")
 		proc.WaitFor(regexp.MustCompile(`RUNNING LOADING: 1 of 4`), 30*time.Second)
 		finish(t, key)
 		err := proc.Wait(30 * time.Second)
