@@ -146,7 +146,18 @@ func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflow
 		f := CacheFile{URI: e.URI, Size: e.Size, Version: e.Version}
 		opts := opts
 		opts.Progress = readProgress(ctx)
-		res, err := withRetries(ctx, n.FileAttempts, func() (CacheLoadResult, error) { return n.Cache.Load(ctx, f, opts) })
+		res, err := withRetries(ctx, n.FileAttempts, func() (CacheLoadResult, error) {
+			res, err := n.Cache.Load(ctx, f, opts)
+			if err != nil {
+				// A retried attempt loads the file as it is then: its size
+				// and version are asked again, so that a file rewritten
+				// since its listing is loaded at its new version (and
+				// checked unchanged while it is read) instead of failing
+				// against the listed one on every attempt.
+				f.Size, f.Version = -1, ""
+			}
+			return res, err
+		})
 		if err == nil {
 			err = n.replicate(ctx, f, in.Replicas, opts)
 		}
