@@ -26,15 +26,32 @@ type NodeRef struct {
 	Addr string
 }
 
+// Members are the nodes of one view of the ring.
+type Members struct {
+	Nodes []NodeRef
+	// AsOf is when the view was current (zero when not known): a view
+	// with an earlier AsOf than one already seen is stale.
+	AsOf time.Time
+}
+
+// asOf is AsOf as the workflows carry it: Unix nanoseconds, 0 when not
+// known.
+func (m Members) asOf() int64 {
+	if m.AsOf.IsZero() {
+		return 0
+	}
+	return m.AsOf.UnixNano()
+}
+
 // Placement answers which live cache node owns a URI, on the same ring the
 // readers use.
 type Placement interface {
 	// Primaries returns the nodes currently on the ring and, for each of
 	// uris, the ID of the node that owns it first, read from one view of
 	// the ring.
-	Primaries(ctx context.Context, uris []string) ([]NodeRef, []string, error)
+	Primaries(ctx context.Context, uris []string) (Members, []string, error)
 	// LiveNodes returns the nodes currently on the ring.
-	LiveNodes(ctx context.Context) ([]NodeRef, error)
+	LiveNodes(ctx context.Context) (Members, error)
 }
 
 // CacheIndex tells which files a cache node already holds complete, at
@@ -313,17 +330,18 @@ func (c *Coordinator) planAndWrite(ctx context.Context, jobID string, typ workfl
 // are not part of any group to dispatch. Every entry is still written, so
 // that a verify pass reads them back.
 func (c *Coordinator) plan(ctx context.Context, typ workflows.JobType, entries []workflows.FileEntry, checkCached bool) ([]workflows.FileEntry, workflows.Plan, error) {
-	var nodes []NodeRef
+	var view Members
 	var owners []string
 	var err error
 	if typ == workflows.JobLoad {
-		nodes, owners, err = c.Placement.Primaries(ctx, uris(entries))
+		view, owners, err = c.Placement.Primaries(ctx, uris(entries))
 	} else {
-		nodes, err = c.Placement.LiveNodes(ctx)
+		view, err = c.Placement.LiveNodes(ctx)
 	}
 	if err != nil {
 		return nil, workflows.Plan{}, fmt.Errorf("read the cache ring: %w", err)
 	}
+	nodes := view.Nodes
 	if len(nodes) == 0 {
 		return nil, workflows.Plan{}, errors.New("no cache node is live")
 	}
@@ -353,7 +371,7 @@ func (c *Coordinator) plan(ctx context.Context, typ workflows.JobType, entries [
 	if checkCached && typ == workflows.JobLoad && c.Cached != nil {
 		byNode, cached = c.setCachedApart(ctx, nodes, byNode)
 	}
-	plan := workflows.Plan{Planned: true}
+	plan := workflows.Plan{Planned: true, NodesAsOf: view.asOf()}
 	grouped := make([]workflows.FileEntry, 0, len(entries))
 	for i, n := range nodes {
 		plan.Nodes = append(plan.Nodes, n.ID)
@@ -439,13 +457,13 @@ func (c *Coordinator) setCachedApart(ctx context.Context, nodes []NodeRef, byNod
 // LiveNodes reads the ring's members. An unreadable ring is not an error:
 // the answer says so and the workflow keeps its last view.
 func (c *Coordinator) LiveNodes(ctx context.Context) (workflows.LiveNodesResult, error) {
-	nodes, err := c.Placement.LiveNodes(ctx)
+	view, err := c.Placement.LiveNodes(ctx)
 	if err != nil {
 		activity.GetLogger(ctx).Info("membership unavailable", "error", err)
 		return workflows.LiveNodesResult{}, nil
 	}
-	res := workflows.LiveNodesResult{OK: true}
-	for _, n := range nodes {
+	res := workflows.LiveNodesResult{OK: true, AsOf: view.asOf()}
+	for _, n := range view.Nodes {
 		res.Nodes = append(res.Nodes, n.ID)
 	}
 	sort.Strings(res.Nodes)

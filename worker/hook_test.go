@@ -27,3 +27,12 @@ type activityHookInbound struct {
 func (i *activityHookInbound) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (interface{}, error) {
 	return i.h.around(ctx, in, func() (any, error) { return i.Next.ExecuteActivity(ctx, in) })
 }
+
+// argOf is the activity's input, nil for an activity without one
+// (LiveNodes): hooks match on it with a type assertion.
+func argOf(in *interceptor.ExecuteActivityInput) any {
+	if len(in.Args) == 0 {
+		return nil
+	}
+	return in.Args[0]
+}

@@ -19,10 +19,10 @@ var _ activities.Placement = RingPlacement{}
 
 // Primaries returns the members of the current ring and the ID of the
 // first owner of each of uris on it.
-func (p RingPlacement) Primaries(ctx context.Context, uris []string) ([]activities.NodeRef, []string, error) {
+func (p RingPlacement) Primaries(ctx context.Context, uris []string) (activities.Members, []string, error) {
 	r, err := p.Current(ctx)
 	if err != nil {
-		return nil, nil, err
+		return activities.Members{}, nil, err
 	}
 	owners := make([]string, len(uris))
 	for i, u := range uris {
@@ -30,19 +30,20 @@ func (p RingPlacement) Primaries(ctx context.Context, uris []string) ([]activiti
 			owners[i] = m.ID
 		}
 	}
-	return refs(r.Members()), owners, nil
+	return members(r), owners, nil
 }
 
 // LiveNodes returns the members of the current ring.
-func (p RingPlacement) LiveNodes(ctx context.Context) ([]activities.NodeRef, error) {
+func (p RingPlacement) LiveNodes(ctx context.Context) (activities.Members, error) {
 	r, err := p.Current(ctx)
 	if err != nil {
-		return nil, err
+		return activities.Members{}, err
 	}
-	return refs(r.Members()), nil
+	return members(r), nil
 }
 
-func refs(ms []ring.Member) []activities.NodeRef {
+func members(r *ring.Ring) activities.Members {
+	ms := r.Members()
 	out := make([]activities.NodeRef, len(ms))
 	for i, m := range ms {
 		out[i] = activities.NodeRef{ID: m.ID, TaskQueue: m.TaskQueue}
@@ -50,5 +51,5 @@ func refs(ms []ring.Member) []activities.NodeRef {
 			out[i].Addr = net.JoinHostPort(m.Host, strconv.Itoa(m.GRPCPort))
 		}
 	}
-	return out
+	return activities.Members{Nodes: out, AsOf: r.AsOf}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -161,7 +162,7 @@ func TestJoinedNodeTakesOnlyItsFiles(t *testing.T) {
 // until release is closed.
 func listGate(dir string, release <-chan struct{}) *activityHook {
 	return &activityHook{around: func(ctx context.Context, in *interceptor.ExecuteActivityInput, next func() (any, error)) (any, error) {
-		if page, ok := in.Args[0].(workflows.ListPageInput); ok && activity.GetInfo(ctx).ActivityType.Name == workflows.ActivityListPage &&
+		if page, ok := argOf(in).(workflows.ListPageInput); ok && activity.GetInfo(ctx).ActivityType.Name == workflows.ActivityListPage &&
 			len(page.Partition.Dirs) > 0 && strings.HasSuffix(page.Partition.Dirs[0], "/"+dir) {
 			select {
 			case <-release:
@@ -299,4 +300,101 @@ func TestReplacedFilesLeaveOutFailedOnes(t *testing.T) {
 		t.Fatalf("the failure list has %d files, want 30", len(seen))
 	}
 	t.Logf("node-2 had failed %d files before it left; re-placed %d", failedOnLost, st.VerifyLoadedFiles)
+}
+
+// A page planned on the ring as it was before a node left, whose answer
+// comes back after the loss was seen, does not bring the node back: its
+// view is older than the one the job holds (the registry's clock says so),
+// so the job neither takes the lost node for one that joined (and plans
+// every finished range again for it) nor sends it the page's batches, which
+// go to the files' current owners at once.
+func TestStalePlanDoesNotBringBackALostNode(t *testing.T) {
+	planned := make(chan struct{})
+	var plannedOnce sync.Once
+	release := make(chan struct{})
+	var mu sync.Mutex
+	forLost := 0 // PlanRange calls placing files on node-2 as a joined node
+	hook := &activityHook{around: func(ctx context.Context, in *interceptor.ExecuteActivityInput, next func() (any, error)) (any, error) {
+		name := activity.GetInfo(ctx).ActivityType.Name
+		if pr, ok := argOf(in).(workflows.PlanRangeInput); ok && name == workflows.ActivityPlanRange && slices.Contains(pr.Range.Only, "node-2") {
+			mu.Lock()
+			forLost++
+			mu.Unlock()
+		}
+		res, err := next()
+		if page, ok := argOf(in).(workflows.ListPageInput); ok && name == workflows.ActivityListPage && activity.GetInfo(ctx).Attempt == 1 &&
+			len(page.Partition.Dirs) > 0 && strings.HasSuffix(page.Partition.Dirs[0], "/d5") {
+			// The page is planned (on the ring with node-2); its answer
+			// waits until the job has seen node-2 leave.
+			plannedOnce.Do(func() { close(planned) })
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		return res, err
+	}}
+	cl := enginetest.NewClusterIntercepted(t, 3, []interceptor.WorkerInterceptor{hook})
+	released := false
+	open := func() {
+		if !released {
+			released = true
+			close(release)
+		}
+	}
+	t.Cleanup(open)
+	for _, c := range cl.Caches {
+		c.Delay = 20 * time.Millisecond
+	}
+	// node-1 holds its loads until the end, so that the job has work
+	// running, and watches membership, when node-2 leaves.
+	gate := make(chan struct{})
+	gateOpen := false
+	openGate := func() {
+		if !gateOpen {
+			gateOpen = true
+			close(gate)
+		}
+	}
+	t.Cleanup(openGate)
+	cl.Caches["node-1"].Gate = gate
+	const n = 300
+	src, total := enginetest.MakeTree(t, n)
+	key := jobs.Key{Type: workflows.JobLoad, Path: src}
+	opts, _ := jobs.ParseOptions(workflows.JobLoad, map[string]any{"batchSize": "10"})
+	if _, err := cl.Svc.Submit(context.Background(), key, opts); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-planned:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the page of d5 was not planned within a minute")
+	}
+	ferrytest.Eventually(t, 60*time.Second, func() error {
+		if st, err := cl.Svc.Progress(context.Background(), key); err != nil || st.Processed() == 0 {
+			return fmt.Errorf("processed %d, %v", st.Processed(), err)
+		}
+		return nil
+	})
+	cl.KillNode("node-2")
+	ferrytest.Eventually(t, 60*time.Second, func() error {
+		st, err := cl.Svc.Progress(context.Background(), key)
+		if err != nil || !slices.Contains(st.LostNodes, "node-2") || slices.Contains(st.Nodes, "node-2") {
+			return fmt.Errorf("nodes %v, lost %v, %v", st.Nodes, st.LostNodes, err)
+		}
+		return nil
+	})
+	open()
+	openGate()
+	st, _ := endOnOwners(t, cl, key, src, n, total)
+	if slices.Contains(st.Nodes, "node-2") {
+		t.Fatalf("the job ended with node-2 among its nodes: %v", st.Nodes)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if forLost > 0 {
+		t.Fatalf("the stale page's view brought node-2 back as a joined node: %d ranges were planned again for it", forLost)
+	}
+	recordHistories(t, cl.Client, key.WorkflowID(), "v2-stale-view")
 }

@@ -313,8 +313,10 @@ type PageFetch struct {
 type Plan struct {
 	Planned bool        `json:"planned,omitempty"`
 	Groups  []NodeGroup `json:"groups,omitempty"`
-	// Nodes are the IDs of the live nodes the plan saw.
-	Nodes []string `json:"nodes,omitempty"`
+	// Nodes are the IDs of the live nodes the plan saw, as of NodesAsOf
+	// (Unix nanoseconds of the registry's clock; 0: not known).
+	Nodes     []string `json:"nodes,omitempty"`
+	NodesAsOf int64    `json:"nodesAsOf,omitempty"`
 	// Cached are the ranges of the manifest that their node already holds
 	// complete at the listed version (asked with CheckCached): they are
 	// not in Groups, never dispatched, and CachedResult counts them as a
@@ -376,6 +378,9 @@ type BatchRef struct {
 type LiveNodesResult struct {
 	OK    bool     `json:"ok"`
 	Nodes []string `json:"nodes,omitempty"`
+	// AsOf is when the membership read was current, in Unix nanoseconds
+	// of the registry's clock (0: not known).
+	AsOf int64 `json:"asOf,omitempty"`
 }
 
 // SaveBatchFailuresInput records failures of a batch that its node did not

@@ -633,8 +633,8 @@ func (r *jobRun) onPlan(ctx workflow.Context, rng PlanRange, p Plan) {
 		r.armReplan(ctx)
 		return
 	}
-	lost, joined := r.noteNodes(p.Nodes)
-	if len(p.Nodes) > 0 {
+	lost, joined, taken := r.noteNodes(ctx, p.Nodes, p.NodesAsOf)
+	if taken {
 		r.ringSeenAt = workflow.Now(ctx)
 	}
 	r.replaceAffected(ctx, lost, joined)
@@ -972,7 +972,7 @@ func (r *jobRun) onLiveNodes(ctx workflow.Context, f workflow.Future) {
 	if err := f.Get(ctx, &res); err != nil || !res.OK {
 		return // the registry is briefly unavailable: keep the last view
 	}
-	lost, joined := r.noteNodes(res.Nodes)
+	lost, joined, _ := r.noteNodes(ctx, res.Nodes, res.AsOf)
 	r.replaceAffected(ctx, lost, joined)
 	for _, b := range r.running {
 		if !contains(r.c.Nodes, b.ref.NodeID) && !b.nodeLost {
@@ -986,10 +986,20 @@ func (r *jobRun) onLiveNodes(ctx workflow.Context, f workflow.Future) {
 // joined since last seen. A load whose ring changed places the files
 // affected again (replace.go), or, when it does not track its placement,
 // verifies at the end, so that every file is cached on its owner.
-func (r *jobRun) noteNodes(nodes []string) (lost, joined []string) {
+//
+// A view older than one already taken (asOf, the registry's clock, before
+// NodesAsOf) is left: a page planned before the ring changed can come back
+// after the change was seen, and taking its view would bring back a node
+// that left (and send its batches there) or drop one that joined. taken
+// reports whether the view was taken.
+func (r *jobRun) noteNodes(ctx workflow.Context, nodes []string, asOf int64) (lost, joined []string, taken bool) {
 	if len(nodes) == 0 {
-		return nil, nil
+		return nil, nil, false
 	}
+	if asOf != 0 && asOf < r.c.NodesAsOf && follows(ctx, versionOrderedViews) {
+		return nil, nil, false
+	}
+	r.c.NodesAsOf = max(r.c.NodesAsOf, asOf)
 	nodes = append([]string(nil), nodes...)
 	sort.Strings(nodes)
 	for _, old := range r.c.Nodes {
@@ -1010,8 +1020,12 @@ func (r *jobRun) noteNodes(nodes []string) (lost, joined []string) {
 		}
 	}
 	r.c.Nodes = nodes
-	return lost, joined
+	return lost, joined, true
 }
+
+// versionOrderedViews marks the runs that leave a view of the ring older
+// than one they already took.
+const versionOrderedViews = "ordered-ring-views"
 
 func contains(xs []string, x string) bool {
 	for _, y := range xs {

@@ -340,6 +340,9 @@ type JobCarry struct {
 	Nodes        []string `json:"nodes,omitempty"`
 	LostNodes    []string `json:"lostNodes,omitempty"`
 	NodesChanged bool     `json:"nodesChanged,omitempty"`
+	// NodesAsOf is when the view of Nodes was current, in Unix
+	// nanoseconds of the registry's clock (0: not known).
+	NodesAsOf int64 `json:"nodesAsOf,omitempty"`
 	// Rings are the rings (sorted node IDs) the load's batches were planned
 	// on, each once; BatchRef.Ring points into it (see replace.go).
 	Rings [][]string `json:"rings,omitempty"`

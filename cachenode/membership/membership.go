@@ -156,5 +156,7 @@ func (s Snapshot) Ring(virtualNodes int) *ring.Ring {
 		seen[r.Member.Identity] = true
 		members = append(members, r.Member)
 	}
-	return ring.New(members, virtualNodes)
+	rg := ring.New(members, virtualNodes)
+	rg.AsOf = s.Now
+	return rg
 }

@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/twmb/murmur3"
 )
@@ -120,6 +121,10 @@ func TaskQueueFor(nodeID string) string { return "ferry-node-" + nodeID }
 type Ring struct {
 	members []Member // sorted by ID
 	points  []point  // sorted by hash
+	// AsOf is when the membership the ring was built from was current
+	// (the registry's clock), zero when not known: of two rings read at
+	// different times, the one with the later AsOf is the newer.
+	AsOf time.Time
 }
 
 type point struct {

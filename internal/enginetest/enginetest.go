@@ -168,10 +168,13 @@ type Cluster struct {
 	// in another process (see AddMember).
 	Frontend, Namespace, ManifestRoot string
 
-	mu       sync.Mutex
-	members  []ring.Member
-	workers  map[string]sdkworker.Worker
-	ringDown bool
+	mu      sync.Mutex
+	members []ring.Member
+	// changedAt is when members last changed: the rings Ring returns are
+	// stamped with it, as the membership registry's are with its clock.
+	changedAt time.Time
+	workers   map[string]sdkworker.Worker
+	ringDown  bool
 }
 
 // NewCluster starts a cluster with nodes node-1 … node-N and the local
@@ -267,7 +270,9 @@ func (c *Cluster) Ring(ctx context.Context) (*ring.Ring, error) {
 	if c.ringDown {
 		return nil, errors.New("membership registry unavailable (test)")
 	}
-	return ring.New(c.members, 0), nil
+	r := ring.New(c.members, 0)
+	r.AsOf = c.changedAt
+	return r, nil
 }
 
 // SetRingDown makes the ring unreadable (down) or readable again, as when
@@ -324,6 +329,7 @@ func (c *Cluster) AddMember(id string) { c.addMember(id, 0) }
 func (c *Cluster) addMember(id string, grpcPort int) {
 	c.mu.Lock()
 	c.members = append(c.members, ring.Member{ID: id, Identity: ring.IdentityFromName(id), Host: "127.0.0.1", GRPCPort: grpcPort, TaskQueue: ring.TaskQueueFor(id)})
+	c.changedAt = time.Now()
 	c.mu.Unlock()
 }
 
@@ -339,6 +345,7 @@ func (c *Cluster) KillNode(id string) {
 		}
 	}
 	c.members = kept
+	c.changedAt = time.Now()
 	c.mu.Unlock()
 	w.Stop()
 }
