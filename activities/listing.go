@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 
 	"go.temporal.io/sdk/activity"
@@ -159,6 +160,12 @@ func (l *lister) page(ctx context.Context, path, relPrefix, cursor string, sel *
 			if relPrefix != "" && paths {
 				e.RelPath = relPrefix + "/" + e.RelPath
 			}
+			if e.Err != nil {
+				if keepUnread(sel, e) {
+					p.add(unreadEntry(e, e.RelPath), l.countOnly)
+				}
+				continue
+			}
 			if e.IsDir && recursive {
 				// Recursive listings return directories only when asked
 				// for the empty ones.
@@ -191,6 +198,73 @@ func (l *lister) page(ctx context.Context, path, relPrefix, cursor string, sel *
 
 func fileEntry(e storage.Entry, rel string) workflows.FileEntry {
 	return workflows.FileEntry{URI: e.URI, RelPath: rel, Size: e.Size, Version: e.Version, Irregular: e.Irregular}
+}
+
+// unreadPrefix starts the Irregular text of an entry that stands for a
+// directory the listing could not list, or a file it could not stat, for a
+// reason of its own that trying again will not change (storage.Entry.Err):
+// "could not be read: <reason code>: <cause>", as in "could not be read:
+// PERMISSION_DENIED: permission denied". Such an entry is listed and
+// counted like a file so that the job accounts for it, and every batch
+// fails it without touching storage (see unreadError).
+const unreadPrefix = "could not be read: "
+
+// unreadable reports whether a listing's error is the listed directory's
+// own and permanent (permission denied, a name or path too long, not a
+// directory): the directory is then one failed entry. Other errors (I/O
+// errors, a cancelled context) fail the listing, which is tried again.
+func unreadable(err error) bool {
+	return errors.Is(err, storage.ErrPermission) || errors.Is(err, storage.ErrInvalidPath)
+}
+
+// unreadEntry is the entry of e, which the listing could not read (e.Err).
+func unreadEntry(e storage.Entry, rel string) workflows.FileEntry {
+	return workflows.FileEntry{URI: e.URI, RelPath: rel, Irregular: unreadPrefix + reasonOf(e.Err) + ": " + causeOf(e.Err)}
+}
+
+// causeOf is what the system said of err, without the paths it names
+// (those are the entry's own URI, in bytes): "permission denied", "file
+// name too long".
+func causeOf(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	if k := storage.Kind(err); k != nil {
+		return k.Error()
+	}
+	return err.Error()
+}
+
+// unreadError is the failure of an entry that stands for what its listing
+// could not read (see unreadPrefix), nil for any other entry. It names the
+// entry's URI and is never retried.
+func unreadError(e workflows.FileEntry) error {
+	rest, ok := strings.CutPrefix(e.Irregular, unreadPrefix)
+	if !ok {
+		return nil
+	}
+	reason, cause, _ := strings.Cut(rest, ": ")
+	kind := storage.ErrInvalidPath
+	switch reason {
+	case workflows.ErrTypePermission:
+		kind = storage.ErrPermission
+	case workflows.ErrTypeNotFound:
+		kind = storage.ErrNotFound
+	}
+	var detail error
+	if cause != kind.Error() {
+		detail = errors.New(cause)
+	}
+	return storage.NewError("list", e.URI, kind, detail)
+}
+
+// keepUnread reports whether an entry the listing could not read (e.Err)
+// qualifies as far as can be told: a file by its name and path (its size
+// and age are unknown), a directory unless the filter leaves out everything
+// below it.
+func keepUnread(f *filter.Filter, e storage.Entry) bool {
+	return f.KeepUnread(filter.Entry{Name: storage.Base(e.URI), RelPath: e.RelPath, IsDir: e.IsDir})
 }
 
 // indexPage reads URIs from an index file, one per line; the cursor is the
@@ -287,7 +361,9 @@ func (l *lister) partition(ctx context.Context, in workflows.PartitionInput) ([]
 			return nil, err
 		}
 		for _, e := range lp.Entries {
-			if !e.IsDir {
+			if !e.IsDir || e.Err != nil {
+				// A file, or an entry that could not be stat'ed: the
+				// page of the top level lists it (failed).
 				files = true
 				continue
 			}
@@ -300,7 +376,9 @@ func (l *lister) partition(ctx context.Context, in workflows.PartitionInput) ([]
 			break
 		}
 		cursor = lp.Cursor
-		activity.RecordHeartbeat(ctx, len(dirs))
+		if activity.IsActivity(ctx) {
+			activity.RecordHeartbeat(ctx, len(dirs))
+		}
 	}
 	sort.Strings(dirs)
 	var parts []workflows.Partition
@@ -344,14 +422,26 @@ func (l *lister) listStep(ctx context.Context, in workflows.ListPageInput, part 
 		var out page
 		for part.DirIndex < len(part.Dirs) && out.count < limit {
 			dir := part.Dirs[part.DirIndex]
-			p, err := l.page(ctx, dir, relOf(in.Path, dir), part.Cursor, sel, limit-out.count, true)
+			rel := relOf(in.Path, dir)
+			p, err := l.page(ctx, dir, rel, part.Cursor, sel, limit-out.count, true)
 			if err != nil {
 				if errors.Is(err, storage.ErrNotFound) && part.Cursor == "" {
 					// Removed since the source was partitioned: nothing to list.
 					part.DirIndex++
 					continue
 				}
-				return page{}, part, err
+				if !unreadable(err) {
+					return page{}, part, err
+				}
+				// The directory cannot be listed (or what is left of it,
+				// when it was listed in part): one failed entry.
+				e := storage.Entry{URI: dir, RelPath: rel, IsDir: true, Err: err}
+				if keepUnread(sel, e) {
+					out.add(unreadEntry(e, rel), l.countOnly)
+				}
+				part.DirIndex++
+				part.Cursor = ""
+				continue
 			}
 			out.entries = append(out.entries, p.entries...)
 			out.count += p.count
