@@ -237,8 +237,10 @@ func causeOf(err error) string {
 }
 
 // unreadError is the failure of an entry that stands for what its listing
-// could not read (see unreadPrefix), nil for any other entry. It names the
-// entry's URI and is never retried.
+// could not read (see unreadPrefix), nil for any other entry: "could not
+// be listed: permission denied", never retried. It does not repeat the
+// entry's path, which the failure gives and which may be longer than a
+// failure's message.
 func unreadError(e workflows.FileEntry) error {
 	rest, ok := strings.CutPrefix(e.Irregular, unreadPrefix)
 	if !ok {
@@ -252,11 +254,10 @@ func unreadError(e workflows.FileEntry) error {
 	case workflows.ErrTypeNotFound:
 		kind = storage.ErrNotFound
 	}
-	var detail error
-	if cause != kind.Error() {
-		detail = errors.New(cause)
+	if cause == kind.Error() {
+		return fmt.Errorf("could not be listed: %w", kind)
 	}
-	return storage.NewError("list", e.URI, kind, detail)
+	return fmt.Errorf("could not be listed: %w: %s", kind, cause)
 }
 
 // keepUnread reports whether an entry the listing could not read (e.Err)
