@@ -2,12 +2,14 @@ package activities
 
 import (
 	"context"
-	"errors"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/ferryio/ferry/internal/longpath"
@@ -16,13 +18,14 @@ import (
 	"github.com/ferryio/ferry/workflows"
 )
 
-// unreadTree is a source with directories a listing cannot open: their
-// paths are longer than the OS takes (a real error, whoever runs the test).
+// unreadTree is a source with directories (or files) a listing cannot
+// read.
 type unreadTree struct {
 	root string
-	// files are the relative paths of the files that can be read, bad
-	// those of the directories that cannot be listed.
-	files, bad []string
+	// files are the relative paths of the files that can be read; bad
+	// maps those of the entries that cannot to their failure's message.
+	files []string
+	bad   map[string]string
 }
 
 func writeFiles(t *testing.T, root string, rels ...string) {
@@ -38,22 +41,25 @@ func writeFiles(t *testing.T, root string, rels ...string) {
 	}
 }
 
-// unreadTrees makes the shapes: one directory deep down a tree that
-// cannot be opened; and, below a source root whose path is close to the
-// limit, a top-level directory and one at the second level that cannot
-// be opened.
+const tooLong = "could not be listed: invalid path: file name too long"
+
+// unreadTrees makes the shapes whose directories cannot be opened because
+// their paths are longer than the OS takes (a real error, whoever runs the
+// test): one directory deep down a tree; and, below a source root whose
+// path is close to the limit, a top-level directory and one at the second
+// level.
 func unreadTrees(t *testing.T) map[string]unreadTree {
 	deep := filepath.Join(t.TempDir(), "src")
 	files := []string{"f0", "a/f1", "a/sub/f2", "z/f3"}
 	writeFiles(t, deep, files...)
-	nested := unreadTree{root: deep, files: files, bad: []string{longpath.Make(t, deep, "deep")}}
+	nested := unreadTree{root: deep, files: files, bad: map[string]string{longpath.Make(t, deep, "deep"): tooLong}}
 
 	top := longpath.Deep(t, t.TempDir(), longpath.PathMax-196)
 	writeFiles(t, top, files...)
 	writeFiles(t, top, "c/f4")
-	near := unreadTree{root: top, files: append(slices.Clone(files), "c/f4"), bad: []string{
-		longpath.Make(t, top, strings.Repeat("b", 200)),
-		filepath.Join("c", longpath.Make(t, filepath.Join(top, "c"), strings.Repeat("n", 200))),
+	near := unreadTree{root: top, files: append(slices.Clone(files), "c/f4"), bad: map[string]string{
+		longpath.Make(t, top, strings.Repeat("b", 200)): tooLong,
+		filepath.Join("c", longpath.Make(t, filepath.Join(top, "c"), strings.Repeat("n", 200))): tooLong,
 	}}
 	return map[string]unreadTree{"nested deep": nested, "top level and second level": near}
 }
@@ -66,68 +72,130 @@ func unreadTrees(t *testing.T) map[string]unreadTree {
 // after page, and counted the same by a dry run. (Before, the whole
 // listing failed.)
 func TestUnreadableDirectoryIsOneFailedEntry(t *testing.T) {
+	for name, tree := range unreadTrees(t) {
+		checkUnreadTree(t, name, tree)
+	}
+}
+
+// checkUnreadTree lists tree in one partition and in the partitions of
+// its top-level directories, with pages of one entry and of many, and
+// checks that it lists every file and fails every bad entry, once.
+func checkUnreadTree(t *testing.T, name string, tree unreadTree) {
 	st, err := local.New(local.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	res := storage.NewResolver(st)
 	ctx := context.Background()
-	for name, tree := range unreadTrees(t) {
-		root := "file://" + tree.root
-		parts, err := (&lister{resolver: res}).partition(ctx, workflows.PartitionInput{Path: root, Max: 4})
-		if err != nil {
-			t.Fatalf("%s: partition: %v", name, err)
-		}
-		for _, layout := range [][]workflows.Partition{{{Kind: workflows.PartitionTree}}, parts} {
-			for _, limit := range []int{1, 1000} {
-				var ok, bad []string
-				counted := 0
-				for _, part := range layout {
-					for _, countOnly := range []bool{false, true} {
-						in := workflows.ListPageInput{Type: workflows.JobCopy, Path: root, Partition: part, Limit: limit, CountOnly: countOnly}
-						l := &lister{resolver: res, countOnly: countOnly}
-						for {
-							p, next, err := l.listPartition(ctx, in, nil)
-							if err != nil {
-								t.Fatalf("%s: partition %d (%s, dirs %d), limit %d: %v", name, part.ID, part.Kind, len(part.Dirs), limit, err)
-							}
-							if countOnly {
-								counted += p.count
-							}
-							for _, e := range p.entries {
-								rel := strings.TrimPrefix(e.URI, root+"/")
-								if e.RelPath != rel {
-									t.Errorf("%s: entry %s has the relative path %q", name, e.URI, e.RelPath)
-								}
-								err := unreadError(e)
-								if err == nil {
-									ok = append(ok, rel)
-									continue
-								}
-								bad = append(bad, rel)
-								if !errors.Is(err, storage.ErrInvalidPath) || retryable(err) || reasonOf(err) != workflows.ErrTypeInvalidPath ||
-									err.Error() != "could not be listed: invalid path: file name too long" {
-									t.Errorf("%s: the entry of %s fails with %q (retryable %v), want INVALID_PATH: file name too long", name, rel, err, retryable(err))
-								}
-							}
-							if next.Done {
-								break
-							}
-							in.Partition = next
+	root := "file://" + tree.root
+	parts, err := (&lister{resolver: res}).partition(ctx, workflows.PartitionInput{Path: root, Max: 4})
+	if err != nil {
+		t.Fatalf("%s: partition: %v", name, err)
+	}
+	wantBad := slices.Sorted(maps.Keys(tree.bad))
+	for _, layout := range [][]workflows.Partition{{{Kind: workflows.PartitionTree}}, parts} {
+		for _, limit := range []int{1, 1000} {
+			var ok, bad []string
+			counted := 0
+			for _, part := range layout {
+				for _, countOnly := range []bool{false, true} {
+					in := workflows.ListPageInput{Type: workflows.JobCopy, Path: root, Partition: part, Limit: limit, CountOnly: countOnly}
+					l := &lister{resolver: res, countOnly: countOnly}
+					for {
+						p, next, err := l.listPartition(ctx, in, nil)
+						if err != nil {
+							t.Fatalf("%s: partition %d (%s, dirs %d), limit %d: %v", name, part.ID, part.Kind, len(part.Dirs), limit, err)
 						}
+						if countOnly {
+							counted += p.count
+						}
+						for _, e := range p.entries {
+							rel := strings.TrimPrefix(e.URI, root+"/")
+							if e.RelPath != rel {
+								t.Errorf("%s: entry %s has the relative path %q", name, e.URI, e.RelPath)
+							}
+							err := unreadError(e)
+							if err == nil {
+								ok = append(ok, rel)
+								continue
+							}
+							bad = append(bad, rel)
+							if want := tree.bad[rel]; retryable(err) || err.Error() != want || reasonOf(err) == workflows.ErrTypeInternal {
+								t.Errorf("%s: the entry of %s fails with %q (%s, retryable %v), want %q", name, rel, err, reasonOf(err), retryable(err), want)
+							}
+						}
+						if next.Done {
+							break
+						}
+						in.Partition = next
 					}
 				}
-				sort.Strings(ok)
-				sort.Strings(bad)
-				want := slices.Sorted(slices.Values(tree.files))
-				if !slices.Equal(ok, want) || !slices.Equal(bad, slices.Sorted(slices.Values(tree.bad))) {
-					t.Errorf("%s, %d partitions, limit %d: listed %q and failed %q, want %q and %q", name, len(layout), limit, ok, bad, want, tree.bad)
-				}
-				if counted != len(ok)+len(bad) {
-					t.Errorf("%s, %d partitions, limit %d: a dry run counted %d entries, the listing %d", name, len(layout), limit, counted, len(ok)+len(bad))
-				}
+			}
+			sort.Strings(ok)
+			sort.Strings(bad)
+			want := slices.Sorted(slices.Values(tree.files))
+			if !slices.Equal(ok, want) || !slices.Equal(bad, wantBad) {
+				t.Errorf("%s, %d partitions, limit %d: listed %q and failed %q, want %q and %q", name, len(layout), limit, ok, bad, want, wantBad)
+			}
+			if counted != len(ok)+len(bad) {
+				t.Errorf("%s, %d partitions, limit %d: a dry run counted %d entries, the listing %d", name, len(layout), limit, counted, len(ok)+len(bad))
 			}
 		}
+	}
+}
+
+// TestDeniedDirectoryIsOneFailedEntry is TestUnreadableDirectoryIsOneFailedEntry
+// for permission denied: a directory the process may not read (at the top
+// level, and deep down), and the files of one it may not search. Root may
+// read anything, so as root the test runs itself again as the user nobody.
+func TestDeniedDirectoryIsOneFailedEntry(t *testing.T) {
+	denied := "could not be listed: permission denied"
+	bad := map[string]string{"noread": denied, "x/y/noread": denied, "nosearch/f": denied}
+	files := []string{"f0", "a/f1", "x/f2", "x/y/f3"}
+	if tree := os.Getenv("FERRY_TEST_DENIED_TREE"); tree != "" {
+		checkUnreadTree(t, "denied", unreadTree{root: tree, files: files, bad: bad})
+		return
+	}
+	base := t.TempDir()
+	tree := filepath.Join(base, "tree")
+	writeFiles(t, tree, append(slices.Clone(files), "noread/f", "x/y/noread/f", "nosearch/f")...)
+	for dir, mode := range map[string]os.FileMode{"noread": 0o311, "x/y/noread": 0, "nosearch": 0o644} {
+		p := filepath.Join(tree, dir)
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.Chmod(p, 0o755) }) // for the removal of the tree
+	}
+	if os.Geteuid() != 0 {
+		checkUnreadTree(t, "denied", unreadTree{root: tree, files: files, bad: bad})
+		return
+	}
+	// The test's own temporary directories, for nobody to get in.
+	for _, d := range []string{filepath.Dir(base), base} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p := filepath.Dir(base); p != "/"; p = filepath.Dir(p) {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm()&0o001 == 0 {
+			t.Skipf("%s is not searchable by others: cannot run as nobody", p)
+		}
+	}
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(base, "activities.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^TestDeniedDirectoryIsOneFailedEntry$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "FERRY_TEST_DENIED_TREE="+tree)
+	cmd.Dir = base
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestDeniedDirectoryIsOneFailedEntry") {
+		t.Fatalf("as nobody: %v\n%s", err, out)
 	}
 }
 
