@@ -230,6 +230,9 @@ func causeOf(err error) string {
 	if errors.As(err, &errno) {
 		return errno.Error()
 	}
+	if se := (*storage.Error)(nil); errors.As(err, &se) && se.Err != nil {
+		return se.Err.Error()
+	}
 	if k := storage.Kind(err); k != nil {
 		return k.Error()
 	}
@@ -268,10 +271,14 @@ func keepUnread(f *filter.Filter, e storage.Entry) bool {
 	return f.KeepUnread(filter.Entry{Name: storage.Base(e.URI), RelPath: e.RelPath, IsDir: e.IsDir})
 }
 
+// errIndexDir is the failure of a line of an index file that names a
+// directory.
+var errIndexDir = errors.New("a directory (an index file names files)")
+
 // indexPage reads URIs from an index file, one per line; the cursor is the
 // byte offset of the next line. Each URI is stat'ed for its size and version;
 // one that cannot be stat'ed is still listed (size -1) so that its failure
-// is reported for that file.
+// is reported for that file, and one that names a directory is failed.
 func (l *lister) indexPage(ctx context.Context, indexFile, cursor string, sel *filter.Filter, limit int) (page, error) {
 	var offset int64
 	if cursor != "" {
@@ -313,6 +320,14 @@ func (l *lister) indexPage(ctx context.Context, indexFile, cursor string, sel *f
 			if fst, err := l.resolver.For(uri); err == nil {
 				if info, err := fst.Stat(ctx, uri); err == nil {
 					info.RelPath = e.RelPath
+					if info.IsDir {
+						// Not dropped: failed, as the index names files.
+						info.Err = storage.NewError("list", uri, storage.ErrInvalidPath, errIndexDir)
+						if keepUnread(sel, info) {
+							p.add(unreadEntry(info, e.RelPath), l.countOnly)
+						}
+						continue
+					}
 					if !keep(sel, info) {
 						continue
 					}

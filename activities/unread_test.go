@@ -216,3 +216,34 @@ func TestUnreadableSourceFailsTheJob(t *testing.T) {
 		t.Fatalf("partition of an unreadable source: %v", err)
 	}
 }
+
+// TestIndexLineNamingADirectoryFails: a line of an index file that names a
+// directory is one failed entry, not dropped; one that names a file that
+// cannot be stat'ed is listed, for its batch to fail.
+func TestIndexLineNamingADirectoryFails(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, "f0", "a/f1")
+	index := filepath.Join(dir, "index")
+	lines := "file://" + dir + "/f0\nfile://" + dir + "/a\nfile://" + dir + "/gone\n"
+	if err := os.WriteFile(index, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := local.New(local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lister{resolver: storage.NewResolver(st)}
+	p, err := l.indexPage(context.Background(), "file://"+index, "", nil, 10)
+	if err != nil || !p.done || len(p.entries) != 3 {
+		t.Fatalf("index page: %+v, %v", p, err)
+	}
+	for i, want := range []string{"", "could not be listed: invalid path: a directory (an index file names files)", ""} {
+		e := p.entries[i]
+		if err := unreadError(e); (err == nil) != (want == "") || (err != nil && err.Error() != want) {
+			t.Errorf("entry %s fails with %v, want %q", e.URI, err, want)
+		}
+	}
+	if p.entries[2].Size != -1 {
+		t.Errorf("the line of a missing file: %+v, want it listed with size -1", p.entries[2])
+	}
+}

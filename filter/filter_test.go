@@ -72,3 +72,37 @@ func TestMatchGlob(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepUnread: an entry that could not be read qualifies as far as can
+// be told: a file by its name and path only, a directory unless an exclude
+// glob leaves out everything below it.
+func TestKeepUnread(t *testing.T) {
+	ref := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name    string
+		rules   Rules
+		pattern string
+		e       Entry
+		want    bool
+	}{
+		{"no filter", Rules{}, "", Entry{Name: "d", RelPath: "d", IsDir: true}, true},
+		{"size and age unknown", Rules{MinSize: 10, OlderThan: time.Hour, ReferenceTime: ref}, "", Entry{Name: "f", RelPath: "f"}, true},
+		{"name of a file", Rules{}, `.*\.csv`, Entry{Name: "f.txt", RelPath: "f.txt"}, false},
+		{"name of a directory", Rules{}, `.*\.csv`, Entry{Name: "d", RelPath: "d", IsDir: true}, true},
+		{"include of a file", Rules{Include: []string{"a/**"}}, "", Entry{Name: "f", RelPath: "b/f"}, false},
+		{"exclude of a file", Rules{Exclude: []string{"**/*.tmp"}}, "", Entry{Name: "f.tmp", RelPath: "b/f.tmp"}, false},
+		{"exclude of the whole directory", Rules{Exclude: []string{"a/**"}}, "", Entry{Name: "d", RelPath: "a/d", IsDir: true}, false},
+		{"exclude of everything", Rules{Exclude: []string{"**"}}, "", Entry{Name: "d", RelPath: "d", IsDir: true}, false},
+		{"exclude of one depth", Rules{Exclude: []string{"d/*"}}, "", Entry{Name: "d", RelPath: "d", IsDir: true}, true},
+		{"exclude of some names", Rules{Exclude: []string{"d/**/*.tmp"}}, "", Entry{Name: "d", RelPath: "d", IsDir: true}, true},
+	}
+	for _, c := range cases {
+		f, err := Compile(c.rules, c.pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.KeepUnread(c.e); got != c.want {
+			t.Errorf("%s: KeepUnread = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
