@@ -58,7 +58,7 @@ func unreadTrees(t *testing.T) map[string]unreadTree {
 	writeFiles(t, top, files...)
 	writeFiles(t, top, "c/f4")
 	near := unreadTree{root: top, files: append(slices.Clone(files), "c/f4"), bad: map[string]string{
-		longpath.Make(t, top, strings.Repeat("b", 200)): tooLong,
+		longpath.Make(t, top, strings.Repeat("b", 200)):                                         tooLong,
 		filepath.Join("c", longpath.Make(t, filepath.Join(top, "c"), strings.Repeat("n", 200))): tooLong,
 	}}
 	return map[string]unreadTree{"nested deep": nested, "top level and second level": near}
