@@ -4,14 +4,13 @@ import (
 	"context"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 
+	"github.com/ferryio/ferry/internal/asnobody"
 	"github.com/ferryio/ferry/internal/longpath"
 	"github.com/ferryio/ferry/storage"
 	"github.com/ferryio/ferry/storage/local"
@@ -156,7 +155,7 @@ func TestDeniedDirectoryIsOneFailedEntry(t *testing.T) {
 		checkUnreadTree(t, "denied", unreadTree{root: tree, files: files, bad: bad})
 		return
 	}
-	base := t.TempDir()
+	base := asnobody.Dir(t)
 	tree := filepath.Join(base, "tree")
 	writeFiles(t, tree, append(slices.Clone(files), "noread/f", "x/y/noread/f", "nosearch/f")...)
 	for dir, mode := range map[string]os.FileMode{"noread": 0o311, "x/y/noread": 0, "nosearch": 0o644} {
@@ -170,33 +169,7 @@ func TestDeniedDirectoryIsOneFailedEntry(t *testing.T) {
 		checkUnreadTree(t, "denied", unreadTree{root: tree, files: files, bad: bad})
 		return
 	}
-	// The test's own temporary directories, for nobody to get in.
-	for _, d := range []string{filepath.Dir(base), base} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for p := filepath.Dir(base); p != "/"; p = filepath.Dir(p) {
-		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm()&0o001 == 0 {
-			t.Skipf("%s is not searchable by others: cannot run as nobody", p)
-		}
-	}
-	self, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(base, "activities.test")
-	if err := os.WriteFile(bin, self, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-test.run=^TestDeniedDirectoryIsOneFailedEntry$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), "FERRY_TEST_DENIED_TREE="+tree)
-	cmd.Dir = base
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestDeniedDirectoryIsOneFailedEntry") {
-		t.Fatalf("as nobody: %v\n%s", err, out)
-	}
+	asnobody.Run(t, base, "TestDeniedDirectoryIsOneFailedEntry", "FERRY_TEST_DENIED_TREE="+tree)
 }
 
 // TestUnreadableSourceFailsTheJob: a source root that cannot be read at

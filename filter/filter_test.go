@@ -5,16 +5,19 @@ import (
 	"time"
 )
 
+// keepCase is an entry, the rules it is kept by, and whether it is.
+type keepCase struct {
+	name    string
+	rules   Rules
+	pattern string
+	e       Entry
+	want    bool
+}
+
 func TestKeep(t *testing.T) {
 	ref := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
 	day := 24 * time.Hour
-	cases := []struct {
-		name    string
-		rules   Rules
-		pattern string
-		e       Entry
-		want    bool
-	}{
+	cases := []keepCase{
 		{"zero keeps files", Rules{}, "", Entry{Name: "a", RelPath: "a"}, true},
 		{"never directories", Rules{}, "", Entry{Name: "d", IsDir: true}, false},
 		{"name pattern whole", Rules{}, `.*\.csv`, Entry{Name: "x.csv"}, true},
@@ -78,13 +81,7 @@ func TestMatchGlob(t *testing.T) {
 // glob leaves out everything below it.
 func TestKeepUnread(t *testing.T) {
 	ref := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
-	cases := []struct {
-		name    string
-		rules   Rules
-		pattern string
-		e       Entry
-		want    bool
-	}{
+	cases := []keepCase{
 		{"no filter", Rules{}, "", Entry{Name: "d", RelPath: "d", IsDir: true}, true},
 		{"size and age unknown", Rules{MinSize: 10, OlderThan: time.Hour, ReferenceTime: ref}, "", Entry{Name: "f", RelPath: "f"}, true},
 		{"name of a file", Rules{}, `.*\.csv`, Entry{Name: "f.txt", RelPath: "f.txt"}, false},

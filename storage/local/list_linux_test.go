@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryio/ferry/internal/asnobody"
 	"github.com/ferryio/ferry/storage"
 )
 
@@ -548,13 +548,7 @@ func TestListPermissionErrors(t *testing.T) {
 		checkPermissionErrors(t, tree)
 		return
 	}
-	base := t.TempDir()
-	// The test's own temporary directories, for nobody to get in.
-	for _, d := range []string{filepath.Dir(base), base} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	base := asnobody.Dir(t)
 	tree := filepath.Join(base, "tree")
 	for _, d := range []string{"a", "noread", "nosearch"} {
 		if err := os.MkdirAll(filepath.Join(tree, d), 0o755); err != nil {
@@ -574,27 +568,7 @@ func TestListPermissionErrors(t *testing.T) {
 		checkPermissionErrors(t, tree)
 		return
 	}
-	for p := filepath.Dir(base); p != "/"; p = filepath.Dir(p) {
-		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm()&0o001 == 0 {
-			t.Skipf("%s is not searchable by others: cannot run as nobody", p)
-		}
-	}
-	self, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(base, "local.test")
-	if err := os.WriteFile(bin, self, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-test.run=^TestListPermissionErrors$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), "FERRY_TEST_PERMISSION_TREE="+tree)
-	cmd.Dir = base
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestListPermissionErrors") {
-		t.Fatalf("as nobody: %v\n%s", err, out)
-	}
+	asnobody.Run(t, base, "TestListPermissionErrors", "FERRY_TEST_PERMISSION_TREE="+tree)
 }
 
 func checkPermissionErrors(t *testing.T, tree string) {
