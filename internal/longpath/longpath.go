@@ -8,6 +8,7 @@
 package longpath
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -94,4 +95,51 @@ func chain(t testing.TB, root string, names []string) int {
 		fd = next
 	}
 	return fd
+}
+
+// Files returns the paths, relative to root/rel, of the files below the
+// directory rel of root, however long their paths: each directory is
+// opened relative to its parent.
+func Files(root, rel string) ([]string, error) {
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range strings.Split(rel, "/") {
+		next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		_ = unix.Close(fd)
+		if err != nil {
+			return nil, err
+		}
+		fd = next
+	}
+	return files(fd, "")
+}
+
+// files lists the files below the open directory fd, whose path is prefix
+// ("" or "a/b/"), and closes it.
+func files(fd int, prefix string) ([]string, error) {
+	d := os.NewFile(uintptr(fd), prefix)
+	defer func() { _ = d.Close() }()
+	des, err := d.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, de := range des {
+		if !de.IsDir() {
+			out = append(out, prefix+de.Name())
+			continue
+		}
+		sub, err := unix.Openat(fd, de.Name(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, err
+		}
+		below, err := files(sub, prefix+de.Name()+"/")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, below...)
+	}
+	return out, nil
 }
