@@ -209,12 +209,16 @@ func fileEntry(e storage.Entry, rel string) workflows.FileEntry {
 // fails it without touching storage (see unreadError).
 const unreadPrefix = "could not be read: "
 
-// unreadable reports whether a listing's error is the listed directory's
-// own and permanent (permission denied, a name or path too long, not a
-// directory): the directory is then one failed entry. Other errors (I/O
-// errors, a cancelled context) fail the listing, which is tried again.
-func unreadable(err error) bool {
-	return errors.Is(err, storage.ErrPermission) || errors.Is(err, storage.ErrInvalidPath)
+// unreadable reports whether the error of the listing of dir, a directory
+// below the source, is that directory's own and permanent (permission
+// denied, a name or path too long, not a directory): the directory is then
+// one failed entry. Other errors (I/O errors, a cancelled context) fail
+// the listing, which is tried again. So does any error of an object store,
+// whose "directories" are key prefixes: a listing it refuses is refused for
+// the bucket (credentials, a policy), not for one prefix, and the job
+// fails with that one message rather than once per top-level prefix.
+func unreadable(dir string, err error) bool {
+	return isFileSystem(dir) && (errors.Is(err, storage.ErrPermission) || errors.Is(err, storage.ErrInvalidPath))
 }
 
 // unreadEntry is the entry of e, which the listing could not read (e.Err).
@@ -446,7 +450,7 @@ func (l *lister) listStep(ctx context.Context, in workflows.ListPageInput, part 
 					part.DirIndex++
 					continue
 				}
-				if !unreadable(err) {
+				if !unreadable(dir, err) {
 					return page{}, part, err
 				}
 				// The directory cannot be listed (or what is left of it,
