@@ -220,3 +220,28 @@ func TestIndexLineNamingADirectoryFails(t *testing.T) {
 		t.Errorf("the line of a missing file: %+v, want it listed with size -1", p.entries[2])
 	}
 }
+
+// TestUnreadableOnlyOnFileSystems: a refused listing of a top-level
+// directory is that directory's failure on a file system, and the job's on
+// an object store (a refusal there is for the bucket); errors that may
+// pass are never an entry's.
+func TestUnreadableOnlyOnFileSystems(t *testing.T) {
+	denied := storage.NewError("list", "x", storage.ErrPermission, nil)
+	for _, c := range []struct {
+		dir  string
+		err  error
+		want bool
+	}{
+		{"file:///src/a", denied, true},
+		{"hdfs://nn/src/a", denied, true},
+		{"file:///src/a", storage.NewError("list", "x", storage.ErrInvalidPath, nil), true},
+		{"file:///src/a", storage.NewError("list", "x", storage.ErrUnavailable, nil), false},
+		{"file:///src/a", context.Canceled, false},
+		{"s3://bucket/src/a", denied, false},
+		{"gs://bucket/src/a", denied, false},
+	} {
+		if got := unreadable(c.dir, c.err); got != c.want {
+			t.Errorf("unreadable(%s, %v) = %v, want %v", c.dir, c.err, got, c.want)
+		}
+	}
+}
