@@ -131,6 +131,9 @@ func (n *Node) CopyBatch(ctx context.Context, in workflows.BatchInput) (workflow
 // skipped), other content is left alone and skipped.
 func (n *Node) transfer(ctx context.Context, in workflows.BatchInput, e workflows.FileEntry, lim Limiter, wrote *bool, resumed bool) (fileOutcome, error) {
 	move := in.Type == workflows.JobMove
+	if err := unreadError(e); err != nil {
+		return fileOutcome{}, err
+	}
 	if e.Irregular != "" {
 		return skipIrregular(ctx, e.URI, e.Irregular), nil
 	}

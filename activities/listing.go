@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 
 	"go.temporal.io/sdk/activity"
@@ -159,6 +160,12 @@ func (l *lister) page(ctx context.Context, path, relPrefix, cursor string, sel *
 			if relPrefix != "" && paths {
 				e.RelPath = relPrefix + "/" + e.RelPath
 			}
+			if e.Err != nil {
+				if keepUnread(sel, e) {
+					p.add(unreadEntry(e, e.RelPath), l.countOnly)
+				}
+				continue
+			}
 			if e.IsDir && recursive {
 				// Recursive listings return directories only when asked
 				// for the empty ones.
@@ -193,10 +200,89 @@ func fileEntry(e storage.Entry, rel string) workflows.FileEntry {
 	return workflows.FileEntry{URI: e.URI, RelPath: rel, Size: e.Size, Version: e.Version, Irregular: e.Irregular}
 }
 
+// unreadPrefix starts the Irregular text of an entry that stands for a
+// directory the listing could not list, or a file it could not stat, for a
+// reason of its own that trying again will not change (storage.Entry.Err):
+// "could not be read: <reason code>: <cause>", as in "could not be read:
+// PERMISSION_DENIED: permission denied". Such an entry is listed and
+// counted like a file so that the job accounts for it, and every batch
+// fails it without touching storage (see unreadError).
+const unreadPrefix = "could not be read: "
+
+// unreadable reports whether the error of the listing of dir, a directory
+// below the source, is that directory's own and permanent (permission
+// denied, a name or path too long, not a directory): the directory is then
+// one failed entry. Other errors (I/O errors, a cancelled context) fail
+// the listing, which is tried again. So does any error of an object store,
+// whose "directories" are key prefixes: a listing it refuses is refused for
+// the bucket (credentials, a policy), not for one prefix, and the job
+// fails with that one message rather than once per top-level prefix.
+func unreadable(dir string, err error) bool {
+	return isFileSystem(dir) && (errors.Is(err, storage.ErrPermission) || errors.Is(err, storage.ErrInvalidPath))
+}
+
+// unreadEntry is the entry of e, which the listing could not read (e.Err).
+func unreadEntry(e storage.Entry, rel string) workflows.FileEntry {
+	return workflows.FileEntry{URI: e.URI, RelPath: rel, Irregular: unreadPrefix + reasonOf(e.Err) + ": " + causeOf(e.Err)}
+}
+
+// causeOf is what the system said of err, without the paths it names
+// (those are the entry's own URI, in bytes): "permission denied", "file
+// name too long".
+func causeOf(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	if se := (*storage.Error)(nil); errors.As(err, &se) && se.Err != nil {
+		return se.Err.Error()
+	}
+	if k := storage.Kind(err); k != nil {
+		return k.Error()
+	}
+	return err.Error()
+}
+
+// unreadError is the failure of an entry that stands for what its listing
+// could not read (see unreadPrefix), nil for any other entry: "could not
+// be listed: permission denied", never retried. It does not repeat the
+// entry's path, which the failure gives and which may be longer than a
+// failure's message.
+func unreadError(e workflows.FileEntry) error {
+	rest, ok := strings.CutPrefix(e.Irregular, unreadPrefix)
+	if !ok {
+		return nil
+	}
+	reason, cause, _ := strings.Cut(rest, ": ")
+	kind := storage.ErrInvalidPath
+	switch reason {
+	case workflows.ErrTypePermission:
+		kind = storage.ErrPermission
+	case workflows.ErrTypeNotFound:
+		kind = storage.ErrNotFound
+	}
+	if cause == kind.Error() {
+		return fmt.Errorf("could not be listed: %w", kind)
+	}
+	return fmt.Errorf("could not be listed: %w: %s", kind, cause)
+}
+
+// keepUnread reports whether an entry the listing could not read (e.Err)
+// qualifies as far as can be told: a file by its name and path (its size
+// and age are unknown), a directory unless the filter leaves out everything
+// below it.
+func keepUnread(f *filter.Filter, e storage.Entry) bool {
+	return f.KeepUnread(filter.Entry{Name: storage.Base(e.URI), RelPath: e.RelPath, IsDir: e.IsDir})
+}
+
+// errIndexDir is the failure of a line of an index file that names a
+// directory.
+var errIndexDir = errors.New("a directory (an index file names files)")
+
 // indexPage reads URIs from an index file, one per line; the cursor is the
 // byte offset of the next line. Each URI is stat'ed for its size and version;
 // one that cannot be stat'ed is still listed (size -1) so that its failure
-// is reported for that file.
+// is reported for that file, and one that names a directory is failed.
 func (l *lister) indexPage(ctx context.Context, indexFile, cursor string, sel *filter.Filter, limit int) (page, error) {
 	var offset int64
 	if cursor != "" {
@@ -238,6 +324,14 @@ func (l *lister) indexPage(ctx context.Context, indexFile, cursor string, sel *f
 			if fst, err := l.resolver.For(uri); err == nil {
 				if info, err := fst.Stat(ctx, uri); err == nil {
 					info.RelPath = e.RelPath
+					if info.IsDir {
+						// Not dropped: failed, as the index names files.
+						info.Err = storage.NewError("list", uri, storage.ErrInvalidPath, errIndexDir)
+						if keepUnread(sel, info) {
+							p.add(unreadEntry(info, e.RelPath), l.countOnly)
+						}
+						continue
+					}
 					if !keep(sel, info) {
 						continue
 					}
@@ -287,7 +381,9 @@ func (l *lister) partition(ctx context.Context, in workflows.PartitionInput) ([]
 			return nil, err
 		}
 		for _, e := range lp.Entries {
-			if !e.IsDir {
+			if !e.IsDir || e.Err != nil {
+				// A file, or an entry that could not be stat'ed: the
+				// page of the top level lists it (failed).
 				files = true
 				continue
 			}
@@ -300,7 +396,9 @@ func (l *lister) partition(ctx context.Context, in workflows.PartitionInput) ([]
 			break
 		}
 		cursor = lp.Cursor
-		activity.RecordHeartbeat(ctx, len(dirs))
+		if activity.IsActivity(ctx) {
+			activity.RecordHeartbeat(ctx, len(dirs))
+		}
 	}
 	sort.Strings(dirs)
 	var parts []workflows.Partition
@@ -344,14 +442,26 @@ func (l *lister) listStep(ctx context.Context, in workflows.ListPageInput, part 
 		var out page
 		for part.DirIndex < len(part.Dirs) && out.count < limit {
 			dir := part.Dirs[part.DirIndex]
-			p, err := l.page(ctx, dir, relOf(in.Path, dir), part.Cursor, sel, limit-out.count, true)
+			rel := relOf(in.Path, dir)
+			p, err := l.page(ctx, dir, rel, part.Cursor, sel, limit-out.count, true)
 			if err != nil {
 				if errors.Is(err, storage.ErrNotFound) && part.Cursor == "" {
 					// Removed since the source was partitioned: nothing to list.
 					part.DirIndex++
 					continue
 				}
-				return page{}, part, err
+				if !unreadable(dir, err) {
+					return page{}, part, err
+				}
+				// The directory cannot be listed (or what is left of it,
+				// when it was listed in part): one failed entry.
+				e := storage.Entry{URI: dir, RelPath: rel, IsDir: true, Err: err}
+				if keepUnread(sel, e) {
+					out.add(unreadEntry(e, rel), l.countOnly)
+				}
+				part.DirIndex++
+				part.Cursor = ""
+				continue
 			}
 			out.entries = append(out.entries, p.entries...)
 			out.count += p.count

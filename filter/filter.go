@@ -132,6 +132,31 @@ func (f *Filter) Keep(e Entry) bool {
 	return true
 }
 
+// KeepUnread reports whether an entry that could not be read qualifies as
+// far as can be told: a file by its name and path (its size and age are
+// unknown), a directory (whose files are unknown) unless an exclude glob
+// leaves out everything below it.
+func (f *Filter) KeepUnread(e Entry) bool {
+	if f == nil {
+		return true
+	}
+	if e.IsDir {
+		for _, g := range f.rules.Exclude {
+			// Paths of one and two literal "**" segments below it stand
+			// for any path below: a glob that matches both ("d/**",
+			// "**") leaves out the whole directory; one that matches
+			// only some depths ("d/*") may not.
+			if MatchGlob(g, e.RelPath+"/**") && MatchGlob(g, e.RelPath+"/**/**") {
+				return false
+			}
+		}
+		return true
+	}
+	r := f.rules
+	r.MinSize, r.MaxSize, r.ReferenceTime = 0, 0, time.Time{}
+	return (&Filter{rules: r, name: f.name}).Keep(e)
+}
+
 // UsesPaths reports whether Keep looks at an entry's relative path (an
 // include or exclude glob): a listing that only counts need not build the
 // paths otherwise.

@@ -5,16 +5,19 @@ import (
 	"time"
 )
 
+// keepCase is an entry, the rules it is kept by, and whether it is.
+type keepCase struct {
+	name    string
+	rules   Rules
+	pattern string
+	e       Entry
+	want    bool
+}
+
 func TestKeep(t *testing.T) {
 	ref := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
 	day := 24 * time.Hour
-	cases := []struct {
-		name    string
-		rules   Rules
-		pattern string
-		e       Entry
-		want    bool
-	}{
+	cases := []keepCase{
 		{"zero keeps files", Rules{}, "", Entry{Name: "a", RelPath: "a"}, true},
 		{"never directories", Rules{}, "", Entry{Name: "d", IsDir: true}, false},
 		{"name pattern whole", Rules{}, `.*\.csv`, Entry{Name: "x.csv"}, true},
@@ -69,6 +72,34 @@ func TestMatchGlob(t *testing.T) {
 	} {
 		if got := MatchGlob(c.glob, c.path); got != c.want {
 			t.Errorf("MatchGlob(%q, %q) = %v", c.glob, c.path, got)
+		}
+	}
+}
+
+// TestKeepUnread: an entry that could not be read qualifies as far as can
+// be told: a file by its name and path only, a directory unless an exclude
+// glob leaves out everything below it.
+func TestKeepUnread(t *testing.T) {
+	ref := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
+	cases := []keepCase{
+		{"no filter", Rules{}, "", Entry{Name: "d", RelPath: "d", IsDir: true}, true},
+		{"size and age unknown", Rules{MinSize: 10, OlderThan: time.Hour, ReferenceTime: ref}, "", Entry{Name: "f", RelPath: "f"}, true},
+		{"name of a file", Rules{}, `.*\.csv`, Entry{Name: "f.txt", RelPath: "f.txt"}, false},
+		{"name of a directory", Rules{}, `.*\.csv`, Entry{Name: "d", RelPath: "d", IsDir: true}, true},
+		{"include of a file", Rules{Include: []string{"a/**"}}, "", Entry{Name: "f", RelPath: "b/f"}, false},
+		{"exclude of a file", Rules{Exclude: []string{"**/*.tmp"}}, "", Entry{Name: "f.tmp", RelPath: "b/f.tmp"}, false},
+		{"exclude of the whole directory", Rules{Exclude: []string{"a/**"}}, "", Entry{Name: "d", RelPath: "a/d", IsDir: true}, false},
+		{"exclude of everything", Rules{Exclude: []string{"**"}}, "", Entry{Name: "d", RelPath: "d", IsDir: true}, false},
+		{"exclude of one depth", Rules{Exclude: []string{"d/*"}}, "", Entry{Name: "d", RelPath: "d", IsDir: true}, true},
+		{"exclude of some names", Rules{Exclude: []string{"d/**/*.tmp"}}, "", Entry{Name: "d", RelPath: "d", IsDir: true}, true},
+	}
+	for _, c := range cases {
+		f, err := Compile(c.rules, c.pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.KeepUnread(c.e); got != c.want {
+			t.Errorf("%s: KeepUnread = %v, want %v", c.name, got, c.want)
 		}
 	}
 }

@@ -35,6 +35,13 @@ type Entry struct {
 	// Mode holds the permission bits of a file on a file system (0600,
 	// 0755…); 0 where the store has none (object stores).
 	Mode fs.FileMode
+	// Err, set only on an entry of a listing, says why the entry below the
+	// listed directory could not be listed (a directory) or described (a
+	// file) for a reason of its own that trying again will not change:
+	// permission denied, a name or path too long. The listing goes on past
+	// it; the caller accounts for the entry as failed. Its other fields
+	// but URI, RelPath and IsDir are unset.
+	Err error
 }
 
 // ListOptions selects one page of a listing.

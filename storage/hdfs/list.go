@@ -76,6 +76,9 @@ func (s *Store) List(ctx context.Context, uri string, opts storage.ListOptions) 
 			return page, nil
 		}
 		e.URI = storage.Join(uri, e.RelPath)
+		if e.Err != nil {
+			e.Err = fail("list", e.URI, e.Err)
+		}
 		page.Entries = append(page.Entries, e)
 		page.Cursor = key
 	}
@@ -156,6 +159,22 @@ type walker struct {
 	ahead  *lookahead
 }
 
+// perEntry reports whether err, met on a directory below the listed one,
+// is that directory's own and permanent (access denied, a bad path): the
+// directory is then returned as an entry with the error
+// (storage.Entry.Err) and the listing goes on. Other errors (a namenode
+// that is down) fail the listing.
+func perEntry(err error) bool {
+	k := classify(err)
+	return k == storage.ErrPermission || k == storage.ErrInvalidPath
+}
+
+// failedDir is the entry of the directory with key ("a/b/") that could
+// not be read for err.
+func failedDir(key string, err error) storage.Entry {
+	return storage.Entry{RelPath: strings.TrimSuffix(key, "/"), IsDir: true, Err: err}
+}
+
 func (w *walker) push(dir, rel string) error {
 	f, err := w.c.Open(dir)
 	if err != nil {
@@ -182,7 +201,17 @@ func (w *walker) next() (storage.Entry, string, bool, error) {
 		top := w.stack[len(w.stack)-1]
 		fi, err := top.peek()
 		if err != nil {
-			return storage.Entry{}, "", false, err
+			if len(w.stack) == 1 || !perEntry(err) {
+				return storage.Entry{}, "", false, err
+			}
+			// A directory below the listed one that cannot be read (or
+			// what is left of it): one failed entry.
+			_ = top.f.Close()
+			w.stack = w.stack[:len(w.stack)-1]
+			if top.rel == w.cursor {
+				continue // failed on the page the cursor ends
+			}
+			return failedDir(top.rel, err), top.rel, true, nil
 		}
 		incoming := ""
 		if fi != nil {
@@ -208,7 +237,13 @@ func (w *walker) next() (storage.Entry, string, bool, error) {
 				if errors.Is(err, fs.ErrNotExist) {
 					continue // removed while listing
 				}
-				return storage.Entry{}, "", false, err
+				if !perEntry(err) {
+					return storage.Entry{}, "", false, err
+				}
+				if d.key == w.cursor {
+					continue // failed on the page the cursor ends
+				}
+				return failedDir(d.key, err), d.key, true, nil
 			}
 			continue
 		}

@@ -74,6 +74,13 @@ func (w *walker) page(ctx context.Context, uri, dir string, opts storage.ListOpt
 			return page, false, nil
 		}
 		e.URI = storage.Join(uri, e.RelPath)
+		if e.Err != nil {
+			op := "stat"
+			if e.IsDir && opts.Recursive {
+				op = "list"
+			}
+			e.Err = mapError(op, e.URI, e.Err)
+		}
 		page.Entries = append(page.Entries, e)
 		page.Cursor = w.lastKey
 	}
@@ -195,6 +202,29 @@ type walker struct {
 	stack     []*frame
 	lastKey   string
 	dirs      dirReader
+	// pending is a directory the seek of start could not enter, to be
+	// returned first as a failed entry (see perEntry).
+	pending *storage.Entry
+}
+
+// perEntry reports whether err, met on an entry below the listed
+// directory, is that entry's own and permanent: permission denied, a name
+// or path too long, a directory that became a file. The entry is then
+// returned with the error (storage.Entry.Err) and the listing goes on;
+// other errors (I/O errors, too many open files) fail the listing, which
+// may be tried again.
+func perEntry(err error) bool {
+	switch storage.Kind(mapError("", "", err)) {
+	case storage.ErrPermission, storage.ErrInvalidPath:
+		return true
+	}
+	return false
+}
+
+// failedDir is the entry of the directory with key full ("a/b/") that
+// could not be listed for err.
+func failedDir(full string, err error) storage.Entry {
+	return storage.Entry{RelPath: strings.TrimSuffix(full, "/"), IsDir: true, Err: err}
 }
 
 func (w *walker) start(dir, cursor string) error {
@@ -218,7 +248,18 @@ func (w *walker) start(dir, cursor string) error {
 				top.i++
 				child, err := w.frame(filepath.Join(top.dir, d.name), full)
 				if err != nil {
-					return err
+					if !perEntry(err) {
+						return err
+					}
+					if cursor != full {
+						// Listed in part on an earlier page: what is
+						// left of it is failed.
+						e := failedDir(full, err)
+						w.pending = &e
+					}
+					// A cursor at the directory itself follows its
+					// failed entry (or the empty directory it was).
+					return nil
 				}
 				w.stack = append(w.stack, child)
 				descended = true
@@ -281,6 +322,10 @@ func (w *walker) linkOf(path string) link {
 
 // next returns the next entry in key order.
 func (w *walker) next() (storage.Entry, bool, error) {
+	if e := w.pending; e != nil {
+		w.pending = nil
+		return *e, true, nil
+	}
 	for len(w.stack) > 0 {
 		top := w.stack[len(w.stack)-1]
 		if top.i >= len(top.dents) {
@@ -297,7 +342,11 @@ func (w *walker) next() (storage.Entry, bool, error) {
 				if errors.Is(err, os.ErrNotExist) {
 					continue // removed while listing
 				}
-				return storage.Entry{}, false, err
+				if !perEntry(err) {
+					return storage.Entry{}, false, err
+				}
+				w.lastKey = full
+				return failedDir(full, err), true, nil
 			}
 			if w.emptyDirs && len(child.dents) == 0 {
 				w.dirs.done(child)
@@ -320,7 +369,10 @@ func (w *walker) next() (storage.Entry, bool, error) {
 			if errors.Is(err, os.ErrNotExist) {
 				continue
 			}
-			return storage.Entry{}, false, err
+			if !perEntry(err) {
+				return storage.Entry{}, false, err
+			}
+			return storage.Entry{RelPath: rel, IsDir: d.isDir, Err: err}, true, nil
 		}
 		return entryOf("", rel, st), true, nil
 	}
@@ -329,6 +381,9 @@ func (w *walker) next() (storage.Entry, bool, error) {
 
 // done reports whether no entry is left.
 func (w *walker) done() bool {
+	if w.pending != nil {
+		return false
+	}
 	for _, f := range w.stack {
 		if f.i < len(f.dents) {
 			// A non-empty remainder may still hold only empty directories;

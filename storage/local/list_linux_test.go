@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryio/ferry/internal/asnobody"
 	"github.com/ferryio/ferry/storage"
 )
 
@@ -507,8 +507,8 @@ func TestListLeavesNoFileOpen(t *testing.T) {
 		}
 		check("between pages")
 	}
-	// Failed mid-way: a directory replaced by a file after its parent was
-	// read; and a listing cancelled.
+	// A directory replaced by a file after its parent was read; and a
+	// listing cancelled.
 	dir := filepath.Join(tree, "zz-dir")
 	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
 		t.Fatal(err)
@@ -523,8 +523,10 @@ func TestListLeavesNoFileOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, rng, filepath.Join(dir, "sub"))
-	if _, err := s.List(ctx, "file://"+dir, storage.ListOptions{Recursive: true, Limit: 1, Cursor: p.Cursor}); !errors.Is(err, storage.ErrInvalidPath) {
-		t.Fatalf("a directory turned into a file: %v, want ErrInvalidPath", err)
+	// The directory is then one entry that failed.
+	if p, err := s.List(ctx, "file://"+dir, storage.ListOptions{Recursive: true, Limit: 1, Cursor: p.Cursor}); err != nil || len(p.Entries) != 1 ||
+		p.Entries[0].RelPath != "sub" || !errors.Is(p.Entries[0].Err, storage.ErrInvalidPath) {
+		t.Fatalf("a directory turned into a file: %+v, %v, want one entry failed with ErrInvalidPath", p, err)
 	}
 	check("after a directory turned into a file")
 	cancelled, cancel := context.WithCancel(ctx)
@@ -536,21 +538,17 @@ func TestListLeavesNoFileOpen(t *testing.T) {
 }
 
 // TestListPermissionErrors: a directory the process may not read, or not
-// search, fails the listing with ErrPermission and the same error text as
-// os.ReadDir and os.Stat give. Root may read anything, so as root the test
+// search, is one entry failed with ErrPermission and the same error text as
+// os.ReadDir and os.Stat give (every file of a directory it may not
+// search), and the rest of the tree is listed; the listed directory
+// itself unreadable fails the listing. Root may read anything, so as root the test
 // runs itself again as the user nobody.
 func TestListPermissionErrors(t *testing.T) {
 	if tree := os.Getenv("FERRY_TEST_PERMISSION_TREE"); tree != "" {
 		checkPermissionErrors(t, tree)
 		return
 	}
-	base := t.TempDir()
-	// The test's own temporary directories, for nobody to get in.
-	for _, d := range []string{filepath.Dir(base), base} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	base := asnobody.Dir(t)
 	tree := filepath.Join(base, "tree")
 	for _, d := range []string{"a", "noread", "nosearch"} {
 		if err := os.MkdirAll(filepath.Join(tree, d), 0o755); err != nil {
@@ -570,27 +568,7 @@ func TestListPermissionErrors(t *testing.T) {
 		checkPermissionErrors(t, tree)
 		return
 	}
-	for p := filepath.Dir(base); p != "/"; p = filepath.Dir(p) {
-		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm()&0o001 == 0 {
-			t.Skipf("%s is not searchable by others: cannot run as nobody", p)
-		}
-	}
-	self, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(base, "local.test")
-	if err := os.WriteFile(bin, self, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-test.run=^TestListPermissionErrors$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), "FERRY_TEST_PERMISSION_TREE="+tree)
-	cmd.Dir = base
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestListPermissionErrors") {
-		t.Fatalf("as nobody: %v\n%s", err, out)
-	}
+	asnobody.Run(t, base, "TestListPermissionErrors", "FERRY_TEST_PERMISSION_TREE="+tree)
 }
 
 func checkPermissionErrors(t *testing.T, tree string) {
@@ -599,32 +577,67 @@ func checkPermissionErrors(t *testing.T, tree string) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	noread := "open " + tree + "/noread: permission denied"
+	nosearch := "stat " + tree + "/nosearch/f: permission denied"
 	for _, c := range []struct {
 		dir       string
 		recursive bool
 		limit     int
-		want      string // the error's text ends with this
+		// want ends the listing's error; failed maps the entries that
+		// come with an error to how it ends, ok lists the others.
+		want   string
+		failed map[string]string
+		ok     []string
 	}{
-		{"noread", false, 10, "open " + tree + "/noread: permission denied"},
-		{"nosearch", false, 10, "stat " + tree + "/nosearch/f: permission denied"},
-		{"nosearch", true, 10, "stat " + tree + "/nosearch/f: permission denied"},
-		{"", true, 10, "open " + tree + "/noread: permission denied"},
+		{dir: "noread", limit: 10, want: noread},
+		{dir: "nosearch", limit: 10, failed: map[string]string{"f": nosearch}},
+		{dir: "nosearch", recursive: true, limit: 10, failed: map[string]string{"f": nosearch}},
+		{dir: "", recursive: true, limit: 10, failed: map[string]string{"noread": noread, "nosearch/f": nosearch}, ok: []string{"a/f"}},
 		// Mid-way, after pages were listed.
-		{"", true, 1, "open " + tree + "/noread: permission denied"},
+		{dir: "", recursive: true, limit: 1, failed: map[string]string{"noread": noread, "nosearch/f": nosearch}, ok: []string{"a/f"}},
+		{dir: "", limit: 1, ok: []string{"a", "noread", "nosearch"}},
 	} {
 		uri := "file://" + filepath.Join(tree, c.dir)
 		cursor := ""
+		failed := map[string]string{}
+		var ok []string
 		for pages := 0; ; pages++ {
 			p, err := s.List(ctx, uri, storage.ListOptions{Recursive: c.recursive, Limit: c.limit, Cursor: cursor})
 			if err != nil {
-				if !errors.Is(err, storage.ErrPermission) || !strings.HasSuffix(err.Error(), c.want) {
+				if c.want == "" || !errors.Is(err, storage.ErrPermission) || !strings.HasSuffix(err.Error(), c.want) {
 					t.Errorf("listing %s (recursive %v) after %d pages: %v, want ErrPermission ending %q", uri, c.recursive, pages, err, c.want)
 				}
 				break
 			}
+			for _, e := range p.Entries {
+				if e.Err == nil {
+					ok = append(ok, e.RelPath)
+					continue
+				}
+				if !errors.Is(e.Err, storage.ErrPermission) || e.URI != storage.Join(uri, e.RelPath) {
+					t.Errorf("listing %s: entry %q (%s) fails with %v, want ErrPermission", uri, e.RelPath, e.URI, e.Err)
+				}
+				failed[e.RelPath] = e.Err.Error()
+			}
 			if cursor = p.Cursor; cursor == "" {
-				t.Errorf("listing %s (recursive %v) ended without an error", uri, c.recursive)
+				if c.want != "" {
+					t.Errorf("listing %s (recursive %v) ended without an error", uri, c.recursive)
+				}
 				break
+			}
+		}
+		if c.want != "" {
+			continue
+		}
+		if !slices.Equal(ok, c.ok) {
+			t.Errorf("listing %s (recursive %v, limit %d): entries %q, want %q", uri, c.recursive, c.limit, ok, c.ok)
+		}
+		if len(failed) != len(c.failed) {
+			t.Errorf("listing %s (recursive %v, limit %d): failed entries %q, want %q", uri, c.recursive, c.limit, failed, c.failed)
+		}
+		for rel, want := range c.failed {
+			if !strings.HasSuffix(failed[rel], want) {
+				t.Errorf("listing %s (recursive %v, limit %d): %q fails with %q, want it to end %q", uri, c.recursive, c.limit, rel, failed[rel], want)
 			}
 		}
 	}
