@@ -140,6 +140,9 @@ const DefaultFileParallelism = 4
 func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflows.BatchResult, error) {
 	opts := CacheLoadOptions{MetadataOnly: in.MetadataOnly, SkipIfExists: in.SkipIfExists, FailIfEvicted: in.Verify, Limiter: n.limiter(ctx, in)}
 	return n.runInput(ctx, in, func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
+		if err := unreadError(e); err != nil {
+			return fileOutcome{}, err
+		}
 		if e.Irregular != "" {
 			return skipIrregular(ctx, e.URI, e.Irregular), nil
 		}

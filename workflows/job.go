@@ -9,6 +9,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/ferryio/ferry/internal/errtext"
 )
 
 // Tuning of the job workflow. They are part of its deterministic behaviour:
@@ -1179,11 +1181,5 @@ func (r *jobRun) finishDraining(ctx workflow.Context) (JobState, error) {
 
 // rootMessage is the innermost message of a Temporal error chain.
 func rootMessage(err error) string {
-	for {
-		next := errors.Unwrap(err)
-		if next == nil {
-			return err.Error()
-		}
-		err = next
-	}
+	return errtext.Root(err)
 }

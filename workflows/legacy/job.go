@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/ferryio/ferry/internal/errtext"
 	"github.com/ferryio/ferry/workflows"
 )
 
@@ -817,11 +818,5 @@ func (r *jobRun) finishDraining(ctx workflow.Context) (State, error) {
 
 // rootMessage is the innermost message of a Temporal error chain.
 func rootMessage(err error) string {
-	for {
-		next := errors.Unwrap(err)
-		if next == nil {
-			return err.Error()
-		}
-		err = next
-	}
+	return errtext.Root(err)
 }
