@@ -250,7 +250,8 @@ func (s *Store) names(ctx context.Context, dir string, dirs bool) ([]string, err
 
 // WriteFailureList concatenates every failures object of a job into its
 // FailuresFile, one line per file ("<path>\t<reason>\t<message>"), and
-// returns its URI and line count. Names are written as their bytes.
+// returns its URI and line count. Names are written as their bytes, but
+// for the four that would break a line apart (see EscapeListPath).
 func (s *Store) WriteFailureList(ctx context.Context, jobID string) (string, int64, error) {
 	keys, err := s.Keys(ctx, jobID, KindFailures, "", 0)
 	if err != nil {
@@ -273,8 +274,8 @@ func (s *Store) WriteFailureList(ctx context.Context, jobID string) (string, int
 			return "", 0, err
 		}
 		for _, f := range fs {
-			msg := strings.NewReplacer("\n", " ", "\t", " ").Replace(f.Message)
-			_, _ = fmt.Fprintf(bw, "%s\t%s\t%s\n", f.Path, f.Reason, msg)
+			msg := strings.NewReplacer("\n", " ", "\r", " ", "\t", " ").Replace(f.Message)
+			_, _ = fmt.Fprintf(bw, "%s\t%s\t%s\n", EscapeListPath(f.Path), f.Reason, msg)
 			lines++
 		}
 	}
@@ -287,6 +288,23 @@ func (s *Store) WriteFailureList(ctx context.Context, jobID string) (string, int
 	}
 	return uri, lines, nil
 }
+
+// listPathEscaper and listPathUnescaper write and read the paths of a
+// failure list.
+var (
+	listPathEscaper   = strings.NewReplacer("\\", `\\`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
+	listPathUnescaper = strings.NewReplacer(`\\`, "\\", `\n`, "\n", `\r`, "\r", `\t`, "\t")
+)
+
+// EscapeListPath is path as a failure list writes it: its bytes, with a
+// backslash, newline, carriage return or tab written as \\, \n, \r or \t,
+// so that every failure is one line of three tab-separated fields whatever
+// the names a storage system holds. UnescapeListPath gives the bytes back.
+func EscapeListPath(path string) string { return listPathEscaper.Replace(path) }
+
+// UnescapeListPath is the path a failure list's line names (EscapeListPath
+// undone).
+func UnescapeListPath(field string) string { return listPathUnescaper.Replace(field) }
 
 // DeleteWork removes a job's working objects (pages, plans, retry entries,
 // per-batch failures, listing records and pieces), keeping its failure list. Objects already gone are

@@ -3,6 +3,7 @@ package manifest
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,5 +129,52 @@ func TestCorruptObjectIsAnError(t *testing.T) {
 	}
 	if _, err := s.ReadEntries(context.Background(), "job", KindPages, "bad", 0, -1); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("corrupt object read: %v", err)
+	}
+}
+
+// TestFailureListLinesHoldAnyName: whatever bytes a name holds (newlines,
+// tabs, carriage returns, backslashes, invalid UTF-8, generated at random),
+// each failure is one line of three tab-separated fields, and the path
+// field gives the name's bytes back.
+func TestFailureListLinesHoldAnyName(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(7, 11))
+	alphabet := []byte("ab\\\n\r\t\xff\xe9%/ ")
+	var failures []workflows.Failure
+	for i := 0; i < 500; i++ {
+		name := make([]byte, 1+rng.IntN(12))
+		for j := range name {
+			if rng.IntN(3) == 0 {
+				name[j] = byte(rng.IntN(256))
+			} else {
+				name[j] = alphabet[rng.IntN(len(alphabet))]
+			}
+		}
+		failures = append(failures, workflows.Failure{Path: "file:///d/" + string(name), Reason: workflows.ErrTypePermission, Message: "denied:\n\tline two"})
+	}
+	if err := s.WriteFailures(ctx, "job", "b-1", failures); err != nil {
+		t.Fatal(err)
+	}
+	uri, lines, err := s.WriteFailureList(ctx, "job")
+	if err != nil || lines != int64(len(failures)) {
+		t.Fatalf("failure list: %d lines, %v", lines, err)
+	}
+	b, err := os.ReadFile(strings.TrimPrefix(uri, "file://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(got) != len(failures) {
+		t.Fatalf("%d lines for %d failures", len(got), len(failures))
+	}
+	for i, line := range got {
+		fields := strings.Split(line, "\t")
+		if len(fields) != 3 || fields[1] != workflows.ErrTypePermission || strings.ContainsRune(fields[0], '\r') {
+			t.Fatalf("line %d: %q: want <path>\\t<reason>\\t<message>", i, line)
+		}
+		if p := UnescapeListPath(fields[0]); p != failures[i].Path {
+			t.Fatalf("line %d names %q, want %q", i, p, failures[i].Path)
+		}
 	}
 }
