@@ -134,13 +134,23 @@ func (f *Filter) Keep(e Entry) bool {
 
 // KeepUnread reports whether an entry that could not be read qualifies as
 // far as can be told: a file by its name and path (its size and age are
-// unknown), a directory (whose files are unknown) unless an exclude glob
-// leaves out everything below it.
+// unknown), a directory (whose files are unknown) when an include glob, if
+// any, can match a path below it and no exclude glob leaves out everything
+// below it.
 func (f *Filter) KeepUnread(e Entry) bool {
 	if f == nil {
 		return true
 	}
 	if e.IsDir {
+		if len(f.rules.Include) > 0 {
+			below := false
+			for _, g := range f.rules.Include {
+				below = below || mayMatchBelow(strings.Split(g, "/"), strings.Split(e.RelPath, "/"))
+			}
+			if !below {
+				return false
+			}
+		}
 		for _, g := range f.rules.Exclude {
 			// Paths of one and two literal "**" segments below it stand
 			// for any path below: a glob that matches both ("d/**",
@@ -169,6 +179,22 @@ func (f *Filter) UsesPaths() bool {
 // segments use path.Match syntax.
 func MatchGlob(g, rel string) bool {
 	return matchSegs(strings.Split(g, "/"), strings.Split(rel, "/"))
+}
+
+// mayMatchBelow reports whether the glob pat (in segments) can match some
+// path strictly below the directory dir (in segments): its segments match
+// dir's as far as either goes, and it goes on below dir, or reaches a "**".
+func mayMatchBelow(pat, dir []string) bool {
+	for len(pat) > 0 {
+		if pat[0] == "**" || len(dir) == 0 {
+			return true
+		}
+		if ok, _ := path.Match(pat[0], dir[0]); !ok {
+			return false
+		}
+		pat, dir = pat[1:], dir[1:]
+	}
+	return false // the glob ends at dir or above it
 }
 
 func matchSegs(pat, segs []string) bool {

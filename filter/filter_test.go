@@ -1,6 +1,8 @@
 package filter
 
 import (
+	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -92,6 +94,14 @@ func TestKeepUnread(t *testing.T) {
 		{"exclude of everything", Rules{Exclude: []string{"**"}}, "", Entry{Name: "d", RelPath: "d", IsDir: true}, false},
 		{"exclude of one depth", Rules{Exclude: []string{"d/*"}}, "", Entry{Name: "d", RelPath: "d", IsDir: true}, true},
 		{"exclude of some names", Rules{Exclude: []string{"d/**/*.tmp"}}, "", Entry{Name: "d", RelPath: "d", IsDir: true}, true},
+		{"include elsewhere", Rules{Include: []string{"a/**"}}, "", Entry{Name: "x", RelPath: "b/x", IsDir: true}, false},
+		{"include of a top-level file", Rules{Include: []string{"top.txt"}}, "", Entry{Name: "x", RelPath: "b/x", IsDir: true}, false},
+		{"include of the directory itself", Rules{Include: []string{"b/x"}}, "", Entry{Name: "x", RelPath: "b/x", IsDir: true}, false},
+		{"include one depth too shallow", Rules{Include: []string{"b/*"}}, "", Entry{Name: "x", RelPath: "b/x", IsDir: true}, false},
+		{"include below", Rules{Include: []string{"b/*/*.csv"}}, "", Entry{Name: "x", RelPath: "b/x", IsDir: true}, true},
+		{"include anywhere", Rules{Include: []string{"**/*.csv"}}, "", Entry{Name: "x", RelPath: "b/x", IsDir: true}, true},
+		{"include above it", Rules{Include: []string{"b/**"}}, "", Entry{Name: "y", RelPath: "b/x/y", IsDir: true}, true},
+		{"one include of two", Rules{Include: []string{"a/**", "*/x/f"}}, "", Entry{Name: "x", RelPath: "b/x", IsDir: true}, true},
 	}
 	for _, c := range cases {
 		f, err := Compile(c.rules, c.pattern)
@@ -100,6 +110,33 @@ func TestKeepUnread(t *testing.T) {
 		}
 		if got := f.KeepUnread(c.e); got != c.want {
 			t.Errorf("%s: KeepUnread = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestMayMatchBelowNeverMissesAPath: for generated globs and directories,
+// whenever some path below the directory matches the glob, mayMatchBelow
+// says it may (it can only err by keeping a directory).
+func TestMayMatchBelowNeverMissesAPath(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	segs := []string{"a", "b", "c", "*", "**", "?", "[ab]", "*.csv", "x.csv"}
+	names := []string{"a", "b", "c", "x.csv", "y.csv", "ab"}
+	pick := func(from []string, n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = from[rng.IntN(len(from))]
+		}
+		return out
+	}
+	for i := 0; i < 5000; i++ {
+		pat := pick(segs, 1+rng.IntN(4))
+		dir := pick(names, 1+rng.IntN(3))
+		may := mayMatchBelow(pat, dir)
+		for j := 0; j < 30 && !may; j++ {
+			below := append(append([]string(nil), dir...), pick(names, 1+rng.IntN(3))...)
+			if matchSegs(pat, below) {
+				t.Fatalf("glob %q matches %q below %q, but mayMatchBelow says no", strings.Join(pat, "/"), strings.Join(below, "/"), strings.Join(dir, "/"))
+			}
 		}
 	}
 }
