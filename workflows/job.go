@@ -931,8 +931,8 @@ func (r *jobRun) checkThresholds() {
 	}
 	done := n.Succeeded + n.Skipped + n.Failed
 	if o.FailureRatioThreshold > 0 && done >= 10 && float64(n.Failed)/float64(done) >= o.FailureRatioThreshold {
-		r.failEarly = fmt.Sprintf("%.2f%% of files failed, reaching the failure ratio threshold of %.2f%%",
-			100*float64(n.Failed)/float64(done), 100*o.FailureRatioThreshold)
+		r.failEarly = fmt.Sprintf("%d of the first %d files done failed (%.2f%%), reaching the failure ratio threshold of %.2f%%",
+			n.Failed, done, 100*float64(n.Failed)/float64(done), 100*o.FailureRatioThreshold)
 	}
 }
 
