@@ -105,11 +105,7 @@ func DestinationOf(dst string, e workflows.FileEntry) string {
 func (n *Node) CopyBatch(ctx context.Context, in workflows.BatchInput) (workflows.BatchResult, error) {
 	lim := n.limiter(ctx, in)
 	again := resumed(ctx, in)
-	// A copy's outcome needs no wait (nil): transfer returns once the
-	// destination is committed in its storage system (a local file
-	// written to the kernel and renamed), which a kill of this process
-	// does not undo.
-	return n.runInput(ctx, in, nil, func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
+	return n.runInput(ctx, in, func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
 		// The job's retry pass gets only files that failed in a way worth
 		// retrying, possibly after their destination was written.
 		wrote := in.LastAttempt

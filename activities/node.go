@@ -157,8 +157,7 @@ const DefaultFileParallelism = 4
 // runInput for how entries arrive and outcomes leave).
 func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflows.BatchResult, error) {
 	opts := CacheLoadOptions{MetadataOnly: in.MetadataOnly, SkipIfExists: in.SkipIfExists, FailIfEvicted: in.Verify, Limiter: n.limiter(ctx, in)}
-	dur, _ := n.Cache.(Durable)
-	return n.runInput(ctx, in, dur, func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
+	return n.runInput(ctx, in, func(ctx context.Context, e workflows.FileEntry) (fileOutcome, error) {
 		if e.Irregular != "" {
 			return skipIrregular(ctx, e.URI, e.Irregular), nil
 		}
@@ -183,9 +182,9 @@ func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflow
 // and the first failures only. A batch cancelled (its node left the ring)
 // returns its progress as the cancellation's details; one whose failures
 // cannot be written returns them, with its progress, in its error, so the
-// workflow records them from the coordinator. dur, when not nil, is what
-// the outcomes wait for before they are reported (see runBatch).
-func (n *Node) runInput(ctx context.Context, in workflows.BatchInput, dur Durable, do func(context.Context, workflows.FileEntry) (fileOutcome, error)) (workflows.BatchResult, error) {
+// workflow records them from the coordinator. The outcomes wait for
+// n.durability(in) before they are reported (see runBatch).
+func (n *Node) runInput(ctx context.Context, in workflows.BatchInput, do func(context.Context, workflows.FileEntry) (fileOutcome, error)) (workflows.BatchResult, error) {
 	entries := in.Entries
 	if in.Ref != nil {
 		if n.Manifests == nil {
@@ -197,7 +196,7 @@ func (n *Node) runInput(ctx context.Context, in workflows.BatchInput, dur Durabl
 			return workflows.BatchResult{}, toTemporal(err)
 		}
 	}
-	p, err := runBatch(withReadCounter(ctx, new(atomic.Int64)), entries, n.parallelism(), dur, do)
+	p, err := runBatch(withReadCounter(ctx, new(atomic.Int64)), entries, n.parallelism(), n.durability(in), do)
 	if err != nil {
 		if ctx.Err() != nil {
 			return p.Result, temporal.NewCanceledError(p)
@@ -214,6 +213,20 @@ func (n *Node) runInput(ctx context.Context, in workflows.BatchInput, dur Durabl
 	res := p.Result
 	res.Failed, res.Retry, res.Failures = rec.Failed, rec.Retry, rec.Failures
 	return res, nil
+}
+
+// durability is what a batch's outcomes wait for before they are
+// reported: for a load, the cache's durability when it has one (its loads
+// become durable some time after they return); nothing for a copy or a
+// move, whose transfer returns once the destination is committed in its
+// storage system (a local file written to the kernel and renamed), which a
+// kill of this process does not undo.
+func (n *Node) durability(in workflows.BatchInput) Durable {
+	if in.Type == workflows.JobCopy || in.Type == workflows.JobMove {
+		return nil
+	}
+	d, _ := n.Cache.(Durable)
+	return d
 }
 
 func (n *Node) parallelism() int {
