@@ -69,6 +69,24 @@ type Cache interface {
 	Load(ctx context.Context, f CacheFile, opts CacheLoadOptions) (CacheLoadResult, error)
 }
 
+// Durable is a Cache whose loads become durable only some time after they
+// return: a file it loaded may be lost to a kill of the process until
+// then. A batch reports an entry done (in a heartbeat, in its result) only
+// once what its load wrote is durable, since a batch resumed after a kill
+// skips what was reported, and a job must never count a file that is not
+// in the cache. Marks are ordered: a later mark is durable only when the
+// earlier ones are.
+type Durable interface {
+	// WriteMark returns a mark after every write of the loads that have
+	// returned so far.
+	WriteMark() uint64
+	// Durable reports whether everything written before mark survives a
+	// kill of the process.
+	Durable(mark uint64) bool
+	// SyncTo makes everything written before mark durable.
+	SyncTo(mark uint64) error
+}
+
 // Replicator makes further copies of a loaded file on the other nodes that
 // own it, for jobs with replicas > 1.
 type Replicator interface {
@@ -178,7 +196,8 @@ func (n *Node) LoadBatch(ctx context.Context, in workflows.BatchInput) (workflow
 // and the first failures only. A batch cancelled (its node left the ring)
 // returns its progress as the cancellation's details; one whose failures
 // cannot be written returns them, with its progress, in its error, so the
-// workflow records them from the coordinator.
+// workflow records them from the coordinator. The outcomes wait for
+// n.durability(in) before they are reported (see runBatch).
 func (n *Node) runInput(ctx context.Context, in workflows.BatchInput, do func(context.Context, workflows.FileEntry) (fileOutcome, error)) (workflows.BatchResult, error) {
 	entries := in.Entries
 	if in.Ref != nil {
@@ -191,7 +210,7 @@ func (n *Node) runInput(ctx context.Context, in workflows.BatchInput, do func(co
 			return workflows.BatchResult{}, toTemporal(err)
 		}
 	}
-	p, err := runBatch(withReadCounter(ctx, new(atomic.Int64)), entries, n.parallelism(), do)
+	p, err := runBatch(withReadCounter(ctx, new(atomic.Int64)), entries, n.parallelism(), n.durability(in), do)
 	if err != nil {
 		if ctx.Err() != nil {
 			return p.Result, temporal.NewCanceledError(p)
@@ -208,6 +227,20 @@ func (n *Node) runInput(ctx context.Context, in workflows.BatchInput, do func(co
 	res := p.Result
 	res.Failed, res.Retry, res.Failures = rec.Failed, rec.Retry, rec.Failures
 	return res, nil
+}
+
+// durability is what a batch's outcomes wait for before they are
+// reported: for a load, the cache's durability when it has one (its loads
+// become durable some time after they return); nothing for a copy or a
+// move, whose transfer returns once the destination is committed in its
+// storage system (a local file written to the kernel and renamed), which a
+// kill of this process does not undo.
+func (n *Node) durability(in workflows.BatchInput) Durable {
+	if in.Type == workflows.JobCopy || in.Type == workflows.JobMove {
+		return nil
+	}
+	d, _ := n.Cache.(Durable)
+	return d
 }
 
 func (n *Node) parallelism() int {
@@ -230,11 +263,21 @@ type fileOutcome struct {
 // runBatch processes entries with do, up to parallel at a time, and folds
 // the outcomes. Its heartbeat reports the longest finished prefix of the
 // entries with their outcomes, so a retried attempt resumes exactly after it
-// (redoing at most the entries that were in flight). It heartbeats after each
-// entry and on a ticker, so that one large or slow file does not look like a
-// dead node. An entry interrupted by cancellation is not an outcome: it stays
-// outside the prefix, to be done again.
-func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, do func(context.Context, workflows.FileEntry) (fileOutcome, error)) (workflows.BatchProgress, error) {
+// (redoing at most the entries that were in flight). It heartbeats when that
+// prefix grows and on a ticker, so that one large or slow file does not look
+// like a dead node. An entry interrupted by cancellation is not an outcome:
+// it stays outside the prefix, to be done again.
+//
+// With dur, a prefix is reported only once what its entries wrote is
+// durable (Durable): the heartbeat carries the prefix as it stood at the
+// latest mark dur says is durable, which lags the finished prefix by about
+// the cache's sync interval. A prefix still waiting at the next tick after
+// one whole heartbeat interval is synced by the ticker (at most one sync per
+// interval), and the batch syncs once before it returns its result. A kill
+// of the process then loses nothing the batch reported; the resumed attempt
+// redoes the entries after the reported prefix and finds those that were
+// durable already cached.
+func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, dur Durable, do func(context.Context, workflows.FileEntry) (fileOutcome, error)) (workflows.BatchProgress, error) {
 	var p workflows.BatchProgress
 	if activity.HasHeartbeatDetails(ctx) {
 		if err := activity.GetHeartbeatDetails(ctx, &p); err != nil {
@@ -253,21 +296,49 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, 
 	}
 	slots := make([]slot, len(entries))
 	var mu sync.Mutex
-	// Bytes in flight: what the entries read beyond the prefix's bytes of
-	// this attempt, within the sizes of the entries outside the prefix.
+	// Bytes in flight: what the entries read beyond the reported prefix's
+	// bytes of this attempt, within the sizes of the entries after it.
 	read := readCounter(ctx)
 	startBytes := p.Result.BytesDone
 	var remaining int64
 	for _, e := range entries[min(max(p.Done, 0), len(entries)):] {
 		remaining += max(e.Size, 0)
 	}
-	snapshot := func() workflows.BatchProgress {
+	// current is the finished prefix (p) as it stands, with the size of
+	// the entries after it.
+	current := func() finishedPrefix {
 		s := p
 		s.Result.Failures = append([]workflows.Failure(nil), p.Result.Failures...)
 		s.Result.SkipReasons = append([]workflows.SkipCount(nil), p.Result.SkipReasons...)
 		s.Result.SkippedEntries = append([]workflows.SkippedEntry(nil), p.Result.SkippedEntries...)
+		return finishedPrefix{p: s, remaining: remaining}
+	}
+	// reported is what heartbeats carry; waiting, with dur, the latest
+	// finished prefix not yet known durable. Both are guarded by mu.
+	reported := current()
+	var waiting *finishedPrefix
+	// settle moves reported on, to the finished prefix (without dur) or to
+	// the waiting one once durable, and reports whether it moved.
+	settle := func() bool {
+		if dur == nil {
+			reported = current()
+			return true
+		}
+		moved := false
+		if waiting != nil && dur.Durable(waiting.mark) {
+			reported, waiting, moved = *waiting, nil, true
+		}
+		if waiting == nil && p.Done > reported.p.Done {
+			w := current()
+			w.mark = dur.WriteMark() // after the writes of every entry in p
+			waiting = &w
+		}
+		return moved
+	}
+	details := func(r finishedPrefix) workflows.BatchProgress {
+		s := r.p
 		if read != nil {
-			s.BytesInFlight = inFlight(read.Load(), p.Result.BytesDone-startBytes, remaining)
+			s.BytesInFlight = inFlight(read.Load(), r.p.Result.BytesDone-startBytes, r.remaining)
 		}
 		return s
 	}
@@ -276,16 +347,31 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, 
 	go func() {
 		t := time.NewTicker(heartbeatEvery)
 		defer t.Stop()
+		var seen *finishedPrefix // waiting at the previous tick
 		for {
 			select {
 			case <-stop:
 				return
 			case <-t.C:
-				mu.Lock()
-				s := snapshot()
-				mu.Unlock()
-				activity.RecordHeartbeat(ctx, s)
 			}
+			mu.Lock()
+			settle()
+			w := waiting
+			mu.Unlock()
+			if w != nil && w == seen {
+				if err := dur.SyncTo(w.mark); err != nil {
+					activity.GetLogger(ctx).Warn("the cache could not make the batch's loads durable; their progress is not reported yet", "error", err)
+				}
+				mu.Lock()
+				settle()
+				w = waiting
+				mu.Unlock()
+			}
+			seen = w
+			mu.Lock()
+			s := details(reported)
+			mu.Unlock()
+			activity.RecordHeartbeat(ctx, s)
 		}
 	}()
 	next := p.Done
@@ -334,9 +420,12 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, 
 					remaining -= max(entries[p.Done].Size, 0)
 					p.Done++
 				}
-				s := snapshot()
+				moved := settle()
+				s := details(reported)
 				mu.Unlock()
-				activity.RecordHeartbeat(ctx, s)
+				if moved {
+					activity.RecordHeartbeat(ctx, s)
+				}
 			}
 		}()
 	}
@@ -361,12 +450,30 @@ func runBatch(ctx context.Context, entries []workflows.FileEntry, parallel int, 
 		t.Stop()
 	}
 	mu.Lock()
-	defer mu.Unlock()
 	abandoned = true
-	if err := ctx.Err(); err != nil {
-		return snapshot(), err
+	final := current()
+	unsynced := dur != nil && final.p.Done > reported.p.Done
+	mu.Unlock()
+	// What the batch returns (its result, or its progress when cancelled)
+	// is reported too: durable first.
+	if unsynced {
+		if err := dur.SyncTo(dur.WriteMark()); err != nil {
+			mu.Lock()
+			s := details(reported)
+			mu.Unlock()
+			return s, fmt.Errorf("make the batch's loads durable: %w", err)
+		}
 	}
-	return snapshot(), nil
+	return details(final), ctx.Err()
+}
+
+// finishedPrefix is a finished prefix of a batch's entries: its progress,
+// the size of the entries after it, and with a Durable cache the mark taken
+// once it had finished.
+type finishedPrefix struct {
+	p         workflows.BatchProgress
+	remaining int64
+	mark      uint64
 }
 
 // withRetries calls fn until it succeeds, fails for good, or has been tried

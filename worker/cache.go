@@ -14,7 +14,10 @@ type PageStoreCache struct {
 	Store *pagestore.Store
 }
 
-var _ activities.Cache = PageStoreCache{}
+var (
+	_ activities.Cache   = PageStoreCache{}
+	_ activities.Durable = PageStoreCache{}
+)
 
 // Load loads one file. A file whose size the listing did not know (< 0) is
 // stat'ed by the page store first.
@@ -40,3 +43,17 @@ func (c PageStoreCache) Load(ctx context.Context, f activities.CacheFile, o acti
 		BytesSkipped: res.BytesSkipped,
 	}, nil
 }
+
+// WriteMark, Durable and SyncTo tell a batch when what its loads wrote to
+// the page store's index survives a kill of the process (the index is
+// synced periodically, not per write): a batch reports a file done only
+// then.
+
+// WriteMark returns a mark after every index write of the loads so far.
+func (c PageStoreCache) WriteMark() uint64 { return c.Store.WriteMark() }
+
+// Durable reports whether the index writes before mark are on disk.
+func (c PageStoreCache) Durable(mark uint64) bool { return c.Store.Durable(mark) }
+
+// SyncTo makes the index writes before mark durable.
+func (c PageStoreCache) SyncTo(mark uint64) error { return c.Store.SyncTo(mark) }

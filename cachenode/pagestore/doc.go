@@ -86,6 +86,13 @@
 //     page or removed with the file; in a segment they are dead space,
 //     removed with the segment. A record never names bytes that were not
 //     completely written, and every read checks the CRC-32C anyway.
+//   - Reports: index writes are synced every IndexSyncInterval, not one
+//     by one, so a kill -9 loses the records of the last interval. Nothing
+//     that tells another process a file is cached runs ahead of that: a
+//     caller that reports loads takes a WriteMark after them and waits
+//     for Durable (or SyncTo) before it reports (a batch's heartbeat and
+//     result), and CachedComplete syncs before it answers that a file is
+//     cached while writes it may have seen are not on disk.
 //   - Loads: a file already fully cached at the version the listing gives
 //     (or, without one, the version one Stat reports) is not read again
 //     (AlreadyCached); only missing pages are ever fetched. A load leaves

@@ -221,16 +221,68 @@ func (s *Store) syncIndex() error {
 	if s.closed {
 		return ErrClosed
 	}
+	n := s.syncs.Add(1)  // begun after every WriteMark that returned less
 	w := s.writes.Load() // applied before the sync: on disk after it
 	if err := s.db.LogData(nil, pebble.Sync); err != nil {
 		return fmt.Errorf("page store index: sync: %w", err)
 	}
+	raise(&s.synced, w)
+	raise(&s.syncedTo, n)
+	return nil
+}
+
+// raise sets c to v unless it already holds as much.
+func raise[T int64 | uint64, A interface {
+	Load() T
+	CompareAndSwap(old, new T) bool
+}](c A, v T) {
 	for {
-		old := s.synced.Load()
-		if old >= w || s.synced.CompareAndSwap(old, w) {
-			return nil
+		old := c.Load()
+		if old >= v || c.CompareAndSwap(old, v) {
+			return
 		}
 	}
+}
+
+// Durability of what the store reports. Index writes are applied without
+// a sync of the index's log (a load commits a record per page) and synced
+// every IndexSyncInterval: until then a write is in this process's memory
+// only, and a kill -9 loses it. Pages are written to the kernel before
+// their records, so they survive a kill of the process once written; an
+// index write is what a caller waits for before it tells anyone that a
+// file is cached (a batch's heartbeat, a job's result): WriteMark, then
+// Durable or SyncTo.
+
+// WriteMark returns a point in the order of the index's writes that comes
+// after every write applied (and so visible to a read) so far: once
+// Durable(mark), each of them survives a kill of the process.
+func (s *Store) WriteMark() uint64 { return s.syncs.Load() + 1 }
+
+// Durable reports whether the index writes applied before mark was taken
+// are on disk: a sync begun after mark ended, or nothing applied since is
+// waiting for one.
+func (s *Store) Durable(mark uint64) bool {
+	return s.syncedTo.Load() >= mark || s.allSynced()
+}
+
+// SyncTo makes the index writes applied before mark was taken durable,
+// syncing the index's log unless they already are.
+func (s *Store) SyncTo(mark uint64) error {
+	if s.Durable(mark) {
+		return nil
+	}
+	return s.syncIndex()
+}
+
+// allSynced reports whether every index write visible now is on disk. A
+// write is counted as applying before a read can see it and as written
+// before it stops applying, so a write visible before the first load below
+// is either counted applying or counted in writes, and synced counts only
+// writes that were applied before their sync began.
+func (s *Store) allSynced() bool {
+	applying := s.applying.Load()
+	w := s.writes.Load()
+	return applying == 0 && s.synced.Load() >= w
 }
 
 func (s *Store) free(fls []freeLater) {
@@ -393,7 +445,7 @@ func (s *Store) CachedComplete(refs []FileRef) ([]bool, error) {
 		order = append(order, i)
 	}
 	if len(order) == 0 {
-		return out, nil
+		return s.durableAnswer(out)
 	}
 	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
 	err := s.seekEach(keys[order[0]], prefixEnd([]byte{'f'}), len(order), func(n int) []byte { return keys[order[n]] },
@@ -420,7 +472,23 @@ func (s *Store) CachedComplete(refs []FileRef) ([]bool, error) {
 			s.complete.confirm(fid, completeEntry{size: refs[i].Size, version: strings.Clone(refs[i].Version)}, toks[i])
 		}
 	}
-	return out, nil
+	return s.durableAnswer(out)
+}
+
+// durableAnswer returns CachedComplete's answer once what it says is
+// durable: the caller counts a file answered cached as done without
+// loading it, so its records must survive a kill of this process. It
+// syncs the index only when a file is answered cached and a write the
+// answer may have seen is not on disk yet (a load under way), never on an
+// idle store.
+func (s *Store) durableAnswer(cached []bool) ([]bool, error) {
+	if !slices.Contains(cached, true) || s.allSynced() {
+		return cached, nil
+	}
+	if err := s.syncIndex(); err != nil {
+		return nil, err
+	}
+	return cached, nil
 }
 
 // checkOpen fails with ErrClosed once the store is closed.

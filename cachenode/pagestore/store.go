@@ -265,9 +265,13 @@ type Store struct {
 	stats counters
 
 	// writes counts applied index batches, synced those on disk at the
-	// last sync; syncStop ends the loop that syncs them (syncDone once it
-	// has).
+	// last sync; applying counts the batches being applied (see
+	// allSynced). syncs counts the syncs begun, syncedTo is the highest
+	// of them that ended (see WriteMark). syncStop ends the loop that
+	// syncs them (syncDone once it has).
 	writes, synced     atomic.Int64
+	applying           atomic.Int64
+	syncs, syncedTo    atomic.Uint64
 	syncStop, syncDone chan struct{}
 	syncStopOnce       sync.Once
 }
@@ -623,6 +627,10 @@ func (s *Store) apply(b *pebble.Batch) error {
 	if s.closed {
 		return ErrClosed
 	}
+	// Counted as applying before the write can be seen and as written
+	// before it stops applying: see allSynced.
+	s.applying.Add(1)
+	defer s.applying.Add(-1)
 	if err := s.db.Apply(b, pebble.NoSync); err != nil {
 		return fmt.Errorf("page store index: %w", err)
 	}
