@@ -91,6 +91,11 @@ func (svc *Service) LoadFiles(ctx context.Context, req *pb.LoadFilesRequest) (*p
 		}()
 	}
 	wg.Wait()
+	// What the answer reports loaded must survive a kill of this process:
+	// the caller (a batch making replicas) counts it done.
+	if err := svc.Store.SyncTo(svc.Store.WriteMark()); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "make the loaded files durable: %v", err)
+	}
 
 	resp := &pb.LoadFilesResponse{Results: results}
 	for _, r := range results {
