@@ -177,7 +177,7 @@ func (c *Coordinator) countPage(ctx context.Context, in workflows.ListPageInput)
 		return workflows.ListPageResult{}, toTemporal(fmt.Errorf("list %s: %w", in.Path, err))
 	}
 	part.Dirs = nil // the workflow has them
-	return workflows.ListPageResult{Partition: part, Qualified: int64(p.count), QualifiedSize: p.size}, nil
+	return workflows.ListPageResult{Partition: part, Qualified: int64(p.count), QualifiedSize: p.size, Unread: p.unread, UnreadFailures: p.unreadFailures}, nil
 }
 
 // readBack reads the next manifests of a retry or verify pass: the cursor

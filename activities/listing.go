@@ -60,6 +60,12 @@ type page struct {
 	size    int64
 	// scanned counts the raw entries looked at.
 	scanned int64
+	// unread counts, in a page that only counts, the entries its listing
+	// could not read (see unreadPrefix), and unreadFailures holds the
+	// first MaxResultFailures of them as failures: a dry run reports them
+	// as the run would fail them.
+	unread         int64
+	unreadFailures []workflows.Failure
 }
 
 // add counts e into the page, and keeps it unless countOnly.
@@ -68,6 +74,24 @@ func (p *page) add(e workflows.FileEntry, countOnly bool) {
 	p.size += max(e.Size, 0)
 	if !countOnly {
 		p.entries = append(p.entries, e)
+		return
+	}
+	if err := unreadError(e); err != nil {
+		p.unread++
+		if len(p.unreadFailures) < workflows.MaxResultFailures {
+			p.unreadFailures = append(p.unreadFailures, workflows.Failure{Path: e.URI, Reason: reasonOf(err), Message: err.Error()})
+		}
+	}
+}
+
+// merge adds the counts of q, a page listed after p, to p.
+func (p *page) merge(q page) {
+	p.entries = append(p.entries, q.entries...)
+	p.count += q.count
+	p.size += q.size
+	p.unread += q.unread
+	if n := workflows.MaxResultFailures - len(p.unreadFailures); n > 0 {
+		p.unreadFailures = append(p.unreadFailures, q.unreadFailures[:min(n, len(q.unreadFailures))]...)
 	}
 }
 
@@ -463,9 +487,7 @@ func (l *lister) listStep(ctx context.Context, in workflows.ListPageInput, part 
 				part.Cursor = ""
 				continue
 			}
-			out.entries = append(out.entries, p.entries...)
-			out.count += p.count
-			out.size += p.size
+			out.merge(p)
 			out.scanned += p.scanned
 			part.Cursor = p.cursor
 			if !p.done {
@@ -484,9 +506,11 @@ func (l *lister) listStep(ctx context.Context, in workflows.ListPageInput, part 
 // started (a retry of another page ignores it), where it stands, and what
 // it counted so far.
 type pageCountProgress struct {
-	From, At      manifest.PieceState
-	Count         int
-	Size, Scanned int64
+	From, At       manifest.PieceState
+	Count          int
+	Size, Scanned  int64
+	Unread         int64               `json:",omitempty"`
+	UnreadFailures []workflows.Failure `json:",omitempty"`
 }
 
 // piecesPerPage is how many pieces a listing page is listed in: a retry of
@@ -597,6 +621,7 @@ func (l *lister) listPartition(ctx context.Context, in workflows.ListPageInput, 
 		if err := activity.GetHeartbeatDetails(ctx, &hb); err == nil && hb.From == stateOf(in.Partition) {
 			part.Cursor, part.DirIndex, part.Done = hb.At.Cursor, hb.At.DirIndex, hb.At.Done
 			out.count, out.size, out.scanned = hb.Count, hb.Size, hb.Scanned
+			out.unread, out.unreadFailures = hb.Unread, hb.UnreadFailures
 		}
 	}
 	started := false
@@ -614,14 +639,13 @@ func (l *lister) listPartition(ctx context.Context, in workflows.ListPageInput, 
 		if err != nil {
 			return page{}, part, err
 		}
-		out.entries = append(out.entries, p.entries...)
-		out.count += p.count
-		out.size += p.size
+		out.merge(p)
 		out.scanned += max(p.scanned, 1)
 		part = next
 		if log == nil {
 			if resumable {
-				activity.RecordHeartbeat(ctx, pageCountProgress{From: stateOf(in.Partition), At: stateOf(part), Count: out.count, Size: out.size, Scanned: out.scanned})
+				activity.RecordHeartbeat(ctx, pageCountProgress{From: stateOf(in.Partition), At: stateOf(part), Count: out.count, Size: out.size, Scanned: out.scanned,
+					Unread: out.unread, UnreadFailures: out.unreadFailures})
 			}
 			continue
 		}

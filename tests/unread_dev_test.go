@@ -123,6 +123,29 @@ func TestDevUnreadableDirectoryFailsAlone(t *testing.T) {
 	t.Run("load", func(t *testing.T) {
 		failed(t, "load", bad, report(t, "job", "load", "--path", "file://"+src))
 	})
+	t.Run("dry run", func(t *testing.T) {
+		// What the listing could not read, a run would fail: the dry run
+		// counts it failed and names it, and changes nothing.
+		run := func(args ...string) string {
+			cmd := exec.Command(ferrytest.Binary(t), append(args, "--api", c.api)...)
+			cmd.Env = append(os.Environ(), "FERRY_DATA_DIR="+dataDir)
+			out, _ := cmd.Output()
+			return string(out)
+		}
+		for _, job := range [][]string{{"job", "load", "--path", "file://" + src}, {"job", "copy", "--src", "file://" + src, "--dst", "file://" + filepath.Join(t.TempDir(), "dry")}} {
+			run(append(job, "--submit", "--dry-run", "--watch")...)
+			var rep map[string]any
+			out := run(append(job, "--progress", "--format", "JSON", "--verbose")...)
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatalf("%s: report: %v\n%s", job[1], err, out)
+			}
+			recent, _ := rep["mRecentFailedSubtasksWithReasons"].([]any)
+			if rep["mJobState"] != "FAILED" || rep["qualified"] != float64(len(files)+1) || rep["failed"] != 1.0 || rep["succeeded"] != 0.0 ||
+				!strings.HasPrefix(rep["reason"].(string), "dry run: nothing was changed") || len(recent) != 1 || recent[0].(map[string]any)["path"] != bad {
+				t.Fatalf("%s dry run: report %v", job[1], rep)
+			}
+		}
+	})
 	t.Run("unreadable source", func(t *testing.T) {
 		// Refused at submit, with one line saying why; one the API takes
 		// fails at listing (TestUnreadableSourceFailsTheJob).

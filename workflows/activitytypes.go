@@ -292,6 +292,12 @@ type ListPageResult struct {
 	// after the pieces stored before it, so no piece is listed twice.
 	// Empty for the read-back passes (retry, verify), which list nothing.
 	Fetched []PageFetch `json:"fetched,omitempty"`
+	// Unread counts, in a dry run's page (which keeps no entry), the
+	// entries its listing could not read (a directory that cannot be
+	// opened…): counted in Qualified, and failed as a run would fail them.
+	// UnreadFailures are the first MaxResultFailures of them.
+	Unread         int64     `json:"unread,omitempty"`
+	UnreadFailures []Failure `json:"unreadFailures,omitempty"`
 }
 
 // PageFetch is the run of pieces of a listing page that one attempt of its

@@ -613,6 +613,14 @@ func (r *jobRun) onListed(ctx workflow.Context, l *listing) {
 		r.c.Counters.QualifiedSize += res.QualifiedSize
 		r.totalsFromListing(ctx)
 	}
+	if res.Unread > 0 && r.c.Options.DryRun && follows(ctx, dryRunUnreadChange) {
+		// What the listing could not read, a run would fail: the dry run
+		// says so, with the entries.
+		r.c.Counters.Failed += res.Unread
+		for _, f := range res.UnreadFailures {
+			r.recordFailure(f)
+		}
+	}
 	if r.c.Stage == StageListing {
 		r.c.Stage = r.workStage()
 	}
@@ -1025,6 +1033,10 @@ func (r *jobRun) noteNodes(ctx workflow.Context, nodes []string, asOf int64) (lo
 	return lost, joined, true
 }
 
+// dryRunUnreadChange marks the runs whose dry run counts as failed the
+// entries its listing could not read.
+const dryRunUnreadChange = "dry-run-unread"
+
 // versionOrderedViews marks the runs that leave a view of the ring older
 // than one they already took.
 const versionOrderedViews = "ordered-ring-views"
@@ -1103,6 +1115,9 @@ func (r *jobRun) finish(ctx workflow.Context) (JobState, error) {
 	case r.failEarly != "":
 		status = StatusFailed
 		r.reason = r.failEarly
+	case n.Failed > 0 && r.c.Options.DryRun:
+		status = StatusFailed
+		r.reason = fmt.Sprintf("dry run: nothing was changed, but %d entries could not be read, which a run would fail (see the failures)", n.Failed)
 	case n.Failed > 0:
 		status = StatusFailed
 		r.reason = "Job partially failed."
