@@ -22,6 +22,7 @@ import (
 
 	"github.com/ferryio/ferry/api/report"
 	"github.com/ferryio/ferry/internal/auth"
+	"github.com/ferryio/ferry/manifest"
 	"github.com/ferryio/ferry/workflows"
 	"github.com/ferryio/ferry/workflows/bytesjson"
 )
@@ -672,12 +673,17 @@ func printJobTable(out *output, raw json.RawMessage) error {
 			dst = "-"
 		}
 		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.JobID, j.JobType, j.JobState,
-			tableTime(submitted), tableTime(j.StartTime), j.Path, dst)
+			tableTime(submitted), tableTime(j.StartTime), tableText(j.Path), tableText(dst))
 	}
 	_ = tw.Flush()
 	out.printf("%s", buf.String())
 	return out.err
 }
+
+// tableText is a path as the job table shows it: its bytes, but for a
+// backslash, newline, carriage return or tab, escaped as in a failure list
+// (\\, \n, \r, \t), which would break the table's rows and columns.
+func tableText(path string) string { return manifest.EscapeListPath(path) }
 
 // tableTime formats a time for the job table in local time; "-" when unset.
 func tableTime(t time.Time) string {
