@@ -373,7 +373,7 @@ func TestStalePlanDoesNotBringBackALostNode(t *testing.T) {
 	}
 	ferrytest.Eventually(t, 60*time.Second, func() error {
 		if st, err := cl.Svc.Progress(context.Background(), key); err != nil || st.Processed() == 0 {
-			return fmt.Errorf("processed %d, %v", st.Processed(), err)
+			return fmt.Errorf("processed %d, %w", st.Processed(), err)
 		}
 		return nil
 	})
@@ -381,7 +381,7 @@ func TestStalePlanDoesNotBringBackALostNode(t *testing.T) {
 	ferrytest.Eventually(t, 60*time.Second, func() error {
 		st, err := cl.Svc.Progress(context.Background(), key)
 		if err != nil || !slices.Contains(st.LostNodes, "node-2") || slices.Contains(st.Nodes, "node-2") {
-			return fmt.Errorf("nodes %v, lost %v, %v", st.Nodes, st.LostNodes, err)
+			return fmt.Errorf("nodes %v, lost %v, %w", st.Nodes, st.LostNodes, err)
 		}
 		return nil
 	})

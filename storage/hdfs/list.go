@@ -166,7 +166,7 @@ type walker struct {
 // that is down) fail the listing.
 func perEntry(err error) bool {
 	k := classify(err)
-	return k == storage.ErrPermission || k == storage.ErrInvalidPath
+	return errors.Is(k, storage.ErrPermission) || errors.Is(k, storage.ErrInvalidPath)
 }
 
 // failedDir is the entry of the directory with key ("a/b/") that could

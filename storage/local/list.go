@@ -214,11 +214,8 @@ type walker struct {
 // other errors (I/O errors, too many open files) fail the listing, which
 // may be tried again.
 func perEntry(err error) bool {
-	switch storage.Kind(mapError("", "", err)) {
-	case storage.ErrPermission, storage.ErrInvalidPath:
-		return true
-	}
-	return false
+	k := storage.Kind(mapError("", "", err))
+	return errors.Is(k, storage.ErrPermission) || errors.Is(k, storage.ErrInvalidPath)
 }
 
 // failedDir is the entry of the directory with key full ("a/b/") that
