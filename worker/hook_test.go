@@ -2,6 +2,8 @@ package worker_test
 
 import (
 	"context"
+	"sync"
+	"testing"
 
 	"go.temporal.io/sdk/interceptor"
 )
@@ -35,4 +37,13 @@ func argOf(in *interceptor.ExecuteActivityInput) any {
 		return nil
 	}
 	return in.Args[0]
+}
+
+// closeOnce returns a function that closes ch the first time it is called;
+// it is called at the test's end too, so that nothing waits on ch forever.
+func closeOnce(t *testing.T, ch chan struct{}) func() {
+	var once sync.Once
+	f := func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(f)
+	return f
 }

@@ -182,14 +182,7 @@ func listGate(dir string, release <-chan struct{}) *activityHook {
 func TestNodeJoiningMidListingTakesItsFiles(t *testing.T) {
 	gateOpen := make(chan struct{})
 	cl := enginetest.NewClusterIntercepted(t, 2, []interceptor.WorkerInterceptor{listGate("d5", gateOpen)})
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			close(gateOpen)
-		}
-	}
-	t.Cleanup(release)
+	release := closeOnce(t, gateOpen)
 	for _, c := range cl.Caches {
 		c.Delay = 20 * time.Millisecond
 	}
@@ -310,7 +303,7 @@ func TestReplacedFilesLeaveOutFailedOnes(t *testing.T) {
 // go to the files' current owners at once.
 func TestStalePlanDoesNotBringBackALostNode(t *testing.T) {
 	planned := make(chan struct{})
-	var plannedOnce sync.Once
+	markPlanned := closeOnce(t, planned)
 	release := make(chan struct{})
 	var mu sync.Mutex
 	forLost := 0 // PlanRange calls placing files on node-2 as a joined node
@@ -326,7 +319,7 @@ func TestStalePlanDoesNotBringBackALostNode(t *testing.T) {
 			len(page.Partition.Dirs) > 0 && strings.HasSuffix(page.Partition.Dirs[0], "/d5") {
 			// The page is planned (on the ring with node-2); its answer
 			// waits until the job has seen node-2 leave.
-			plannedOnce.Do(func() { close(planned) })
+			markPlanned()
 			select {
 			case <-release:
 			case <-ctx.Done():
@@ -336,28 +329,14 @@ func TestStalePlanDoesNotBringBackALostNode(t *testing.T) {
 		return res, err
 	}}
 	cl := enginetest.NewClusterIntercepted(t, 3, []interceptor.WorkerInterceptor{hook})
-	released := false
-	open := func() {
-		if !released {
-			released = true
-			close(release)
-		}
-	}
-	t.Cleanup(open)
+	open := closeOnce(t, release)
 	for _, c := range cl.Caches {
 		c.Delay = 20 * time.Millisecond
 	}
 	// node-1 holds its loads until the end, so that the job has work
 	// running, and watches membership, when node-2 leaves.
 	gate := make(chan struct{})
-	gateOpen := false
-	openGate := func() {
-		if !gateOpen {
-			gateOpen = true
-			close(gate)
-		}
-	}
-	t.Cleanup(openGate)
+	openGate := closeOnce(t, gate)
 	cl.Caches["node-1"].Gate = gate
 	const n = 300
 	src, total := enginetest.MakeTree(t, n)
