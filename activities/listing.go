@@ -242,7 +242,7 @@ const unreadPrefix = "could not be read: "
 // the bucket (credentials, a policy), not for one prefix, and the job
 // fails with that one message rather than once per top-level prefix.
 func unreadable(dir string, err error) bool {
-	return isFileSystem(dir) && (errors.Is(err, storage.ErrPermission) || errors.Is(err, storage.ErrInvalidPath))
+	return isFileSystem(dir) && storage.IsEntryError(err)
 }
 
 // unreadEntry is the entry of e, which the listing could not read (e.Err).

@@ -54,6 +54,14 @@ func NewError(op, uri string, kind, cause error) error {
 	return &Error{Op: op, URI: uri, Kind: kind, Err: cause}
 }
 
+// IsEntryError reports whether err, met on one entry below a listed
+// directory, is that entry's own and permanent (permission denied, a bad or
+// too long path): a listing then reports the entry failed (Entry.Err) and
+// goes on, where other errors fail the listing, to be tried again.
+func IsEntryError(err error) bool {
+	return errors.Is(err, ErrPermission) || errors.Is(err, ErrInvalidPath)
+}
+
 // IsRetryable reports whether err is worth retrying: ErrUnavailable and
 // unclassified errors are; the final kinds are not.
 func IsRetryable(err error) bool {

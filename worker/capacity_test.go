@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/interceptor"
+
 	"github.com/ferryio/ferry/cachenode/pagestore"
 	"github.com/ferryio/ferry/internal/enginetest"
 	"github.com/ferryio/ferry/jobs"
@@ -19,10 +21,11 @@ import (
 const mib = 1 << 20
 
 // pageStoreNode starts a cluster of one node that loads into a real page
-// store of the given capacity (1 MiB pages).
-func pageStoreNode(t *testing.T, capacity int64) (*enginetest.Cluster, *pagestore.Store) {
+// store of the given capacity (1 MiB pages), with the coordinator
+// interceptors given.
+func pageStoreNode(t *testing.T, capacity int64, coordinator ...interceptor.WorkerInterceptor) (*enginetest.Cluster, *pagestore.Store) {
 	t.Helper()
-	cl := enginetest.NewCluster(t, 0)
+	cl := enginetest.NewClusterIntercepted(t, 0, coordinator)
 	st, err := pagestore.Open(pagestore.Options{Dir: t.TempDir(), PageSize: mib, Capacity: capacity, Resolver: cl.Resolver})
 	if err != nil {
 		t.Fatal(err)

@@ -12,10 +12,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/interceptor"
 
-	"github.com/ferryio/ferry/cachenode/pagestore"
-	"github.com/ferryio/ferry/internal/enginetest"
 	"github.com/ferryio/ferry/jobs"
-	"github.com/ferryio/ferry/worker"
 	"github.com/ferryio/ferry/workflows"
 )
 
@@ -41,13 +38,7 @@ func TestLoadOfAFileChangedAfterListingLoadsItsCurrentVersion(t *testing.T) {
 		}
 		return res, err
 	}}
-	cl := enginetest.NewClusterIntercepted(t, 0, []interceptor.WorkerInterceptor{rewrite})
-	st, err := pagestore.Open(pagestore.Options{Dir: t.TempDir(), PageSize: mib, Capacity: 64 * mib, Resolver: cl.Resolver})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	cl.AddNodeWithCache("node-1", worker.PageStoreCache{Store: st})
+	cl, st := pageStoreNode(t, 64*mib, rewrite)
 
 	src := "file://" + dir
 	key := jobs.Key{Type: workflows.JobLoad, Path: src}

@@ -165,8 +165,7 @@ type walker struct {
 // (storage.Entry.Err) and the listing goes on. Other errors (a namenode
 // that is down) fail the listing.
 func perEntry(err error) bool {
-	k := classify(err)
-	return errors.Is(k, storage.ErrPermission) || errors.Is(k, storage.ErrInvalidPath)
+	return storage.IsEntryError(classify(err))
 }
 
 // failedDir is the entry of the directory with key ("a/b/") that could

@@ -214,8 +214,7 @@ type walker struct {
 // other errors (I/O errors, too many open files) fail the listing, which
 // may be tried again.
 func perEntry(err error) bool {
-	k := storage.Kind(mapError("", "", err))
-	return errors.Is(k, storage.ErrPermission) || errors.Is(k, storage.ErrInvalidPath)
+	return storage.IsEntryError(mapError("", "", err))
 }
 
 // failedDir is the entry of the directory with key full ("a/b/") that
