@@ -38,6 +38,7 @@ func TestMain(m *testing.M) {
 	env = e
 	code := m.Run()
 	e.Close()
+	ferrytest.RemoveBinary()
 	os.Exit(code)
 }
 

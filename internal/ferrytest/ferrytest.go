@@ -77,14 +77,27 @@ func (t Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // Main runs a test package whose requests all carry Token() (call it from
-// TestMain: os.Exit(ferrytest.Main(m))).
+// TestMain: os.Exit(ferrytest.Main(m))), then removes the binary Binary
+// built.
 func Main(m *testing.M) int {
 	http.DefaultTransport = Transport{Base: http.DefaultTransport}
+	defer RemoveBinary()
 	return m.Run()
+}
+
+// RemoveBinary removes the binary Binary built for this test process (a
+// few hundred MB; every test run would otherwise leave one behind). A
+// package that uses Binary calls it from TestMain after m.Run, directly or
+// through Main.
+func RemoveBinary() {
+	if build.dir != "" {
+		_ = os.RemoveAll(build.dir)
+	}
 }
 
 var build struct {
 	once sync.Once
+	dir  string // made by Binary, removed by RemoveBinary
 	path string
 	err  error
 }
@@ -126,6 +139,7 @@ func Binary(t testing.TB) string {
 			build.err = err
 			return
 		}
+		build.dir = dir
 		build.path = filepath.Join(dir, "ferry")
 		cmd := exec.CommandContext(context.Background(), "go", "build", "-o", build.path, "./cmd/ferry")
 		cmd.Dir = root
