@@ -39,9 +39,9 @@ func CountKernelCopies() (count func() int64, restore func()) {
 	return n.Load, func() { copyPage = copyRange }
 }
 
-// ChecksumByRead is the checksum of a page read back when its data file
-// cannot be mapped.
-var ChecksumByRead = checksumRead
+// CopyChecksummed is the kernel copy of a page with the checksum of what
+// landed.
+var CopyChecksummed = copyChecksummed
 
 // EvictScans is how many evictions have begun from the old end of the
 // access order.

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/ferryio/ferry/storage"
@@ -395,113 +396,153 @@ func (s *Store) kernelCopySource(rc io.Reader, lim Limiter) (*os.File, int64, bo
 }
 
 // copyRun stores the pages of run from a local source file, whose byte
-// shift+o is byte o of f, without passing them through this process: a
-// goroutine has the kernel copy each page into f's data file
-// (copy_file_range), a page or two ahead of the caller, which checksums
-// each page where it landed (in the page cache, still in the CPU's caches)
-// and commits its record. Against reading each page into a buffer,
-// checksumming it and writing it out, that is one copy instead of two,
-// with the checksum overlapping the next copy; large local loads are
-// limited by exactly these passes over memory.
+// shift+o is byte o of f, without passing them through a buffer of this
+// process on the way in: the kernel copies each page into f's data file
+// (copy_file_range) a piece at a time, and each piece is read back for the
+// page's checksum right after it landed, while it is still in the CPU's
+// caches (copyChecksummed). Against reading each page into a buffer,
+// checksumming it and writing it out, that saves a pass over memory; large
+// local loads are limited by exactly these passes.
 // Every rule of storePage holds: space is reserved before a page is
 // written, and its record, committed after, names complete bytes with
 // their checksum. A waiter for one of these pages gets no bytes (nil) and
 // reads the stored page. errNoKernelCopy, on the first page, leaves every
 // claim to the caller.
 func (s *Store) copyRun(ctx context.Context, f File, run []claim, src *os.File, shift int64, fh *os.File, progress func(int64)) (int64, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type copied struct {
-		c claim
-		n int64
-	}
-	pages := make(chan copied, 2)
-	var copyErr error // set before pages is closed
-	go func() {
-		defer close(pages)
-		for i, c := range run {
-			if copyErr = ctx.Err(); copyErr != nil {
-				return
-			}
-			n := f.PageLen(c.idx)
-			if copyErr = s.reserve(n); copyErr != nil {
-				return
-			}
-			off := c.idx * f.PageSize
-			k, err := copyPage(fh, off, src, shift+off, n)
-			switch {
-			case err == nil && k < n:
-				err = ErrChanged // the source is shorter than its size said
-			case errors.Is(err, errNoKernelCopy) && i == 0:
-			case err != nil:
-				err = storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
-			}
-			if err != nil {
-				s.used.Add(-n)
-				copyErr = err
-				return
-			}
-			s.stats.bytesFromStorage.Add(n)
-			select {
-			case pages <- copied{c, n}:
-			case <-ctx.Done():
-				s.used.Add(-n)
-				copyErr = ctx.Err()
-				return
-			}
-		}
-	}()
+	s.copyRuns.Add(1)
+	defer s.copyRuns.Add(-1)
+	bp := s.pieceBufs.Get().(*[]byte)
+	defer s.pieceBufs.Put(bp)
 	var loaded int64
-	done := 0 // claims finished
-	for p := range pages {
-		crc, err := checksumRange(fh, p.c.idx*f.PageSize, p.n)
-		if err != nil {
-			s.used.Add(-p.n)
-			err = storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
-		} else {
-			err = s.commitPage(f, p.c.idx, record{gen: f.gen, len: uint32(p.n), crc: crc})
+	for i, c := range run {
+		n := f.PageLen(c.idx)
+		err := ctx.Err()
+		if err == nil {
+			err = s.reserve(n)
 		}
-		s.pageFlights.finish(pageKey{f.fid, f.gen, p.c.idx}, p.c.fl, nil, err)
-		done++
 		if err != nil {
-			// Stop the copier and give back what it reserved.
-			cancel()
-			for p := range pages {
-				s.used.Add(-p.n)
-			}
-			s.abandon(f, run[done:], err)
+			s.abandon(f, run[i:], err)
 			return loaded, err
 		}
-		loaded += p.n
+		off := c.idx * f.PageSize
+		crc, k, err := copyChecksummed(fh, off, src, shift+off, n, *bp, s.pipelineCopies())
+		switch {
+		case errors.Is(err, errNoKernelCopy) && i == 0 && k == 0:
+			s.used.Add(-n)
+			return 0, err
+		case err != nil:
+			err = storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
+		case k < n:
+			err = ErrChanged // the source is shorter than its size said
+		}
+		if err != nil {
+			s.used.Add(-n)
+		} else {
+			s.stats.bytesFromStorage.Add(n)
+			err = s.commitPage(f, c.idx, record{gen: f.gen, len: uint32(n), crc: crc})
+		}
+		s.pageFlights.finish(pageKey{f.fid, f.gen, c.idx}, c.fl, nil, err)
+		if err != nil {
+			s.abandon(f, run[i+1:], err)
+			return loaded, err
+		}
+		loaded += n
 		if progress != nil {
-			progress(p.n)
+			progress(n)
 		}
-	}
-	if copyErr != nil {
-		if errors.Is(copyErr, errNoKernelCopy) && done == 0 {
-			return 0, copyErr
-		}
-		s.abandon(f, run[done:], copyErr)
-		return loaded, copyErr
 	}
 	return loaded, nil
 }
 
-// checksumRead computes the CRC-32C of n bytes of fh at off by reading
-// them, in pieces that stay in the CPU's caches (checksumRange where a file
-// cannot be mapped).
-func checksumRead(fh *os.File, off, n int64) (uint32, error) {
-	buf := make([]byte, min(n, 128<<10))
-	var crc uint32
-	for done := int64(0); done < n; {
-		k, err := fh.ReadAt(buf[:min(int64(len(buf)), n-done)], off+done)
-		if err != nil {
-			return 0, err
+// pipelineCopies reports whether copyRun should have a second goroutine
+// copy the next piece of a page while the current one is checksummed: when
+// few enough runs copy at once that each can keep two CPUs busy. With more,
+// every run does both on one CPU, where the piece it checksums is still in
+// that CPU's caches (a piece handed to another CPU is read from memory
+// again, which costs more than it overlaps).
+func (s *Store) pipelineCopies() bool {
+	return 2*int(s.copyRuns.Load()) <= runtime.GOMAXPROCS(0)
+}
+
+// copyPiece is how much of a page copyChecksummed copies at a time: small
+// enough to be still in the CPU's caches when it is read back.
+const copyPiece = 128 << 10
+
+// copyChecksummed copies n bytes of src at srcOff to dst (open for reading
+// and writing) at dstOff inside the kernel, len(buf) bytes at a time, and
+// returns the CRC-32C of the bytes as they landed in dst: each piece is
+// read back into buf right after it was copied. It returns how many bytes
+// it copied, fewer than n only when src ended first (and then the checksum
+// is of those). With pipelined, a goroutine copies the next piece while the
+// caller checksums the one before; it has ended when this returns.
+func copyChecksummed(dst *os.File, dstOff int64, src *os.File, srcOff, n int64, buf []byte, pipelined bool) (crc uint32, copied int64, err error) {
+	piece := int64(len(buf))
+	sum := func(off, k int64) error {
+		if _, err := dst.ReadAt(buf[:k], dstOff+off); err != nil {
+			return fmt.Errorf("read back the stored page: %w", err)
 		}
 		crc = crc32.Update(crc, castagnoli, buf[:k])
-		done += int64(k)
+		return nil
 	}
-	return crc, nil
+	if n == 0 {
+		return crc32.Checksum(nil, castagnoli), 0, nil
+	}
+	if !pipelined {
+		for copied < n {
+			want := min(piece, n-copied)
+			k, err := copyPage(dst, dstOff+copied, src, srcOff+copied, want)
+			if err == nil && k > 0 {
+				err = sum(copied, k)
+			}
+			copied += k
+			if err != nil || k < want {
+				return crc, copied, err
+			}
+		}
+		return crc, copied, nil
+	}
+	type done struct {
+		off, n int64
+		err    error
+	}
+	pieces := make(chan done, 2)
+	stop := make(chan struct{})
+	go func() {
+		defer close(pieces)
+		for off := int64(0); off < n; {
+			want := min(piece, n-off)
+			k, err := copyPage(dst, dstOff+off, src, srcOff+off, want)
+			select {
+			case pieces <- done{off, k, err}:
+			case <-stop:
+				return
+			}
+			if err != nil || k < want {
+				return
+			}
+			off += k
+		}
+	}()
+	stopped := false
+	for p := range pieces {
+		if err != nil {
+			continue // wait for the copier to see stop
+		}
+		if p.n > 0 {
+			err = sum(p.off, p.n)
+			if err == nil {
+				copied += p.n
+			}
+		}
+		if err == nil {
+			err = p.err
+		}
+		if err != nil && !stopped {
+			close(stop)
+			stopped = true
+		}
+	}
+	return crc, copied, err
 }
 
 // loadOne reads one claimed page from rc and stores it, without the reader

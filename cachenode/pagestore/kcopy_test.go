@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -197,26 +198,53 @@ func TestReadersDuringLocalLoad(t *testing.T) {
 	}
 }
 
-// The checksum of a page read back (where a data file cannot be mapped) is
-// the page's CRC-32C.
-func TestChecksumByRead(t *testing.T) {
+// A page copied in the kernel piece by piece, with or without a second
+// goroutine copying ahead, lands whole and its checksum is the CRC-32C of
+// its bytes, whatever the page's length against the piece's; a source that
+// ends early gives the bytes it had and their checksum.
+func TestCopyChecksummed(t *testing.T) {
 	if !pagestore.KernelCopy {
 		t.Skip("no kernel copy on this system")
 	}
-	data := bytes.Repeat([]byte("0123456789abcdef"), 40000)
-	p := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(p, data, 0o644); err != nil {
+	const piece = 4096
+	data := make([]byte, 5*piece+3)
+	for i := range data {
+		data[i] = byte(i*31 + i/piece)
+	}
+	dir := t.TempDir()
+	srcPath := filepath.Join(dir, "src")
+	if err := os.WriteFile(srcPath, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fh, err := os.Open(p)
+	src, err := os.Open(srcPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fh.Close()
-	for _, r := range [][2]int64{{0, int64(len(data))}, {4096, 300000}, {7, 1}, {100, 0}} {
-		got, err := pagestore.ChecksumByRead(fh, r[0], r[1])
-		if want := crc32.Checksum(data[r[0]:r[0]+r[1]], crc32.MakeTable(crc32.Castagnoli)); err != nil || got != want {
-			t.Fatalf("range %v: %08x %v, want %08x", r, got, err, want)
+	defer src.Close()
+	castagnoli := crc32.MakeTable(crc32.Castagnoli)
+	lengths := []int64{0, 1, piece - 1, piece, piece + 1, 3*piece + 7, int64(len(data))}
+	for _, pipelined := range []bool{false, true} {
+		for _, n := range lengths {
+			for _, srcOff := range []int64{0, 5} {
+				dst, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("dst-%v-%d-%d", pipelined, n, srcOff)), os.O_CREATE|os.O_RDWR, 0o644)
+				if err != nil {
+					t.Fatal(err)
+				}
+				const dstOff = 3 * piece
+				crc, copied, err := pagestore.CopyChecksummed(dst, dstOff, src, srcOff, n, make([]byte, piece), pipelined)
+				want := data[srcOff:min(srcOff+n, int64(len(data)))]
+				if err != nil || copied != int64(len(want)) || crc != crc32.Checksum(want, castagnoli) {
+					t.Fatalf("pipelined %v, %d bytes at %d: crc %08x, %d copied, %v; want %08x, %d", pipelined, n, srcOff, crc, copied, err, crc32.Checksum(want, castagnoli), len(want))
+				}
+				got := make([]byte, len(want))
+				if _, err := dst.ReadAt(got, dstOff); err != nil && len(want) > 0 {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("pipelined %v, %d bytes at %d: wrong bytes landed", pipelined, n, srcOff)
+				}
+				_ = dst.Close()
+			}
 		}
 	}
 }

@@ -261,8 +261,12 @@ type Store struct {
 	statFlights flights[string, storage.Entry]
 	checked     sync.Map // file id ([32]byte) → time.Time of the last source check
 
-	bufs  sync.Pool
-	stats counters
+	bufs sync.Pool
+	// pieceBufs hold copyPiece bytes: copyRun reads back what it copied.
+	pieceBufs sync.Pool
+	// copyRuns is how many copyRun calls are under way.
+	copyRuns atomic.Int32
+	stats    counters
 
 	// writes counts applied index batches, synced those on disk at the
 	// last sync; applying counts the batches being applied (see
@@ -314,6 +318,7 @@ func Open(opts Options) (*Store, error) {
 	s.db = db
 	ps := opts.PageSize
 	s.bufs.New = func() any { b := make([]byte, ps); return &b }
+	s.pieceBufs.New = func() any { b := make([]byte, copyPiece); return &b }
 	if err := s.checkPageSize(); err != nil {
 		_ = db.Close()
 		return nil, err
