@@ -28,15 +28,16 @@
 // to a new segment, so a page that a record names is never overwritten.
 //
 // A larger file read from a local source (a stream that is a section of a
-// local file) is loaded without reading it into this process: the kernel
-// copies each page into the data file (copy_file_range) 128 KiB at a time,
-// and each piece is read back for the page's CRC-32C right after it landed,
-// while it is still in the CPU's caches. A large load is limited by passes
-// over memory: this makes one, where reading, checksumming and writing a
-// 1 MiB buffer made three. When few loads copy at once, a second goroutine
-// copies the next piece while one is checksummed, so that a lone load uses
-// two CPUs; with more, each load does both on one CPU, where the piece is
-// still cached (handing it to another CPU costs a read from memory).
+// local file) is loaded without reading it into this process on the way
+// in: the kernel copies each page into the data file (copy_file_range), and
+// the page's CRC-32C is computed from what landed, read back 128 KiB at a
+// time into a buffer that stays in the CPU's caches. A large load is
+// limited by passes over memory: this makes one where reading,
+// checksumming and writing a 1 MiB buffer made three. While few loads of
+// the process copy at once, a goroutine copies a page or two ahead of the
+// checksum, so that a lone load keeps two CPUs busy; with more, each load
+// copies 128 KiB and reads it back at once on one CPU, where it is still
+// cached (a page handed to another CPU is read from memory again).
 //
 // Pebble holds, under one-byte key prefixes:
 //

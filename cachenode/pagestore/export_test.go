@@ -43,6 +43,16 @@ func CountKernelCopies() (count func() int64, restore func()) {
 // landed.
 var CopyChecksummed = copyChecksummed
 
+// SetCopyAhead makes every kernel copy of s copy ahead in a goroutine of
+// its own (true) or copy and checksum in one (false), whatever the load.
+func SetCopyAhead(s *Store, ahead bool) {
+	if ahead {
+		s.copyMode.Store(1)
+	} else {
+		s.copyMode.Store(-1)
+	}
+}
+
 // EvictScans is how many evictions have begun from the old end of the
 // access order.
 func EvictScans(s *Store) int64 { return s.stats.evictScans.Load() }

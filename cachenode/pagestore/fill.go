@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferryio/ferry/storage"
@@ -396,153 +397,207 @@ func (s *Store) kernelCopySource(rc io.Reader, lim Limiter) (*os.File, int64, bo
 }
 
 // copyRun stores the pages of run from a local source file, whose byte
-// shift+o is byte o of f, without passing them through a buffer of this
-// process on the way in: the kernel copies each page into f's data file
-// (copy_file_range) a piece at a time, and each piece is read back for the
-// page's checksum right after it landed, while it is still in the CPU's
-// caches (copyChecksummed). Against reading each page into a buffer,
-// checksumming it and writing it out, that saves a pass over memory; large
-// local loads are limited by exactly these passes.
+// shift+o is byte o of f, without reading them into this process on the
+// way in: the kernel copies each page into f's data file (copy_file_range),
+// and the page's CRC-32C is computed from what landed, read back a piece at
+// a time into a buffer that stays in the CPU's caches. Against reading each
+// page into a buffer, checksumming it and writing it out, that saves a pass
+// over memory; large local loads are limited by exactly these passes.
+//
+// When few runs copy at once (pipelineCopies), a goroutine copies a page or
+// two ahead while this one checksums, so that a lone load keeps two CPUs
+// busy. With more, each run copies a page 128 KiB at a time and reads each
+// piece back at once, on the same CPU, where it is still cached: a page
+// handed to another CPU is read from memory again, which costs more than
+// the overlap gains when every CPU has work.
+//
 // Every rule of storePage holds: space is reserved before a page is
 // written, and its record, committed after, names complete bytes with
 // their checksum. A waiter for one of these pages gets no bytes (nil) and
 // reads the stored page. errNoKernelCopy, on the first page, leaves every
 // claim to the caller.
 func (s *Store) copyRun(ctx context.Context, f File, run []claim, src *os.File, shift int64, fh *os.File, progress func(int64)) (int64, error) {
-	s.copyRuns.Add(1)
-	defer s.copyRuns.Add(-1)
+	copyRuns.Add(1)
+	defer copyRuns.Add(-1)
 	bp := s.pieceBufs.Get().(*[]byte)
 	defer s.pieceBufs.Put(bp)
-	var loaded int64
-	for i, c := range run {
+	buf := *bp
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// copyOne reserves the space of c's page and has the kernel copy it;
+	// with sum, it also checksums what landed.
+	copyOne := func(c claim, sum bool) landedPage {
 		n := f.PageLen(c.idx)
-		err := ctx.Err()
-		if err == nil {
-			err = s.reserve(n)
+		if err := ctx.Err(); err != nil {
+			return landedPage{err: err}
 		}
-		if err != nil {
-			s.abandon(f, run[i:], err)
-			return loaded, err
+		if err := s.reserve(n); err != nil {
+			return landedPage{err: err}
 		}
 		off := c.idx * f.PageSize
-		crc, k, err := copyChecksummed(fh, off, src, shift+off, n, *bp, s.pipelineCopies())
+		l := landedPage{n: n, reserved: true}
+		if sum {
+			l.crc, l.copied, l.err = copyChecksummed(fh, off, src, shift+off, n, buf)
+		} else {
+			l.copied, l.err = copyPage(fh, off, src, shift+off, n)
+		}
+		return l
+	}
+
+	var pages chan landedPage
+	if s.pipelineCopies() {
+		pages = make(chan landedPage, 2)
+		go func() {
+			defer close(pages)
+			for _, c := range run {
+				l := copyOne(c, false)
+				select {
+				case pages <- l:
+				case <-ctx.Done():
+					if l.reserved {
+						s.used.Add(-l.n)
+					}
+					return
+				}
+				if l.err != nil || l.copied < l.n {
+					return
+				}
+			}
+		}()
+	}
+	// stop ends the copier, if any, and gives back what it reserved for
+	// pages not taken.
+	stop := func() {
+		cancel()
+		if pages != nil {
+			for l := range pages {
+				if l.reserved {
+					s.used.Add(-l.n)
+				}
+			}
+		}
+	}
+
+	var loaded int64
+	for i, c := range run {
+		var l landedPage
+		if pages == nil {
+			l = copyOne(c, true)
+		} else {
+			var ok bool
+			if l, ok = <-pages; !ok {
+				// The copier stopped early: the context ended while it
+				// waited to hand a page over.
+				err := ctx.Err()
+				if err == nil {
+					err = errors.New("page store: the kernel copy stopped early")
+				}
+				s.abandon(f, run[i:], err)
+				return loaded, err
+			}
+			if l.err == nil && l.copied == l.n {
+				l.crc, l.err = checksumRead(fh, c.idx*f.PageSize, l.n, buf)
+			}
+		}
+		err := l.err
 		switch {
-		case errors.Is(err, errNoKernelCopy) && i == 0 && k == 0:
-			s.used.Add(-n)
-			return 0, err
-		case err != nil:
+		case errors.Is(err, errNoKernelCopy) && i == 0 && l.copied == 0:
+			if l.reserved {
+				s.used.Add(-l.n)
+			}
+			stop()
+			return 0, err // every claim is left to the caller
+		case err != nil && l.reserved:
 			err = storage.NewError("cache", f.URI, storage.ErrUnavailable, err)
-		case k < n:
+		case err == nil && l.copied < l.n:
 			err = ErrChanged // the source is shorter than its size said
 		}
 		if err != nil {
-			s.used.Add(-n)
+			if l.reserved {
+				s.used.Add(-l.n)
+			}
 		} else {
-			s.stats.bytesFromStorage.Add(n)
-			err = s.commitPage(f, c.idx, record{gen: f.gen, len: uint32(n), crc: crc})
+			s.stats.bytesFromStorage.Add(l.n)
+			err = s.commitPage(f, c.idx, record{gen: f.gen, len: uint32(l.n), crc: l.crc})
 		}
 		s.pageFlights.finish(pageKey{f.fid, f.gen, c.idx}, c.fl, nil, err)
 		if err != nil {
+			stop()
 			s.abandon(f, run[i+1:], err)
 			return loaded, err
 		}
-		loaded += n
+		loaded += l.n
 		if progress != nil {
-			progress(n)
+			progress(l.n)
 		}
 	}
 	return loaded, nil
 }
 
-// pipelineCopies reports whether copyRun should have a second goroutine
-// copy the next piece of a page while the current one is checksummed: when
-// few enough runs copy at once that each can keep two CPUs busy. With more,
-// every run does both on one CPU, where the piece it checksums is still in
-// that CPU's caches (a piece handed to another CPU is read from memory
-// again, which costs more than it overlaps).
-func (s *Store) pipelineCopies() bool {
-	return 2*int(s.copyRuns.Load()) <= runtime.GOMAXPROCS(0)
+// landedPage is a page of a run the kernel copied into its data file.
+type landedPage struct {
+	n, copied int64 // the page's length and the bytes copied
+	crc       uint32
+	reserved  bool // n bytes are reserved for it
+	err       error
 }
 
-// copyPiece is how much of a page copyChecksummed copies at a time: small
-// enough to be still in the CPU's caches when it is read back.
+// copyRuns is how many copyRun calls are under way in this process, in
+// every store: the stores of a process share its CPUs.
+var copyRuns atomic.Int32
+
+// pipelineCopies reports whether copyRun should copy ahead in a second
+// goroutine: when few enough runs copy at once that each can keep two of
+// the process's CPUs busy.
+func (s *Store) pipelineCopies() bool {
+	if m := s.copyMode.Load(); m != 0 {
+		return m > 0 // a test chose
+	}
+	return 2*int(copyRuns.Load()) <= runtime.GOMAXPROCS(0)
+}
+
+// copyPiece is the size of the pieces copyRun reads back: small enough to
+// stay in the CPU's caches.
 const copyPiece = 128 << 10
 
 // copyChecksummed copies n bytes of src at srcOff to dst (open for reading
 // and writing) at dstOff inside the kernel, len(buf) bytes at a time, and
 // returns the CRC-32C of the bytes as they landed in dst: each piece is
-// read back into buf right after it was copied. It returns how many bytes
-// it copied, fewer than n only when src ended first (and then the checksum
-// is of those). With pipelined, a goroutine copies the next piece while the
-// caller checksums the one before; it has ended when this returns.
-func copyChecksummed(dst *os.File, dstOff int64, src *os.File, srcOff, n int64, buf []byte, pipelined bool) (crc uint32, copied int64, err error) {
-	piece := int64(len(buf))
-	sum := func(off, k int64) error {
-		if _, err := dst.ReadAt(buf[:k], dstOff+off); err != nil {
-			return fmt.Errorf("read back the stored page: %w", err)
+// read back into buf right after it was copied, while it is still in this
+// CPU's caches. It returns how many bytes it copied, fewer than n only when
+// src ended first (and then the checksum is of those).
+func copyChecksummed(dst *os.File, dstOff int64, src *os.File, srcOff, n int64, buf []byte) (crc uint32, copied int64, err error) {
+	crc = crc32.Checksum(nil, castagnoli)
+	for copied < n {
+		want := min(int64(len(buf)), n-copied)
+		k, err := copyPage(dst, dstOff+copied, src, srcOff+copied, want)
+		if err == nil && k > 0 {
+			if _, err = dst.ReadAt(buf[:k], dstOff+copied); err == nil {
+				crc = crc32.Update(crc, castagnoli, buf[:k])
+			}
+		}
+		copied += k
+		if err != nil || k < want {
+			return crc, copied, err
+		}
+	}
+	return crc, copied, nil
+}
+
+// checksumRead computes the CRC-32C of n bytes of fh at off by reading
+// them back into buf, a piece at a time.
+func checksumRead(fh *os.File, off, n int64, buf []byte) (uint32, error) {
+	crc := crc32.Checksum(nil, castagnoli)
+	for done := int64(0); done < n; {
+		k, err := fh.ReadAt(buf[:min(int64(len(buf)), n-done)], off+done)
+		if err != nil {
+			return 0, fmt.Errorf("read back the stored page: %w", err)
 		}
 		crc = crc32.Update(crc, castagnoli, buf[:k])
-		return nil
+		done += int64(k)
 	}
-	if n == 0 {
-		return crc32.Checksum(nil, castagnoli), 0, nil
-	}
-	if !pipelined {
-		for copied < n {
-			want := min(piece, n-copied)
-			k, err := copyPage(dst, dstOff+copied, src, srcOff+copied, want)
-			if err == nil && k > 0 {
-				err = sum(copied, k)
-			}
-			copied += k
-			if err != nil || k < want {
-				return crc, copied, err
-			}
-		}
-		return crc, copied, nil
-	}
-	type done struct {
-		off, n int64
-		err    error
-	}
-	pieces := make(chan done, 2)
-	stop := make(chan struct{})
-	go func() {
-		defer close(pieces)
-		for off := int64(0); off < n; {
-			want := min(piece, n-off)
-			k, err := copyPage(dst, dstOff+off, src, srcOff+off, want)
-			select {
-			case pieces <- done{off, k, err}:
-			case <-stop:
-				return
-			}
-			if err != nil || k < want {
-				return
-			}
-			off += k
-		}
-	}()
-	stopped := false
-	for p := range pieces {
-		if err != nil {
-			continue // wait for the copier to see stop
-		}
-		if p.n > 0 {
-			err = sum(p.off, p.n)
-			if err == nil {
-				copied += p.n
-			}
-		}
-		if err == nil {
-			err = p.err
-		}
-		if err != nil && !stopped {
-			close(stop)
-			stopped = true
-		}
-	}
-	return crc, copied, err
+	return crc, nil
 }
 
 // loadOne reads one claimed page from rc and stores it, without the reader

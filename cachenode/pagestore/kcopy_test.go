@@ -42,12 +42,12 @@ func newLocalEnv(t *testing.T, capacity int64) (*env, *storage.Resolver) {
 // bytes read back exactly, every page has a checksum that catches damage,
 // a restart keeps them, and the counters add up.
 func TestLoadLocalFileInTheKernel(t *testing.T) {
-	for _, refuse := range []bool{false, true} {
-		name := "kernel copy"
-		if refuse {
-			name = "kernel refuses"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		refuse, ahead bool
+	}{{"kernel copy, copying ahead", false, true}, {"kernel copy, one goroutine", false, false}, {"kernel refuses", true, false}} {
+		refuse := tc.refuse
+		t.Run(tc.name, func(t *testing.T) {
 			copies := func() int64 { return 0 }
 			if refuse {
 				t.Cleanup(pagestore.RefuseKernelCopy())
@@ -58,6 +58,7 @@ func TestLoadLocalFileInTheKernel(t *testing.T) {
 			}
 			ctx := context.Background()
 			e, resolver := newLocalEnv(t, 1<<20)
+			pagestore.SetCopyAhead(e.store, tc.ahead)
 			const size = 37*ps + 5
 			uri, data := e.write("d/big", size)
 			var progress int64
@@ -132,18 +133,21 @@ func dataFile(t *testing.T, cache string) string {
 // A local file shorter than its listing said changed: the load fails,
 // retryable, and keeps no space for pages it could not copy.
 func TestLoadLocalFileThatShrank(t *testing.T) {
-	e, _ := newLocalEnv(t, 1<<20)
-	uri, _ := e.write("f", 3*ps+10)
-	res, err := e.store.LoadFile(context.Background(), pagestore.FileRef{URI: uri, Size: 9 * ps, Version: "listed"}, pagestore.LoadOptions{}, nil)
-	if res.Outcome != pagestore.Failed || !errors.Is(err, pagestore.ErrChanged) || !storage.IsRetryable(err) {
-		t.Fatalf("%+v %v; want a retryable ErrChanged", res, err)
-	}
-	f, ok, err := e.store.Lookup(uri)
-	if err != nil || !ok || f.FullyCached() {
-		t.Fatalf("%+v %v %v", f, ok, err)
-	}
-	if st := e.store.Stats(); st.UsedBytes != f.CachedBytes || st.Pages != f.CachedPages {
-		t.Fatalf("space held for pages not stored: %+v, file %+v", st, f)
+	for _, ahead := range []bool{true, false} {
+		e, _ := newLocalEnv(t, 1<<20)
+		pagestore.SetCopyAhead(e.store, ahead)
+		uri, _ := e.write("f", 3*ps+10)
+		res, err := e.store.LoadFile(context.Background(), pagestore.FileRef{URI: uri, Size: 9 * ps, Version: "listed"}, pagestore.LoadOptions{}, nil)
+		if res.Outcome != pagestore.Failed || !errors.Is(err, pagestore.ErrChanged) || !storage.IsRetryable(err) {
+			t.Fatalf("copying ahead %v: %+v %v; want a retryable ErrChanged", ahead, res, err)
+		}
+		f, ok, err := e.store.Lookup(uri)
+		if err != nil || !ok || f.FullyCached() {
+			t.Fatalf("copying ahead %v: %+v %v %v", ahead, f, ok, err)
+		}
+		if st := e.store.Stats(); st.UsedBytes != f.CachedBytes || st.Pages != f.CachedPages {
+			t.Fatalf("copying ahead %v: space held for pages not stored: %+v, file %+v", ahead, st, f)
+		}
 	}
 }
 
@@ -155,8 +159,9 @@ func TestReadersDuringLocalLoad(t *testing.T) {
 		t.Skip("no kernel copy on this system")
 	}
 	ctx := context.Background()
-	for round := range 5 {
+	for round := range 6 {
 		e, _ := newLocalEnv(t, 4<<20)
+		pagestore.SetCopyAhead(e.store, round%2 == 0)
 		uri, data := e.write("f", 200*ps+1)
 		var wg sync.WaitGroup
 		errs := make(chan error, 9)
@@ -198,10 +203,10 @@ func TestReadersDuringLocalLoad(t *testing.T) {
 	}
 }
 
-// A page copied in the kernel piece by piece, with or without a second
-// goroutine copying ahead, lands whole and its checksum is the CRC-32C of
-// its bytes, whatever the page's length against the piece's; a source that
-// ends early gives the bytes it had and their checksum.
+// A page copied in the kernel piece by piece lands whole and its checksum
+// is the CRC-32C of its bytes, whatever the page's length against the
+// piece's; a source that ends early gives the bytes it had and their
+// checksum.
 func TestCopyChecksummed(t *testing.T) {
 	if !pagestore.KernelCopy {
 		t.Skip("no kernel copy on this system")
@@ -223,25 +228,25 @@ func TestCopyChecksummed(t *testing.T) {
 	defer src.Close()
 	castagnoli := crc32.MakeTable(crc32.Castagnoli)
 	lengths := []int64{0, 1, piece - 1, piece, piece + 1, 3*piece + 7, int64(len(data))}
-	for _, pipelined := range []bool{false, true} {
+	{
 		for _, n := range lengths {
 			for _, srcOff := range []int64{0, 5} {
-				dst, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("dst-%v-%d-%d", pipelined, n, srcOff)), os.O_CREATE|os.O_RDWR, 0o644)
+				dst, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("dst-%d-%d", n, srcOff)), os.O_CREATE|os.O_RDWR, 0o644)
 				if err != nil {
 					t.Fatal(err)
 				}
 				const dstOff = 3 * piece
-				crc, copied, err := pagestore.CopyChecksummed(dst, dstOff, src, srcOff, n, make([]byte, piece), pipelined)
+				crc, copied, err := pagestore.CopyChecksummed(dst, dstOff, src, srcOff, n, make([]byte, piece))
 				want := data[srcOff:min(srcOff+n, int64(len(data)))]
 				if err != nil || copied != int64(len(want)) || crc != crc32.Checksum(want, castagnoli) {
-					t.Fatalf("pipelined %v, %d bytes at %d: crc %08x, %d copied, %v; want %08x, %d", pipelined, n, srcOff, crc, copied, err, crc32.Checksum(want, castagnoli), len(want))
+					t.Fatalf("%d bytes at %d: crc %08x, %d copied, %v; want %08x, %d", n, srcOff, crc, copied, err, crc32.Checksum(want, castagnoli), len(want))
 				}
 				got := make([]byte, len(want))
 				if _, err := dst.ReadAt(got, dstOff); err != nil && len(want) > 0 {
 					t.Fatal(err)
 				}
 				if !bytes.Equal(got, want) {
-					t.Fatalf("pipelined %v, %d bytes at %d: wrong bytes landed", pipelined, n, srcOff)
+					t.Fatalf("%d bytes at %d: wrong bytes landed", n, srcOff)
 				}
 				_ = dst.Close()
 			}
@@ -256,14 +261,15 @@ func TestCopyChecksummed(t *testing.T) {
 // the kernel-copy path and on the path through memory (a bandwidth limit);
 // the next load caches the new version whole.
 func TestLoadOfAFileRewrittenWhileLoadingFails(t *testing.T) {
-	for _, limited := range []bool{false, true} {
-		name := "kernel copy"
-		if limited {
-			name = "through memory"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		limited, ahead bool
+	}{{"kernel copy, copying ahead", false, true}, {"kernel copy, one goroutine", false, false}, {"through memory", true, false}} {
+		limited := tc.limited
+		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			e, _ := newLocalEnv(t, 1<<20)
+			pagestore.SetCopyAhead(e.store, tc.ahead)
 			const size = 16 * ps
 			uri, _ := e.write("d/rewritten", size)
 			path := filepath.Join(e.src, "d", "rewritten")

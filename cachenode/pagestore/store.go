@@ -264,8 +264,9 @@ type Store struct {
 	bufs sync.Pool
 	// pieceBufs hold copyPiece bytes: copyRun reads back what it copied.
 	pieceBufs sync.Pool
-	// copyRuns is how many copyRun calls are under way.
-	copyRuns atomic.Int32
+	// copyMode, when not 0 (tests), makes every copyRun copy ahead (> 0)
+	// or not (< 0).
+	copyMode atomic.Int32
 	stats    counters
 
 	// writes counts applied index batches, synced those on disk at the
