@@ -3,6 +3,7 @@ package pagestore
 import (
 	"os"
 	"sync/atomic"
+	"syscall"
 )
 
 // SetSegmentSize makes the store start a new segment every n bytes, so that
@@ -37,6 +38,19 @@ func CountKernelCopies() (count func() int64, restore func()) {
 		return c, err
 	}
 	return n.Load, func() { copyPage = copyRange }
+}
+
+// FailKernelCopyAfter makes every kernel copy after the first n fail with
+// an I/O error, until the returned function is called.
+func FailKernelCopyAfter(n int64) (restore func()) {
+	var calls atomic.Int64
+	copyPage = func(dst *os.File, dstOff int64, src *os.File, srcOff, k int64) (int64, error) {
+		if calls.Add(1) > n {
+			return 0, syscall.EIO
+		}
+		return copyRange(dst, dstOff, src, srcOff, k)
+	}
+	return func() { copyPage = copyRange }
 }
 
 // CopyChecksummed is the kernel copy of a page with the checksum of what

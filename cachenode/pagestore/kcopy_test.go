@@ -114,6 +114,76 @@ func TestLoadLocalFileInTheKernel(t *testing.T) {
 	}
 }
 
+// A kernel copy that fails partway fails the load, retryable, in both copy
+// modes: the pages stored before stay, with exactly their space reserved;
+// nothing is reserved for the pages not stored; a reader of the file then
+// gets the source's bytes; and a second load completes the file.
+func TestKernelCopyFailingPartway(t *testing.T) {
+	if !pagestore.KernelCopy {
+		t.Skip("no kernel copy on this system")
+	}
+	for _, ahead := range []bool{true, false} {
+		for _, after := range []int64{0, 1, 5, 15} {
+			e, _ := newLocalEnv(t, 1<<20)
+			pagestore.SetCopyAhead(e.store, ahead)
+			uri, data := e.write("f", 16*ps+7)
+			restore := pagestore.FailKernelCopyAfter(after)
+			res, err := e.store.LoadFile(context.Background(), pagestore.FileRef{URI: uri}, pagestore.LoadOptions{}, nil)
+			restore()
+			if res.Outcome != pagestore.Failed || err == nil || !storage.IsRetryable(err) {
+				t.Fatalf("ahead %v, failing after %d copies: %+v %v; want a retryable failure", ahead, after, res, err)
+			}
+			f, ok, lerr := e.store.Lookup(uri)
+			if lerr != nil || !ok || f.CachedPages > after || f.CachedBytes != res.BytesLoaded {
+				t.Fatalf("ahead %v, failing after %d copies: %+v %v %v (loaded %d)", ahead, after, f, ok, lerr, res.BytesLoaded)
+			}
+			if st := e.store.Stats(); st.UsedBytes != f.CachedBytes || st.Pages != f.CachedPages {
+				t.Fatalf("ahead %v, failing after %d copies: space held for pages not stored: %+v, file %+v", ahead, after, st, f)
+			}
+			if got := e.read(uri, 0, -1); !bytes.Equal(got, data) {
+				t.Fatalf("ahead %v, failing after %d copies: wrong bytes read", ahead, after)
+			}
+			if _, err := e.store.LoadFile(context.Background(), pagestore.FileRef{URI: uri}, pagestore.LoadOptions{}, nil); err != nil {
+				t.Fatalf("ahead %v, failing after %d copies: second load: %v", ahead, after, err)
+			}
+			if f, _, _ := e.store.Lookup(uri); !f.FullyCached() {
+				t.Fatalf("ahead %v, failing after %d copies: not complete after the second load: %+v", ahead, after, f)
+			}
+		}
+	}
+}
+
+// A file evicted while the kernel copies it fails its load, and the space
+// of the pages copied but not yet stored (copied ahead) is given back: the
+// store ends holding nothing.
+func TestKernelCopyOfAFileEvictedMidway(t *testing.T) {
+	if !pagestore.KernelCopy {
+		t.Skip("no kernel copy on this system")
+	}
+	ctx := context.Background()
+	for _, ahead := range []bool{true, false} {
+		for _, at := range []int{1, 3, 8} {
+			e, _ := newLocalEnv(t, 1<<20)
+			pagestore.SetCopyAhead(e.store, ahead)
+			uri, _ := e.write("f", 16*ps+7)
+			pages := 0
+			res, err := e.store.LoadFile(ctx, pagestore.FileRef{URI: uri}, pagestore.LoadOptions{}, func(int64) {
+				if pages++; pages == at {
+					if _, err := e.store.Evict(ctx, uri); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+			if res.Outcome != pagestore.Failed || err == nil {
+				t.Fatalf("ahead %v, evicted after %d pages: %+v %v; want a failure", ahead, at, res, err)
+			}
+			if st := e.store.Stats(); st.UsedBytes != 0 || st.Pages != 0 {
+				t.Fatalf("ahead %v, evicted after %d pages: the store still holds %+v", ahead, at, st)
+			}
+		}
+	}
+}
+
 // dataFile is the only data file of a store.
 func dataFile(t *testing.T, cache string) string {
 	t.Helper()
