@@ -252,15 +252,18 @@ func (s *Store) names(ctx context.Context, dir string, dirs bool) ([]string, err
 // FailuresFile, one line per file ("<path>\t<reason>\t<message>"), and
 // returns its URI and line count. Names are written as their bytes, but
 // for the four that would break a line apart (see EscapeListPath).
+// Called again after DeleteWork (a job's last step run a second time: its
+// worker was lost before the step's end was recorded), it returns the list
+// written the first time.
 func (s *Store) WriteFailureList(ctx context.Context, jobID string) (string, int64, error) {
 	keys, err := s.Keys(ctx, jobID, KindFailures, "", 0)
 	if err != nil {
 		return "", 0, err
 	}
-	if len(keys) == 0 {
-		return "", 0, nil
-	}
 	uri := s.JobDir(jobID) + "/" + FailuresFile
+	if len(keys) == 0 {
+		return s.writtenFailureList(ctx, uri)
+	}
 	w, err := s.st.Create(ctx, uri, storage.CreateOptions{Overwrite: true, Size: -1})
 	if err != nil {
 		return "", 0, fmt.Errorf("create %s: %w", uri, err)
@@ -360,6 +363,30 @@ func (s *Store) put(ctx context.Context, uri string, data []byte) error {
 		return fmt.Errorf("commit %s: %w", uri, err)
 	}
 	return nil
+}
+
+// writtenFailureList returns uri and its line count when it exists.
+func (s *Store) writtenFailureList(ctx context.Context, uri string) (string, int64, error) {
+	rc, err := s.st.Open(ctx, uri, 0, -1)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("open %s: %w", uri, err)
+	}
+	defer func() { _ = rc.Close() }()
+	var lines int64
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := rc.Read(buf)
+		lines += int64(bytes.Count(buf[:n], []byte{'\n'}))
+		if errors.Is(err, io.EOF) {
+			return uri, lines, nil
+		}
+		if err != nil {
+			return "", 0, fmt.Errorf("read %s: %w", uri, err)
+		}
+	}
 }
 
 type reader struct {

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -101,6 +102,15 @@ func TestFailureListAndGC(t *testing.T) {
 	left, err := filepath.Glob(filepath.Join(dir, "job", "*"))
 	if err != nil || len(left) != 1 || filepath.Base(left[0]) != FailuresFile {
 		t.Fatalf("after GC the job holds %v, %v", left, err)
+	}
+	// The job's last step run again (its worker lost before its end was
+	// recorded) gives the same list, which it leaves as it was.
+	again, lines2, err := s.WriteFailureList(ctx, "job")
+	if err != nil || again != uri || lines2 != 4 {
+		t.Fatalf("failure list written again: %s, %d lines, %v; want %s, 4", again, lines2, err, uri)
+	}
+	if b2, err := os.ReadFile(strings.TrimPrefix(uri, "file://")); err != nil || !bytes.Equal(b2, b) {
+		t.Fatalf("the failure list changed when written again (%v)", err)
 	}
 
 	// A job without failures leaves nothing, not even its directory.
