@@ -277,15 +277,44 @@ func coordinatorOptions(ctx workflow.Context, timeout time.Duration) workflow.Co
 		StartToCloseTimeout: timeout,
 		// A coordinator that dies mid-activity is noticed within this.
 		HeartbeatTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        30 * time.Second,
-			MaximumAttempts:        10,
-			NonRetryableErrorTypes: NonRetryableErrorTypes,
-		},
+		RetryPolicy:      coordinatorRetries(),
 	})
 }
+
+func coordinatorRetries() *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{
+		InitialInterval:        time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        30 * time.Second,
+		MaximumAttempts:        10,
+		NonRetryableErrorTypes: NonRetryableErrorTypes,
+	}
+}
+
+// coordinatorStep runs the coordinator activity name: for runs that follow
+// versionLocalSteps, as a local activity, in the workflow task that asks
+// for it (the coordinator's worker runs the job's workflow tasks); before,
+// as an activity on the coordinator's task queue. A local activity saves
+// the job one round through the server (an activity task, then another
+// workflow task), about 10 ms on the embedded server, which a job of a
+// few files or of cached files spends mostly in such rounds. It suits the
+// steps that need no heartbeat and are idempotent: a worker lost in the
+// middle of one is noticed by the workflow task's timeout, and the next
+// worker runs the step again from the start.
+func coordinatorStep(ctx workflow.Context, timeout time.Duration, name string, in any) workflow.Future {
+	if follows(ctx, versionLocalSteps) {
+		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: timeout,
+			RetryPolicy:         coordinatorRetries(),
+		})
+		return workflow.ExecuteLocalActivity(lctx, name, in)
+	}
+	return workflow.ExecuteActivity(coordinatorOptions(ctx, timeout), name, in)
+}
+
+// versionLocalSteps marks the runs that partition the source, read the
+// ring a last time and finish the job in local activities (coordinatorStep).
+const versionLocalSteps = "local-partition-finish"
 
 func (r *jobRun) run(ctx workflow.Context) (JobState, error) {
 	stopCh := workflow.GetSignalChannel(ctx, SignalStop)
@@ -490,7 +519,7 @@ func (r *jobRun) startPartitioning(ctx workflow.Context) {
 	if r.c.PassPartitioned || r.partitioning != nil {
 		return
 	}
-	r.partitioning = workflow.ExecuteActivity(coordinatorOptions(ctx, 10*time.Minute), ActivityPartition, PartitionInput{
+	r.partitioning = coordinatorStep(ctx, 10*time.Minute, ActivityPartition, PartitionInput{
 		JobID: r.c.JobID, Type: r.c.Type, Path: r.c.Path, IndexFile: r.c.Options.IndexFile, Max: r.partitionsWanted(ctx),
 	})
 }
@@ -962,16 +991,24 @@ func (r *jobRun) onLiveTimer(ctx workflow.Context) {
 	if r.stopReq || r.failEarly != "" {
 		return
 	}
-	r.startLiveCheck(ctx)
+	r.startLiveCheck(ctx, false)
 }
 
-// startLiveCheck reads membership.
-func (r *jobRun) startLiveCheck(ctx workflow.Context) {
+// startLiveCheck reads membership. last marks the check before the job
+// ends, when nothing else is under way: for runs that follow
+// versionLocalSteps it is a local activity (see coordinatorStep).
+func (r *jobRun) startLiveCheck(ctx workflow.Context, last bool) {
+	// An unreadable registry is answered by the next check.
+	once := &temporal.RetryPolicy{MaximumAttempts: 1}
+	if last && follows(ctx, versionLocalSteps) {
+		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: once})
+		r.liveCheck = workflow.ExecuteLocalActivity(lctx, ActivityLiveNodes)
+		return
+	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:           CoordinatorTaskQueue,
 		StartToCloseTimeout: 30 * time.Second,
-		// An unreadable registry is answered by the next check.
-		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
+		RetryPolicy:         once,
 	})
 	r.liveCheck = workflow.ExecuteActivity(actx, ActivityLiveNodes)
 }
@@ -1132,7 +1169,7 @@ func (r *jobRun) finish(ctx workflow.Context) (JobState, error) {
 		// qualified after all.
 		n.Qualified = n.Succeeded + n.Skipped + n.Failed
 		var res FinishJobResult
-		f := workflow.ExecuteActivity(coordinatorOptions(ctx, time.Hour), ActivityFinishJob, FinishJobInput{JobID: r.c.JobID})
+		f := coordinatorStep(ctx, time.Hour, ActivityFinishJob, FinishJobInput{JobID: r.c.JobID})
 		if err := f.Get(ctx, &res); err != nil {
 			r.warn("the failure list could not be written or the job's manifests removed: " + rootMessage(err))
 		}

@@ -126,7 +126,7 @@ func (r *jobRun) checkRingBeforeEnd(ctx workflow.Context) bool {
 		follows(ctx, versionRingFresh) {
 		return false
 	}
-	r.startLiveCheck(ctx)
+	r.startLiveCheck(ctx, true)
 	return true
 }
 

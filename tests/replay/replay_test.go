@@ -14,7 +14,9 @@
 // v2-node-join-* from TestNodeLossReplacesOnlyItsFiles and
 // TestJoinedNodeTakesOnlyItsFiles; v2-load-cached-* from
 // TestSecondLoadSendsNoBatchForCachedFiles: loads whose files their nodes
-// already held, counted without batches. The older v2-node-loss-* and
+// already held, counted without batches; v2-local-steps-1..3 are v2-load,
+// v2-failures and v2-copy recorded once partitioning, the last ring read
+// and the job's end ran as local activities. The older v2-node-loss-* and
 // v2-continue-as-new-* stay as recorded: they replay the runs from before
 // those changes.)
 //
@@ -43,7 +45,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 	for _, want := range []string{"v1-continue-as-new", "v1-stop-resume", "v2-load", "v2-continue-as-new", "v2-stop-resume",
 		"v2-node-loss", "v2-failures", "v2-copy", "v2-move", "v2-dry-run", "v2-verify", "v2-retry", "v2-early-failure",
 		"v2-truth-stop-loading", "v2-truth-stop-verifying", "v2-truth-stop-moving", "v2-truth-cancel", "v2-truth-failed", "v2-truth-terminated", "v2-truth-continue",
-		"v2-handover", "v2-batch", "v2-node-replace", "v2-node-join", "v2-load-cached", "v2-stale-view"} {
+		"v2-handover", "v2-batch", "v2-node-replace", "v2-node-join", "v2-load-cached", "v2-stale-view", "v2-local-steps"} {
 		if m, _ := filepath.Glob("testdata/" + want + "-*.json"); len(m) == 0 {
 			t.Errorf("no recorded history %s-*.json: the corpus must cover every path of the job workflow", want)
 		}
