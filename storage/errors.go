@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sentinels every backend maps its failures onto. Test with errors.Is.
@@ -37,6 +38,11 @@ func (e *Error) Error() string {
 	// Identity, not errors.Is: an Err that merely wraps Kind still has detail to show.
 	if e.Err == nil || e.Err == e.Kind { //nolint:errorlint // see above
 		return fmt.Sprintf("%s %s: %v", e.Op, e.URI, e.Kind)
+	}
+	// A cause that already names the kind ("invalid path: ... has no
+	// scheme") is not preceded by it a second time.
+	if cause := e.Err.Error(); strings.Contains(cause, e.Kind.Error()) {
+		return fmt.Sprintf("%s %s: %s", e.Op, e.URI, cause)
 	}
 	return fmt.Sprintf("%s %s: %v: %v", e.Op, e.URI, e.Kind, e.Err)
 }

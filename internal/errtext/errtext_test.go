@@ -42,7 +42,7 @@ func received(t *testing.T, err error) error {
 // gives the text with those words.)
 func TestRootHasNoTemporalWords(t *testing.T) {
 	cause := storage.NewError("list", "file:///data/x", storage.ErrPermission, errors.New("open /data/x: permission denied"))
-	want := "list file:///data/x: permission denied: open /data/x: permission denied"
+	want := "list file:///data/x: open /data/x: permission denied"
 	for name, c := range map[string]struct {
 		err  error
 		want string
