@@ -341,10 +341,17 @@ func (r Renderer) transferText(p Progress) string {
 	fmt.Fprintf(&b, "\tSettings: \"check-content: %t\"\n", *p.CheckContent)
 	fmt.Fprintf(&b, "\tJob Submitted: %s\n", FormatDate(p.SubmitTime, r.location()))
 	fmt.Fprintf(&b, "\tJob Id: %s\n", p.JobID)
+	// Why a job ended as it did (a dry run, a failure threshold, a listing
+	// that failed), as the load layout shows it; "stopped" says no more
+	// than STOPPED.
+	state := p.JobState
+	if p.Reason != "" && !strings.EqualFold(p.Reason, p.JobState) {
+		state += " (" + p.Reason + ")"
+	}
 	if p.EndTimeMillis != nil {
-		fmt.Fprintf(&b, "\tJob State: %s, finished at %s\n", p.JobState, FormatDate(p.EndTime, r.location()))
+		fmt.Fprintf(&b, "\tJob State: %s, finished at %s\n", state, FormatDate(p.EndTime, r.location()))
 	} else {
-		fmt.Fprintf(&b, "\tJob State: %s\n", p.JobState)
+		fmt.Fprintf(&b, "\tJob State: %s\n", state)
 	}
 	if p.RunningStage != "" {
 		fmt.Fprintf(&b, "\tStage: %s\n", p.RunningStage)
