@@ -306,7 +306,9 @@ var errIndexDir = errors.New("a directory (an index file names files)")
 // indexPage reads URIs from an index file, one per line; the cursor is the
 // byte offset of the next line. Each URI is stat'ed for its size and version;
 // one that cannot be stat'ed is still listed (size -1) so that its failure
-// is reported for that file, and one that names a directory is failed.
+// is reported for that file (by its batch; a dry run, which has none,
+// fails it here when the failure is final), and one that names a directory
+// is failed.
 func (l *lister) indexPage(ctx context.Context, indexFile, cursor string, sel *filter.Filter, limit int) (page, error) {
 	var offset int64
 	if cursor != "" {
@@ -345,22 +347,35 @@ func (l *lister) indexPage(ctx context.Context, indexFile, cursor string, sel *f
 		uri = strings.TrimSpace(uri)
 		if uri != "" && !strings.HasPrefix(uri, "#") {
 			e := workflows.FileEntry{URI: uri, RelPath: storage.Base(uri), Size: -1}
-			if fst, err := l.resolver.For(uri); err == nil {
-				if info, err := fst.Stat(ctx, uri); err == nil {
-					info.RelPath = e.RelPath
-					if info.IsDir {
-						// Not dropped: failed, as the index names files.
-						info.Err = storage.NewError("list", uri, storage.ErrInvalidPath, errIndexDir)
-						if keepUnread(sel, info) {
-							p.add(unreadEntry(info, e.RelPath), l.countOnly)
-						}
-						continue
-					}
-					if !keep(sel, info) {
-						continue
-					}
-					e.Size, e.Version = info.Size, info.Version
+			fst, err := l.resolver.For(uri)
+			var info storage.Entry
+			if err == nil {
+				info, err = fst.Stat(ctx, uri)
+			}
+			if err != nil && l.countOnly && !storage.IsRetryable(err) {
+				// A dry run counts a line a run would fail (no such
+				// file, outside the mounts) as failed, with its reason,
+				// as it does a directory it cannot read.
+				info = storage.Entry{URI: uri, RelPath: e.RelPath, Err: err}
+				if keepUnread(sel, info) {
+					p.add(unreadEntry(info, e.RelPath), l.countOnly)
 				}
+				continue
+			}
+			if err == nil {
+				info.RelPath = e.RelPath
+				if info.IsDir {
+					// Not dropped: failed, as the index names files.
+					info.Err = storage.NewError("list", uri, storage.ErrInvalidPath, errIndexDir)
+					if keepUnread(sel, info) {
+						p.add(unreadEntry(info, e.RelPath), l.countOnly)
+					}
+					continue
+				}
+				if !keep(sel, info) {
+					continue
+				}
+				e.Size, e.Version = info.Size, info.Version
 			}
 			p.add(e, l.countOnly)
 		}

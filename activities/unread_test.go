@@ -219,6 +219,19 @@ func TestIndexLineNamingADirectoryFails(t *testing.T) {
 	if p.entries[2].Size != -1 {
 		t.Errorf("the line of a missing file: %+v, want it listed with size -1", p.entries[2])
 	}
+
+	// A dry run, which has no batch to fail them, counts the directory and
+	// the missing file failed, each with its reason, and the file listed.
+	l.countOnly = true
+	p, err = l.indexPage(context.Background(), "file://"+index, "", nil, 10)
+	if err != nil || !p.done || p.count != 3 || p.unread != 2 || len(p.unreadFailures) != 2 {
+		t.Fatalf("dry-run index page: %+v, %v", p, err)
+	}
+	for i, want := range []struct{ path, reason string }{{"/a", "INVALID_PATH"}, {"/gone", "NOT_FOUND"}} {
+		if f := p.unreadFailures[i]; f.Path != "file://"+dir+want.path || f.Reason != want.reason {
+			t.Errorf("dry-run failure %d: %+v, want %s %s", i, f, want.path, want.reason)
+		}
+	}
 }
 
 // TestUnreadableOnlyOnFileSystems: a refused listing of a top-level
