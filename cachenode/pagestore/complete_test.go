@@ -15,18 +15,23 @@ import (
 	"testing"
 
 	"github.com/ferryio/ferry/cachenode/pagestore"
+	"github.com/ferryio/ferry/storage/local"
 )
 
 // ref is the source file name as a listing gives it: URI, size and version
 // (local storage's version: size and modification time).
 func (e *env) ref(name string) pagestore.FileRef {
 	e.t.Helper()
-	p := filepath.Join(e.src, name)
-	fi, err := os.Stat(p)
+	st, err := local.New(local.Options{Root: e.src})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return pagestore.FileRef{URI: "file://" + p, Size: fi.Size(), Version: fmt.Sprintf("%d-%d", fi.Size(), fi.ModTime().UnixNano())}
+	uri := "file://" + filepath.Join(e.src, name)
+	ent, err := st.Stat(context.Background(), uri)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return pagestore.FileRef{URI: uri, Size: ent.Size, Version: ent.Version}
 }
 
 // completeByLookup is what CachedComplete must answer for ref, by Lookup.

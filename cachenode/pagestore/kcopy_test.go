@@ -8,7 +8,9 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,6 +186,36 @@ func TestKernelCopyOfAFileEvictedMidway(t *testing.T) {
 	}
 }
 
+// waitForNewerChangeTime returns once a change made now to a file next to
+// path gets a later change time than path's: file systems stamp change
+// times from a clock that ticks every few milliseconds, and a test that
+// rewrites path must not do it within the tick that stamped it.
+func waitForNewerChangeTime(t *testing.T, path string) {
+	t.Helper()
+	changed := func(p string) int64 {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ctim.Nano()
+	}
+	probe := path + ".probe"
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := os.WriteFile(probe, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if changed(probe) > changed(path) {
+			_ = os.Remove(probe)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the file system's change times did not move on in 10 s")
+		}
+		runtime.Gosched()
+	}
+}
+
 // dataFile is the only data file of a store.
 func dataFile(t *testing.T, cache string) string {
 	t.Helper()
@@ -332,9 +364,17 @@ func TestCopyChecksummed(t *testing.T) {
 // the next load caches the new version whole.
 func TestLoadOfAFileRewrittenWhileLoadingFails(t *testing.T) {
 	for _, tc := range []struct {
-		name           string
-		limited, ahead bool
-	}{{"kernel copy, copying ahead", false, true}, {"kernel copy, one goroutine", false, false}, {"through memory", true, false}} {
+		name                  string
+		limited, ahead, keepM bool
+	}{
+		{"kernel copy, copying ahead", false, true, false},
+		{"kernel copy, one goroutine", false, false, false},
+		{"through memory", true, false, false},
+		// The rewrite puts the modification time back (touch -d, a
+		// restore that keeps times): only the change time tells.
+		{"kernel copy, modification time put back", false, true, true},
+		{"through memory, modification time put back", true, false, true},
+	} {
 		limited := tc.limited
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -343,13 +383,20 @@ func TestLoadOfAFileRewrittenWhileLoadingFails(t *testing.T) {
 			const size = 16 * ps
 			uri, _ := e.write("d/rewritten", size)
 			path := filepath.Join(e.src, "d", "rewritten")
+			before, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.keepM {
+				waitForNewerChangeTime(t, path)
+			}
 			newer := bytes.Repeat([]byte{0x5a}, size)
 			var opts pagestore.LoadOptions
 			if limited {
 				opts.Limiter = &countingLimiter{}
 			}
 			rewrote := false
-			_, err := e.store.LoadFile(ctx, pagestore.FileRef{URI: uri}, opts, func(int64) {
+			_, err = e.store.LoadFile(ctx, pagestore.FileRef{URI: uri}, opts, func(int64) {
 				if rewrote {
 					return
 				}
@@ -358,6 +405,9 @@ func TestLoadOfAFileRewrittenWhileLoadingFails(t *testing.T) {
 					t.Error(err)
 				}
 				later := time.Now().Add(time.Hour)
+				if tc.keepM {
+					later = before.ModTime()
+				}
 				if err := os.Chtimes(path, later, later); err != nil {
 					t.Error(err)
 				}

@@ -367,12 +367,8 @@ func TestLoadFile(t *testing.T) {
 	e := newEnv(t, 1<<20)
 	ctx := context.Background()
 	uri, data := e.write("dir/f", 5*ps+3)
-	fi, err := os.Stat(filepath.Join(e.src, "dir/f"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	version := fmt.Sprintf("%d-%d", fi.Size(), fi.ModTime().UnixNano())
-	ref := pagestore.FileRef{URI: uri, Size: int64(len(data)), Version: version}
+	ref := e.ref("dir/f")
+	version := ref.Version
 
 	var progress int64
 	lim := &countingLimiter{}

@@ -188,6 +188,9 @@ type fileStat struct {
 	mode  fs.FileMode
 	size  int64
 	mtime time.Time
+	// ctime is the inode's change time where the system gives it (zero
+	// elsewhere): see entryOf.
+	ctime time.Time
 }
 
 // A walker lists a tree in key order. Between pages it holds no open file:

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -127,7 +128,16 @@ func (r *dirReader) stat(f *frame, name string) (fileStat, error) {
 	if _, err := ignoringEINTR(func() (int, error) { return 0, unix.Fstatat(fd, name, &st, 0) }); err != nil {
 		return fileStat{}, &os.PathError{Op: "stat", Path: filepath.Join(f.dir, name), Err: err}
 	}
-	return fileStat{mode: fileMode(st.Mode), size: st.Size, mtime: time.Unix(st.Mtim.Unix())}, nil
+	return fileStat{mode: fileMode(st.Mode), size: st.Size, mtime: time.Unix(st.Mtim.Unix()), ctime: time.Unix(st.Ctim.Unix())}, nil
+}
+
+// statOf is the fileStat of fi, an os.Stat result.
+func statOf(fi fs.FileInfo) fileStat {
+	st := fileStat{mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ctime = time.Unix(sys.Ctim.Unix())
+	}
+	return st
 }
 
 // fd is the open directory of f, or -1.

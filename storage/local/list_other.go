@@ -35,7 +35,12 @@ func (r *dirReader) stat(f *frame, name string) (fileStat, error) {
 	if err != nil {
 		return fileStat{}, err
 	}
-	return fileStat{mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime()}, nil
+	return statOf(fi), nil
+}
+
+// statOf is the fileStat of fi, an os.Stat result (without a change time).
+func statOf(fi fs.FileInfo) fileStat {
+	return fileStat{mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime()}
 }
 
 // done does nothing: no file is left open.

@@ -159,20 +159,30 @@ func (s *Store) Stat(ctx context.Context, uri string) (storage.Entry, error) {
 }
 
 func entry(uri, rel string, fi fs.FileInfo) storage.Entry {
-	return entryOf(uri, rel, fileStat{mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime()})
+	return entryOf(uri, rel, statOf(fi))
 }
 
 // entryOf is the entry of a file with this stat. A regular file's version
-// is "<size>-<mtime in Unix nanoseconds>".
+// is "<size>-<mtime in Unix nanoseconds>-<ctime in Unix nanoseconds>"
+// (without the last part where the system gives no change time). The
+// change time is what tells a file rewritten in place whose modification
+// time was put back (touch -d, a restore that keeps times, a file renamed
+// over it) from the file it was: the system sets it on every change and
+// no call sets it back. A change of metadata alone (chmod) also changes
+// it: such a file is read again, which is safe.
 func entryOf(uri, rel string, st fileStat) storage.Entry {
 	e := storage.Entry{URI: uri, RelPath: rel, IsDir: st.mode.IsDir(), ModTime: st.mtime, Irregular: irregular(st.mode)}
 	if !e.IsDir && e.Irregular == "" {
 		e.Mode = st.mode.Perm()
 		e.Size = st.size
-		var b [48]byte
+		var b [64]byte
 		v := strconv.AppendInt(b[:0], st.size, 10)
 		v = append(v, '-')
 		v = strconv.AppendInt(v, st.mtime.UnixNano(), 10)
+		if !st.ctime.IsZero() {
+			v = append(v, '-')
+			v = strconv.AppendInt(v, st.ctime.UnixNano(), 10)
+		}
 		e.Version = string(v)
 	}
 	return e
