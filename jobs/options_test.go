@@ -1,7 +1,9 @@
 package jobs
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -186,6 +188,40 @@ func TestRunLocation(t *testing.T) {
 	} {
 		if got := runLocation(in); got != want {
 			t.Errorf("runLocation(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A load asking for more copies than there are live cache nodes is refused
+// at submit, before anything starts, naming the field; as many copies as
+// nodes, an unreadable count, or no node yet refuse nothing.
+func TestSubmitRefusesMoreReplicasThanNodes(t *testing.T) {
+	for _, tc := range []struct {
+		replicas, live int
+		err            error
+		refused        bool
+	}{
+		{9, 3, nil, true},
+		{4, 3, nil, true},
+		{3, 3, nil, false},
+		{1, 0, nil, false},
+		{9, 0, nil, false},
+		{9, 3, errors.New("registry down"), false},
+	} {
+		s := NewService(nil, nil).WithLiveNodes(func(context.Context) (int, error) { return tc.live, tc.err })
+		opts := workflows.Options{Replicas: tc.replicas}
+		got := s.checkReplicas(context.Background(), opts)
+		if tc.refused {
+			// Submit refuses it before it reaches Temporal (no client here).
+			_, got = s.Submit(context.Background(), Key{Type: workflows.JobLoad, Path: "file:///data"}, opts)
+		}
+		var in *InputError
+		refused := errors.As(got, &in) && in.Field == "replicas"
+		if refused != tc.refused || (!tc.refused && got != nil) {
+			t.Errorf("replicas %d, %d live (%v): %v, want refused %v", tc.replicas, tc.live, tc.err, got, tc.refused)
+		}
+		if refused && !strings.Contains(in.Error(), fmt.Sprintf("only %d cache nodes are live", tc.live)) {
+			t.Errorf("message %q does not say how many nodes are live", in.Error())
 		}
 	}
 }

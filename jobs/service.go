@@ -125,9 +125,19 @@ type Summary struct {
 
 // Service submits and inspects jobs.
 type Service struct {
-	client   client.Client
-	resolver *storage.Resolver
-	now      func() time.Time
+	client    client.Client
+	resolver  *storage.Resolver
+	now       func() time.Time
+	liveNodes func(context.Context) (int, error)
+}
+
+// WithLiveNodes makes Submit refuse a load asking for more copies
+// (replicas) than live reports cache nodes: each copy is on a node of its
+// own, so every file of such a job would fail. A count that cannot be
+// read, or of 0 (no node has joined yet), refuses nothing. It returns s.
+func (s *Service) WithLiveNodes(live func(context.Context) (int, error)) *Service {
+	s.liveNodes = live
+	return s
 }
 
 // NewService returns a Service. resolver is used to check, before a job
@@ -231,6 +241,9 @@ func (s *Service) Submit(ctx context.Context, key Key, opts workflows.Options) (
 	}
 	key.Path, key.Dst = runLocation(key.Path), runLocation(key.Dst)
 	opts = opts.WithDefaults(key.Type)
+	if err := s.checkReplicas(ctx, opts); err != nil {
+		return SubmitResult{}, err
+	}
 	if err := s.checkSources(ctx, key, opts); err != nil {
 		return SubmitResult{}, err
 	}
@@ -351,6 +364,19 @@ func comparableOptions(o workflows.Options) workflows.Options {
 
 // checkSources fails fast, before any workflow exists, on a source or index
 // file that does not exist or a scheme nobody serves.
+// checkReplicas refuses more copies than live cache nodes (see
+// WithLiveNodes).
+func (s *Service) checkReplicas(ctx context.Context, opts workflows.Options) error {
+	if opts.Replicas <= 1 || s.liveNodes == nil {
+		return nil
+	}
+	n, err := s.liveNodes(ctx)
+	if err != nil || n == 0 || opts.Replicas <= n {
+		return nil
+	}
+	return &InputError{"replicas", fmt.Sprintf("%d copies of each file asked, but only %d cache nodes are live, and each copy is on a node of its own", opts.Replicas, n)}
+}
+
 func (s *Service) checkSources(ctx context.Context, key Key, opts workflows.Options) error {
 	if s.resolver == nil {
 		return nil

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/ferryio/ferry/api"
+	"github.com/ferryio/ferry/cachenode/membership"
 	"github.com/ferryio/ferry/internal/telemetry"
 	"github.com/ferryio/ferry/jobs"
 	"github.com/ferryio/ferry/policies"
@@ -88,6 +89,13 @@ type services struct {
 // newServices builds the job and policy services on one Temporal client;
 // both check that a source exists with the process's storage backends.
 func newServices(c client.Client, resolver *storage.Resolver) services {
-	js := jobs.NewService(c, resolver)
+	view := membership.NewView(c, membership.ViewOptions{})
+	js := jobs.NewService(c, resolver).WithLiveNodes(func(ctx context.Context) (int, error) {
+		r, err := view.Current(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return len(r.Members()), nil
+	})
 	return services{jobs: js, policies: policies.NewService(c, js, resolver)}
 }
