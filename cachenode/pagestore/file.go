@@ -482,10 +482,10 @@ func (s *Store) CachedComplete(refs []FileRef) ([]bool, error) {
 // answer may have seen is not on disk yet (a load under way), never on an
 // idle store.
 func (s *Store) durableAnswer(cached []bool) ([]bool, error) {
-	if !slices.Contains(cached, true) || s.allSynced() {
+	if !slices.Contains(cached, true) {
 		return cached, nil
 	}
-	if err := s.syncIndex(); err != nil {
+	if err := s.SyncTo(s.WriteMark()); err != nil {
 		return nil, err
 	}
 	return cached, nil

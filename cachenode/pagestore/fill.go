@@ -568,7 +568,6 @@ const copyPiece = 128 << 10
 // CPU's caches. It returns how many bytes it copied, fewer than n only when
 // src ended first (and then the checksum is of those).
 func copyChecksummed(dst *os.File, dstOff int64, src *os.File, srcOff, n int64, buf []byte) (crc uint32, copied int64, err error) {
-	crc = crc32.Checksum(nil, castagnoli)
 	for copied < n {
 		want := min(int64(len(buf)), n-copied)
 		k, err := copyPage(dst, dstOff+copied, src, srcOff+copied, want)
@@ -588,7 +587,7 @@ func copyChecksummed(dst *os.File, dstOff int64, src *os.File, srcOff, n int64, 
 // checksumRead computes the CRC-32C of n bytes of fh at off by reading
 // them back into buf, a piece at a time.
 func checksumRead(fh *os.File, off, n int64, buf []byte) (uint32, error) {
-	crc := crc32.Checksum(nil, castagnoli)
+	var crc uint32
 	for done := int64(0); done < n; {
 		k, err := fh.ReadAt(buf[:min(int64(len(buf)), n-done)], off+done)
 		if err != nil {
